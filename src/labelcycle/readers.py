@@ -186,10 +186,10 @@ def _read_delimited(path: Path, sep: str, compression: str | None, names: tuple[
             quoting=3 if sep == "\t" else 0,  # TSV exports carry raw quotes in text fields
         )
     except UnicodeDecodeError as exc:
-        line = _line_of_byte(path, exc.start) if compression is None else None
-        where = f"line {line}" if line else f"byte {exc.start}"
+        line = _first_bad_utf8_line(path) if compression is None else None
+        where = f"line {line}" if line else "somewhere inside the compressed file"
         raise InputFileError(
-            f"{path}: is not valid UTF-8 ({where}: {exc.reason}); re-export it as UTF-8, e.g. "
+            f"{path}: is not valid UTF-8 ({where}); re-export it as UTF-8, e.g. "
             f"`iconv -f latin1 -t utf-8 {path.name} > fixed{''.join(path.suffixes)}`"
         ) from None
     except pd.errors.EmptyDataError:
@@ -208,12 +208,17 @@ def _read_delimited(path: Path, sep: str, compression: str | None, names: tuple[
         raise InputFileError(f"{path}: cannot read the file ({exc}); is it complete and not corrupt?") from None
 
 
-def _line_of_byte(path: Path, offset: int) -> int | None:
+def _first_bad_utf8_line(path: Path) -> int | None:
     try:
         with path.open("rb") as fh:
-            return fh.read(offset).count(b"\n") + 1
+            for lineno, raw_line in enumerate(fh, start=1):
+                try:
+                    raw_line.decode("utf-8")
+                except UnicodeDecodeError:
+                    return lineno
     except OSError:
         return None
+    return None
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
