@@ -130,7 +130,11 @@ def periods(annotations: pd.DataFrame) -> tuple[str | None, pd.Series | None, li
         ts = pd.to_datetime(annotations[schema.CREATED_AT], errors="coerce", utc=True)
         if ts.notna().any():
             iso = ts.dt.isocalendar()
-            week = iso["year"].astype("Int64").astype(str) + "-W" + iso["week"].astype("Int64").astype(str).str.zfill(2)
+            week = (
+                iso["year"].astype("Int64").astype(str)
+                + "-W"
+                + iso["week"].astype("Int64").astype(str).str.zfill(2)
+            )
             week = week.where(ts.notna(), None)
             return WEEK, week, sorted(week.dropna().unique(), key=natural_key)
     return None, None, []

@@ -83,7 +83,11 @@ def krippendorff_alpha_from_counts(counts: np.ndarray) -> AgreementStat:
     expected = n * n - float((n_c**2).sum())  # sum over c != k of n_c n_k
     if expected <= 0:
         return AgreementStat(
-            "krippendorff_alpha", None, n_items, int(n), "only one category is used: expected disagreement is 0"
+            "krippendorff_alpha",
+            None,
+            n_items,
+            int(n),
+            "only one category is used: expected disagreement is 0",
         )
     observed = n - float(np.trace(o))  # sum over c != k of o_ck
     alpha = 1.0 - (n - 1.0) * observed / expected

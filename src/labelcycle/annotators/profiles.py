@@ -188,7 +188,10 @@ def annotator_drift(
     frame = frame[frame["period"].notna()]
     grouped = frame.groupby([schema.ANNOTATOR_ID, "period"], sort=False)
     out = grouped.agg(
-        n=("agree", "count"), n_agree=("agree", "sum"), n_gold=("gold_ok", "count"), gold_ok=("gold_ok", "sum")
+        n=("agree", "count"),
+        n_agree=("agree", "sum"),
+        n_gold=("gold_ok", "count"),
+        gold_ok=("gold_ok", "sum"),
     ).reset_index()
     out["n"] = out["n"].astype(np.int64)
     out["n_agree"] = out["n_agree"].astype(np.int64)
@@ -219,7 +222,9 @@ def drift_slopes(drift: pd.DataFrame) -> pd.DataFrame:
     x = d["period_index"].to_numpy(dtype=np.float64)
     y = d["agreement"].to_numpy(dtype=np.float64)
     key = d[schema.ANNOTATOR_ID].to_numpy()
-    tmp = pd.DataFrame({"k": key, "w": w, "wx": w * x, "wy": w * y, "wxx": w * x * x, "wxy": w * x * y, "one": 1})
+    tmp = pd.DataFrame(
+        {"k": key, "w": w, "wx": w * x, "wy": w * y, "wxx": w * x * x, "wxy": w * x * y, "one": 1}
+    )
     s = tmp.groupby("k", sort=True).sum()
     with np.errstate(invalid="ignore", divide="ignore"):
         sxx = s["wxx"] - s["wx"] ** 2 / s["w"]
@@ -230,9 +235,9 @@ def drift_slopes(drift: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _aligned_model(aggregator: object, annotators: pd.Index, classes: tuple[str, ...]) -> tuple[
-    np.ndarray, np.ndarray | None
-]:
+def _aligned_model(
+    aggregator: object, annotators: pd.Index, classes: tuple[str, ...]
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Model accuracy per annotator and the model confusions reindexed to ``annotators`` x ``classes``."""
     skills = getattr(aggregator, "skills_", None)
     conf = getattr(aggregator, "confusions_", None)
@@ -344,7 +349,9 @@ def annotator_table(
         gstat = ok.groupby(ann[schema.ANNOTATOR_ID]).agg(["sum", "count"]).reindex(annotators)
         out["n_gold"] = gstat["count"].fillna(0).to_numpy(dtype=np.int64)
         with np.errstate(invalid="ignore", divide="ignore"):
-            out["gold_accuracy"] = np.where(out["n_gold"] > 0, gstat["sum"].to_numpy(dtype=float) / out["n_gold"], np.nan)
+            out["gold_accuracy"] = np.where(
+                out["n_gold"] > 0, gstat["sum"].to_numpy(dtype=float) / out["n_gold"], np.nan
+            )
     else:
         out["n_gold"] = 0
         out["gold_accuracy"] = np.nan
@@ -356,12 +363,17 @@ def annotator_table(
     enough = out["n_labels"] >= params.min_labels
     out["is_spammer"] = (enough & (out["spammer_score"] >= params.spammer_threshold)).astype(bool)
 
-    if schema.DURATION_S in ann.columns and pd.to_numeric(ann[schema.DURATION_S], errors="coerce").notna().any():
+    if (
+        schema.DURATION_S in ann.columns
+        and pd.to_numeric(ann[schema.DURATION_S], errors="coerce").notna().any()
+    ):
         dur = pd.to_numeric(ann[schema.DURATION_S], errors="coerce")
         pop_median = float(dur.median())
         fast_cut = float(dur.quantile(0.10))
         med = dur.groupby(ann[schema.ANNOTATOR_ID]).median().reindex(annotators)
-        fast = (dur < fast_cut).where(dur.notna()).groupby(ann[schema.ANNOTATOR_ID]).mean().reindex(annotators)
+        fast = (
+            (dur < fast_cut).where(dur.notna()).groupby(ann[schema.ANNOTATOR_ID]).mean().reindex(annotators)
+        )
         out["median_duration_s"] = med.to_numpy(dtype=np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
             out["duration_ratio"] = out["median_duration_s"] / pop_median if pop_median > 0 else np.nan

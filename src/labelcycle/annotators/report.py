@@ -52,7 +52,8 @@ def _table(df: pd.DataFrame, flag: pd.Series | None = None, left: tuple[str, ...
     flags = flag.to_numpy() if flag is not None else np.zeros(len(df), dtype=bool)
     for row, fl in zip(df.itertuples(index=False), flags, strict=True):
         cells = "".join(
-            f'<td class="{"l" if c in left else ""}">{_fmt(v)}</td>' for c, v in zip(df.columns, row, strict=True)
+            f'<td class="{"l" if c in left else ""}">{_fmt(v)}</td>'
+            for c, v in zip(df.columns, row, strict=True)
         )
         body.append(f'<tr class="{"flag" if fl else ""}">{cells}</tr>')
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
@@ -69,7 +70,9 @@ def _scatter(table: pd.DataFrame) -> str:
     ax.scatter(x[~spam], y[~spam], s=size[~spam], c="#4878a8", alpha=0.7, label="annotator")
     ax.scatter(x[spam], y[spam], s=size[spam], c="#d62728", alpha=0.85, label="flagged spammer")
     if fast.any():
-        ax.scatter(x[fast], y[fast], s=size[fast] + 40, facecolors="none", edgecolors="#ff7f0e", label="fast clicker")
+        ax.scatter(
+            x[fast], y[fast], s=size[fast] + 40, facecolors="none", edgecolors="#ff7f0e", label="fast clicker"
+        )
     for xi, yi, name, fl in zip(x, y, table[schema.ANNOTATOR_ID], spam | fast, strict=True):
         if fl and not (np.isnan(xi) or np.isnan(yi)):
             ax.annotate(str(name), (xi, yi), fontsize=8, xytext=(4, 4), textcoords="offset points")
@@ -111,12 +114,21 @@ def _confusions(analysis: AnnotatorAnalysis, names: list[str]) -> str:
     for i, name in enumerate(names):
         ax = fig.add_subplot(rows, cols, i + 1)
         m = analysis.confusion_matrix(name).to_numpy(dtype=float)
-        share = np.divide(m, m.sum(axis=1, keepdims=True), out=np.zeros_like(m), where=m.sum(axis=1, keepdims=True) > 0)
+        share = np.divide(
+            m, m.sum(axis=1, keepdims=True), out=np.zeros_like(m), where=m.sum(axis=1, keepdims=True) > 0
+        )
         ax.imshow(share, vmin=0, vmax=1, cmap="Blues")
         for a in range(k):
             for b in range(k):
-                ax.text(b, a, f"{int(m[a, b])}", ha="center", va="center", fontsize=7,
-                        color="white" if share[a, b] > 0.6 else "black")
+                ax.text(
+                    b,
+                    a,
+                    f"{int(m[a, b])}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if share[a, b] > 0.6 else "black",
+                )
         ax.set_xticks(range(k))
         ax.set_xticklabels(analysis.classes, rotation=45, ha="right", fontsize=7)
         ax.set_yticks(range(k))
@@ -161,7 +173,17 @@ def render_report(
 
     agree = pd.DataFrame({"figure": list(analysis.agreement), "value": list(analysis.agreement.values())})
     shown = t.sort_values("spammer_score", ascending=False, kind="stable")
-    cause_cols = ["rank", "finding", "n", "n_disagree", "rate", "baseline", "rate_diff_lo", "rate_diff_hi", "score"]
+    cause_cols = [
+        "rank",
+        "finding",
+        "n",
+        "n_disagree",
+        "rate",
+        "baseline",
+        "rate_diff_lo",
+        "rate_diff_hi",
+        "score",
+    ]
     parts = [
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
         f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>",

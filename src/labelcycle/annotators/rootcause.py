@@ -203,7 +203,12 @@ def _dominant(mask: np.ndarray, conf_code: np.ndarray, n_conf: int) -> tuple[int
 
 
 def _onset(
-    group: _Group, period_idx: np.ndarray, order: list[str], disagree: np.ndarray, p0: float, params: RootCauseParams
+    group: _Group,
+    period_idx: np.ndarray,
+    order: list[str],
+    disagree: np.ndarray,
+    p0: float,
+    params: RootCauseParams,
 ) -> _Group:
     """Restrict ``group`` to the periods from its onset when the excess starts at one period."""
     idx = period_idx[group.mask]
@@ -236,7 +241,7 @@ def _onset(
         return group
     start = int(splits[best])
     mask = group.mask.copy()
-    mask[group.mask] = (period_idx[group.mask] >= start)
+    mask[group.mask] = period_idx[group.mask] >= start
     return replace(group, mask=mask, since=order[start])
 
 
@@ -339,7 +344,11 @@ def root_causes(
 
     factors, per_name, order = _factor_frame(ann, it, params)
     period_idx = (
-        pd.Series(factors[per_name]).map({p: i for i, p in enumerate(order)}).fillna(-1).astype(np.int64).to_numpy()
+        pd.Series(factors[per_name])
+        .map({p: i for i, p in enumerate(order)})
+        .fillna(-1)
+        .astype(np.int64)
+        .to_numpy()
         if per_name is not None
         else np.full(len(ann), -1)
     )
@@ -450,7 +459,13 @@ def root_causes(
     st = _stats(k_arr, n_arr, p0, params.z)
     rows = []
     ref_sources = set(source)
-    ref_word = "gold" if ref_sources == {"gold"} else "the consensus" if ref_sources == {"consensus"} else "the reference"
+    ref_word = (
+        "gold"
+        if ref_sources == {"gold"}
+        else "the consensus"
+        if ref_sources == {"consensus"}
+        else "the reference"
+    )
     gv = factors[schema.GUIDELINE_VERSION].to_numpy() if schema.GUIDELINE_VERSION in factors.columns else None
     for i, residual_score in picks:
         gr = cands[i]
