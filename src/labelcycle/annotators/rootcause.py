@@ -40,7 +40,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import sparse, stats
 
 from labelcycle import schema
 from labelcycle.annotators._common import (
@@ -99,6 +99,7 @@ class RootCauseParams:
         pattern_share: share of a group's disagreements its dominant confusion must have for the group
             to join an annotator cohort.
         top_k: rows returned (0 = all).
+        max_candidates: candidates kept for de-duplication (the strongest by score; bounds memory).
         use_gold: compare against gold labels where available (else the consensus everywhere).
         exclude_annotators: annotators left out (e.g. flagged spammers, reported elsewhere).
     """
@@ -112,6 +113,7 @@ class RootCauseParams:
     family_alpha: float = 0.05
     pattern_share: float = 0.5
     top_k: int = 20
+    max_candidates: int = 2000
     use_gold: bool = True
     exclude_annotators: tuple[str, ...] = field(default_factory=tuple)
 
@@ -131,7 +133,7 @@ class RootCauseParams:
 @dataclass
 class _Group:
     conditions: dict[str, tuple[str, ...]]  # factor -> allowed values
-    mask: np.ndarray
+    rows: np.ndarray  # sorted row positions of the group
     since: str | None = None
     context_guideline: str | None = None
     n: int = 0
@@ -191,9 +193,9 @@ def _stats(k: np.ndarray, n: np.ndarray, p0: float, z: float) -> dict[str, np.nd
     }
 
 
-def _dominant(mask: np.ndarray, conf_code: np.ndarray, n_conf: int) -> tuple[int, int, int]:
-    """(dominant confusion code, its count, number of disagreements) among the rows in ``mask``."""
-    codes = conf_code[mask]
+def _dominant(rows: np.ndarray, conf_code: np.ndarray, n_conf: int) -> tuple[int, int, int]:
+    """(dominant confusion code, its count, number of disagreements) among ``rows``."""
+    codes = conf_code[rows]
     codes = codes[codes >= 0]
     if len(codes) == 0:
         return -1, 0, 0
@@ -211,10 +213,10 @@ def _onset(
     params: RootCauseParams,
 ) -> _Group:
     """Restrict ``group`` to the periods from its onset when the excess starts at one period."""
-    idx = period_idx[group.mask]
+    idx = period_idx[group.rows]
     ok = idx >= 0
     idx = idx[ok]
-    d = disagree[group.mask][ok]
+    d = disagree[group.rows][ok]
     n_per = np.bincount(idx, minlength=len(order)).astype(np.float64)
     k_per = np.bincount(idx, weights=d, minlength=len(order))
     present = np.flatnonzero(n_per > 0)
@@ -240,9 +242,7 @@ def _onset(
     if float(pre_lo) > p0:
         return group
     start = int(splits[best])
-    mask = group.mask.copy()
-    mask[group.mask] = period_idx[group.mask] >= start
-    return replace(group, mask=mask, since=order[start])
+    return replace(group, rows=group.rows[period_idx[group.rows] >= start], since=order[start])
 
 
 def _describe(conditions: dict[str, tuple[str, ...]]) -> str:
@@ -369,17 +369,16 @@ def root_causes(
             n_tested += int((n >= params.min_support).sum())
             keep = np.flatnonzero((n >= params.min_support) & (lo > p0))
             for gi in keep:
-                mask = inv == gi
-                first = int(np.flatnonzero(mask)[0])
-                conds = {c: (str(factors[c].iat[first]),) for c in combo}
-                cands.append(_Group(conds, mask))
+                rows = np.flatnonzero(inv == gi)
+                conds = {c: (str(factors[c].iat[int(rows[0])]),) for c in combo}
+                cands.append(_Group(conds, rows))
 
     # 2. cohorts of annotators sharing a pattern
     by_key: dict[tuple, list[_Group]] = {}
     for gr in cands:
         if schema.ANNOTATOR_ID not in gr.conditions or len(gr.conditions) < 2:
             continue
-        dom, dom_n, n_dis = _dominant(gr.mask, conf_code, n_conf)
+        dom, dom_n, n_dis = _dominant(gr.rows, conf_code, n_conf)
         if dom < 0 or dom_n < params.pattern_share * n_dis:
             continue
         rest = tuple(sorted((f, v) for f, v in gr.conditions.items() if f != schema.ANNOTATOR_ID))
@@ -388,8 +387,8 @@ def root_causes(
         if len(members) < 2:
             continue
         names = tuple(sorted(m.conditions[schema.ANNOTATOR_ID][0] for m in members))
-        mask = np.logical_or.reduce([m.mask for m in members])
-        cands.append(_Group({schema.ANNOTATOR_ID: names, **dict(rest)}, mask))
+        rows = np.unique(np.concatenate([m.rows for m in members]))
+        cands.append(_Group({schema.ANNOTATOR_ID: names, **dict(rest)}, rows))
 
     # 3. onset within the period sequence
     if per_name is not None and len(order) >= 2:
@@ -398,10 +397,12 @@ def root_causes(
             for gr in cands
         ]
     for gr in cands:
-        gr.n = int(gr.mask.sum())
-        gr.k = int(disagree[gr.mask].sum())
+        gr.n = len(gr.rows)
+        gr.k = int(disagree[gr.rows].sum())
     lo_all = wilson(np.array([gr.k for gr in cands]), np.array([gr.n for gr in cands]), params.z)[0]
-    cands = [gr for gr, lo in zip(cands, lo_all, strict=True) if gr.n >= params.min_support and lo > p0]
+    keep = [i for i, gr in enumerate(cands) if gr.n >= params.min_support and lo_all[i] > p0]
+    keep.sort(key=lambda i: -cands[i].n * (lo_all[i] - p0))
+    cands = [cands[i] for i in keep[: params.max_candidates]]
     if not cands:
         return empty
 
@@ -410,15 +411,19 @@ def root_causes(
     seen: set[bytes] = set()
     unique: list[_Group] = []
     for gr in cands:
-        sig = np.packbits(gr.mask).tobytes()
+        sig = gr.rows.tobytes()
         if sig not in seen:
             seen.add(sig)
             unique.append(gr)
     cands = unique
 
     # 4. de-duplicate along the subset order of row sets
-    masks = np.stack([gr.mask for gr in cands]).astype(np.float32)
-    inter = masks @ masks.T
+    indptr = np.cumsum([0] + [len(gr.rows) for gr in cands])
+    masks = sparse.csr_matrix(
+        (np.ones(indptr[-1], dtype=np.float64), np.concatenate([gr.rows for gr in cands]), indptr),
+        shape=(len(cands), len(ann)),
+    )
+    inter = (masks @ masks.T).toarray()
     n_arr = np.array([gr.n for gr in cands], dtype=np.float64)
     k_arr = np.array([gr.k for gr in cands], dtype=np.float64)
     rate = k_arr / n_arr
@@ -451,7 +456,7 @@ def root_causes(
         best = int(np.argmax(score))
         picks.append((int(alive_idx[best]), float(score[best])))
         taken[best] = True
-        covered = np.maximum(covered, sub[best])
+        covered[cands[int(alive_idx[best])].rows] = 1.0
     if not picks:
         return empty
 
@@ -469,13 +474,13 @@ def root_causes(
     gv = factors[schema.GUIDELINE_VERSION].to_numpy() if schema.GUIDELINE_VERSION in factors.columns else None
     for i, residual_score in picks:
         gr = cands[i]
-        dom, dom_n, n_dis = _dominant(gr.mask, conf_code, n_conf)
+        dom, dom_n, n_dis = _dominant(gr.rows, conf_code, n_conf)
         guideline = ""
         if gv is not None and schema.GUIDELINE_VERSION not in gr.conditions:
-            vals = np.unique(gv[gr.mask])
+            vals = np.unique(gv[gr.rows])
             if len(vals) == 1 and vals[0] != MISSING and len(np.unique(gv)) > 1:
                 guideline = str(vals[0])
-        srcs = set(source[gr.mask])
+        srcs = set(source[gr.rows])
         row: dict[str, object] = {
             "_conditions": gr.conditions,
             "annotators": ", ".join(gr.conditions.get(schema.ANNOTATOR_ID, ())),
