@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 from labelcycle import schema
@@ -15,6 +16,7 @@ from labelcycle.versioning.digest import table_digest
 
 STAGE = "train_quality"
 MODEL_DIR = "models/quality"
+BEST_PARAMS = "reports/best_params.json"
 NOT_FEATURES = {schema.LABEL, schema.CONFIDENCE, N_ANNOTATIONS}
 
 
@@ -34,8 +36,11 @@ def main() -> None:
         "min_child_samples": p.min_child_samples,
         "feature_fraction": p.feature_fraction,
         "lambda_l2": p.lambda_l2,
-        "num_threads": p.n_jobs,
     }
+    tuned = json.loads((root / BEST_PARAMS).read_text()) if (root / BEST_PARAMS).exists() else None
+    if p.use_tuned and tuned:
+        lgb_params.update(tuned["params"])
+    lgb_params["num_threads"] = p.n_jobs
     result = train(
         items, train_rows[schema.LABEL], classes, params=lgb_params, weights=weights,
         valid_fraction=p.valid_fraction, early_stopping_rounds=p.early_stopping_rounds, seed=p.seed,
@@ -47,7 +52,9 @@ def main() -> None:
     train_digest = table_digest(train_rows)
     metrics = {"n_train": result.n_train, "n_valid": result.n_valid, "best_iteration": result.best_iteration,
                **result.valid_metrics}
-    with stage_run(root, STAGE, {"train_quality": vars(p), "ingest": {"labels": classes}}) as run:
+    logged = {"train_quality": vars(p), "ingest": {"labels": classes}, "lgb": lgb_params,
+              "tuned_study": tuned["study"] if (p.use_tuned and tuned) else "none"}
+    with stage_run(root, STAGE, logged) as run:
         run.log_dataset(train_rows, "curated_train", "training", train_digest, "data/curated/dataset.parquet")
         run.log_dataset(dataset, "curated", "training", table_digest(dataset), "data/curated/dataset.parquet")
         run.log_dataset(eval_split, "eval", "excluded", table_digest(eval_split), "data/split/eval.parquet")

@@ -79,9 +79,38 @@ class TrainQualityParams:
     valid_fraction: float = 0.1
     early_stopping_rounds: int = 30
     use_confidence_weights: bool = False
+    use_tuned: bool = True  # take the tune stage's best params (reports/best_params.json) over these
     seed: int = 42
     n_jobs: int = 2
     registered_model: str = "labelcycle-quality"
+
+
+DEFAULT_SEARCH_SPACE = {
+    "learning_rate": [0.01, 0.3, "log"],
+    "num_leaves": [8, 128, "log_int"],
+    "min_child_samples": [5, 100, "log_int"],
+    "feature_fraction": [0.5, 1.0, "float"],
+    "lambda_l2": [0.001, 10.0, "log"],
+}
+
+
+@dataclass(frozen=True)
+class TuneParams:
+    n_trials: int = 20
+    timeout: float | None = 600
+    seed: int = 0
+    study: str = "quality"
+    storage: str | None = None  # any RDB URL; default sqlite:///<project>/optuna.db
+    pruning: bool = True
+    n_estimators: int = 400
+    early_stopping_rounds: int = 30
+    valid_fraction: float = 0.1
+    n_jobs: int = 2
+    search_space: dict = field(default_factory=lambda: dict(DEFAULT_SEARCH_SPACE))
+
+    def __post_init__(self) -> None:
+        if self.n_trials < 1:
+            raise ValueError("n_trials must be at least 1")
 
 
 @dataclass(frozen=True)
