@@ -5,6 +5,10 @@ block of resamples is a ``(B, n)`` count matrix built from an index matrix in on
 every metric of the block comes out of :func:`~labelcycle.evaluation.metrics.weighted_metrics`
 without a Python loop over resamples. Blocks are sized to keep memory at a few tens of MB whatever
 ``n`` is. Randomness comes only from the ``random_state`` passed in.
+
+Caveat: ``ece`` (a sum of absolute gaps) is biased upwards under resampling, so its percentile
+interval can lie above the point value on well-calibrated models; read it as a range of plausible
+miscalibration, not as a test of zero.
 """
 
 from __future__ import annotations

@@ -172,7 +172,7 @@ def encode_labels(y_true: Sequence[str] | np.ndarray | pd.Series, classes: Seque
     """
     cls = check_classes(classes)
     values = pd.Series(np.asarray(y_true, dtype=object))
-    codes = pd.Categorical(values, categories=list(cls)).codes.astype(np.int64)
+    codes = pd.Index(list(cls), dtype=object).get_indexer(values).astype(np.int64)
     bad = codes < 0
     if bad.any():
         unknown = sorted({str(v) for v in values[bad]})
@@ -298,47 +298,17 @@ def _nanmean_rows(x: np.ndarray) -> np.ndarray:
     return _safe_div(tot, cnt.astype(np.float64))
 
 
-def _padded_cumsum(x: np.ndarray) -> np.ndarray:
-    """Cumulative sum down the rows of ``x`` (items x resamples), with a leading row of zeros.
-
-    NumPy's ``cumsum(axis=0)`` walks each column separately; for wide ``x`` it is much faster to add
-    whole rows at a time, in ``sqrt(n)`` blocks of ``sqrt(n)`` rows (two Python loops of ``sqrt(n)``
-    steps, each a vectorised add).
-    """
-    n, b = x.shape
-    out = np.empty((n + 1, b), dtype=x.dtype)
-    out[0] = 0
-    if b < 16 or n < 256:
-        np.cumsum(x, axis=0, out=out[1:])
-        return out
-    r = int(np.sqrt(n))
-    n1 = n // r
-    main = n1 * r
-    body = out[1 : main + 1].reshape(n1, r, b)
-    xb = x[:main].reshape(n1, r, b)
-    body[:, 0] = xb[:, 0]
-    for j in range(1, r):
-        np.add(body[:, j - 1], xb[:, j], out=body[:, j])
-    totals = np.cumsum(body[:, -1], axis=0)
-    body[1:] += totals[:-1, None, :]
-    if main < n:
-        np.cumsum(x[main:], axis=0, out=out[main + 1 :])
-        out[main + 1 :] += out[main]
-    return out
-
-
-def _rank_sums(rp: _RankPrep, w: np.ndarray) -> np.ndarray:
-    """Slot sums of one class (see :class:`_RankPrep`) for each weight row: ``(3G + 1, B)``."""
-    out = np.empty((rp.size, w.shape[0]), dtype=w.dtype)
-    for r in range(w.shape[0]):
-        col = np.bincount(rp.rows, weights=w[r], minlength=rp.size)
+def _rank_sums(rp: _RankPrep, w64: np.ndarray) -> np.ndarray:
+    """Slot sums of one class (see :class:`_RankPrep`) for each float64 weight row: ``(B, 3G + 1)``."""
+    out = np.empty((w64.shape[0], rp.size))
+    for r in range(w64.shape[0]):
+        out[r] = np.bincount(rp.rows, weights=w64[r], minlength=rp.size)
         if rp.tie_items.size:
-            col += np.bincount(rp.tie_rows, weights=w[r, rp.tie_items], minlength=rp.size)
-        out[:, r] = col
+            out[r] += np.bincount(rp.tie_rows, weights=w64[r, rp.tie_items], minlength=rp.size)
     return out
 
 
-def _rank_metrics(rp: _RankPrep, w: np.ndarray, total: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _rank_metrics(rp: _RankPrep, w64: np.ndarray, total: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Weighted one-vs-rest ROC-AUC and average precision of one class, per weight row.
 
     ROC-AUC is the weighted Mann-Whitney statistic (a tied negative counts one half); average
@@ -348,25 +318,25 @@ def _rank_metrics(rp: _RankPrep, w: np.ndarray, total: np.ndarray) -> tuple[np.n
     """
     g = rp.n_groups
     if g == 0:
-        nan = np.full(w.shape[0], np.nan)
+        nan = np.full(w64.shape[0], np.nan)
         return nan, nan
-    sums = _rank_sums(rp, w)
-    pg = sums[:g]
-    n_gt = _padded_cumsum(sums[g : 2 * g])[1:]  # negatives scored strictly above u_g
-    p_ge = _padded_cumsum(pg)[1:]  # positives scored u_g or above
-    p_tot = p_ge[-1].astype(np.float64)
+    sums = _rank_sums(rp, w64)
+    pg = sums[:, :g]
+    n_gt = np.cumsum(sums[:, g : 2 * g], axis=1)  # negatives scored strictly above u_g
+    p_ge = np.cumsum(pg, axis=1)  # positives scored u_g or above
+    p_tot = p_ge[:, -1]
     n_tot = total - p_tot
     if rp.tie_items.size:
-        eq = sums[2 * g : 3 * g]  # negatives scored exactly u_g
+        eq = sums[:, 2 * g : 3 * g]  # negatives scored exactly u_g
         n_ge = n_gt + eq
         above = n_gt + 0.5 * eq
     else:
         n_ge = above = n_gt
-    beaten = np.einsum("ij,ij->j", pg, above, dtype=np.float64)
+    beaten = np.einsum("ij,ij->i", pg, above)
     auc = _safe_div(p_tot * n_tot - beaten, p_tot * n_tot)
     den = p_ge + n_ge
     np.maximum(den, np.finfo(den.dtype).tiny, out=den)  # den == 0 implies p_ge == 0
-    ap = _safe_div(np.einsum("ij,ij->j", pg, p_ge / den, dtype=np.float64), p_tot)
+    ap = _safe_div(np.einsum("ij,ij->i", pg, p_ge / den), p_tot)
     undefined = (p_tot <= 0) | (n_tot <= 1e-9 * np.maximum(total, 1))
     return np.where(undefined, np.nan, auc), np.where(undefined, np.nan, ap)
 
@@ -399,8 +369,9 @@ def weighted_metrics(prep: PreparedEval, weights: np.ndarray) -> dict[str, np.nd
 
     auc = np.empty((w.shape[0], prep.k))
     ap = np.empty((w.shape[0], prep.k))
+    w64 = w.astype(np.float64, copy=False)  # bincount works in float64
     for j, rp in enumerate(prep.rank):
-        auc[:, j], ap[:, j] = _rank_metrics(rp, w, tot)
+        auc[:, j], ap[:, j] = _rank_metrics(rp, w64, tot)
 
     out: dict[str, np.ndarray] = {
         "accuracy": _safe_div(s[:, c["correct"]][:, 0], tot),
