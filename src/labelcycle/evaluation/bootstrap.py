@@ -73,7 +73,9 @@ def resample_weight_blocks(
         done += b
 
 
-def bootstrap_distribution(prep: PreparedEval, *, n_boot: int, random_state: RandomState) -> dict[str, np.ndarray]:
+def bootstrap_distribution(
+    prep: PreparedEval, *, n_boot: int, random_state: RandomState
+) -> dict[str, np.ndarray]:
     """Every metric on ``n_boot`` bootstrap resamples of a prepared eval set.
 
     Returns:

@@ -40,7 +40,15 @@ DEFAULT_N_BINS = 15
 #: Tolerance on ``proba`` rows summing to 1.
 ROW_SUM_TOL = 1e-4
 
-SUMMARY_METRICS: tuple[str, ...] = ("accuracy", "macro_f1", "roc_auc_ovr", "pr_auc_ovr", "log_loss", "ece", "brier")
+SUMMARY_METRICS: tuple[str, ...] = (
+    "accuracy",
+    "macro_f1",
+    "roc_auc_ovr",
+    "pr_auc_ovr",
+    "log_loss",
+    "ece",
+    "brier",
+)
 PER_CLASS_METRICS: tuple[str, ...] = ("precision", "recall", "f1", "roc_auc", "pr_auc")
 #: Metrics where a smaller value is better; every other metric is better when larger.
 LOWER_IS_BETTER: frozenset[str] = frozenset({"log_loss", "ece", "brier"})
@@ -100,6 +108,7 @@ class _RankPrep:
     @property
     def size(self) -> int:
         return 3 * self.n_groups + 1
+
 
 @dataclass(frozen=True)
 class PreparedEval:
@@ -272,7 +281,16 @@ def prepare_eval(
     gap[rows, bin_idx] = correct - conf
 
     features = np.concatenate(
-        [correct[:, None], ll[:, None], brier[:, None], onehot_true, onehot_pred, onehot_true * onehot_pred, gap, np.ones((n, 1))],
+        [
+            correct[:, None],
+            ll[:, None],
+            brier[:, None],
+            onehot_true,
+            onehot_pred,
+            onehot_true * onehot_pred,
+            gap,
+            np.ones((n, 1)),
+        ],
         axis=1,
     )
     return PreparedEval(
@@ -382,7 +400,13 @@ def weighted_metrics(prep: PreparedEval, weights: np.ndarray) -> dict[str, np.nd
         "ece": _safe_div(np.abs(s[:, c["gap"]]).sum(axis=1), tot),
         "brier": _safe_div(s[:, c["brier"]][:, 0], tot),
     }
-    for base, arr in (("precision", precision), ("recall", recall), ("f1", f1), ("roc_auc", auc), ("pr_auc", ap)):
+    for base, arr in (
+        ("precision", precision),
+        ("recall", recall),
+        ("f1", f1),
+        ("roc_auc", auc),
+        ("pr_auc", ap),
+    ):
         for j, cls in enumerate(prep.classes):
             out[f"{base}__{cls}"] = arr[:, j]
     return out
@@ -483,7 +507,11 @@ def log_loss(y_true: Sequence[str] | np.ndarray, proba: np.ndarray, classes: Seq
 
 
 def expected_calibration_error(
-    y_true: Sequence[str] | np.ndarray, proba: np.ndarray, classes: Sequence[str], *, n_bins: int = DEFAULT_N_BINS
+    y_true: Sequence[str] | np.ndarray,
+    proba: np.ndarray,
+    classes: Sequence[str],
+    *,
+    n_bins: int = DEFAULT_N_BINS,
 ) -> float:
     """Top-label ECE: sum over equal-width confidence bins of ``n_b / n * |acc_b - conf_b|``."""
     return compute_metrics(y_true, proba, classes, n_bins=n_bins)["ece"]

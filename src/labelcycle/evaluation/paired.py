@@ -128,7 +128,9 @@ class PredictionSet:
 
     def take(self, rows: np.ndarray) -> PredictionSet:
         """The rows at positions ``rows`` (same classes and digest)."""
-        return PredictionSet(self.item_ids[rows], self.y_true[rows], self.proba[rows], self.classes, self.eval_digest)
+        return PredictionSet(
+            self.item_ids[rows], self.y_true[rows], self.proba[rows], self.classes, self.eval_digest
+        )
 
 
 def check_same_eval_digest(a: str | None, b: str | None) -> None:
@@ -311,7 +313,9 @@ def paired_table(
             lo, hi = percentile_interval(d, confidence)
             p = mcn.p_mid if name == "accuracy" else bootstrap_p_value(d)
         method = "mcnemar_midp" if name == "accuracy" else "paired_bootstrap"
-        rows.append((name, point_b[name], point_c[name], delta, lo, hi, p, method, higher_is_better(name), prep_b.n))
+        rows.append(
+            (name, point_b[name], point_c[name], delta, lo, hi, p, method, higher_is_better(name), prep_b.n)
+        )
     return pd.DataFrame(rows, columns=PAIRED_COLUMNS), mcn
 
 
@@ -354,7 +358,9 @@ def compare_paired(
     )
 
 
-def verdict(comparison: PairedComparison, primary_metric: str = "macro_f1", *, min_effect: float = 0.0) -> str:
+def verdict(
+    comparison: PairedComparison, primary_metric: str = "macro_f1", *, min_effect: float = 0.0
+) -> str:
     """Judge the candidate by the paired interval of the primary metric's delta.
 
     Rule: with ``[lo, hi]`` the bootstrap interval of ``delta = candidate - base``, for a metric where

@@ -78,7 +78,11 @@ def plot_pr_curves(y_true: Sequence[str] | np.ndarray, proba: np.ndarray, classe
 
 
 def plot_reliability_diagram(
-    y_true: Sequence[str] | np.ndarray, proba: np.ndarray, classes: Sequence[str], *, n_bins: int = DEFAULT_N_BINS
+    y_true: Sequence[str] | np.ndarray,
+    proba: np.ndarray,
+    classes: Sequence[str],
+    *,
+    n_bins: int = DEFAULT_N_BINS,
 ) -> Figure:
     """Top-label reliability diagram (accuracy vs confidence per equal-width bin) with bin counts."""
     prep = prepare_eval(y_true, proba, classes, n_bins=n_bins)
@@ -87,8 +91,12 @@ def plot_reliability_diagram(
     correct = (prep.pred == prep.y).astype(float)
     b = np.clip(np.ceil(conf * n_bins).astype(int) - 1, 0, n_bins - 1)
     cnt = np.bincount(b, minlength=n_bins)
-    acc = np.divide(np.bincount(b, weights=correct, minlength=n_bins), cnt, out=np.full(n_bins, np.nan), where=cnt > 0)
-    mean_conf = np.divide(np.bincount(b, weights=conf, minlength=n_bins), cnt, out=np.full(n_bins, np.nan), where=cnt > 0)
+    acc = np.divide(
+        np.bincount(b, weights=correct, minlength=n_bins), cnt, out=np.full(n_bins, np.nan), where=cnt > 0
+    )
+    mean_conf = np.divide(
+        np.bincount(b, weights=conf, minlength=n_bins), cnt, out=np.full(n_bins, np.nan), where=cnt > 0
+    )
     ece = float(np.nansum(cnt / prep.n * np.abs(acc - mean_conf)))
     edges = np.linspace(0, 1, n_bins + 1)
     centers = (edges[:-1] + edges[1:]) / 2
@@ -117,8 +125,13 @@ def plot_slice_metric(slice_table: pd.DataFrame, metric: str) -> Figure:
     """
     rows = slice_table[slice_table["metric"] == metric]
     if rows.empty:
-        raise ValidationError(f"metric {metric!r} not in the slice table; known: {sorted(slice_table['metric'].unique())}")
-    labels = [f"{c}={v} (n={n})" for c, v, n in zip(rows["slice_column"], rows["slice_value"], rows["n"], strict=True)]
+        raise ValidationError(
+            f"metric {metric!r} not in the slice table; known: {sorted(slice_table['metric'].unique())}"
+        )
+    labels = [
+        f"{c}={v} (n={n})"
+        for c, v, n in zip(rows["slice_column"], rows["slice_value"], rows["n"], strict=True)
+    ]
     val = rows["value"].to_numpy(dtype=float)
     lo = rows["ci_low"].to_numpy(dtype=float)
     hi = rows["ci_high"].to_numpy(dtype=float)
@@ -147,7 +160,10 @@ def plot_paired_forest(table: pd.DataFrame, *, metrics: Sequence[str] | None = N
     keep = list(metrics) if metrics is not None else [m for m in SUMMARY_METRICS if m in set(table["metric"])]
     rows = table[table["metric"].isin(keep)]
     if "slice_column" in rows.columns:
-        labels = [f"{m} | {c}={v}" for m, c, v in zip(rows["metric"], rows["slice_column"], rows["slice_value"], strict=True)]
+        labels = [
+            f"{m} | {c}={v}"
+            for m, c, v in zip(rows["metric"], rows["slice_column"], rows["slice_value"], strict=True)
+        ]
     else:
         labels = rows["metric"].tolist()
     d = rows["delta"].to_numpy(dtype=float)
@@ -160,7 +176,14 @@ def plot_paired_forest(table: pd.DataFrame, *, metrics: Sequence[str] | None = N
         improving = (lo[i] > 0) if good else (hi[i] < 0)
         worsening = (hi[i] < 0) if good else (lo[i] > 0)
         color = "C2" if improving else "C3" if worsening else "grey"
-        ax.errorbar(d[i], y[i], xerr=[[np.nan_to_num(d[i] - lo[i])], [np.nan_to_num(hi[i] - d[i])]], fmt="o", color=color, capsize=3)
+        ax.errorbar(
+            d[i],
+            y[i],
+            xerr=[[np.nan_to_num(d[i] - lo[i])], [np.nan_to_num(hi[i] - d[i])]],
+            fmt="o",
+            color=color,
+            capsize=3,
+        )
     ax.axvline(0, color="black", linewidth=1)
     ax.set_yticks(y, labels, fontsize=8)
     ax.invert_yaxis()

@@ -15,7 +15,13 @@ import pandas as pd
 from labelcycle import schema
 from labelcycle.errors import SchemaError, ValidationError
 from labelcycle.evaluation.bootstrap import RandomState, bootstrap_table
-from labelcycle.evaluation.metrics import DEFAULT_N_BINS, check_classes, check_proba, encode_labels, prepare_eval
+from labelcycle.evaluation.metrics import (
+    DEFAULT_N_BINS,
+    check_classes,
+    check_proba,
+    encode_labels,
+    prepare_eval,
+)
 from labelcycle.evaluation.paired import PredictionSet, align_pair, paired_table
 
 #: Slice value given to items whose slice column is missing.
@@ -48,7 +54,9 @@ def _slices(frame: pd.DataFrame, columns: Sequence[str] | None) -> Iterator[tupl
     cols = list(frame.columns) if columns is None else list(columns)
     missing = [c for c in cols if c not in frame.columns]
     if missing:
-        raise SchemaError(f"slice column(s) {missing} not in the slice table (columns: {list(frame.columns)})")
+        raise SchemaError(
+            f"slice column(s) {missing} not in the slice table (columns: {list(frame.columns)})"
+        )
     for col in cols:
         values = frame[col].astype(object).where(frame[col].notna(), MISSING).astype(str).to_numpy()
         for value in sorted(set(values)):

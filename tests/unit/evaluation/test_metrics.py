@@ -5,7 +5,13 @@ import pytest
 from sklearn import metrics as skm
 
 from labelcycle.errors import ValidationError
-from labelcycle.evaluation.metrics import compute_metrics, evaluate, metric_names, prepare_eval, weighted_metrics
+from labelcycle.evaluation.metrics import (
+    compute_metrics,
+    evaluate,
+    metric_names,
+    prepare_eval,
+    weighted_metrics,
+)
 
 CLS = ["a", "b"]
 Y = np.array(["a", "a", "b", "b"])
@@ -76,7 +82,9 @@ def test_class_absent_from_gold_is_skipped_and_reported_not_crashing():
     assert rep.skipped_auc_classes == ("c",)
     assert any("absent from y_true" in note for note in rep.notes)
     assert np.isnan(rep.values["roc_auc__c"]) and np.isnan(rep.values["recall__c"])
-    assert rep.values["roc_auc_ovr"] == pytest.approx(np.mean([rep.values["roc_auc__a"], rep.values["roc_auc__b"]]))
+    assert rep.values["roc_auc_ovr"] == pytest.approx(
+        np.mean([rep.values["roc_auc__a"], rep.values["roc_auc__b"]])
+    )
     # c is predicted once (wrongly): F1 0, included in the macro average
     assert rep.values["f1__c"] == 0.0
     assert rep.values["macro_f1"] == pytest.approx((rep.values["f1__a"] + rep.values["f1__b"]) / 3)

@@ -80,7 +80,9 @@ def test_different_item_sets_are_refused_with_counts(make_preds):
     ids = cand.item_ids[keep].copy()
     ids[:2] = ["new1", "new2"]  # ...and replace 2 more by unknown ids
     other = PredictionSet(ids, cand.y_true[keep], cand.proba[keep], cand.classes, "digest-1")
-    with pytest.raises(EvalSetMismatchError, match=r"5 base item id\(s\) missing from the candidate.*2 extra"):
+    with pytest.raises(
+        EvalSetMismatchError, match=r"5 base item id\(s\) missing from the candidate.*2 extra"
+    ):
         compare_paired(base, other, n_boot=10, random_state=0)
 
 
@@ -89,7 +91,9 @@ def test_different_gold_labels_are_refused(make_preds):
     y = cand.y_true.copy()
     y[0] = "neu" if y[0] != "neu" else "pos"
     with pytest.raises(EvalSetMismatchError, match="different gold labels"):
-        compare_paired(base, PredictionSet(cand.item_ids, y, cand.proba, cand.classes, "digest-1"), random_state=0)
+        compare_paired(
+            base, PredictionSet(cand.item_ids, y, cand.proba, cand.classes, "digest-1"), random_state=0
+        )
 
 
 def test_duplicated_item_ids_are_refused(make_preds):
@@ -114,7 +118,9 @@ def test_different_eval_digests_are_refused(make_preds):
 
 
 def test_prediction_set_from_frame_reads_schema_columns():
-    frame = pd.DataFrame({"item_id": ["1", "2"], "label": ["a", "b"], "proba_a": [0.9, 0.2], "proba_b": [0.1, 0.8]})
+    frame = pd.DataFrame(
+        {"item_id": ["1", "2"], "label": ["a", "b"], "proba_a": [0.9, 0.2], "proba_b": [0.1, 0.8]}
+    )
     ps = PredictionSet.from_frame(frame, ["a", "b"], eval_digest="d")
     assert ps.n == 2 and ps.proba.shape == (2, 2)
     with pytest.raises(SchemaError, match=r"lacks column\(s\) \['proba_b'\]"):

@@ -17,7 +17,10 @@ def test_slice_metrics_has_one_block_per_slice_value(make_preds):
     t = slice_metrics(y, p, cls, sl, metrics=["accuracy", "macro_f1"], n_boot=50, random_state=0)
     assert list(t.columns) == ["slice_column", "slice_value", "n", "metric", "value", "ci_low", "ci_high"]
     assert set(zip(t["slice_column"], t["slice_value"], strict=True)) == {
-        ("lang", "de"), ("lang", "en"), ("src", "web"), ("src", MISSING)
+        ("lang", "de"),
+        ("lang", "en"),
+        ("src", "web"),
+        ("src", MISSING),
     }
     de = t[(t["slice_value"] == "de") & (t["metric"] == "accuracy")].iloc[0]
     assert de["n"] == 100
@@ -72,7 +75,9 @@ def test_table_plots_return_figures(preds_with_missing_class, tmp_path):
     assert _has_axes(fig)
     fig.savefig(tmp_path / "slices.png")  # the caller saves; Agg canvas works headless
     ids = np.array([str(i) for i in range(80)])
-    cmp = compare_paired(PredictionSet(ids, y, p, cls), PredictionSet(ids, y, p[::-1][::-1], cls), n_boot=20, random_state=0)
+    cmp = compare_paired(
+        PredictionSet(ids, y, p, cls), PredictionSet(ids, y, p[::-1][::-1], cls), n_boot=20, random_state=0
+    )
     assert _has_axes(plots.plot_paired_forest(cmp.table))
     with pytest.raises(ValidationError, match="metric 'nope' not in the slice table"):
         plots.plot_slice_metric(st, "nope")
