@@ -16,7 +16,7 @@ from labelcycle.versioning.digest import table_digest
 
 pytestmark = pytest.mark.e2e
 
-STAGES = {"ingest", "split", "aggregate", "train_quality", "evaluate"}
+STAGES = {"ingest", "split", "aggregate", "tune", "train_quality", "evaluate"}
 
 
 def sh(cwd: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -37,6 +37,7 @@ def pipeline(tmp_path_factory, project_factory):
     # a small, fast quality model
     params = (root / "params.yaml").read_text().replace("n_estimators: 400", "n_estimators: 60")
     params = params.replace("n_jobs: 2", "n_jobs: 1").replace("n_boot: 500", "n_boot: 100")
+    params = params.replace("n_trials: 15", "n_trials: 3")
     (root / "params.yaml").write_text(params)
     lc(root, "demo", "--out", "demo", "--items", "1500", "--annotators", "30", "--seed", "1")
     lc(root, "ingest", "--annotations", "demo/annotations.csv", "--items", "demo/items.csv", "--gold", "demo/gold.csv")
@@ -86,11 +87,29 @@ def test_quality_model_is_registered_and_serves_the_workspace_predictions(pipeli
     pd.testing.assert_frame_equal(pd.read_csv(root / "p_local.csv"), pd.read_csv(root / "p_registry.csv"))
 
 
+def test_tuning_trials_are_nested_under_the_tune_run(pipeline):
+    root, uri, _ = pipeline
+    runs = _runs(uri)
+    tune = runs[runs["tags.labelcycle.stage"] == "tune"].iloc[0]
+    trials = runs[runs["tags.mlflow.parentRunId"] == tune["run_id"]]
+    assert len(trials) == 3 and set(trials["tags.optuna.state"]) <= {"COMPLETE", "PRUNED"}
+    best = json.loads((root / "reports/best_params.json").read_text())
+    train = runs[runs["tags.labelcycle.stage"] == "train_quality"].iloc[0]
+    assert train["params.tuned_study"] == best["study"]
+    assert float(train["params.lgb.learning_rate"]) == pytest.approx(best["params"]["learning_rate"])
+
+
 def test_metrics_and_plot_are_written(pipeline):
     root, _, _ = pipeline
     metrics = json.loads((root / "reports/metrics.json").read_text())
-    assert {"accuracy", "macro_f1", "roc_auc_ovr", "log_loss"} <= set(metrics)
+    assert {"accuracy", "macro_f1", "roc_auc_ovr", "pr_auc_ovr", "log_loss", "ece"} <= set(metrics)
     assert 0.4 < metrics["accuracy"] <= 1.0
+    ci = metrics["ci95"]["accuracy"]
+    assert ci["ci_low"] <= metrics["accuracy"] <= ci["ci_high"]
+    slices = pd.read_csv(root / "reports/eval_slices.csv")
+    assert {"category", "region"} <= set(slices["slice_column"]) and (slices["n"] > 0).all()
+    preds = pd.read_parquet(root / "reports/predictions.parquet")
+    assert len(preds) == metrics["eval_items"] and preds["item_id"].is_unique
     assert (root / "reports/plots/confusion_matrix.png").stat().st_size > 1000
     ingest = json.loads((root / "reports/ingest.json").read_text())
     assert ingest["reconciles"] and ingest["tables"]["annotations"]["read"] > 0
