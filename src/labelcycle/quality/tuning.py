@@ -129,7 +129,7 @@ def make_study(name: str, storage: str, seed: int, pruning: bool) -> optuna.Stud
     """Create or resume a study (TPE sampler, median pruner; heartbeat so dead workers' trials are retried)."""
     rdb = optuna.storages.RDBStorage(
         storage, heartbeat_interval=30, grace_period=120,
-        failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=2),
+        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2),
     )
     return optuna.create_study(
         study_name=name, storage=rdb, direction="minimize", load_if_exists=True,
