@@ -252,10 +252,11 @@ def _guideline_onset(
     return replace(group, since=order[start])
 
 
-def _newcombe_lo(k1: float, n1: float, k2: float, n2: float, z: float) -> float:
-    """Lower bound of Newcombe's hybrid score interval for ``k1/n1 - k2/n2`` (method 10)."""
-    l1, _ = wilson(k1, n1, z)
-    _, u2 = wilson(k2, n2, z)
+def _newcombe_lo(k1: float, n1: float, k2: float, n2: float, z1: float, z2: float) -> float:
+    """Lower bound of Newcombe's hybrid score interval for ``k1/n1 - k2/n2`` (method 10), with the Wilson
+    quantile ``z1`` for the first rate and ``z2`` for the second."""
+    l1, _ = wilson(k1, n1, z1)
+    _, u2 = wilson(k2, n2, z2)
     p1, p2 = k1 / n1, k2 / n2
     return float(p1 - p2 - np.sqrt((p1 - float(l1)) ** 2 + (float(u2) - p2) ** 2))
 
@@ -266,14 +267,16 @@ def _interaction_lo(
     since_mask: Callable[[str], np.ndarray],
     dis: np.ndarray,
     z: float,
+    z_ref: float,
 ) -> float:
     """How much more often the group disagrees than its simpler explanations, at 95% (lower bound).
 
     Each simpler explanation drops one condition (the annotators, a slice, the onset): "the same
     annotators on other items", "other annotators on the same items", "the same group before the onset".
     The group is compared with the rest of each such parent (Newcombe interval of the difference of two
-    rates) and the smallest lower bound is returned; a parent with no other rows is skipped. A
-    single-condition group is compared with all other labels. ``inf`` when no comparison exists.
+    rates; the group's rate at ``z`` as it was selected among many, the parent's rest at ``z_ref``) and the
+    smallest lower bound is returned; a parent with no other rows is skipped. A single-condition group is
+    compared with all other labels. ``inf`` when no comparison exists.
     """
     parts: list[tuple[str, np.ndarray]] = [(f, cond_mask(f, v)) for f, v in group.conditions.items()]
     if group.since is not None:
@@ -288,7 +291,7 @@ def _interaction_lo(
         n2, k2 = n_p - n1, k_p - k1
         if n2 < 1:
             continue
-        best = min(best, _newcombe_lo(k1, n1, k2, n2, z))
+        best = min(best, _newcombe_lo(k1, n1, k2, n2, z, z_ref))
     return best
 
 
@@ -573,7 +576,7 @@ def root_causes(
         gdom, gdom_n, _ = _given_pattern(cands[i].rows, given_code, n_given)
         pattern_lo[j] = float(wilson(gdom_n, cands[i].n, z_rank)[0]) - p0_given[gdom] if gdom >= 0 else 0.0
     inter_lo = np.array(
-        [_interaction_lo(cands[i], cond_mask, since_mask, dis_bool, z_rank) for i in alive_idx], dtype=np.float64
+        [_interaction_lo(cands[i], cond_mask, since_mask, dis_bool, z_rank, params.z) for i in alive_idx], dtype=np.float64
     )
     sub = masks[alive_idx]
     covered = np.zeros(sub.shape[1], dtype=np.float32)
