@@ -6,6 +6,7 @@ a non-zero exit code; no traceback reaches the user for a fault they caused.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -39,8 +40,12 @@ def _column_options(f):
 def _colmap(item_col, annotator_col, label_col, names=None):
     from labelcycle.readers import ColumnMap
 
-    return ColumnMap(item_col=item_col, annotator_col=annotator_col, label_col=label_col,
-                     names=tuple(n.strip() for n in names.split(",")) if names else None)
+    return ColumnMap(
+        item_col=item_col,
+        annotator_col=annotator_col,
+        label_col=label_col,
+        names=tuple(n.strip() for n in names.split(",")) if names else None,
+    )
 
 
 def write_table(df: pd.DataFrame, path: Path) -> None:
@@ -64,7 +69,9 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Folder to write into.")
+@click.option(
+    "--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Folder to write into."
+)
 @click.option("--items", "n_items", type=click.IntRange(min=10), default=22_000, show_default=True)
 @click.option("--annotators", "n_annotators", type=click.IntRange(min=6), default=120, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -97,10 +104,19 @@ def demo(out_dir: Path, n_items: int, n_annotators: int, seed: int) -> None:
 @click.option("--gold", type=click.Path(path_type=Path), default=None, help="Gold labels file.")
 @_column_options
 @click.option("--gold-label-col", default=None, help="The gold file's name for the label column.")
-@click.option("--no-header", "names", default=None, metavar="COLS",
-              help="The annotations file has no header; its columns in order, e.g. 'annotator_id,item_id,label'.")
-@click.option("--repo", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Project folder (default: the one holding the current folder).")
+@click.option(
+    "--no-header",
+    "names",
+    default=None,
+    metavar="COLS",
+    help="The annotations file has no header; its columns in order, e.g. 'annotator_id,item_id,label'.",
+)
+@click.option(
+    "--repo",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Project folder (default: the one holding the current folder).",
+)
 def ingest(annotations, items, gold, item_col, annotator_col, label_col, gold_label_col, names, repo) -> None:
     """Validate a delivery and add it under data/raw/ as a new content-addressed batch (tracked by DVC).
 
@@ -122,8 +138,10 @@ def ingest(annotations, items, gold, item_col, annotator_col, label_col, gold_la
     result = validate(tables["annotations"], labels, tables.get("items"), tables.get("gold"))
     for name, c in result.counts.items():
         reasons = ", ".join(f"{k}: {v}" for k, v in c.reasons.items())
-        click.echo(f"  {name}: {c.read} rows, {c.kept} valid, {c.merged} merged repeats, "
-                   f"{c.quarantined} to quarantine" + (f" ({reasons})" if reasons else ""))
+        click.echo(
+            f"  {name}: {c.read} rows, {c.kept} valid, {c.merged} merged repeats, "
+            f"{c.quarantined} to quarantine" + (f" ({reasons})" if reasons else "")
+        )
     if result.annotations.empty:
         raise InputFileError(
             f"{annotations}: none of its {len(tables['annotations'])} rows is valid "
@@ -135,15 +153,22 @@ def ingest(annotations, items, gold, item_col, annotator_col, label_col, gold_la
         click.echo(f"ingest: batch {batch.digest} is already in data/raw (same content); nothing to do")
         return
     dvc.track(root, raw.RAW_DIR)
-    click.echo(f"ingest: added batch {batch.digest} -> {batch.path.relative_to(root)}; tracked by DVC "
-               "(data/raw.dvc). Run `dvc repro` to curate and retrain.")
+    click.echo(
+        f"ingest: added batch {batch.digest} -> {batch.path.relative_to(root)}; tracked by DVC "
+        "(data/raw.dvc). Run `dvc repro` to curate and retrain."
+    )
 
 
 @main.command()
 @click.argument("annotations_file", metavar="ANNOTATIONS", type=click.Path(path_type=Path))
 @click.option("--method", default=None, help="Aggregation method (default: the recommended one).")
-@click.option("-o", "--out", type=click.Path(path_type=Path), required=True,
-              help="Output file; CSV or Parquet by extension.")
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Output file; CSV or Parquet by extension.",
+)
 @click.option("--labels", "label_set", default=None, help="Comma-separated label set (default: labels seen).")
 @_column_options
 def aggregate(annotations_file, method, out, label_set, item_col, annotator_col, label_col) -> None:
@@ -162,9 +187,15 @@ def aggregate(annotations_file, method, out, label_set, item_col, annotator_col,
 
 @main.command()
 @click.argument("items_file", metavar="ITEMS", type=click.Path(path_type=Path))
-@click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="Output file (CSV/Parquet/...).")
-@click.option("--model", "model_uri", default=None,
-              help="MLflow model URI (e.g. models:/labelcycle-quality@production); default: models/quality.")
+@click.option(
+    "-o", "--out", type=click.Path(path_type=Path), required=True, help="Output file (CSV/Parquet/...)."
+)
+@click.option(
+    "--model",
+    "model_uri",
+    default=None,
+    help="MLflow model URI (e.g. models:/labelcycle-quality@production); default: models/quality.",
+)
 @click.option("--item-col", default=None, help="The file's name for the item id column.")
 def predict(items_file, out, model_uri, item_col) -> None:
     """Class and per-class probabilities for each item."""
@@ -180,10 +211,8 @@ def predict(items_file, out, model_uri, item_col) -> None:
         from labelcycle.tracking.runs import configure
         from labelcycle.versioning.dvc import find_root
 
-        try:
+        with contextlib.suppress(LabelcycleError):  # outside a project: MLFLOW_TRACKING_URI alone decides
             configure(find_root())
-        except LabelcycleError:
-            pass  # outside a project: MLFLOW_TRACKING_URI alone decides
         result = predict_with(model_uri, items)
     else:
         from labelcycle.versioning.dvc import find_root
@@ -196,18 +225,45 @@ def predict(items_file, out, model_uri, item_col) -> None:
 # --- issue 3: annotators ---
 @main.command()
 @click.argument("annotations_file", metavar="ANNOTATIONS", type=click.Path(path_type=Path))
-@click.option("--items", "items_file", type=click.Path(path_type=Path), default=None,
-              help="Items (features) file: its columns become root-cause slices.")
+@click.option(
+    "--items",
+    "items_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Items (features) file: its columns become root-cause slices.",
+)
 @click.option("--gold", "gold_file", type=click.Path(path_type=Path), default=None, help="Gold labels file.")
-@click.option("-o", "--out", type=click.Path(path_type=Path), default=None,
-              help="Annotator table (one row per annotator); CSV or Parquet by extension.")
-@click.option("--report", "report_file", type=click.Path(path_type=Path), default=None,
-              help="Self-contained HTML report (opens offline).")
-@click.option("--method", default=None, help="Aggregation method of the consensus (default: the recommended one).")
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Annotator table (one row per annotator); CSV or Parquet by extension.",
+)
+@click.option(
+    "--report",
+    "report_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Self-contained HTML report (opens offline).",
+)
+@click.option(
+    "--method", default=None, help="Aggregation method of the consensus (default: the recommended one)."
+)
 @click.option("--labels", "label_set", default=None, help="Comma-separated label set (default: labels seen).")
 @_column_options
-def annotators(annotations_file, items_file, gold_file, out, report_file, method, label_set, item_col,
-               annotator_col, label_col) -> None:
+def annotators(
+    annotations_file,
+    items_file,
+    gold_file,
+    out,
+    report_file,
+    method,
+    label_set,
+    item_col,
+    annotator_col,
+    label_col,
+) -> None:
     """Annotator quality, spammers, drift, agreement and root causes of disagreement."""
     from labelcycle.aggregation import DEFAULT_METHOD, make_aggregator
     from labelcycle.annotators import analyse_annotators, render_report
@@ -233,7 +289,9 @@ def annotators(annotations_file, items_file, gold_file, out, report_file, method
         )
     if counts.quarantined:
         reasons = ", ".join(f"{k}: {v}" for k, v in counts.reasons.items())
-        click.echo(f"  annotations: {counts.read} rows, {counts.kept} kept, {counts.quarantined} set aside ({reasons})")
+        click.echo(
+            f"  annotations: {counts.read} rows, {counts.kept} kept, {counts.quarantined} set aside ({reasons})"
+        )
     method = method or DEFAULT_METHOD
     df = result.annotations
     agg = make_aggregator(method, classes=labels if label_set else None).fit(
@@ -244,17 +302,22 @@ def annotators(annotations_file, items_file, gold_file, out, report_file, method
         write_table(analysis.table, out)
     if report_file is not None:
         report_file.parent.mkdir(parents=True, exist_ok=True)
-        report_file.write_text(render_report(analysis, title=f"Annotator report: {annotations_file.name}"),
-                               encoding="utf-8")
+        report_file.write_text(
+            render_report(analysis, title=f"Annotator report: {annotations_file.name}"), encoding="utf-8"
+        )
 
     def fmt(v: object) -> str:
         return "n/a" if v is None else f"{float(v):.3f}"  # type: ignore[arg-type]
 
     a = analysis.agreement
-    click.echo(f"annotators: {len(analysis.table)} annotators, {len(df)} labels on "
-               f"{df[schema.ITEM_ID].nunique()} items (consensus: {method})")
-    click.echo(f"  agreement: Krippendorff alpha {fmt(a.get('krippendorff_alpha'))}, "
-               f"Fleiss kappa {fmt(a.get('fleiss_kappa'))}")
+    click.echo(
+        f"annotators: {len(analysis.table)} annotators, {len(df)} labels on "
+        f"{df[schema.ITEM_ID].nunique()} items (consensus: {method})"
+    )
+    click.echo(
+        f"  agreement: Krippendorff alpha {fmt(a.get('krippendorff_alpha'))}, "
+        f"Fleiss kappa {fmt(a.get('fleiss_kappa'))}"
+    )
     spam = analysis.spammers
     click.echo(f"  spammers ({len(spam)}): {', '.join(spam) if spam else 'none'}")
     causes = analysis.root_causes

@@ -19,7 +19,9 @@ def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text())
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no params file; run from the project folder (it holds params.yaml)") from None
+        raise ConfigError(
+            f"{path}: no params file; run from the project folder (it holds params.yaml)"
+        ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: is not valid YAML ({exc})") from None
     if not isinstance(data, dict):
@@ -35,7 +37,9 @@ def section(cls: type[T], params: dict[str, Any], name: str) -> T:
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(raw) - set(fields))
     if unknown:
-        raise ConfigError(f"params.yaml: unknown key(s) {unknown} in section {name!r}; known: {sorted(fields)}")
+        raise ConfigError(
+            f"params.yaml: unknown key(s) {unknown} in section {name!r}; known: {sorted(fields)}"
+        )
     try:
         obj = cls(**raw)
     except (TypeError, ValueError) as exc:
