@@ -1,10 +1,10 @@
-"""Stage aggregate: one label per item (params aggregate.method) -> the curated data set."""
+"""Stage aggregate: one label per item (params aggregate.method) -> the raw consensus that curate refines."""
 
 from __future__ import annotations
 
 from labelcycle import schema
 from labelcycle.aggregation import make_aggregator
-from labelcycle.curation import agreement_summary, curated_dataset, curated_labels
+from labelcycle.curation import agreement_summary, curated_labels
 from labelcycle.params import AggregateParams, IngestParams
 from labelcycle.pipeline import project_root, read_parquet, run_stage, stage_params, write_json, write_parquet
 from labelcycle.tracking.runs import stage_run
@@ -18,35 +18,32 @@ def main() -> None:
     params = stage_params(AggregateParams, STAGE, root)
     labels_set = stage_params(IngestParams, "ingest", root).labels
     annotations = read_parquet(root / "data/interim/annotations.parquet")
-    items = read_parquet(root / "data/interim/items.parquet")
     aggregator = make_aggregator(params.method, classes=labels_set).fit(annotations)
     labels = curated_labels(annotations, aggregator)
-    dataset = curated_dataset(labels, items)
     annotator_table = aggregator.skills_.rename("accuracy_est").reset_index()
     annotator_table["n_labels"] = annotator_table[schema.ANNOTATOR_ID].map(
         annotations.groupby(schema.ANNOTATOR_ID).size()
     )
-    write_parquet(labels, root / "data/curated/labels.parquet")
-    write_parquet(dataset, root / "data/curated/dataset.parquet")
+    write_parquet(labels, root / "data/curated/labels_raw.parquet")
     write_parquet(annotator_table, root / "reports/annotators.parquet")
     summary = agreement_summary(labels)
-    curated_digest = table_digest(dataset)
-    write_json({"method": params.method, "curated_digest": curated_digest, **summary}, root / "reports/aggregate.json")
+    labels_digest = table_digest(labels)
+    write_json({"method": params.method, "labels_raw_digest": labels_digest, **summary}, root / "reports/aggregate.json")
     with stage_run(root, STAGE, {"aggregate": vars(params), "ingest": {"labels": labels_set}}) as run:
         run.log_dataset(
             annotations, "annotations", "raw",
             table_digest(annotations.drop(columns=[schema.RAW_BATCH], errors="ignore")),
             "data/interim/annotations.parquet",
         )
-        run.log_dataset(dataset, "curated", "training", curated_digest, "data/curated/dataset.parquet")
-        run.set_tags({"curated_digest": curated_digest, "aggregate.method": params.method})
+        run.log_dataset(labels, "labels_raw", "consensus", labels_digest, "data/curated/labels_raw.parquet")
+        run.set_tags({"labels_raw_digest": labels_digest, "aggregate.method": params.method})
         run.log_metrics({f"agreement.{k}": v for k, v in summary.items()})
         run.log_table(annotator_table, "annotators.parquet")
         run.log_dvc_hashes(
-            ["data/interim/annotations.parquet", "data/interim/items.parquet"],
-            ["data/curated/labels.parquet", "data/curated/dataset.parquet"],
+            ["data/interim/annotations.parquet"],
+            ["data/curated/labels_raw.parquet"],
         )
-    print(f"aggregate: {len(labels)} items labelled by {params.method}; curated digest {curated_digest}")
+    print(f"aggregate: {len(labels)} items labelled by {params.method}; consensus digest {labels_digest}")
 
 
 if __name__ == "__main__":
