@@ -289,7 +289,8 @@ def detect_label_errors(
         score[test] = m.predict(feats[test])
     model = ErrorModel.fit(feats[rows], y[rows], w[rows], params)
     rest = np.isnan(score)
-    score[rest] = model.predict(feats[rest])
+    if rest.any():
+        score[rest] = model.predict(feats[rest])
     base[SCORE] = score
     base[ISSUE] = base[SCORE] >= params.threshold
 
