@@ -143,24 +143,23 @@ def dawid_skene_em(
 def loo_sum(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
     """Per row, the sum of ``values`` over the *other* rows of its group.
 
-    Computed from exclusive prefix and suffix sums so that a row's own value never enters its result,
-    not even as ``total - own`` (which would leak through rounding).
+    Computed from exclusive prefix and suffix sums *within the group* (a dense groups x size x ...
+    layout), so that neither the row's own value nor any value of another group enters its result, not
+    even through rounding (``total - own`` would leak the own value in the last bits).
     """
     order = np.argsort(groups, kind="stable")
-    v = values[order]
     g = groups[order]
-    zero = np.zeros((1, *v.shape[1:]))
-    before = np.concatenate([zero, np.cumsum(v, axis=0)])[:-1]  # sum of rows strictly before, globally
-    after = np.concatenate([np.cumsum(v[::-1], axis=0)[::-1][1:], zero])  # strictly after, globally
-    starts = np.r_[0, np.flatnonzero(g[1:] != g[:-1]) + 1]
-    ends = np.r_[starts[1:], len(g)]
-    size = ends - starts
-    first = np.repeat(starts, size)
-    last = np.repeat(ends - 1, size)
-    prefix = before - before[first]  # rows of the group before this one
-    suffix = after - after[last]  # rows of the group after this one
-    out = np.empty_like(v)
-    out[order] = prefix + suffix
+    starts = np.r_[0, np.flatnonzero(g[1:] != g[:-1]) + 1] if len(g) else np.zeros(0, dtype=np.int64)
+    size = np.diff(np.r_[starts, len(g)])
+    slot = np.arange(len(g)) - np.repeat(starts, size)
+    grp = np.repeat(np.arange(len(starts)), size)
+    dense = np.zeros((len(starts), int(size.max()) if len(size) else 0, *values.shape[1:]))
+    dense[grp, slot] = values[order]
+    zero = np.zeros_like(dense[:, :1])
+    prefix = np.concatenate([zero, np.cumsum(dense, axis=1)[:, :-1]], axis=1)
+    suffix = np.concatenate([np.cumsum(dense[:, ::-1], axis=1)[:, ::-1][:, 1:], zero], axis=1)
+    out = np.empty_like(values, dtype=np.float64)
+    out[order] = (prefix + suffix)[grp, slot]
     return out
 
 
