@@ -246,8 +246,8 @@ def errors(annotations_file, items_file, gold_file, out, label_set, method, thre
     from dataclasses import replace
 
     from labelcycle.aggregation import METHODS
-    from labelcycle.detection.model import ErrorModelParams, detect_label_errors
     from labelcycle.detection.features import FeatureParams
+    from labelcycle.detection.model import ErrorModelParams, detect_label_errors
     from labelcycle.errors import ConfigError, ValidationError
     from labelcycle.readers import read_table
     from labelcycle.validation import validate

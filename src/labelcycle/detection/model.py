@@ -27,7 +27,12 @@ import pandas as pd
 
 from labelcycle import schema
 from labelcycle.detection.features import (
-    CATEGORICAL_FEATURES, FeatureParams, annotation_context, feature_names, features_from_context, item_folds,
+    CATEGORICAL_FEATURES,
+    FeatureParams,
+    annotation_context,
+    feature_names,
+    features_from_context,
+    item_folds,
 )
 from labelcycle.errors import NotFittedError, SchemaError
 

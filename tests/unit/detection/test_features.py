@@ -7,7 +7,13 @@ import pandas as pd
 import pytest
 
 from labelcycle.detection.features import (
-    PER_CLASS, FeatureParams, annotation_context, annotation_features, features_from_context, item_folds, loo_sum,
+    PER_CLASS,
+    FeatureParams,
+    annotation_context,
+    annotation_features,
+    features_from_context,
+    item_folds,
+    loo_sum,
 )
 from labelcycle.detection.model import ErrorModelParams, detect_label_errors, gold_targets
 from labelcycle.errors import SchemaError
