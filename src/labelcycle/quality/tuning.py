@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -151,12 +152,14 @@ def study_name(base: str, data_digest: str, space: Mapping[str, Any], seed: int)
 
 def make_study(name: str, storage: str, seed: int, pruning: bool) -> optuna.Study:
     """Create or resume a study (TPE sampler, median pruner; heartbeat so dead workers' trials are retried)."""
-    rdb = optuna.storages.RDBStorage(
-        storage,
-        heartbeat_interval=30,
-        grace_period=120,
-        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2),
-    )
+    with warnings.catch_warnings():  # the heartbeat retry callback is marked experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        rdb = optuna.storages.RDBStorage(
+            storage,
+            heartbeat_interval=30,
+            grace_period=120,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2),
+        )
     return optuna.create_study(
         study_name=name,
         storage=rdb,
