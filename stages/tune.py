@@ -21,7 +21,7 @@ def main() -> None:
     p = stage_params(TuneParams, STAGE, root)
     classes = stage_params(IngestParams, "ingest", root).labels
     dims = parse_space(p.search_space)
-    dataset = read_parquet(root / "data/curated/dataset.parquet")
+    dataset = read_parquet(root / "data/curated/train_sample.parquet")
     eval_split = read_parquet(root / "data/split/eval.parquet")
     rows = dataset[~dataset[schema.ITEM_ID].isin(eval_split[schema.ITEM_ID])].reset_index(drop=True)
     items = rows[[c for c in rows.columns if c not in NOT_FEATURES]]
@@ -32,7 +32,7 @@ def main() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with stage_run(root, STAGE, {"tune": {k: v for k, v in vars(p).items() if k != "search_space"},
                                  "search_space": p.search_space}) as run:
-        run.log_dataset(rows, "curated_train", "training", digest, "data/curated/dataset.parquet")
+        run.log_dataset(rows, "curated_train", "training", digest, "data/curated/train_sample.parquet")
         study = make_study(name, storage, p.seed, p.pruning)
         done = sum(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for t in study.trials)
 

@@ -118,3 +118,16 @@ class EvaluateParams:
     n_boot: int = 500
     seed: int = 0
     min_slice_size: int = 30
+
+
+@dataclass(frozen=True)
+class SampleParams:
+    fraction: float = 1.0
+    strategy: str = "uniform"  # uniform | stratified (same fraction of every label)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 < float(self.fraction) <= 1:
+            raise ValueError("fraction must be in (0, 1]")
+        if self.strategy not in ("uniform", "stratified"):
+            raise ValueError("strategy must be uniform or stratified")
