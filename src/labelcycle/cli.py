@@ -193,6 +193,81 @@ def predict(items_file, out, model_uri, item_col) -> None:
     click.echo(f"predict: {len(result)} items -> {out} ({result[schema.LABEL].value_counts().to_dict()})")
 
 
+# --- issue 3: annotators ---
+@main.command()
+@click.argument("annotations_file", metavar="ANNOTATIONS", type=click.Path(path_type=Path))
+@click.option("--items", "items_file", type=click.Path(path_type=Path), default=None,
+              help="Items (features) file: its columns become root-cause slices.")
+@click.option("--gold", "gold_file", type=click.Path(path_type=Path), default=None, help="Gold labels file.")
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=None,
+              help="Annotator table (one row per annotator); CSV or Parquet by extension.")
+@click.option("--report", "report_file", type=click.Path(path_type=Path), default=None,
+              help="Self-contained HTML report (opens offline).")
+@click.option("--method", default=None, help="Aggregation method of the consensus (default: the recommended one).")
+@click.option("--labels", "label_set", default=None, help="Comma-separated label set (default: labels seen).")
+@_column_options
+def annotators(annotations_file, items_file, gold_file, out, report_file, method, label_set, item_col,
+               annotator_col, label_col) -> None:
+    """Annotator quality, spammers, drift, agreement and root causes of disagreement."""
+    from labelcycle.aggregation import DEFAULT_METHOD, make_aggregator
+    from labelcycle.annotators import analyse_annotators, render_report
+    from labelcycle.readers import read_table
+    from labelcycle.validation import validate
+
+    ann = read_table(annotations_file, "annotations", _colmap(item_col, annotator_col, label_col))
+    items = read_table(items_file, "items", _colmap(item_col, None, None)) if items_file else None
+    gold = read_table(gold_file, "gold", _colmap(item_col, None, label_col)) if gold_file else None
+    if label_set:
+        labels = [c.strip() for c in label_set.split(",") if c.strip()]
+    else:
+        seen = ann[schema.LABEL].dropna().astype(str).str.strip()
+        labels = sorted(set(seen[seen != ""]))
+    # the pipeline's rules: duplicate (item, annotator) rows keep the latest judgement, bad rows are set
+    # aside with a reason, item features are typed (coerce_feature)
+    result = validate(ann, labels, items, gold)
+    counts = result.counts["annotations"]
+    if result.annotations.empty:
+        raise InputFileError(
+            f"{annotations_file}: none of its {counts.read} rows is valid ({counts.reasons}); check --labels "
+            "and the column mapping"
+        )
+    if counts.quarantined:
+        reasons = ", ".join(f"{k}: {v}" for k, v in counts.reasons.items())
+        click.echo(f"  annotations: {counts.read} rows, {counts.kept} kept, {counts.quarantined} set aside ({reasons})")
+    method = method or DEFAULT_METHOD
+    df = result.annotations
+    agg = make_aggregator(method, classes=labels if label_set else None).fit(
+        df[[schema.ITEM_ID, schema.ANNOTATOR_ID, schema.LABEL]]
+    )
+    analysis = analyse_annotators(df, agg, items=result.items, gold=result.gold)
+    if out is not None:
+        write_table(analysis.table, out)
+    if report_file is not None:
+        report_file.parent.mkdir(parents=True, exist_ok=True)
+        report_file.write_text(render_report(analysis, title=f"Annotator report: {annotations_file.name}"),
+                               encoding="utf-8")
+
+    def fmt(v: object) -> str:
+        return "n/a" if v is None else f"{float(v):.3f}"  # type: ignore[arg-type]
+
+    a = analysis.agreement
+    click.echo(f"annotators: {len(analysis.table)} annotators, {len(df)} labels on "
+               f"{df[schema.ITEM_ID].nunique()} items (consensus: {method})")
+    click.echo(f"  agreement: Krippendorff alpha {fmt(a.get('krippendorff_alpha'))}, "
+               f"Fleiss kappa {fmt(a.get('fleiss_kappa'))}")
+    spam = analysis.spammers
+    click.echo(f"  spammers ({len(spam)}): {', '.join(spam) if spam else 'none'}")
+    causes = analysis.root_causes
+    if causes.empty:
+        click.echo("  root causes: no group stands out")
+    else:
+        click.echo("  top root causes:")
+        for r in causes.head(3).itertuples():
+            click.echo(f"    {r.rank}. {r.finding}")
+    written = [str(p) for p in (out, report_file) if p is not None]
+    if written:
+        click.echo(f"  -> {', '.join(written)}")
+
 # --- issue 6: experiments and compare ---
 
 

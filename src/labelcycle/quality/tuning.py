@@ -75,7 +75,9 @@ def prepare_tuning_data(items: pd.DataFrame, labels: pd.Series, classes: list[st
         n_val = max(1, int(round(valid_fraction * len(idx)))) if len(idx) > 2 else 0
         if n_val:
             valid[rng.choice(idx, size=n_val, replace=False)] = True
-    train = lgb.Dataset(X[~valid], y[~valid], free_raw_data=False)
+    # trials vary min_child_samples on one shared Dataset: pre-filtering features by the first trial's value
+    # would make LightGBM refuse smaller values later
+    train = lgb.Dataset(X[~valid], y[~valid], free_raw_data=False, params={"feature_pre_filter": False})
     return TuningData(train, lgb.Dataset(X[valid], y[valid], reference=train, free_raw_data=False), len(trained))
 
 
