@@ -77,23 +77,32 @@ def resolve_run(root: Path, spec: str) -> Version | None:
 
 
 def runs_for(root: Path, version: Version) -> Version:
-    """``version`` with the MLflow runs that made it (by DVC experiment name or git commit), if any."""
+    """``version`` with the MLflow runs that made it, if any.
+
+    The pipeline run whose evaluate run tagged the same DVC md5 of ``reports/predictions.parquet`` wins
+    (exact); otherwise the newest runs tagged with the version's DVC experiment name.
+    """
+    from labelcycle.versioning.versions import predictions_md5
+
     try:
         client = _client(root)
-        if version.exp_name:
+        runs: list[Any] = []
+        md5 = predictions_md5(root, version)
+        if md5:
+            hits = _stage_runs(client, f"tags.`dvc.out.reports/predictions.parquet` = '{md5}'")
+            if hits:
+                group = hits[0].data.tags.get(TAG_PIPELINE_RUN)
+                runs = _stage_runs(client, f"tags.`{TAG_PIPELINE_RUN}` = '{group}'")
+        if not runs and version.exp_name:
             runs = _stage_runs(client, f"tags.`{TAG_DVC_EXP}` = '{version.exp_name}'")
-        elif version.rev and version.kind != "workspace":
-            runs = _stage_runs(client, f"tags.`mlflow.source.git.commit` = '{version.rev}'")
-        else:
-            return version
+            latest = runs[0].data.tags.get(TAG_PIPELINE_RUN) if runs else None
+            runs = [r for r in runs if r.data.tags.get(TAG_PIPELINE_RUN) == latest]
     except TrackingError:
         return version
     if not runs:
         return version
-    latest = runs[0].data.tags.get(TAG_PIPELINE_RUN)
-    runs = [r for r in runs if r.data.tags.get(TAG_PIPELINE_RUN) == latest]
     found = _version_from_runs(version.spec, version.kind, runs)
-    return Version(spec=version.spec, kind=version.kind, rev=version.rev, exp_name=version.exp_name,
+    return Version(spec=version.spec, kind=version.kind, rev=version.rev, exp_name=version.exp_name or found.exp_name,
                    pipeline_run=found.pipeline_run, run_ids=found.run_ids, path=version.path)
 
 

@@ -184,3 +184,24 @@ def _read_at_rev(root: Path, rev: str, roles: tuple[str, ...]) -> dict[str, Any]
             except Exception:  # output not in the local cache (never pulled): treated as absent
                 continue
     return found
+
+
+def predictions_md5(root: Path, version: Version) -> str | None:
+    """DVC md5 of the version's ``reports/predictions.parquet`` (what its evaluate run tagged), if known."""
+    rel = ARTEFACTS["predictions"]
+    if version.path is not None:
+        from labelcycle.versioning.digest import file_md5
+
+        p = version.path / rel
+        return file_md5(p) if p.is_file() else None
+    if not version.rev:
+        return None
+    text = _git(root, "show", f"{version.rev}:dvc.lock")
+    if not text:
+        return None
+    lock = yaml.safe_load(text) or {}
+    for stage in (lock.get("stages") or {}).values():
+        for out in stage.get("outs", []) or []:
+            if out.get("path") == rel and out.get("md5"):
+                return str(out["md5"])
+    return None
