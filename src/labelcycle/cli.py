@@ -421,11 +421,13 @@ def experiments(as_json: bool, repo: Path | None) -> None:
               help="Metric the verdict is made on.")
 @click.option("--n-boot", type=click.IntRange(min=10), default=1000, show_default=True,
               help="Paired bootstrap resamples.")
+@click.option("--n-boot-auc", type=click.IntRange(min=10), default=200, show_default=True,
+              help="Resamples for ROC-AUC / PR-AUC (the costly metrics on large eval sets).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-log", is_flag=True, help="Do not log the comparison to MLflow.")
 @click.option("--repo", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Project folder (default: the one holding the current folder).")
-def compare(base, candidate, as_json, html_out, primary_metric, n_boot, seed, no_log, repo) -> None:
+def compare(base, candidate, as_json, html_out, primary_metric, n_boot, n_boot_auc, seed, no_log, repo) -> None:
     """Compare two dataset versions by downstream impact on the frozen gold eval split.
 
     BASE and CANDIDATE: `workspace`, a project folder, a DVC experiment name, a git revision or tag, or an
@@ -464,7 +466,7 @@ def compare(base, candidate, as_json, html_out, primary_metric, n_boot, seed, no
         base_eval_digest=db.metrics.get("eval_digest"), candidate_eval_digest=dc.metrics.get("eval_digest"),
         dataset_diff=diff, slices=_version_slices(db, dc, eval_ids),
         base=db.version.describe(), candidate=dc.version.describe(),
-        n_boot=n_boot, seed=seed, primary_metric=primary_metric,
+        n_boot=n_boot, n_boot_rank=n_boot_auc, seed=seed, primary_metric=primary_metric,
     )
     if diff is None:
         report = type(report)(**{**report.__dict__, "notes": ("curated labels missing for a version: no dataset diff",)})

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from labelcycle import schema
@@ -140,14 +141,14 @@ def _by_annotator(changed: pd.DataFrame, ann: pd.DataFrame) -> pd.DataFrame:
 def _by_batch(changed_ids: pd.Index, added: pd.Index, removed: pd.Index,
               base_ann: pd.DataFrame, cand_ann: pd.DataFrame) -> pd.DataFrame:
     cols = ["batch", "items_changed", "items_added", "items_removed"]
-    both = pd.concat([base_ann, cand_ann], ignore_index=True)[[schema.ITEM_ID, "batch"]].drop_duplicates()
-    if both.empty:
+    if base_ann.empty and cand_ann.empty:
         return pd.DataFrame(columns=cols)
+    both = pd.concat([base_ann, cand_ann], ignore_index=True)
     parts = {}
     for name, ids, src in (("items_changed", changed_ids, both), ("items_added", added, cand_ann),
                            ("items_removed", removed, base_ann)):
-        sub = src[[schema.ITEM_ID, "batch"]].drop_duplicates()
-        parts[name] = sub[sub[schema.ITEM_ID].isin(ids)].groupby("batch")[schema.ITEM_ID].nunique()
+        sub = src.loc[src[schema.ITEM_ID].isin(ids), [schema.ITEM_ID, "batch"]]  # filter first: few rows
+        parts[name] = sub.groupby("batch")[schema.ITEM_ID].nunique()
     out = pd.DataFrame(parts).fillna(0).astype("int64")
     out = out[(out > 0).any(axis=1)]
     out.index.name = "batch"
@@ -155,20 +156,27 @@ def _by_batch(changed_ids: pd.Index, added: pd.Index, removed: pd.Index,
 
 
 def _annotation_counts(base_ann: pd.DataFrame, cand_ann: pd.DataFrame) -> dict[str, int]:
-    key = [schema.ITEM_ID, schema.ANNOTATOR_ID]
-    b = base_ann.drop_duplicates(key)[[*key, schema.LABEL]]
-    c = cand_ann.drop_duplicates(key)[[*key, schema.LABEL]]
-    m = b.merge(c, on=key, how="outer", suffixes=("_b", "_c"), indicator=True)
-    per_item_b = base_ann.groupby(schema.ITEM_ID).size()
-    per_item_c = cand_ann.groupby(schema.ITEM_ID).size()
-    counts = pd.concat([per_item_b, per_item_c], axis=1).fillna(0)
+    # integer keys (item code * annotators + annotator code) instead of a merge on two string columns
+    both = pd.concat([base_ann, cand_ann], ignore_index=True)
+    item_codes, _ = pd.factorize(both[schema.ITEM_ID])
+    ann_codes, annotators = pd.factorize(both[schema.ANNOTATOR_ID])
+    label_codes, _ = pd.factorize(both[schema.LABEL])
+    key = item_codes.astype(np.int64) * max(len(annotators), 1) + ann_codes
+    nb = len(base_ann)
+    kb = pd.Series(label_codes[:nb], index=key[:nb])
+    kc = pd.Series(label_codes[nb:], index=key[nb:])
+    kb = kb[~kb.index.duplicated()]
+    kc = kc[~kc.index.duplicated()]
+    common = kb.index.intersection(kc.index)
+    per_item_b = np.bincount(item_codes[:nb], minlength=item_codes.max() + 1 if len(both) else 0)
+    per_item_c = np.bincount(item_codes[nb:], minlength=item_codes.max() + 1 if len(both) else 0)
     return {
-        "base": int(len(base_ann)),
+        "base": int(nb),
         "candidate": int(len(cand_ann)),
-        "added": int((m["_merge"] == "right_only").sum()),
-        "removed": int((m["_merge"] == "left_only").sum()),
-        "relabelled": int(((m["_merge"] == "both") & (m[f"{schema.LABEL}_b"] != m[f"{schema.LABEL}_c"])).sum()),
-        "items_count_changed": int((counts.iloc[:, 0] != counts.iloc[:, 1]).sum()),
+        "added": int(len(kc.index.difference(kb.index))),
+        "removed": int(len(kb.index.difference(kc.index))),
+        "relabelled": int((kb.loc[common].to_numpy() != kc.loc[common].to_numpy()).sum()),
+        "items_count_changed": int((per_item_b != per_item_c).sum()),
     }
 
 
