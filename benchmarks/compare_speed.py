@@ -108,7 +108,7 @@ def main() -> None:
             results[name] = times
         summary = json.loads(out)
     lines = [
-        "# compare speed: two versions of {:,} items".format(args.items), "",
+        f"# compare speed: two versions of {args.items:,} items", "",
         f"Command: `python benchmarks/compare_speed.py --items {args.items} --repeat {args.repeat}`", "",
         f"Machine: {platform.platform()}, Python {platform.python_version()}, {os.cpu_count()} CPUs "
         "(shared with other jobs while measured).", "",
