@@ -2,8 +2,8 @@
 
 Every stage run of one ``dvc repro`` / ``dvc exp run`` shares the tag ``labelcycle.pipeline_run``; a
 version named by any of those run ids is the group of sibling runs. The evaluate run holds
-``predictions.parquet`` and the metrics; the aggregate run holds ``curated/labels.parquet`` and
-``curated/annotations.parquet``.
+``predictions.parquet`` and the metrics; the curate run holds ``curated/labels.parquet`` and the
+aggregate run ``curated/annotations.parquet``.
 """
 
 from __future__ import annotations
@@ -126,12 +126,16 @@ def load_run_version(root: Path, version: Version) -> VersionData:
         path = _download(client, evaluate, "predictions.parquet")
         data.predictions = pd.read_parquet(path) if path else None
         data.metrics = {**run.data.metrics, "eval_digest": run.data.tags.get("eval_digest")}
-    aggregate = version.run_ids.get("aggregate")
-    if aggregate:
-        for role, name in (("labels", "curated/labels.parquet"), ("annotations", "curated/annotations.parquet")):
-            path = _download(client, aggregate, name)
-            if path:
-                setattr(data, role, pd.read_parquet(path))
+    # the curate run holds the curated labels (the aggregate run's consensus is refined by curate);
+    # the aggregate run holds the clean annotations
+    for role, stage, name in (
+        ("labels", "curate", "curated/labels.parquet"),
+        ("annotations", "aggregate", "curated/annotations.parquet"),
+    ):
+        run_id = version.run_ids.get(stage)
+        path = _download(client, run_id, name) if run_id else None
+        if path:
+            setattr(data, role, pd.read_parquet(path))
     params: dict[str, Any] = {}
     for run_id in version.run_ids.values():
         params.update(client.get_run(run_id).data.params)
