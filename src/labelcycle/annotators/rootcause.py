@@ -1,0 +1,505 @@
+"""Root-cause analysis: which groups of labels concentrate disagreement with the reference label.
+
+Every annotation with a reference label (gold where available, the consensus elsewhere) is a Bernoulli
+trial "disagrees with the reference". A *group* is a conjunction of conditions on the factors
+``annotator_id``, the period (``batch_id``, or the ISO week of ``created_at``), ``guideline_version`` and
+the item features (categorical columns with at most ``max_levels`` values; numeric columns cut into
+``numeric_bins`` quantile bins). The algorithm:
+
+1. **Enumerate** every group of 1 to ``max_order`` factors (single factors, pairs, triples) with at least
+   ``min_support`` labels and keep the *candidates* whose 95% Wilson lower bound on the disagreement rate
+   exceeds the baseline (the overall rate).
+2. **Cohorts**: candidates that differ only in the annotator and share the same dominant confusion
+   (``true -> given``, at least ``pattern_share`` of their disagreements) are merged into one group "annotators A, B, C x rest" (a set of annotators sharing
+   a pattern).
+3. **Onset**: for a group that does not fix the period, the best single split of its period sequence is
+   found (binomial likelihood ratio, ``chi2(1)`` at ``onset_alpha``); when the rate after the split is
+   higher and the part before is not above baseline (Wilson lower bound <= baseline), the group is
+   restricted to "since <period>". A guideline version shared by all its rows is reported alongside.
+4. **De-duplication** on the row sets (``C`` below a parent ``P`` when ``C``'s rows are a subset of
+   ``P``'s): a child is dropped when its lower bound does not exceed its parent's rate (the parent explains
+   it); then a parent is dropped when, without a surviving child's rows, what remains is no longer
+   significantly above baseline (the child explains it). Groups with identical rows keep the simplest
+   description.
+5. **Greedy selection and ranking** by ``score = n * (rate_lo - baseline)`` computed on the rows not
+   already covered by a better finding: the number of excess disagreements we are 95% confident of (a
+   conservative ``excess = n * (rate - baseline)``), rewarding size and strength alike. A group is only
+   reported while its uncovered rows stay significantly above baseline at the family-wise level
+   ``family_alpha`` (Bonferroni over all groups tested), so overlapping restatements of a finding and
+   the chance hits of testing hundreds of groups drop out.
+
+Effect sizes: ``rate_diff`` with the interval ``[rate_lo, rate_hi] - baseline`` (the baseline rests on all
+labels and is treated as known), ``lift = rate / baseline`` and ``log_odds_ratio`` (with a 0.5
+continuity correction).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+from scipy import sparse, stats
+
+from labelcycle import schema
+from labelcycle.annotators._common import (
+    check_annotations,
+    check_gold,
+    check_items,
+    consensus_of,
+    periods,
+    reference_labels,
+    wilson,
+)
+from labelcycle.errors import ConfigError
+
+ROOT_CAUSE_COLUMNS = [
+    "rank",
+    "finding",
+    "annotators",
+    "conditions",
+    "factors",
+    "n",
+    "n_disagree",
+    "rate",
+    "rate_lo",
+    "rate_hi",
+    "baseline",
+    "rate_diff",
+    "rate_diff_lo",
+    "rate_diff_hi",
+    "lift",
+    "log_odds_ratio",
+    "excess",
+    "score",
+    "dominant_confusion",
+    "dominant_share",
+    "since_period",
+    "guideline_version",
+    "reference",
+]
+
+MISSING = "(missing)"
+
+
+@dataclass(frozen=True)
+class RootCauseParams:
+    """Settings of :func:`root_causes`.
+
+    Attributes:
+        max_order: largest number of factors combined in one group (1 to 3).
+        min_support: smallest group (labels) considered.
+        z: normal quantile of the Wilson intervals (1.96 = 95%).
+        max_levels: categorical item features with more distinct values are skipped.
+        numeric_bins: quantile bins for numeric item features (0 = skip numeric features).
+        onset_alpha: significance level of the onset (change-point) test.
+        family_alpha: family-wise error rate of the reported findings (Bonferroni over the groups
+            tested); membership of cohorts only needs the per-group ``z`` interval.
+        pattern_share: share of a group's disagreements its dominant confusion must have for the group
+            to join an annotator cohort.
+        top_k: rows returned (0 = all).
+        max_candidates: candidates kept for de-duplication (the strongest by score; bounds memory).
+        use_gold: compare against gold labels where available (else the consensus everywhere).
+        exclude_annotators: annotators left out (e.g. flagged spammers, reported elsewhere).
+    """
+
+    max_order: int = 3
+    min_support: int = 20
+    z: float = 1.96
+    max_levels: int = 30
+    numeric_bins: int = 4
+    onset_alpha: float = 0.001
+    family_alpha: float = 0.05
+    pattern_share: float = 0.5
+    top_k: int = 20
+    max_candidates: int = 2000
+    use_gold: bool = True
+    exclude_annotators: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_order <= 3:
+            raise ConfigError(f"max_order must be 1, 2 or 3, got {self.max_order}")
+        if self.min_support < 1:
+            raise ConfigError(f"min_support must be >= 1, got {self.min_support}")
+        if self.z <= 0:
+            raise ConfigError(f"z must be > 0, got {self.z}")
+        if not 0 < self.family_alpha < 1:
+            raise ConfigError(f"family_alpha must be in (0, 1), got {self.family_alpha}")
+        if not 0 < self.onset_alpha < 1:
+            raise ConfigError(f"onset_alpha must be in (0, 1), got {self.onset_alpha}")
+
+
+@dataclass
+class _Group:
+    conditions: dict[str, tuple[str, ...]]  # factor -> allowed values
+    rows: np.ndarray  # sorted row positions of the group
+    since: str | None = None
+    context_guideline: str | None = None
+    n: int = 0
+    k: int = 0
+
+    @property
+    def order(self) -> int:
+        return len(self.conditions) + (self.since is not None)
+
+
+def _factor_frame(
+    ann: pd.DataFrame, items: pd.DataFrame | None, params: RootCauseParams
+) -> tuple[pd.DataFrame, str | None, list[str]]:
+    """String factor columns per annotation row; returns (frame, period factor name, period order)."""
+    out = pd.DataFrame(index=ann.index)
+    out[schema.ANNOTATOR_ID] = ann[schema.ANNOTATOR_ID]
+    per_name, per, order = periods(ann)
+    if per_name is not None and per is not None:
+        out[per_name] = per.fillna(MISSING).astype(str)
+    if schema.GUIDELINE_VERSION in ann.columns:
+        out[schema.GUIDELINE_VERSION] = ann[schema.GUIDELINE_VERSION].fillna(MISSING).astype(str)
+    if items is not None:
+        feats = items.reindex(ann[schema.ITEM_ID].to_numpy())
+        for col in feats.columns:
+            if col in out.columns:
+                continue
+            values = feats[col]
+            if pd.api.types.is_bool_dtype(values) or not pd.api.types.is_numeric_dtype(values):
+                s = values.astype(object).where(values.notna(), MISSING).astype(str)
+                if 2 <= s.nunique() <= params.max_levels:
+                    out[col] = s.to_numpy()
+            elif params.numeric_bins > 0 and values.nunique() > params.numeric_bins:
+                bins = pd.qcut(values, params.numeric_bins, duplicates="drop")
+                s = bins.astype(str).where(bins.notna(), MISSING)
+                if s.nunique() >= 2:
+                    out[col] = s.to_numpy()
+            elif values.nunique() >= 2:
+                out[col] = values.astype(str).to_numpy()
+    return out.reset_index(drop=True), per_name, order
+
+
+def _stats(k: np.ndarray, n: np.ndarray, p0: float, z: float) -> dict[str, np.ndarray]:
+    lo, hi = wilson(k, n, z)
+    rate = k / n
+    logit = np.log((k + 0.5) / (n - k + 0.5)) - np.log(p0 / (1 - p0))
+    return {
+        "rate": rate,
+        "rate_lo": lo,
+        "rate_hi": hi,
+        "rate_diff": rate - p0,
+        "rate_diff_lo": lo - p0,
+        "rate_diff_hi": hi - p0,
+        "lift": rate / p0,
+        "log_odds_ratio": logit,
+        "excess": n * (rate - p0),
+        "score": n * (lo - p0),
+    }
+
+
+def _dominant(rows: np.ndarray, conf_code: np.ndarray, n_conf: int) -> tuple[int, int, int]:
+    """(dominant confusion code, its count, number of disagreements) among ``rows``."""
+    codes = conf_code[rows]
+    codes = codes[codes >= 0]
+    if len(codes) == 0:
+        return -1, 0, 0
+    counts = np.bincount(codes, minlength=n_conf)
+    best = int(np.argmax(counts))
+    return best, int(counts[best]), int(len(codes))
+
+
+def _onset(
+    group: _Group,
+    period_idx: np.ndarray,
+    order: list[str],
+    disagree: np.ndarray,
+    p0: float,
+    params: RootCauseParams,
+) -> _Group:
+    """Restrict ``group`` to the periods from its onset when the excess starts at one period."""
+    idx = period_idx[group.rows]
+    ok = idx >= 0
+    idx = idx[ok]
+    d = disagree[group.rows][ok]
+    n_per = np.bincount(idx, minlength=len(order)).astype(np.float64)
+    k_per = np.bincount(idx, weights=d, minlength=len(order))
+    present = np.flatnonzero(n_per > 0)
+    if len(present) < 2:
+        return group
+
+    def ll(k: np.ndarray, n: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            p = k / n
+            return np.nan_to_num(k * np.log(p)) + np.nan_to_num((n - k) * np.log1p(-p))
+
+    cn, ck = np.cumsum(n_per), np.cumsum(k_per)
+    splits = present[1:]  # the post segment starts at this period index
+    pre_n, pre_k = cn[splits - 1], ck[splits - 1]
+    post_n, post_k = cn[-1] - pre_n, ck[-1] - pre_k
+    lr = 2 * (ll(pre_k, pre_n) + ll(post_k, post_n) - ll(ck[-1:], cn[-1:]))
+    up = post_k / post_n > pre_k / pre_n
+    lr = np.where(up, lr, -np.inf)
+    best = int(np.argmax(lr))
+    if lr[best] < stats.chi2.ppf(1 - params.onset_alpha, 1):
+        return group
+    pre_lo, _ = wilson(pre_k[best], pre_n[best], params.z)
+    if float(pre_lo) > p0:
+        return group
+    start = int(splits[best])
+    return replace(group, rows=group.rows[period_idx[group.rows] >= start], since=order[start])
+
+
+def _describe(conditions: dict[str, tuple[str, ...]]) -> str:
+    parts = []
+    for f, vals in conditions.items():
+        parts.append(f"{f}={vals[0]}" if len(vals) == 1 else f"{f} in {{{', '.join(vals)}}}")
+    return " & ".join(parts)
+
+
+def _finding(row: dict[str, object], per_name: str | None, ref_word: str) -> str:
+    conds = dict(row["_conditions"])  # type: ignore[call-overload]
+    ann = conds.pop(schema.ANNOTATOR_ID, None)
+    single = ann is not None and len(ann) == 1
+    label_verb, disagree_verb = ("labels", "disagrees") if single else ("label", "disagree")
+    if ann is None:
+        who = "annotators"
+    elif single:
+        who = f"annotator {ann[0]}"
+    else:
+        who = f"annotators {', '.join(ann)}"
+    period_txt = ""
+    if per_name is not None and per_name in conds:
+        vals = conds.pop(per_name)
+        period_txt = f" in {'batch' if per_name == schema.BATCH_ID else 'week'} {', '.join(vals)}"
+    if row["since_period"]:
+        period_txt = f" since {'batch' if per_name == schema.BATCH_ID else 'week'} {row['since_period']}"
+    guide = conds.pop(schema.GUIDELINE_VERSION, None)
+    if guide is not None:
+        period_txt += f" (guideline {', '.join(guide)})"
+    elif row["guideline_version"]:
+        period_txt += f" (guideline {row['guideline_version']})"
+    where = _describe(conds)
+    subject = f"{where} items" if where else "items"
+    dom = str(row["dominant_confusion"])
+    share = float(row["dominant_share"])  # type: ignore[arg-type]
+    n_dis = int(row["n_disagree"])  # type: ignore[call-overload]
+    if dom and share >= 0.5:
+        true, given = dom.split(" -> ")
+        what = (
+            f"{who} {label_verb} {subject} as '{given}' where {ref_word} says '{true}' "
+            f"({share:.0%} of {n_dis} disagreements)"
+        )
+    else:
+        what = f"{who} {disagree_verb} with {ref_word} on {subject} (mixed; most often {dom}, {share:.0%})"
+    return (
+        f"{what}{period_txt}: {float(row['rate']):.0%} disagree vs {float(row['baseline']):.0%} baseline "  # type: ignore[arg-type]
+        f"(n={int(row['n'])}, {100 * float(row['rate_diff']):+.0f} pp, 95% CI "  # type: ignore[call-overload,arg-type]
+        f"[{100 * float(row['rate_diff_lo']):+.0f}, {100 * float(row['rate_diff_hi']):+.0f}], "  # type: ignore[arg-type]
+        f"lift {float(row['lift']):.1f})"  # type: ignore[arg-type]
+    )
+
+
+def root_causes(
+    annotations: pd.DataFrame,
+    consensus: pd.Series | object,
+    items: pd.DataFrame | None = None,
+    gold: pd.DataFrame | None = None,
+    params: RootCauseParams | None = None,
+) -> pd.DataFrame:
+    """Groups of labels that concentrate disagreement with the reference, ranked (see module docstring).
+
+    Args:
+        annotations: long table ``item_id, annotator_id, label`` (+ optional ``batch_id``/``created_at``,
+            ``guideline_version``).
+        consensus: consensus label per ``item_id`` or a fitted aggregator.
+        items: optional items table; its feature columns become factors.
+        gold: optional gold table; gold replaces the consensus as reference on its items.
+        params: settings.
+
+    Returns:
+        One row per finding, best first, with the columns of :data:`ROOT_CAUSE_COLUMNS`; ``finding`` is a
+        one-line human-readable summary. Empty (same columns) when nothing stands out.
+    """
+    params = params or RootCauseParams()
+    ann = check_annotations(annotations)
+    cons = consensus if isinstance(consensus, pd.Series) else consensus_of(consensus)
+    cons = pd.Series(cons.astype(str).to_numpy(), index=pd.Index(cons.index.astype(str), name=schema.ITEM_ID))
+    g = check_gold(gold)
+    it = check_items(items)
+    ref, src = reference_labels(cons, g, params.use_gold)
+
+    if params.exclude_annotators:
+        ann = ann[~ann[schema.ANNOTATOR_ID].isin([str(a) for a in params.exclude_annotators])]
+    truth = ann[schema.ITEM_ID].map(ref)
+    ann = ann[truth.notna().to_numpy()].reset_index(drop=True)
+    truth = truth[truth.notna()].astype(str).to_numpy()
+    source = ann[schema.ITEM_ID].map(src).to_numpy()
+    empty = pd.DataFrame({c: [] for c in ROOT_CAUSE_COLUMNS})
+    if len(ann) == 0:
+        return empty
+    given = ann[schema.LABEL].to_numpy()
+    disagree = (given != truth).astype(np.float64)
+    p0 = float(disagree.mean())
+    if p0 <= 0.0 or p0 >= 1.0:
+        return empty
+    conf_str = np.where(disagree > 0, pd.Series(truth).str.cat(pd.Series(given), sep=" -> ").to_numpy(), None)
+    conf_code, conf_names = pd.factorize(pd.Series(conf_str), use_na_sentinel=True)
+    n_conf = len(conf_names)
+
+    factors, per_name, order = _factor_frame(ann, it, params)
+    period_idx = (
+        pd.Series(factors[per_name])
+        .map({p: i for i, p in enumerate(order)})
+        .fillna(-1)
+        .astype(np.int64)
+        .to_numpy()
+        if per_name is not None
+        else np.full(len(ann), -1)
+    )
+    codes = {c: pd.factorize(factors[c], sort=True) for c in factors.columns}
+
+    # 1. enumerate candidates
+    cands: list[_Group] = []
+    n_tested = 0
+    for r in range(1, params.max_order + 1):
+        for combo in itertools.combinations(factors.columns, r):
+            key = np.zeros(len(ann), dtype=np.int64)
+            for c in combo:
+                key = key * len(codes[c][1]) + codes[c][0]
+            uniq, inv = np.unique(key, return_inverse=True)
+            n = np.bincount(inv).astype(np.float64)
+            k = np.bincount(inv, weights=disagree)
+            lo, _ = wilson(k, n, params.z)
+            n_tested += int((n >= params.min_support).sum())
+            keep = np.flatnonzero((n >= params.min_support) & (lo > p0))
+            for gi in keep:
+                rows = np.flatnonzero(inv == gi)
+                conds = {c: (str(factors[c].iat[int(rows[0])]),) for c in combo}
+                cands.append(_Group(conds, rows))
+
+    # 2. cohorts of annotators sharing a pattern
+    by_key: dict[tuple, list[_Group]] = {}
+    for gr in cands:
+        if schema.ANNOTATOR_ID not in gr.conditions or len(gr.conditions) < 2:
+            continue
+        dom, dom_n, n_dis = _dominant(gr.rows, conf_code, n_conf)
+        if dom < 0 or dom_n < params.pattern_share * n_dis:
+            continue
+        rest = tuple(sorted((f, v) for f, v in gr.conditions.items() if f != schema.ANNOTATOR_ID))
+        by_key.setdefault((rest, dom), []).append(gr)
+    for (rest, _dom), members in by_key.items():
+        if len(members) < 2:
+            continue
+        names = tuple(sorted(m.conditions[schema.ANNOTATOR_ID][0] for m in members))
+        rows = np.unique(np.concatenate([m.rows for m in members]))
+        cands.append(_Group({schema.ANNOTATOR_ID: names, **dict(rest)}, rows))
+
+    # 3. onset within the period sequence
+    if per_name is not None and len(order) >= 2:
+        cands = [
+            _onset(gr, period_idx, order, disagree, p0, params) if per_name not in gr.conditions else gr
+            for gr in cands
+        ]
+    for gr in cands:
+        gr.n = len(gr.rows)
+        gr.k = int(disagree[gr.rows].sum())
+    lo_all = wilson(np.array([gr.k for gr in cands]), np.array([gr.n for gr in cands]), params.z)[0]
+    keep = [i for i, gr in enumerate(cands) if gr.n >= params.min_support and lo_all[i] > p0]
+    keep.sort(key=lambda i: -cands[i].n * (lo_all[i] - p0))
+    cands = [cands[i] for i in keep[: params.max_candidates]]
+    if not cands:
+        return empty
+
+    # identical row sets: keep the simplest description (then one with an onset)
+    cands.sort(key=lambda gr: (len(gr.conditions), gr.since is None, _describe(gr.conditions)))
+    seen: set[bytes] = set()
+    unique: list[_Group] = []
+    for gr in cands:
+        sig = gr.rows.tobytes()
+        if sig not in seen:
+            seen.add(sig)
+            unique.append(gr)
+    cands = unique
+
+    # 4. de-duplicate along the subset order of row sets
+    indptr = np.cumsum([0] + [len(gr.rows) for gr in cands])
+    masks = sparse.csr_matrix(
+        (np.ones(indptr[-1], dtype=np.float64), np.concatenate([gr.rows for gr in cands]), indptr),
+        shape=(len(cands), len(ann)),
+    )
+    inter = (masks @ masks.T).toarray()
+    n_arr = np.array([gr.n for gr in cands], dtype=np.float64)
+    k_arr = np.array([gr.k for gr in cands], dtype=np.float64)
+    rate = k_arr / n_arr
+    lo_arr, _ = wilson(k_arr, n_arr, params.z)
+    subset = (inter >= n_arr[:, None] - 0.5) & ~np.eye(len(cands), dtype=bool)  # [c, p]: c within p
+    child_explained = (subset & (lo_arr[:, None] <= rate[None, :])).any(axis=1)
+    alive = ~child_explained
+    rest_lo, _ = wilson(k_arr[None, :] - k_arr[:, None], n_arr[None, :] - n_arr[:, None], params.z)  # [c, p]
+    rest_lo = np.where(n_arr[None, :] - n_arr[:, None] > 0, rest_lo, -np.inf)
+    parent_explained = (subset & alive[:, None] & (rest_lo <= p0)).any(axis=0)
+    alive &= ~parent_explained
+
+    # 5. greedy selection on the rows not yet explained by a better finding
+    z_sel = max(params.z, float(stats.norm.isf(params.family_alpha / max(n_tested, 1))))
+    alive_idx = np.flatnonzero(alive)
+    sub = masks[alive_idx]
+    covered = np.zeros(sub.shape[1], dtype=np.float32)
+    taken = np.zeros(len(alive_idx), dtype=bool)
+    picks: list[tuple[int, float]] = []
+    while not params.top_k or len(picks) < params.top_k:
+        free = 1.0 - covered
+        rn = (sub @ free).astype(np.float64)
+        rk = (sub @ (free * disagree.astype(np.float32))).astype(np.float64)
+        lo_sel, _ = wilson(rk, rn, z_sel)
+        lo95, _ = wilson(rk, rn, params.z)
+        ok = ~taken & (rn >= params.min_support) & (lo_sel > p0)
+        if not ok.any():
+            break
+        score = np.where(ok, rn * (lo95 - p0), -np.inf)
+        best = int(np.argmax(score))
+        picks.append((int(alive_idx[best]), float(score[best])))
+        taken[best] = True
+        covered[cands[int(alive_idx[best])].rows] = 1.0
+    if not picks:
+        return empty
+
+    # 6. describe
+    st = _stats(k_arr, n_arr, p0, params.z)
+    rows = []
+    ref_sources = set(source)
+    ref_word = (
+        "gold"
+        if ref_sources == {"gold"}
+        else "the consensus"
+        if ref_sources == {"consensus"}
+        else "the reference"
+    )
+    gv = factors[schema.GUIDELINE_VERSION].to_numpy() if schema.GUIDELINE_VERSION in factors.columns else None
+    for i, residual_score in picks:
+        gr = cands[i]
+        dom, dom_n, n_dis = _dominant(gr.rows, conf_code, n_conf)
+        guideline = ""
+        if gv is not None and schema.GUIDELINE_VERSION not in gr.conditions:
+            vals = np.unique(gv[gr.rows])
+            if len(vals) == 1 and vals[0] != MISSING and len(np.unique(gv)) > 1:
+                guideline = str(vals[0])
+        srcs = set(source[gr.rows])
+        row: dict[str, object] = {
+            "_conditions": gr.conditions,
+            "annotators": ", ".join(gr.conditions.get(schema.ANNOTATOR_ID, ())),
+            "conditions": _describe(gr.conditions) + (f" & {per_name}>={gr.since}" if gr.since else ""),
+            "factors": "+".join(list(gr.conditions) + ([per_name] if gr.since and per_name else [])),
+            "n": gr.n,
+            "n_disagree": gr.k,
+            "baseline": p0,
+            **{key: float(val[i]) for key, val in st.items()},
+            "score": residual_score,
+            "dominant_confusion": str(conf_names[dom]) if dom >= 0 else "",
+            "dominant_share": dom_n / n_dis if n_dis else 0.0,
+            "since_period": gr.since or "",
+            "guideline_version": guideline,
+            "reference": "+".join(sorted(srcs)),
+        }
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    out["finding"] = [_finding(r, per_name, ref_word) for r in out.to_dict("records")]
+    out["rank"] = np.arange(1, len(out) + 1)
+    out = out.drop(columns="_conditions")
+    return out[ROOT_CAUSE_COLUMNS]

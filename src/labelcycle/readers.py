@@ -1,0 +1,271 @@
+"""Read annotation, item and gold tables from CSV, TSV, Parquet or JSONL, chosen by extension.
+
+Every file-level fault (missing, empty, header only, ragged rows, wrong encoding, corrupt Parquet,
+broken JSON line, missing columns) raises :class:`~labelcycle.errors.InputFileError` or
+:class:`~labelcycle.errors.SchemaError` naming the file, the row or column, and what to do. Row-level
+faults (an empty id, an unknown label, a bad number) are not the reader's business: the validation step
+quarantines those rows with a reason each.
+
+Text formats are read with every column as a string so that validation sees the values as written
+(``1`` and ``1.0`` stay distinct, ``NA`` stays ``NA``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from labelcycle import schema
+from labelcycle.errors import InputFileError, SchemaError
+
+#: extension (lower case, compression suffix removed) -> format name
+FORMATS: dict[str, str] = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".txt": "tsv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+}
+_COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zst": "zstd"}
+
+#: 1-based data-row number of each row as read, kept beside the data so quarantine reasons can point at it
+SOURCE_ROW = "_source_row"
+
+
+@dataclass(frozen=True)
+class ColumnMap:
+    """How a file names the contract's columns (``--item-col`` etc.), plus headerless files.
+
+    Attributes:
+        item_col: the file's name for ``item_id``.
+        annotator_col: the file's name for ``annotator_id``.
+        label_col: the file's name for ``label``.
+        names: column names for a file without a header row (e.g. ``worker,item,label``).
+        extra: any further renames, file name -> contract name.
+    """
+
+    item_col: str | None = None
+    annotator_col: str | None = None
+    label_col: str | None = None
+    names: tuple[str, ...] | None = None
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    def renames(self) -> dict[str, str]:
+        out = dict(self.extra)
+        for source, target in (
+            (self.item_col, schema.ITEM_ID),
+            (self.annotator_col, schema.ANNOTATOR_ID),
+            (self.label_col, schema.LABEL),
+        ):
+            if source and source != target:
+                out[source] = target
+        return out
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "item_col": self.item_col,
+            "annotator_col": self.annotator_col,
+            "label_col": self.label_col,
+            "names": list(self.names) if self.names else None,
+            "extra": dict(self.extra),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object] | None) -> ColumnMap:
+        if not data:
+            return cls()
+        names = data.get("names")
+        return cls(
+            item_col=data.get("item_col"),  # type: ignore[arg-type]
+            annotator_col=data.get("annotator_col"),  # type: ignore[arg-type]
+            label_col=data.get("label_col"),  # type: ignore[arg-type]
+            names=tuple(names) if names else None,  # type: ignore[arg-type]
+            extra=dict(data.get("extra") or {}),  # type: ignore[call-overload]
+        )
+
+
+def detect_format(path: Path) -> tuple[str, str | None]:
+    """The format and compression of ``path`` from its extension.
+
+    Raises:
+        InputFileError: the extension is not one labelcycle reads.
+    """
+    suffixes = [s.lower() for s in path.suffixes]
+    compression = None
+    if suffixes and suffixes[-1] in _COMPRESSIONS:
+        compression = _COMPRESSIONS[suffixes.pop()]
+    ext = suffixes[-1] if suffixes else ""
+    if ext not in FORMATS:
+        raise InputFileError(
+            f"{path}: cannot tell the format from the extension {ext or '(none)'!r}; "
+            f"use one of {sorted(set(FORMATS))} (optionally compressed: {sorted(_COMPRESSIONS)})"
+        )
+    return FORMATS[ext], compression
+
+
+def read_table(path: str | Path, kind: str, columns: ColumnMap | None = None) -> pd.DataFrame:
+    """Read one table of ``kind`` (annotations, items, gold) and map its columns onto the contract.
+
+    The result has the contract's column names, string ids, and a ``_source_row`` column with the
+    1-based data-row number (the header is not a data row).
+
+    Raises:
+        InputFileError: the file is missing, unreadable, empty or malformed.
+        SchemaError: a required column is missing.
+    """
+    path = Path(path)
+    spec = schema.SPECS[kind]
+    columns = columns or ColumnMap()
+    if not path.exists():
+        raise InputFileError(f"{path}: no such file; check the path (it is resolved from {Path.cwd()})")
+    if path.is_dir():
+        raise InputFileError(f"{path}: is a directory; pass the {kind} file inside it")
+    if path.stat().st_size == 0:
+        raise InputFileError(f"{path}: the file is empty; export the {kind} table again with a header row")
+    fmt, compression = detect_format(path)
+    if fmt in ("csv", "tsv"):
+        df = _read_delimited(path, "," if fmt == "csv" else "\t", compression, columns.names)
+    elif fmt == "parquet":
+        df = _read_parquet(path)
+    else:
+        df = _read_jsonl(path, compression)
+    if df.shape[1] == 0:
+        raise InputFileError(f"{path}: no columns found; the {kind} table needs a header row")
+    if len(df) == 0:
+        raise InputFileError(
+            f"{path}: has a header but no data rows; there is nothing to ingest (was the export cut short?)"
+        )
+    df.columns = [str(c).strip() for c in df.columns]
+    renames = columns.renames()
+    absent = [src for src in renames if src not in df.columns]
+    if absent:
+        raise SchemaError(
+            f"{path}: the mapped column(s) {absent} are not in the file; its columns are {list(df.columns)}"
+        )
+    df = df.rename(columns=renames)
+    dupes = sorted({c for c in df.columns if list(df.columns).count(c) > 1})
+    if dupes:
+        raise SchemaError(f"{path}: column(s) {dupes} appear more than once (after mapping); rename one of them")
+    missing = [c for c in spec.required if c not in df.columns]
+    if missing:
+        hint = " ".join(
+            f"--{flag}" for col, flag in ((schema.ITEM_ID, "item-col"), (schema.ANNOTATOR_ID, "annotator-col"),
+                                          (schema.LABEL, "label-col")) if col in missing
+        )
+        raise SchemaError(
+            f"{path}: missing required column(s) {missing} for the {kind} table; found {list(df.columns)}. "
+            f"Rename them in the file or map them with {hint or 'the column options'}"
+        )
+    df[SOURCE_ROW] = range(1, len(df) + 1)
+    return df.reset_index(drop=True)
+
+
+def _read_delimited(path: Path, sep: str, compression: str | None, names: tuple[str, ...] | None) -> pd.DataFrame:
+    try:
+        return pd.read_csv(
+            path,
+            sep=sep,
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            compression=compression,
+            header=None if names else "infer",
+            names=list(names) if names else None,
+            encoding="utf-8",
+            engine="c",
+            quoting=3 if sep == "\t" else 0,  # TSV exports carry raw quotes in text fields
+        )
+    except UnicodeDecodeError as exc:
+        line = _first_bad_utf8_line(path) if compression is None else None
+        where = f"line {line}" if line else "somewhere inside the compressed file"
+        raise InputFileError(
+            f"{path}: is not valid UTF-8 ({where}); re-export it as UTF-8, e.g. "
+            f"`iconv -f latin1 -t utf-8 {path.name} > fixed{''.join(path.suffixes)}`"
+        ) from None
+    except pd.errors.EmptyDataError:
+        raise InputFileError(f"{path}: the file has no data; export the table again with a header row") from None
+    except pd.errors.ParserError as exc:
+        msg = str(exc).strip().splitlines()[-1]
+        match = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", msg)
+        if match:
+            expected, line, saw = match.groups()
+            raise InputFileError(
+                f"{path}: ragged row at line {line}: expected {expected} fields, saw {saw}; "
+                "fix the row (unquoted separator inside a value?) and ingest again"
+            ) from None
+        raise InputFileError(f"{path}: cannot parse the file ({msg}); check quoting and separators") from None
+    except (OSError, EOFError) as exc:
+        raise InputFileError(f"{path}: cannot read the file ({exc}); is it complete and not corrupt?") from None
+
+
+def _first_bad_utf8_line(path: Path) -> int | None:
+    try:
+        with path.open("rb") as fh:
+            for lineno, raw_line in enumerate(fh, start=1):
+                try:
+                    raw_line.decode("utf-8")
+                except UnicodeDecodeError:
+                    return lineno
+    except OSError:
+        return None
+    return None
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise InputFileError(
+            f"{path}: is not a readable Parquet file ({exc}); it may be truncated or not Parquet at all - "
+            "write it again"
+        ) from None
+    df = table.to_pandas()
+    for col in (schema.ITEM_ID, schema.ANNOTATOR_ID, schema.LABEL):
+        if col in df.columns:
+            df[col] = df[col].map(lambda v: "" if v is None or (isinstance(v, float) and v != v) else str(v))
+    return df
+
+
+def _read_jsonl(path: Path, compression: str | None) -> pd.DataFrame:
+    import bz2
+    import gzip
+    import lzma
+
+    openers = {None: open, "gzip": gzip.open, "bz2": bz2.open, "xz": lzma.open}
+    if compression not in openers:
+        raise InputFileError(f"{path}: compression {compression} is not supported for JSONL; use gzip")
+    records = []
+    try:
+        with openers[compression](path, "rt", encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise InputFileError(
+                        f"{path}: line {lineno} is not valid JSON ({exc.msg} at column {exc.colno}); "
+                        "fix or remove that line and ingest again"
+                    ) from None
+                if not isinstance(obj, dict):
+                    raise InputFileError(
+                        f"{path}: line {lineno} is a JSON {type(obj).__name__}, not an object; "
+                        "each line must be one record like {\"item_id\": ..., \"label\": ...}"
+                    )
+                records.append(obj)
+    except UnicodeDecodeError as exc:
+        raise InputFileError(f"{path}: is not valid UTF-8 ({exc.reason}); re-export it as UTF-8") from None
+    df = pd.DataFrame.from_records(records)
+    for col in df.columns:
+        df[col] = df[col].map(lambda v: "" if v is None else (v if isinstance(v, str) else json.dumps(v)))
+    return df

@@ -1,0 +1,124 @@
+"""Quality model as an MLflow pyfunc: log with signature and explicit requirements, register, load.
+
+The pyfunc wraps the same folder that :class:`labelcycle.quality.model.QualityModel` saves, so
+``models:/<name>@<alias>`` serves exactly what the workspace model predicts: a frame with ``label``
+and one ``proba_<class>`` column per class.
+"""
+
+from __future__ import annotations
+
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+import labelcycle
+from labelcycle import schema
+from labelcycle.errors import LabelcycleError, TrackingError
+from labelcycle.quality.model import QualityModel
+
+try:
+    import mlflow.pyfunc
+
+    _Base: Any = mlflow.pyfunc.PythonModel
+except ImportError:  # pragma: no cover - mlflow is a dependency
+    _Base = object
+
+
+class QualityPyfunc(_Base):  # type: ignore[misc]
+    """MLflow pyfunc around a saved :class:`QualityModel` folder."""
+
+    def load_context(self, context: Any) -> None:
+        self.model = QualityModel.load(Path(context.artifacts["model_dir"]))
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        frame = model_input.copy()
+        if schema.ITEM_ID not in frame.columns:
+            frame[schema.ITEM_ID] = [str(i) for i in range(len(frame))]
+        return self.model.predict(frame).drop(columns=[schema.ITEM_ID])
+
+
+def _requirements() -> list[str]:
+    pins = []
+    for dist in ("lightgbm", "pandas", "numpy", "pyarrow", "scikit-learn", "mlflow"):
+        try:
+            pins.append(f"{dist}=={metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            pins.append(dist)
+    return pins
+
+
+def log_quality_model(model_dir: Path, sample_items: pd.DataFrame, registered_name: str | None) -> Any:
+    """Log the model folder as a pyfunc in the active run (and register it); returns ModelInfo."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    model = QualityModel.load(model_dir)
+    features = sample_items[[schema.ITEM_ID, *model.spec.columns]].head(50).copy()
+    for col in model.spec.numeric:
+        # integer-valued columns without gaps are served as long (what a CSV reader yields), others as
+        # double; MLflow refuses to cast int64 to float64 itself
+        values = pd.to_numeric(sample_items[col], errors="coerce")
+        integral = values.notna().all() and bool((values == values.round()).all())
+        features[col] = features[col].astype("int64" if integral else "float64")
+    for col, _ in model.spec.categorical:
+        features[col] = features[col].astype(object).where(features[col].notna(), "").astype(str)
+    output = model.predict(features).drop(columns=[schema.ITEM_ID])
+    signature = infer_signature(features, output)
+    return mlflow.pyfunc.log_model(
+        name="quality_model",
+        python_model=str(Path(__file__).with_name("quality_pyfunc.py")),
+        artifacts={"model_dir": str(model_dir)},
+        code_paths=[str(Path(labelcycle.__file__).parent)],
+        pip_requirements=_requirements(),
+        signature=signature,
+        input_example=features.head(5),
+        registered_model_name=registered_name,
+    )
+
+
+def load_model(uri: str) -> Any:
+    """Load a pyfunc model from any MLflow URI (``models:/name@alias``, ``runs:/...``)."""
+    import mlflow
+
+    try:
+        return mlflow.pyfunc.load_model(uri)
+    except Exception as exc:
+        raise TrackingError(
+            f"cannot load the model {uri!r} ({type(exc).__name__}: {str(exc)[:300]}); check the name, "
+            "version or alias in the MLflow UI and that MLFLOW_TRACKING_URI points at the right store"
+        ) from exc
+
+
+def _conform(items: pd.DataFrame, model: Any) -> pd.DataFrame:
+    """Cast numeric columns to the model signature's types where that loses nothing."""
+    schema_in = model.metadata.get_input_schema() if model.metadata else None
+    if schema_in is None or not schema_in.has_input_names():
+        return items
+    items = items.copy()
+    for spec in schema_in.inputs:
+        name, kind = spec.name, str(getattr(spec.type, "name", spec.type))
+        if name not in items.columns:
+            continue
+        col = items[name]
+        if kind == "long" and pd.api.types.is_float_dtype(col) and col.notna().all() and (col == col.round()).all():
+            items[name] = col.astype("int64")
+        elif kind == "double" and pd.api.types.is_integer_dtype(col):
+            items[name] = col.astype("float64")
+        elif kind == "string":
+            items[name] = col.astype(object).where(col.notna(), "").astype(str)
+    return items
+
+
+def predict_with(uri: str, items: pd.DataFrame) -> pd.DataFrame:
+    """``item_id, label, proba_<class>...`` from an MLflow model URI."""
+    model = load_model(uri)
+    items = _conform(items, model)
+    try:
+        out = model.predict(items)
+    except Exception as exc:
+        raise LabelcycleError(f"model {uri} could not score the items: {str(exc)[:300]}") from exc
+    out = pd.DataFrame(out).reset_index(drop=True)
+    out.insert(0, schema.ITEM_ID, items[schema.ITEM_ID].astype(str).to_numpy())
+    return out

@@ -1,0 +1,266 @@
+"""Validate and normalise annotation, item and gold tables; quarantine bad rows with a reason each.
+
+Counts always reconcile: for every table, rows read = rows kept + rows quarantined (+ exact duplicate
+item rows merged, which are counted too). Nothing is dropped without a row in the quarantine table.
+
+The quarantine table has one row per rejected input row: ``table, raw_batch, source_file, source_row,
+reason, detail, record`` where ``record`` is the original row as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from labelcycle import schema
+from labelcycle.readers import SOURCE_ROW
+
+SOURCE_FILE = "_source_file"
+QUARANTINE_COLUMNS = ["table", schema.RAW_BATCH, "source_file", "source_row", "reason", "detail", "record"]
+
+#: values read as "no value" in text files
+_EMPTY = {"", "na", "n/a", "nan", "null", "none"}
+
+
+@dataclass
+class TableCounts:
+    """How many rows of one table were read, kept and quarantined (by reason)."""
+
+    read: int = 0
+    kept: int = 0
+    merged: int = 0
+    quarantined: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def reconciles(self) -> bool:
+        return self.read == self.kept + self.merged + self.quarantined
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "read": self.read,
+            "kept": self.kept,
+            "merged": self.merged,
+            "quarantined": self.quarantined,
+            "reasons": dict(sorted(self.reasons.items())),
+            "reconciles": self.reconciles,
+        }
+
+
+@dataclass
+class ValidationResult:
+    """Clean tables, the quarantine, and the counts that reconcile them."""
+
+    annotations: pd.DataFrame
+    items: pd.DataFrame | None
+    gold: pd.DataFrame | None
+    quarantine: pd.DataFrame
+    counts: dict[str, TableCounts]
+
+    @property
+    def reconciles(self) -> bool:
+        return all(c.reconciles for c in self.counts.values())
+
+
+class _Quarantine:
+    def __init__(self) -> None:
+        self.frames: list[pd.DataFrame] = []
+
+    def add(self, table: str, rows: pd.DataFrame, reason: str, detail: str | pd.Series = "") -> None:
+        if rows.empty:
+            return
+        record_cols = [c for c in rows.columns if c not in (SOURCE_ROW, SOURCE_FILE, schema.RAW_BATCH)]
+        records = [json.dumps(r, default=str) for r in rows[record_cols].to_dict(orient="records")]
+        self.frames.append(
+            pd.DataFrame(
+                {
+                    "table": table,
+                    schema.RAW_BATCH: rows.get(schema.RAW_BATCH, pd.Series("", index=rows.index)).astype(str),
+                    "source_file": rows.get(SOURCE_FILE, pd.Series("", index=rows.index)).astype(str),
+                    "source_row": rows.get(SOURCE_ROW, pd.Series(-1, index=rows.index)).astype("int64"),
+                    "reason": reason,
+                    "detail": detail if isinstance(detail, str) else detail.astype(str).to_numpy(),
+                    "record": records,
+                }
+            )
+        )
+
+    def frame(self) -> pd.DataFrame:
+        if not self.frames:
+            out = pd.DataFrame({c: pd.Series(dtype="object") for c in QUARANTINE_COLUMNS})
+            out["source_row"] = out["source_row"].astype("int64")
+            return out
+        return pd.concat(self.frames, ignore_index=True)
+
+
+def _is_empty(values: pd.Series) -> pd.Series:
+    return values.isna() | values.astype(str).str.strip().str.lower().isin(_EMPTY)
+
+
+def _clean_str(values: pd.Series) -> pd.Series:
+    return values.astype(str).str.strip()
+
+
+def validate(
+    annotations: pd.DataFrame,
+    labels: list[str] | tuple[str, ...],
+    items: pd.DataFrame | None = None,
+    gold: pd.DataFrame | None = None,
+) -> ValidationResult:
+    """Validate and normalise the three tables.
+
+    Rows are expected in ingestion order (older batches first); among duplicate (item, annotator)
+    judgements the latest one is kept (by ``created_at`` where present, else the later row) and the
+    others are quarantined, so a re-labelled judgement replaces the old one.
+
+    Args:
+        annotations: raw annotations (contract column names; ``_source_row``/``_source_file``/
+            ``raw_batch`` provenance columns where known).
+        labels: the allowed label set (params ``ingest.labels``).
+        items: raw items table, or None.
+        gold: raw gold table, or None.
+
+    Returns:
+        The clean tables (typed), the quarantine table and reconciled counts.
+    """
+    labels = [str(lab) for lab in labels]
+    q = _Quarantine()
+    counts: dict[str, TableCounts] = {}
+
+    clean_items = None
+    if items is not None:
+        clean_items, counts["items"] = _validate_items(items, q)
+    clean_gold = None
+    if gold is not None:
+        clean_gold, counts["gold"] = _validate_gold(gold, labels, q)
+    clean_ann, counts["annotations"] = _validate_annotations(annotations, labels, clean_items, q)
+    return ValidationResult(clean_ann, clean_items, clean_gold, q.frame(), counts)
+
+
+def _drop(df: pd.DataFrame, mask: pd.Series, q: _Quarantine, table: str, reason: str, detail="") -> pd.DataFrame:
+    if mask.any():
+        q.add(table, df[mask], reason, detail if isinstance(detail, str) else detail[mask])
+    return df[~mask]
+
+
+def _validate_annotations(
+    df: pd.DataFrame, labels: list[str], items: pd.DataFrame | None, q: _Quarantine
+) -> tuple[pd.DataFrame, TableCounts]:
+    counts = TableCounts(read=len(df))
+    table = "annotations"
+    df = df.copy()
+    for col in schema.ANNOTATIONS.required:
+        df = _drop(df, _is_empty(df[col]), q, table, f"missing_{col}", f"{col} is empty")
+        df[col] = _clean_str(df[col])
+    unknown = ~df[schema.LABEL].isin(labels)
+    df = _drop(df, unknown, q, table, "unknown_label",
+               "label " + df[schema.LABEL].astype(str) + f" is not one of {labels} (params ingest.labels)")
+    if schema.DURATION_S in df.columns:
+        raw = df[schema.DURATION_S]
+        empty = _is_empty(raw)
+        num = pd.to_numeric(raw.where(~empty), errors="coerce")
+        bad = (~empty & num.isna()) | (num < 0) | np.isinf(num.fillna(0))
+        df = _drop(df, bad, q, table, "bad_duration_s",
+                   "duration_s " + raw.astype(str) + " is not a non-negative number")
+        df[schema.DURATION_S] = pd.to_numeric(df[schema.DURATION_S].where(~_is_empty(df[schema.DURATION_S])),
+                                              errors="coerce").astype("float64")
+    if schema.CREATED_AT in df.columns:
+        raw = df[schema.CREATED_AT]
+        empty = _is_empty(raw)
+        parsed = pd.to_datetime(raw.where(~empty), errors="coerce", utc=True, format="mixed")
+        bad = ~empty & parsed.isna()
+        df = _drop(df, bad, q, table, "bad_created_at",
+                   "created_at " + raw.astype(str) + " is not a timestamp (use ISO 8601)")
+        df[schema.CREATED_AT] = pd.to_datetime(
+            df[schema.CREATED_AT].where(~_is_empty(df[schema.CREATED_AT])), errors="coerce", utc=True,
+            format="mixed",
+        )
+    for col in (schema.BATCH_ID, schema.GUIDELINE_VERSION):
+        if col in df.columns:
+            df[col] = _clean_str(df[col]).where(~_is_empty(df[col]), None)
+    if items is not None:
+        orphan = ~df[schema.ITEM_ID].isin(items[schema.ITEM_ID])
+        df = _drop(df, orphan, q, table, "item_without_features",
+                   "item " + df[schema.ITEM_ID] + " has no row in the items table")
+    # duplicates: keep the latest judgement of each (item, annotator)
+    order = df.assign(_pos=np.arange(len(df)))
+    if schema.CREATED_AT in order.columns:
+        order = order.sort_values([schema.CREATED_AT, "_pos"], na_position="first", kind="stable")
+    dup = order.duplicated([schema.ITEM_ID, schema.ANNOTATOR_ID], keep="last")
+    dup = dup.reindex(df.index)
+    df = _drop(df, dup, q, table, "duplicate_item_annotator",
+               "a later judgement by the same annotator on the same item was kept")
+    keep_cols = [c for c in schema.ANNOTATIONS.known if c in df.columns]
+    if schema.RAW_BATCH in df.columns:
+        keep_cols.append(schema.RAW_BATCH)
+    out = df[keep_cols].reset_index(drop=True)
+    counts.kept = len(out)
+    _count_reasons(counts, q, table)
+    return out, counts
+
+
+def _validate_items(df: pd.DataFrame, q: _Quarantine) -> tuple[pd.DataFrame, TableCounts]:
+    counts = TableCounts(read=len(df))
+    table = "items"
+    df = df.copy()
+    df = _drop(df, _is_empty(df[schema.ITEM_ID]), q, table, "missing_item_id", "item_id is empty")
+    df[schema.ITEM_ID] = _clean_str(df[schema.ITEM_ID])
+    features = [c for c in df.columns if c not in (schema.ITEM_ID, SOURCE_ROW, SOURCE_FILE, schema.RAW_BATCH)]
+    # identical repeats of an item (same features, e.g. re-sent in a later batch) merge into one row;
+    # conflicting repeats are quarantined, all of them, because we cannot tell which is right
+    key = df[[schema.ITEM_ID, *features]].astype(str)
+    exact = key.duplicated(keep="first")
+    counts.merged = int(exact.sum())
+    df = df[~exact]
+    conflict = df[schema.ITEM_ID].duplicated(keep=False)
+    df = _drop(df, conflict, q, table, "conflicting_item_features",
+               "item " + df[schema.ITEM_ID] + " appears with different feature values")
+    for col in features:
+        df[col] = coerce_feature(df[col])
+    out = df[[schema.ITEM_ID, *features]].reset_index(drop=True)
+    counts.kept = len(out)
+    _count_reasons(counts, q, table)
+    return out, counts
+
+
+def coerce_feature(values: pd.Series) -> pd.Series:
+    """Numeric when every non-empty value parses as a number, else categorical (as string)."""
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        return values.astype("float64")
+    empty = _is_empty(values)
+    num = pd.to_numeric(values.where(~empty), errors="coerce")
+    if (~empty).any() and num[~empty].notna().all():
+        return num.astype("float64")
+    return _clean_str(values).where(~empty, None).astype("object")
+
+
+def _validate_gold(df: pd.DataFrame, labels: list[str], q: _Quarantine) -> tuple[pd.DataFrame, TableCounts]:
+    counts = TableCounts(read=len(df))
+    table = "gold"
+    df = df.copy()
+    for col in schema.GOLD.required:
+        df = _drop(df, _is_empty(df[col]), q, table, f"missing_{col}", f"{col} is empty")
+        df[col] = _clean_str(df[col])
+    df = _drop(df, ~df[schema.LABEL].isin(labels), q, table, "unknown_label",
+               "gold label " + df[schema.LABEL] + f" is not one of {labels}")
+    exact = df.duplicated([schema.ITEM_ID, schema.LABEL], keep="first")
+    counts.merged = int(exact.sum())
+    df = df[~exact]
+    conflict = df[schema.ITEM_ID].duplicated(keep=False)
+    df = _drop(df, conflict, q, table, "conflicting_gold",
+               "item " + df[schema.ITEM_ID] + " has different gold labels; fix the gold file")
+    out = df[[schema.ITEM_ID, schema.LABEL]].reset_index(drop=True)
+    counts.kept = len(out)
+    _count_reasons(counts, q, table)
+    return out, counts
+
+
+def _count_reasons(counts: TableCounts, q: _Quarantine, table: str) -> None:
+    for frame in q.frames:
+        if len(frame) and frame["table"].iat[0] == table:
+            reason = frame["reason"].iat[0]
+            counts.reasons[reason] = counts.reasons.get(reason, 0) + len(frame)
+    counts.quarantined = sum(counts.reasons.values())

@@ -1,0 +1,80 @@
+"""Stage ingest: validate and normalise every raw batch; quarantine bad rows with reasons."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from labelcycle import schema
+from labelcycle.errors import ValidationError
+from labelcycle.params import IngestParams
+from labelcycle.pipeline import project_root, run_stage, stage_params, write_json, write_parquet
+from labelcycle.tracking.runs import stage_run
+from labelcycle.validation import validate
+from labelcycle.versioning import raw
+from labelcycle.versioning.digest import table_digest
+
+STAGE = "ingest"
+OUT = "data/interim"
+
+
+def main() -> None:
+    root = project_root()
+    params = stage_params(IngestParams, STAGE, root)
+    batches = raw.list_batches(root)
+    if not batches:
+        raise ValidationError(
+            "data/raw holds no batches; add one with `labelcycle ingest --annotations FILE` "
+            "(or `make run`, which ingests the demo data)"
+        )
+    tables = raw.read_all(root)
+    if tables["annotations"] is None:
+        raise ValidationError("no raw batch has an annotations file; ingest one with --annotations")
+    result = validate(tables["annotations"], params.labels, tables["items"], tables["gold"])
+    if result.annotations.empty:
+        raise ValidationError(
+            f"every annotation was quarantined ({result.counts['annotations'].reasons}); "
+            "see data/interim/quarantine.parquet"
+        )
+    items = result.items if result.items is not None else pd.DataFrame({schema.ITEM_ID: pd.Series(dtype=str)})
+    gold = result.gold if result.gold is not None else pd.DataFrame(
+        {schema.ITEM_ID: pd.Series(dtype=str), schema.LABEL: pd.Series(dtype=str)}
+    )
+    out = root / OUT
+    write_parquet(result.annotations, out / "annotations.parquet")
+    write_parquet(items, out / "items.parquet")
+    write_parquet(gold, out / "gold.parquet")
+    write_parquet(result.quarantine, out / "quarantine.parquet")
+    report = {
+        "batches": [b.digest for b in batches],
+        "tables": {name: c.to_dict() for name, c in result.counts.items()},
+        "reconciles": result.reconciles,
+        "validation_passed": result.reconciles,
+    }
+    write_json(report, root / "reports" / "ingest.json")
+
+    digests = {
+        "annotations": table_digest(result.annotations.drop(columns=[schema.RAW_BATCH], errors="ignore")),
+        "items": table_digest(items),
+        "gold": table_digest(gold),
+    }
+    with stage_run(root, STAGE, {"ingest": {"labels": params.labels}, "raw_batches": len(batches)}) as run:
+        run.log_dataset(result.annotations, "raw_annotations", "raw", digests["annotations"], out / "annotations.parquet")
+        run.log_dataset(items, "items", "raw", digests["items"], out / "items.parquet")
+        run.log_dataset(gold, "gold", "raw", digests["gold"], out / "gold.parquet")
+        metrics = {}
+        for name, c in result.counts.items():
+            metrics.update({f"{name}_read": c.read, f"{name}_kept": c.kept, f"{name}_merged": c.merged,
+                            f"{name}_quarantined": c.quarantined})
+        run.log_metrics(metrics)
+        run.set_tags({"raw_batches": ",".join(b.digest for b in batches), "validation_passed": result.reconciles})
+        run.log_dict(report, "ingest_report.json")
+        if len(result.quarantine):
+            run.log_table(result.quarantine, "quarantine.parquet")
+        run.log_dvc_hashes(["data/raw"], [f"{OUT}/annotations.parquet", f"{OUT}/items.parquet", f"{OUT}/gold.parquet"])
+    for name, c in result.counts.items():
+        print(f"ingest: {name}: read {c.read} = kept {c.kept} + merged {c.merged} + quarantined {c.quarantined}"
+              + (f" {c.reasons}" if c.reasons else ""))
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from labelcycle.validation import validate
+
+LABELS = ["ok", "misleading", "prohibited"]
+
+
+def _ann(rows):
+    df = pd.DataFrame(rows, columns=["item_id", "annotator_id", "label", "created_at", "duration_s"])
+    df["_source_row"] = range(1, len(df) + 1)
+    return df
+
+
+def test_counts_reconcile_and_every_rejected_row_has_a_reason():
+    ann = _ann([
+        ["i1", "a", "ok", "2026-01-01T00:00:00Z", "3.5"],
+        ["i1", "b", "spam", "2026-01-01T00:00:00Z", "3"],        # unknown label
+        ["", "c", "ok", "2026-01-01T00:00:00Z", "1"],            # empty item
+        ["i2", "a", "ok", "not a date", "1"],                    # bad timestamp
+        ["i2", "b", "ok", "2026-01-01T00:00:00Z", "-4"],         # negative duration
+        ["i3", "a", "ok", "2026-01-01T00:00:00Z", "2"],
+        ["i3", "a", "misleading", "2026-01-02T00:00:00Z", "2"],  # later duplicate wins
+        ["i9", "a", "ok", "2026-01-01T00:00:00Z", "2"],          # item without features
+    ])
+    items = pd.DataFrame({"item_id": ["i1", "i2", "i3"], "price": ["1.5", "2", ""], "category": ["x", "y", "x"]})
+    gold = pd.DataFrame({"item_id": ["i1", "i2", "i2"], "label": ["ok", "ok", "misleading"]})
+    res = validate(ann, LABELS, items, gold)
+    assert res.reconciles
+    c = res.counts["annotations"]
+    assert (c.read, c.kept, c.quarantined) == (8, 2, 6)
+    assert c.reasons == {
+        "unknown_label": 1, "missing_item_id": 1, "bad_created_at": 1, "bad_duration_s": 1,
+        "duplicate_item_annotator": 1, "item_without_features": 1,
+    }
+    kept = res.annotations.set_index("item_id")
+    assert kept.loc["i3", "label"] == "misleading"
+    assert res.annotations["duration_s"].dtype == "float64"
+    # gold conflict: both rows of i2 quarantined, i1 kept
+    assert list(res.gold["item_id"]) == ["i1"]
+    assert res.counts["gold"].reasons == {"conflicting_gold": 2}
+    # items: numeric column typed as float, categorical kept as text
+    assert res.items["price"].dtype == "float64" and res.items["category"].dtype == object
+    q = res.quarantine
+    assert set(q.columns) >= {"table", "source_row", "reason", "detail", "record"}
+    bad = q[q["reason"] == "unknown_label"].iloc[0]
+    assert bad["source_row"] == 2 and "spam" in bad["detail"] and json.loads(bad["record"])["label"] == "spam"
+
+
+def test_identical_repeated_items_merge_and_conflicting_ones_are_quarantined():
+    items = pd.DataFrame({"item_id": ["i1", "i1", "i2", "i2"], "f": ["1", "1", "2", "3"]})
+    ann = _ann([["i1", "a", "ok", "", ""]])
+    res = validate(ann, LABELS, items)
+    c = res.counts["items"]
+    assert (c.read, c.kept, c.merged, c.quarantined) == (4, 1, 1, 2)
+    assert res.reconciles
+
+
+def test_without_created_at_the_later_row_wins():
+    ann = pd.DataFrame({"item_id": ["i1", "i1"], "annotator_id": ["a", "a"], "label": ["ok", "prohibited"]})
+    res = validate(ann, LABELS)
+    assert list(res.annotations["label"]) == ["prohibited"]
+    assert res.counts["annotations"].reasons == {"duplicate_item_annotator": 1}
