@@ -15,9 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
-from labelcycle.aggregation.base import Encoded
+from labelcycle.aggregation.base import Encoded, encode
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,23 @@ class Codes:
         """Number of annotation rows of each annotator."""
         per_pair = np.asarray(self.by_pair.sum(axis=1)).ravel()
         return per_pair.reshape(self.n_annotators, self.n_classes).sum(axis=1)
+
+
+def encode_nonempty(annotations: pd.DataFrame, classes: tuple[str, ...] | list[str] | None) -> Encoded:
+    """:func:`encode`, refusing a table with no rows or an empty label set.
+
+    Raises:
+        SchemaError: see :func:`encode`.
+        ValidationError: there is nothing to aggregate.
+    """
+    from labelcycle.errors import ValidationError
+
+    enc = encode(annotations, classes)
+    if len(enc.item) == 0:
+        raise ValidationError("no annotations to aggregate: the table has no rows")
+    if enc.n_classes == 0:
+        raise ValidationError("the label set is empty; pass the classes or annotations with labels")
+    return enc
 
 
 def vote_shares(codes: Codes, weights: np.ndarray | None = None) -> np.ndarray:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from labelcycle.aggregation import _em
-from labelcycle.aggregation.base import BaseAggregator, Encoded, encode
+from labelcycle.aggregation.base import BaseAggregator, Encoded
 
 
 class DawidSkene(BaseAggregator):
@@ -54,7 +54,7 @@ class DawidSkene(BaseAggregator):
 
     def fit(self, annotations: pd.DataFrame) -> DawidSkene:
         _em.check_em_params(self.tol, self.max_iter)
-        enc = encode(annotations, self.classes)
+        enc = _em.encode_nonempty(annotations, self.classes)
         codes = _em.Codes.from_encoded(enc)
         posteriors = _em.vote_shares(codes)
         confusions = priors = None

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from labelcycle.aggregation import _em
-from labelcycle.aggregation.base import BaseAggregator, encode
+from labelcycle.aggregation.base import BaseAggregator
 
 
 class WeightedMajorityVote(BaseAggregator):
@@ -33,7 +33,7 @@ class WeightedMajorityVote(BaseAggregator):
 
     def fit(self, annotations: pd.DataFrame) -> WeightedMajorityVote:
         _em.check_em_params(1.0, self.max_iter)
-        enc = encode(annotations, self.classes)
+        enc = _em.encode_nonempty(annotations, self.classes)
         codes = _em.Codes.from_encoded(enc)
         counts = codes.rows_per_annotator()
         shares = _em.vote_shares(codes)
