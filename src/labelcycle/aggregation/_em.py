@@ -130,12 +130,16 @@ def normalise_log(log_joint: np.ndarray) -> tuple[np.ndarray, float]:
     return joint, float(np.log(totals).sum() + top.sum())
 
 
-def class_priors(posteriors: np.ndarray, pseudo_count: float) -> np.ndarray:
-    """Class priors from summed posteriors with ``pseudo_count`` added to every class."""
-    mass = posteriors.sum(axis=0) + pseudo_count
+def class_priors(posteriors: np.ndarray, pseudo_count: float, allowed: np.ndarray | None = None) -> np.ndarray:
+    """Class priors from summed posteriors with ``pseudo_count`` added to every allowed class.
+
+    Classes where ``allowed`` is False get prior 0.
+    """
+    allowed = np.ones(posteriors.shape[1], dtype=bool) if allowed is None else allowed
+    mass = np.where(allowed, posteriors.sum(axis=0) + pseudo_count, 0.0)
     total = mass.sum()
     if total <= 0:
-        return np.full(posteriors.shape[1], 1.0 / posteriors.shape[1])
+        return allowed / max(int(allowed.sum()), 1)
     return mass / total
 
 

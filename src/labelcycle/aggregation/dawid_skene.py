@@ -14,7 +14,8 @@ class DawidSkene(BaseAggregator):
 
     EM starts from majority-vote shares. The M-step adds ``alpha`` to every confusion cell and
     ``prior_alpha`` to every class count (a MAP estimate under symmetric Dirichlet priors), so an
-    annotator with one label, or a class nobody used, never gets a zero probability. The E-step is
+    annotator with one label never gets a zero probability. A class in ``classes`` that no
+    annotator ever gave keeps its column with probability 0: nothing in the data can identify it. The E-step is
     ``log P(true = t | item) = log prior_t + sum_rows log confusion[annotator, t, given]``.
 
     Duplicate (item, annotator) rows are counted as separate votes.
@@ -57,15 +58,19 @@ class DawidSkene(BaseAggregator):
         enc = _em.encode_nonempty(annotations, self.classes)
         codes = _em.Codes.from_encoded(enc)
         posteriors = _em.vote_shares(codes)
+        # a class no annotator ever gave has no evidence and an unidentified confusion row: prior 0
+        given = _em.vote_matrix(codes).sum(axis=0) > 0
         confusions = priors = None
         log_lik = previous = -np.inf
         self.converged_ = False
         self.n_iter_ = 0
         for _ in range(int(self.max_iter)):
             self.n_iter_ += 1
-            priors = _em.class_priors(posteriors, self.prior_alpha)
+            priors = _em.class_priors(posteriors, self.prior_alpha, given)
             confusions = self._m_step(codes, posteriors)
-            log_joint = _em.item_log_likelihoods(codes, np.log(confusions)) + np.log(priors)
+            with np.errstate(divide="ignore"):
+                log_priors = np.log(priors)
+            log_joint = _em.item_log_likelihoods(codes, np.log(confusions)) + log_priors
             new_post, log_lik = _em.normalise_log(log_joint)
             posteriors = new_post
             per_row = log_lik / max(codes.n_rows, 1)
