@@ -11,12 +11,14 @@ Reproduce (from the repo root)::
     benchmarks/.venv-peers/bin/pip install "crowd-kit==1.4.2" "scikit-learn<1.6"
     PYTHONPATH=src nice python benchmarks/aggregation.py
 
-``--no-peers`` skips crowd-kit; ``--only NAME`` runs one data set.
+``--no-peers`` skips crowd-kit; ``--only NAME`` runs one data set. crowd-kit's results are cached in
+``benchmarks/.cache/peers/`` by content digest (delete it to re-time them).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import subprocess
 import sys
@@ -30,7 +32,6 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from datasets import REPO_ROOT, Dataset, datasets_root, load_all  # noqa: E402
-
 from labelcycle.aggregation import DEFAULT_METHOD, METHODS, make_aggregator  # noqa: E402
 
 PEERS = ["MajorityVote", "Wawa", "DawidSkene", "OneCoinDawidSkene", "GLAD", "MACE"]
@@ -77,11 +78,28 @@ def run_ours(ds: Dataset) -> dict[str, tuple[float, float]]:
 
 
 def run_peers(ds: Dataset) -> dict[str, tuple[float, float]]:
+    """crowd-kit's accuracy and fit time per method, cached by the table's content and the method list."""
+    digest = hashlib.sha256(
+        pd.util.hash_pandas_object(ds.annotations, index=False).to_numpy().tobytes()
+        + pd.util.hash_pandas_object(ds.gold, index=False).to_numpy().tobytes()
+        + ",".join(PEERS).encode()
+    ).hexdigest()[:16]
+    cache = REPO_ROOT / "benchmarks" / ".cache" / "peers" / f"{digest}.json"
+    if cache.exists():
+        return {k: tuple(v) for k, v in json.loads(cache.read_text()).items()}
+    out = _run_peers(ds)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(out))
+    return out
+
+
+def _run_peers(ds: Dataset) -> dict[str, tuple[float, float]]:
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "annotations.csv"
         ds.annotations.to_csv(src, index=False)
-        subprocess.run([str(PEERS_PYTHON), str(REPO_ROOT / "benchmarks" / "peers.py"), str(src), tmp, *PEERS],
-                       check=True)
+        subprocess.run(
+            [str(PEERS_PYTHON), str(REPO_ROOT / "benchmarks" / "peers.py"), str(src), tmp, *PEERS], check=True
+        )
         timings = json.loads((Path(tmp) / "timings.json").read_text())
         out = {}
         for name in PEERS:
@@ -94,13 +112,17 @@ def describe(ds: Dataset) -> str:
     a = ds.annotations
     dup = int(a.duplicated(["item_id", "annotator_id"]).sum())
     per_ann = a.groupby("annotator_id").size()
-    return (f"{len(a):,} rows, {a['item_id'].nunique():,} items, {len(per_ann):,} annotators "
-            f"(median {int(per_ann.median())} labels), {a['label'].nunique()} classes, "
-            f"{len(ds.gold):,} gold, {dup:,} duplicate pairs")
+    return (
+        f"{len(a):,} rows, {a['item_id'].nunique():,} items, {len(per_ann):,} annotators "
+        f"(median {int(per_ann.median())} labels), {a['label'].nunique()} classes, "
+        f"{len(ds.gold):,} gold, {dup:,} duplicate pairs"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--no-peers", action="store_true", help="skip crowd-kit")
     parser.add_argument("--only", default=None, help="run one data set by folder name")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -108,7 +130,9 @@ def main(argv: list[str] | None = None) -> int:
 
     root = datasets_root()
     if not root.is_dir():
-        print(f"skipped: the shared data sets are not at {root}; set LABELCYCLE_SHARED_DATASETS to their folder")
+        print(
+            f"skipped: the shared data sets are not at {root}; set LABELCYCLE_SHARED_DATASETS to their folder"
+        )
         return 0
     peers = not args.no_peers
     if peers and not PEERS_PYTHON.exists():
@@ -159,17 +183,22 @@ def write_report(rows: list[tuple[Dataset, dict[str, tuple[float, float]]]], out
     informative = [(ds, r) for ds, r in real if ds.informative_gold]
     if informative:
         means = {m: np.mean([r[m][0] for _, r in informative]) for m in methods}
-        lines.append("| **mean, real sets with informative gold** | "
-                     + " | ".join(f"{means[m]:.4f}" for m in methods) + " |")
+        lines.append(
+            "| **mean, real sets with informative gold** | "
+            + " | ".join(f"{means[m]:.4f}" for m in methods)
+            + " |"
+        )
     lines += ["", "## Against the targets", ""]
     default = f"lc:{DEFAULT_METHOD}"
     if peers and informative:
         ck = [m for m in methods if m.startswith("ck:")]
         best_per_set = np.mean([max(r[m][0] for m in ck) for _, r in informative])
         ours = np.mean([r[default][0] for _, r in informative])
-        lines.append(f"- mean accuracy of the default over the {len(informative)} informative real sets: "
-                     f"**{ours:.4f}**; mean of the best crowd-kit method picked per data set (an oracle choice): "
-                     f"**{best_per_set:.4f}**; crowd-kit DawidSkene: {np.mean([r['ck:DawidSkene'][0] for _, r in informative]):.4f}.")
+        lines.append(
+            f"- mean accuracy of the default over the {len(informative)} informative real sets: "
+            f"**{ours:.4f}**; mean of the best crowd-kit method picked per data set (an oracle choice): "
+            f"**{best_per_set:.4f}**; crowd-kit DawidSkene: {np.mean([r['ck:DawidSkene'][0] for _, r in informative]):.4f}."
+        )
         for ds, r in informative:
             gap = (r[default][0] - r["ck:DawidSkene"][0]) * 100
             flag = "OK" if gap >= -0.5 else "BELOW TARGET"

@@ -109,7 +109,9 @@ LOADERS: dict[str, Callable[[Path], Dataset]] = {
         r / "music_genre_rodrigues2013" / "mturk_answers.csv", "music_genre_rodrigues2013"
     ),
     "possent_zheng2017": lambda r: load_zheng(r / "possent_zheng2017", "possent_zheng2017"),
-    "product_zheng2017": lambda r: load_zheng(r / "product_zheng2017", "product_zheng2017", strip_id_suffix=True),
+    "product_zheng2017": lambda r: load_zheng(
+        r / "product_zheng2017", "product_zheng2017", strip_id_suffix=True
+    ),
     "rte_snow2008": lambda r: load_snow(r / "rte_snow2008" / "rte.standardized.tsv", "rte_snow2008"),
     "temp_snow2008": lambda r: load_snow(r / "temp_snow2008" / "temp.standardized.tsv", "temp_snow2008"),
     "hitspam_crowdflower": lambda r: load_gal(

@@ -52,7 +52,9 @@ def main(argv: list[str]) -> int:
         start = time.perf_counter()
         labels = make(name).fit_predict(data)
         timings[name] = time.perf_counter() - start
-        labels.rename("label").rename_axis("item_id").reset_index().to_csv(out_dir / f"{name}.csv", index=False)
+        labels.rename("label").rename_axis("item_id").reset_index().to_csv(
+            out_dir / f"{name}.csv", index=False
+        )
     (out_dir / "timings.json").write_text(json.dumps(timings))
     return 0
 

@@ -120,17 +120,28 @@ def item_log_likelihoods(codes: Codes, log_confusions: np.ndarray) -> np.ndarray
 
 
 def normalise_log(log_joint: np.ndarray) -> tuple[np.ndarray, float]:
-    """Row-wise softmax of log joint probabilities (in place), and the total log marginal likelihood."""
-    top = log_joint.max(axis=1, keepdims=True)
-    joint = log_joint
-    joint -= top
-    np.exp(joint, out=joint)
-    totals = joint.sum(axis=1, keepdims=True)
-    joint /= totals
-    return joint, float(np.log(totals).sum() + top.sum())
+    """Row-wise softmax of log joint probabilities (in place), and the total log marginal likelihood.
+
+    Loops over the (few) classes instead of reducing along the short axis, which numpy does slowly.
+    """
+    k = log_joint.shape[1]
+    columns = [log_joint[:, c] for c in range(k)]
+    top = columns[0].copy()
+    for col in columns[1:]:
+        np.maximum(top, col, out=top)
+    totals = np.zeros_like(top)
+    for col in columns:
+        col -= top
+        np.exp(col, out=col)
+        totals += col
+    for col in columns:
+        col /= totals
+    return log_joint, float(np.log(totals).sum() + top.sum())
 
 
-def class_priors(posteriors: np.ndarray, pseudo_count: float, allowed: np.ndarray | None = None) -> np.ndarray:
+def class_priors(
+    posteriors: np.ndarray, pseudo_count: float, allowed: np.ndarray | None = None
+) -> np.ndarray:
     """Class priors from summed posteriors with ``pseudo_count`` added to every allowed class.
 
     Classes where ``allowed`` is False get prior 0.

@@ -68,7 +68,9 @@ class HierarchicalDawidSkene(DawidSkene):
         k = codes.n_classes
         strengths = np.empty(k)
         for t in range(k):
-            strengths[t] = self.strength if self.strength is not None else _eb_strength(counts[:, t, :], pooled[t])
+            strengths[t] = (
+                self.strength if self.strength is not None else _eb_strength(counts[:, t, :], pooled[t])
+            )
         self.pooled_confusion_ = pooled
         self.strengths_ = strengths
         prior = strengths[None, :, None] * pooled[None, :, :]
@@ -99,6 +101,6 @@ def _eb_strength(counts: np.ndarray, mean: np.ndarray) -> float:
         neg_log_marginal,
         bounds=(np.log(_MIN_STRENGTH), np.log(_MAX_STRENGTH)),
         method="bounded",
-        options={"xatol": 1e-3},
+        options={"xatol": 1e-2},
     )
     return float(np.exp(res.x))

@@ -42,7 +42,9 @@ class WeightedMajorityVote(BaseAggregator):
         self.n_iter_ = 0
         for _ in range(int(self.max_iter)):
             self.n_iter_ += 1
-            agreeing = np.trace(_em.soft_confusion_counts(codes, np.eye(codes.n_classes)[winners]), axis1=1, axis2=2)
+            agreeing = np.trace(
+                _em.soft_confusion_counts(codes, np.eye(codes.n_classes)[winners]), axis1=1, axis2=2
+            )
             skills = agreeing / np.maximum(counts, 1.0)
             shares = _em.vote_shares(codes, weights=skills)
             new_winners = np.argmax(shares, axis=1)

@@ -50,7 +50,9 @@ def test_registry_holds_every_method_and_the_default():
 
 
 def test_unknown_method_is_a_config_error_naming_the_choices():
-    with pytest.raises(ConfigError, match=r"unknown aggregation method 'nope'; choose one of \['dawid_skene'"):
+    with pytest.raises(
+        ConfigError, match=r"unknown aggregation method 'nope'; choose one of \['dawid_skene'"
+    ):
         make_aggregator("nope")
 
 
@@ -140,7 +142,9 @@ def test_hierarchical_dawid_skene_shrinks_a_sparse_annotator_to_the_pooled_matri
     plain = DawidSkene().fit(data)
     # plain DS trusts the single (wrong) label; the hierarchical prior pulls the row toward the crowd
     assert plain.confusions_[once, 0, 1] > 0.95
-    assert abs(model.confusions_[once, 0, 1] - pooled[0, 1]) < abs(plain.confusions_[once, 0, 1] - pooled[0, 1])
+    assert abs(model.confusions_[once, 0, 1] - pooled[0, 1]) < abs(
+        plain.confusions_[once, 0, 1] - pooled[0, 1]
+    )
     assert model.strengths_.shape == (2,)
     fixed = HierarchicalDawidSkene(strength=1e4).fit(data)
     np.testing.assert_allclose(fixed.confusions_[once], fixed.pooled_confusion_, atol=1e-3)

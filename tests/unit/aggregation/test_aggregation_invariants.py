@@ -14,7 +14,9 @@ ALL = sorted(METHODS)
 EM_METHODS = ["dawid_skene", "one_coin_dawid_skene", "hierarchical_dawid_skene"]
 
 
-def generated_crowd(seed: int = 0, n_items: int = 400, n_annotators: int = 60, k: int = 3) -> tuple[pd.DataFrame, pd.Series]:
+def generated_crowd(
+    seed: int = 0, n_items: int = 400, n_annotators: int = 60, k: int = 3
+) -> tuple[pd.DataFrame, pd.Series]:
     """Sparse crowd: Zipf activity, 20% uniform spammers, good annotators at 0.6-0.95 accuracy."""
     rng = np.random.default_rng(seed)
     truth = rng.integers(0, k, n_items)
@@ -29,7 +31,11 @@ def generated_crowd(seed: int = 0, n_items: int = 400, n_annotators: int = 60, k
     label = np.where(correct, truth[item], wrong)
     classes = np.array([f"c{c}" for c in range(k)])
     frame = pd.DataFrame(
-        {"item_id": [f"i{i}" for i in item], "annotator_id": [f"a{a}" for a in annotator], "label": classes[label]}
+        {
+            "item_id": [f"i{i}" for i in item],
+            "annotator_id": [f"a{a}" for a in annotator],
+            "label": classes[label],
+        }
     )
     return frame, pd.Series(classes[truth], index=[f"i{i}" for i in range(n_items)])
 
@@ -62,7 +68,9 @@ def test_fitting_twice_gives_identical_results(method, crowd):
     pd.testing.assert_frame_equal(first, second)
 
 
-@pytest.mark.parametrize("method", ["one_coin_dawid_skene", "hierarchical_dawid_skene", "weighted_majority_vote"])
+@pytest.mark.parametrize(
+    "method", ["one_coin_dawid_skene", "hierarchical_dawid_skene", "weighted_majority_vote"]
+)
 def test_skill_aware_methods_beat_the_plain_vote_on_a_crowd_with_spammers(method, crowd):
     # plain Dawid-Skene is left out on purpose: on a sparse crowd its per-annotator matrices overfit
     annotations, truth = crowd
@@ -85,7 +93,7 @@ def test_em_skills_track_true_annotator_accuracy(crowd):
     model = HierarchicalDawidSkene().fit(annotations)
     counts = annotations.groupby("annotator_id").size()
     busy = counts[counts >= 30].index
-    true_acc = (annotations["label"].to_numpy() == truth.reindex(annotations["item_id"]).to_numpy())
+    true_acc = annotations["label"].to_numpy() == truth.reindex(annotations["item_id"]).to_numpy()
     per_annotator = pd.Series(true_acc, index=annotations["annotator_id"]).groupby(level=0).mean()
     corr = np.corrcoef(per_annotator[busy], model.skills_[busy])[0, 1]
     assert corr > 0.8
