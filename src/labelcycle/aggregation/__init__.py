@@ -7,12 +7,20 @@ from labelcycle.aggregation.dawid_skene import DawidSkene
 from labelcycle.aggregation.hierarchical_dawid_skene import HierarchicalDawidSkene
 from labelcycle.aggregation.majority_vote import MajorityVote
 from labelcycle.aggregation.one_coin import OneCoinDawidSkene
+from labelcycle.aggregation.structured_dawid_skene import StructuredDawidSkene
 from labelcycle.aggregation.weighted_majority_vote import WeightedMajorityVote
 
 #: every aggregator by its ``--method`` / ``aggregate.method`` name
 METHODS: dict[str, type[BaseAggregator]] = {
     cls.name: cls
-    for cls in (MajorityVote, WeightedMajorityVote, DawidSkene, OneCoinDawidSkene, HierarchicalDawidSkene)
+    for cls in (
+        MajorityVote,
+        WeightedMajorityVote,
+        DawidSkene,
+        OneCoinDawidSkene,
+        HierarchicalDawidSkene,
+        StructuredDawidSkene,
+    )
 }
 #: the same setting on every data set; see benchmarks/results/aggregation.md for the evidence
 DEFAULT_METHOD = HierarchicalDawidSkene.name
@@ -25,6 +33,7 @@ __all__ = [
     "HierarchicalDawidSkene",
     "MajorityVote",
     "OneCoinDawidSkene",
+    "StructuredDawidSkene",
     "WeightedMajorityVote",
     "make_aggregator",
 ]

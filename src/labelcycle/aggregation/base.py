@@ -136,7 +136,9 @@ class BaseAggregator:
     def result_frame(self) -> pd.DataFrame:
         """``item_id, label, confidence, proba_<class>...``: the curated-label contract."""
         self._check_fitted()
-        out = pd.DataFrame({schema.ITEM_ID: self.labels_.index.astype(str), schema.LABEL: self.labels_.values})
+        out = pd.DataFrame(
+            {schema.ITEM_ID: self.labels_.index.astype(str), schema.LABEL: self.labels_.values}
+        )
         out[schema.CONFIDENCE] = self.probas_.max(axis=1).to_numpy()
         for cls in self.classes_:
             out[schema.proba_column(cls)] = self.probas_[cls].to_numpy()

@@ -13,13 +13,14 @@ from labelcycle.aggregation import (
     HierarchicalDawidSkene,
     MajorityVote,
     OneCoinDawidSkene,
+    StructuredDawidSkene,
     WeightedMajorityVote,
     make_aggregator,
 )
 from labelcycle.errors import ConfigError, NotFittedError, SchemaError, ValidationError
 
 ALL = sorted(METHODS)
-EM = [DawidSkene, OneCoinDawidSkene, HierarchicalDawidSkene]
+EM = [DawidSkene, OneCoinDawidSkene, HierarchicalDawidSkene, StructuredDawidSkene]
 
 
 def table(rows: list[tuple[str, str, str]]) -> pd.DataFrame:
@@ -44,6 +45,7 @@ def test_registry_holds_every_method_and_the_default():
         "dawid_skene",
         "one_coin_dawid_skene",
         "hierarchical_dawid_skene",
+        "structured_dawid_skene",
     }
     assert DEFAULT_METHOD == "hierarchical_dawid_skene"
     assert isinstance(make_aggregator(DEFAULT_METHOD, classes=("x", "y")), HierarchicalDawidSkene)
@@ -118,7 +120,7 @@ def test_a_class_nobody_used_gets_a_column_but_never_wins(method):
     assert list(frame.columns) == ["item_id", "label", "confidence", "proba_x", "proba_y", "proba_z"]
 
 
-@pytest.mark.parametrize("cls", [DawidSkene, HierarchicalDawidSkene, OneCoinDawidSkene])
+@pytest.mark.parametrize("cls", [DawidSkene, HierarchicalDawidSkene, StructuredDawidSkene, OneCoinDawidSkene])
 def test_confusions_are_annotators_by_true_by_given_with_rows_summing_to_one(cls):
     model = cls(classes=("x", "y", "z")).fit(reliable_vs_constant())
     assert model.confusions_.shape == (3, 3, 3)
@@ -148,6 +150,32 @@ def test_hierarchical_dawid_skene_shrinks_a_sparse_annotator_to_the_pooled_matri
     assert model.strengths_.shape == (2,)
     fixed = HierarchicalDawidSkene(strength=1e4).fit(data)
     np.testing.assert_allclose(fixed.confusions_[once], fixed.pooled_confusion_, atol=1e-3)
+
+
+def test_structured_dawid_skene_centres_rows_on_a_skill_model_with_the_crowds_error_pattern():
+    data = pd.concat([reliable_vs_constant(), table([("i00", "once", "y")])], ignore_index=True)
+    model = StructuredDawidSkene(classes=("x", "y", "z"), strength=1e4).fit(data)
+    # with a huge strength every row is its centre: the class accuracy on the diagonal, the rest
+    # spread by the pooled error pattern, which has a zero diagonal and rows summing to 1
+    acc = model.accuracies_
+    conf = model.confusions_
+    np.testing.assert_allclose(np.diagonal(conf, axis1=1, axis2=2), acc, atol=1e-3)
+    e = model.error_patterns_
+    np.testing.assert_allclose(np.diagonal(e), 0.0)
+    np.testing.assert_allclose(e.sum(axis=1), 1.0)
+    np.testing.assert_allclose(conf[:, 0, 1:], (1 - acc[:, :1]) * e[0, 1:], atol=1e-3)
+    once = list(model.skills_.index).index("once")
+    reliable = list(model.skills_.index).index("a")
+    assert acc[reliable, 0] > acc[once, 0]
+    assert acc.shape == (4, 3) and model.strengths_.shape == (3,)
+
+
+def test_structured_strengths_come_from_empirical_bayes_and_must_be_positive():
+    model = StructuredDawidSkene().fit(reliable_vs_constant())
+    assert (model.strengths_ >= 0.1).all() and (model.strengths_ <= 1e4).all()
+    assert model.pooled_centre_.dtype == bool and model.accuracy_strength_ > 0
+    with pytest.raises(ConfigError, match="strength must be > 0 or None, got -1"):
+        StructuredDawidSkene(strength=-1).fit(reliable_vs_constant())
 
 
 @pytest.mark.parametrize("method", ALL)

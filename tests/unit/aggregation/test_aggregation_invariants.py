@@ -8,10 +8,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from labelcycle.aggregation import METHODS, DawidSkene, HierarchicalDawidSkene, MajorityVote, make_aggregator
+from labelcycle.aggregation import (
+    METHODS,
+    DawidSkene,
+    HierarchicalDawidSkene,
+    MajorityVote,
+    StructuredDawidSkene,
+    make_aggregator,
+)
 
 ALL = sorted(METHODS)
-EM_METHODS = ["dawid_skene", "one_coin_dawid_skene", "hierarchical_dawid_skene"]
+EM_METHODS = ["dawid_skene", "one_coin_dawid_skene", "hierarchical_dawid_skene", "structured_dawid_skene"]
 
 
 def generated_crowd(
@@ -86,6 +93,15 @@ def test_hierarchical_prior_helps_when_most_annotators_give_a_handful_of_labels(
         for key, model in (("ds", DawidSkene()), ("hds", HierarchicalDawidSkene())):
             accs[key].append((model.fit(annotations).labels_.reindex(truth.index) == truth).mean())
     assert np.mean(accs["hds"]) >= np.mean(accs["ds"])
+
+
+def test_structured_prior_acts_like_one_coin_with_many_classes_and_few_labels_per_annotator():
+    accs = {"ds": [], "sds": []}
+    for seed in range(3):
+        annotations, truth = generated_crowd(seed=seed, n_items=400, n_annotators=60, k=10)
+        for key, model in (("ds", DawidSkene()), ("sds", StructuredDawidSkene())):
+            accs[key].append((model.fit(annotations).labels_.reindex(truth.index) == truth).mean())
+    assert np.mean(accs["sds"]) > np.mean(accs["ds"])
 
 
 def test_em_skills_track_true_annotator_accuracy(crowd):
