@@ -52,3 +52,9 @@ class TrackingError(LabelcycleError):
 
 class EvalSetMismatchError(LabelcycleError):
     """Two evaluations were made on different gold eval splits and cannot be compared."""
+
+
+class PromotionRefusedError(LabelcycleError):
+    """A promotion gate failed; nothing was changed (``--force --reason`` overrides, and is recorded)."""
+
+    exit_code = 3
