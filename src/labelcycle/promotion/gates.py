@@ -221,7 +221,7 @@ def remote_gate(facts: RemoteFacts) -> Gate:
         return Gate(REMOTE, False, f"{where} is not reachable ({facts.error or 'unknown error'}); "
                     f"{facts.to_push} of {facts.total} object(s) are not known to be there")
     if not facts.configured:
-        return Gate(REMOTE, True, f"no default DVC remote configured; the embedded local remote {where} will be "
+        return Gate(REMOTE, True, f"no default DVC remote configured; the embedded local {where} will be "
                     f"configured and {facts.to_push} of {facts.total} object(s) pushed")
     if facts.to_push:
         return Gate(REMOTE, True, f"{where} reachable; {facts.to_push} of {facts.total} object(s) will be pushed")

@@ -594,7 +594,8 @@ def render_status(s: dict[str, Any] | None) -> str:
     lines.append(f"dataset: digest {d['digest']}; git tag {d['git_tag']} -> {(d['git_tag_commit'] or 'MISSING')[:10]} "
                  f"(rev {(d['git_rev'] or '?')[:10]})")
     for path, md5 in sorted(d["dvc_hashes"].items()):
-        lines.append(f"  dvc {path}: {md5}")
+        if path.startswith(("data/", "models/")):  # every output's hash: --json
+            lines.append(f"  dvc {path}: {md5}")
     e = s["evaluation"]
     lines.append(f"metrics on eval split {e['eval_digest']} ({e['eval_items']} items; evaluate run "
                  f"{e['evaluate_run_id']}):")
