@@ -9,12 +9,21 @@ import pandas as pd
 from labelcycle import schema
 from labelcycle.evaluation.bootstrap import bootstrap_metrics
 from labelcycle.evaluation.plots import (
-    plot_confusion_matrix, plot_pr_curves, plot_reliability_diagram, plot_slice_metric,
+    plot_confusion_matrix,
+    plot_pr_curves,
+    plot_reliability_diagram,
+    plot_slice_metric,
 )
 from labelcycle.evaluation.slices import slice_metrics
 from labelcycle.params import EvaluateParams, IngestParams
 from labelcycle.pipeline import (
-    project_root, read_parquet, run_stage, save_figure, stage_params, write_json, write_parquet,
+    project_root,
+    read_parquet,
+    run_stage,
+    save_figure,
+    stage_params,
+    write_json,
+    write_parquet,
 )
 from labelcycle.quality.model import QualityModel
 from labelcycle.tracking.runs import stage_run
@@ -41,19 +50,36 @@ def main() -> None:
     eval_digest = table_digest(eval_split)
 
     table = bootstrap_metrics(y, proba, classes, n_boot=p.n_boot, random_state=p.seed)
-    slice_cols = [c for c in items.columns if c != schema.ITEM_ID and not pd.api.types.is_numeric_dtype(items[c])]
-    slice_frame = eval_items.set_index(schema.ITEM_ID).loc[pred[schema.ITEM_ID], slice_cols].reset_index(drop=True)
+    slice_cols = [
+        c for c in items.columns if c != schema.ITEM_ID and not pd.api.types.is_numeric_dtype(items[c])
+    ]
+    slice_frame = (
+        eval_items.set_index(schema.ITEM_ID).loc[pred[schema.ITEM_ID], slice_cols].reset_index(drop=True)
+    )
     slices = (
-        slice_metrics(y, proba, classes, slice_frame, metrics=list(SLICE_METRICS), n_boot=p.n_boot,
-                      random_state=p.seed, min_n=p.min_slice_size)
-        if slice_cols else pd.DataFrame()
+        slice_metrics(
+            y,
+            proba,
+            classes,
+            slice_frame,
+            metrics=list(SLICE_METRICS),
+            n_boot=p.n_boot,
+            random_state=p.seed,
+            min_n=p.min_slice_size,
+        )
+        if slice_cols
+        else pd.DataFrame()
     )
     by_metric = table.set_index("metric")
     metrics = {m: float(by_metric.loc[m, "value"]) for m in HEADLINE}
-    intervals = {m: {"ci_low": float(by_metric.loc[m, "ci_low"]), "ci_high": float(by_metric.loc[m, "ci_high"])}
-                 for m in HEADLINE}
-    write_json({**metrics, "ci95": intervals, "eval_items": len(pred), "eval_digest": eval_digest},
-               root / "reports/metrics.json")
+    intervals = {
+        m: {"ci_low": float(by_metric.loc[m, "ci_low"]), "ci_high": float(by_metric.loc[m, "ci_high"])}
+        for m in HEADLINE
+    }
+    write_json(
+        {**metrics, "ci95": intervals, "eval_items": len(pred), "eval_digest": eval_digest},
+        root / "reports/metrics.json",
+    )
     write_parquet(pred, root / "reports/predictions.parquet")
     table.to_csv(root / "reports/eval_metrics.csv", index=False)
     slices.to_csv(root / "reports/eval_slices.csv", index=False)
@@ -73,19 +99,28 @@ def main() -> None:
         run.log_metrics({f"{m}_ci_low": v["ci_low"] for m, v in intervals.items()})
         run.log_metrics({f"{m}_ci_high": v["ci_high"] for m, v in intervals.items()})
         run.log_metrics({f"{r.metric}": r.value for r in table.itertuples() if r.metric not in metrics})
-        run.set_tags({"eval_digest": eval_digest, "quality_model.run_id": train_info.get("mlflow_run_id", ""),
-                      "quality_model.uri": train_info.get("model_uri", ""),
-                      "quality_model.version": str(train_info.get("model_version", ""))})
+        run.set_tags(
+            {
+                "eval_digest": eval_digest,
+                "quality_model.run_id": train_info.get("mlflow_run_id", ""),
+                "quality_model.uri": train_info.get("model_uri", ""),
+                "quality_model.version": str(train_info.get("model_version", "")),
+            }
+        )
         for name, fig in figures.items():
             run.log_figure(fig, f"plots/{name}")
         run.log_table(pred, "predictions.parquet")
         run.log_table(table, "eval_metrics.csv")
         if len(slices):
             run.log_table(slices, "eval_slices.csv")
-        run.log_dvc_hashes(["data/split/eval.parquet", "data/interim/items.parquet", "models/quality"],
-                           ["reports/predictions.parquet", "reports/metrics.json"])
-    shown = ", ".join(f"{k} {metrics[k]:.4f} [{intervals[k]['ci_low']:.4f}, {intervals[k]['ci_high']:.4f}]"
-                      for k in ("accuracy", "macro_f1"))
+        run.log_dvc_hashes(
+            ["data/split/eval.parquet", "data/interim/items.parquet", "models/quality"],
+            ["reports/predictions.parquet", "reports/metrics.json"],
+        )
+    shown = ", ".join(
+        f"{k} {metrics[k]:.4f} [{intervals[k]['ci_low']:.4f}, {intervals[k]['ci_high']:.4f}]"
+        for k in ("accuracy", "macro_f1")
+    )
     print(f"evaluate: {len(pred)} gold eval items (digest {eval_digest}): {shown}")
 
 

@@ -20,7 +20,9 @@ STAGES = {"ingest", "split", "aggregate", "tune", "train_quality", "evaluate"}
 
 
 def sh(cwd: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    res = subprocess.run(list(args), cwd=cwd, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    res = subprocess.run(
+        list(args), cwd=cwd, capture_output=True, text=True, env={**os.environ, **(env or {})}
+    )
     assert res.returncode == 0, f"{args} failed:\n{res.stdout}\n{res.stderr}"
     return res
 
@@ -40,7 +42,16 @@ def pipeline(tmp_path_factory, project_factory):
     params = params.replace("n_trials: 15", "n_trials: 3")
     (root / "params.yaml").write_text(params)
     lc(root, "demo", "--out", "demo", "--items", "1500", "--annotators", "30", "--seed", "1")
-    lc(root, "ingest", "--annotations", "demo/annotations.csv", "--items", "demo/items.csv", "--gold", "demo/gold.csv")
+    lc(
+        root,
+        "ingest",
+        "--annotations",
+        "demo/annotations.csv",
+        "--items",
+        "demo/items.csv",
+        "--gold",
+        "demo/gold.csv",
+    )
     first = sh(root, "dvc", "repro", env={"MLFLOW_TRACKING_URI": uri})
     return root, uri, first
 

@@ -190,17 +190,25 @@ def train(
     n_rounds = int(params.get("n_estimators", 500))
     if len(trained) < 2:
         booster = None
-        raise SchemaError(f"the curated labels hold a single class {trained}; the quality model needs two or more")
-    train_set = lgb.Dataset(X[~valid], y[~valid], weight=None if w is None else w[~valid], free_raw_data=False)
+        raise SchemaError(
+            f"the curated labels hold a single class {trained}; the quality model needs two or more"
+        )
+    train_set = lgb.Dataset(
+        X[~valid], y[~valid], weight=None if w is None else w[~valid], free_raw_data=False
+    )
     callbacks = []
     valid_sets = []
     if valid.any():
-        valid_set = lgb.Dataset(X[valid], y[valid], weight=None if w is None else w[valid], reference=train_set)
+        valid_set = lgb.Dataset(
+            X[valid], y[valid], weight=None if w is None else w[valid], reference=train_set
+        )
         valid_sets = [valid_set]
         callbacks.append(lgb.early_stopping(early_stopping_rounds, verbose=False))
     evals: dict = {}
     callbacks.append(lgb.record_evaluation(evals))
-    booster = lgb.train(lgb_params, train_set, num_boost_round=n_rounds, valid_sets=valid_sets, callbacks=callbacks)
+    booster = lgb.train(
+        lgb_params, train_set, num_boost_round=n_rounds, valid_sets=valid_sets, callbacks=callbacks
+    )
     best = booster.best_iteration or n_rounds
     valid_metrics = {}
     if evals:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -48,7 +49,9 @@ def parse_space(space: Mapping[str, Any]) -> list[Dim]:
             )
         low, high, kind = spec
         if not float(low) < float(high) or (kind in ("log", "log_int") and float(low) <= 0):
-            raise ConfigError(f"params.yaml tune.search_space.{name}: need 0 < low < high for log scales, low < high")
+            raise ConfigError(
+                f"params.yaml tune.search_space.{name}: need 0 < low < high for log scales, low < high"
+            )
         dims.append(Dim(str(name), float(low), float(high), str(kind)))
     return dims
 
@@ -62,8 +65,9 @@ class TuningData:
     n_classes: int
 
 
-def prepare_tuning_data(items: pd.DataFrame, labels: pd.Series, classes: list[str], valid_fraction: float,
-                        seed: int) -> TuningData:
+def prepare_tuning_data(
+    items: pd.DataFrame, labels: pd.Series, classes: list[str], valid_fraction: float, seed: int
+) -> TuningData:
     spec = FeatureSpec.infer(items, classes)
     X = prepare_features(items, spec)
     trained = [c for c in classes if (labels.astype(str) == c).any()]
@@ -75,12 +79,24 @@ def prepare_tuning_data(items: pd.DataFrame, labels: pd.Series, classes: list[st
         n_val = max(1, int(round(valid_fraction * len(idx)))) if len(idx) > 2 else 0
         if n_val:
             valid[rng.choice(idx, size=n_val, replace=False)] = True
-    train = lgb.Dataset(X[~valid], y[~valid], free_raw_data=False)
-    return TuningData(train, lgb.Dataset(X[valid], y[valid], reference=train, free_raw_data=False), len(trained))
+    # trials vary min_child_samples on one shared Dataset: pre-filtering features by the first trial's value
+    # would make LightGBM refuse smaller values later
+    train = lgb.Dataset(X[~valid], y[~valid], free_raw_data=False, params={"feature_pre_filter": False})
+    return TuningData(
+        train, lgb.Dataset(X[valid], y[valid], reference=train, free_raw_data=False), len(trained)
+    )
 
 
-def make_objective(data: TuningData, dims: list[Dim], *, n_estimators: int, early_stopping_rounds: int,
-                   n_jobs: int, seed: int, pruning: bool = True) -> Callable[[optuna.Trial], float]:
+def make_objective(
+    data: TuningData,
+    dims: list[Dim],
+    *,
+    n_estimators: int,
+    early_stopping_rounds: int,
+    n_jobs: int,
+    seed: int,
+    pruning: bool = True,
+) -> Callable[[optuna.Trial], float]:
     """The objective: validation log loss (lower is better) at the best iteration."""
     multi = data.n_classes > 2
     metric = "multi_logloss" if multi else "binary_logloss"
@@ -109,8 +125,15 @@ def make_objective(data: TuningData, dims: list[Dim], *, n_estimators: int, earl
                     raise optuna.TrialPruned(f"pruned at iteration {env.iteration + 1}")
 
         booster = lgb.train(
-            lgb_params, data.train, num_boost_round=n_estimators, valid_sets=[data.valid],
-            callbacks=[lgb.early_stopping(early_stopping_rounds, verbose=False), lgb.record_evaluation(evals), report],
+            lgb_params,
+            data.train,
+            num_boost_round=n_estimators,
+            valid_sets=[data.valid],
+            callbacks=[
+                lgb.early_stopping(early_stopping_rounds, verbose=False),
+                lgb.record_evaluation(evals),
+                report,
+            ],
         )
         best = booster.best_iteration or n_estimators
         trial.set_user_attr("best_iteration", int(best))
@@ -121,18 +144,29 @@ def make_objective(data: TuningData, dims: list[Dim], *, n_estimators: int, earl
 
 def study_name(base: str, data_digest: str, space: Mapping[str, Any], seed: int) -> str:
     """A study per (data version, search space, seed): new data never resumes an old study."""
-    h = hashlib.sha1(json.dumps({"d": data_digest, "s": space, "seed": seed}, sort_keys=True).encode()).hexdigest()
+    h = hashlib.sha1(
+        json.dumps({"d": data_digest, "s": space, "seed": seed}, sort_keys=True).encode()
+    ).hexdigest()
     return f"{base}-{h[:10]}"
 
 
 def make_study(name: str, storage: str, seed: int, pruning: bool) -> optuna.Study:
     """Create or resume a study (TPE sampler, median pruner; heartbeat so dead workers' trials are retried)."""
-    rdb = optuna.storages.RDBStorage(
-        storage, heartbeat_interval=30, grace_period=120,
-        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2),
-    )
+    with warnings.catch_warnings():  # the heartbeat retry callback is marked experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        rdb = optuna.storages.RDBStorage(
+            storage,
+            heartbeat_interval=30,
+            grace_period=120,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2),
+        )
     return optuna.create_study(
-        study_name=name, storage=rdb, direction="minimize", load_if_exists=True,
+        study_name=name,
+        storage=rdb,
+        direction="minimize",
+        load_if_exists=True,
         sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=5),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=20) if pruning else optuna.pruners.NopPruner(),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=20)
+        if pruning
+        else optuna.pruners.NopPruner(),
     )
