@@ -76,6 +76,7 @@ def project(tmp_path_factory, project_factory):
     (root / ".gitignore").write_text("mlflow.db\nmlartifacts/\ndemo/\noptuna.db\n*.parquet\n")
     set_params(root, split={"eval_fraction": 1.0},
                tune={"n_trials": 1, "n_estimators": 60, "n_jobs": 1},
+               train_error_model={"quality_rounds": 40, "n_jobs": 1},
                train_quality={"n_estimators": 12, "n_jobs": 1, "use_tuned": False},
                evaluate={"n_boot": 100}, promote={"primary_metric": "log_loss", "n_boot": 300})
     lc(root, "demo", "--out", "demo", "--items", "3000", "--annotators", "30", "--seed", "1")

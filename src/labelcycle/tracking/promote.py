@@ -563,7 +563,10 @@ def status(root: Path) -> dict[str, Any] | None:
         "raw": {"path": "data/raw", "dvc_md5": raw_md5},
         "curated": {"path": "data/curated/dataset.parquet", "digest": rel.dataset_digest,
                     "dvc_md5": rel.dvc_hashes.get("data/curated/dataset.parquet")},
-        "models": [f"{m.name} v{m.version} (run {m.run_id})" for m in rel.models],
+        "models": [f"{m.name} v{m.version} (run {m.run_id})" for m in rel.models]
+        + [f"{path} (dvc md5 {md5}; not registered)" for path, md5 in sorted(rel.dvc_hashes.items())
+           if path.startswith("models/") and path != "models/quality"
+           and not any(m.role == path.split("/", 1)[1] for m in rel.models)],
     }
     return {
         "release": rid,
