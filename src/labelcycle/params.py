@@ -183,6 +183,19 @@ class CurateParams:
 
 
 @dataclass(frozen=True)
+class SampleParams:
+    fraction: float = 1.0
+    strategy: str = "uniform"  # uniform | stratified (same fraction of every label)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 < float(self.fraction) <= 1:
+            raise ValueError("fraction must be in (0, 1]")
+        if self.strategy not in ("uniform", "stratified"):
+            raise ValueError("strategy must be uniform or stratified")
+
+
+@dataclass(frozen=True)
 class PromoteParams:
     """Evidence gates of ``labelcycle promote`` (see :mod:`labelcycle.promotion`)."""
 
