@@ -3,9 +3,9 @@
 Three candidates are trained on one small demo project, through existing params only:
 
 * first release: a quick model (``train_quality.n_estimators: 12``), promoted (no production yet);
-* clearly worse: trained on a 5% sample of the curated training data (``train_quality.valid_fraction:
-  0.95`` leaves 5% of the rows for fitting; the other 95% only pick the early-stopping round), refused;
-* better: the full model (60 rounds on 90% of the rows), promoted.
+* clearly worse: 60 rounds, trained on a 5% sample of the curated training data (``sample.fraction:
+  0.05``), refused;
+* better: 60 rounds on all the curated training data, promoted.
 
 The primary metric is ``log_loss`` here: on this demo every model's accuracy sits at the majority-class
 rate (about 0.70 on 150 eval items), so accuracy cannot tell these models apart at any useful margin,
@@ -116,7 +116,7 @@ def test_promote_refuse_promote_rollback(project, monkeypatch):
     assert "no-op" in again.stdout and snapshot(root, uri) == before
 
     # a clearly worse candidate (5% sample) is refused, naming the gate; nothing changes
-    train_and_commit(root, "5% sample", train_quality={"n_estimators": 60, "valid_fraction": 0.95})
+    train_and_commit(root, "5% sample", train_quality={"n_estimators": 60}, sample={"fraction": 0.05})
     before = snapshot(root, uri)
     worse = lc(root, "promote", ok=False)
     assert worse.returncode == 3, worse.stdout + worse.stderr
@@ -127,7 +127,7 @@ def test_promote_refuse_promote_rollback(project, monkeypatch):
     assert snapshot(root, uri) == before
 
     # a better candidate is promoted
-    train_and_commit(root, "full model", train_quality={"valid_fraction": 0.1})
+    train_and_commit(root, "full model", sample={"fraction": 1.0})
     before_v2 = snapshot(root, uri)
     better = lc(root, "promote")
     assert "[PASS] non-inferiority" in better.stdout and "promoted dataset/v2" in better.stdout
