@@ -827,7 +827,7 @@ def simulate_review_cmd(demo_dir, n_items, n_annotators, seed, budgets, out_dir,
 # --- issue 7: promote, status, rollback ---
 
 
-def _project_root(repo: Path | None) -> Path:
+def _release_root(repo: Path | None) -> Path:
     from labelcycle.versioning.dvc import find_root
 
     return find_root(repo)
@@ -853,7 +853,7 @@ def promote(version, dry_run, force, reason, repo) -> None:
 
     if force and not (reason and reason.strip()):
         raise ConfigError("--force needs --reason TEXT: say why the failing gates may be overridden (it is audited)")
-    root = _project_root(repo)
+    root = _release_root(repo)
     plan, ctx = plan_promotion(root, version, force=force, reason=reason)
     click.echo(render_plan(plan, dry_run=dry_run))
     if plan.noop:
@@ -882,7 +882,7 @@ def status(as_json, repo) -> None:
     from labelcycle.tracking.promote import render_status
     from labelcycle.tracking.promote import status as release_status
 
-    s = release_status(_project_root(repo))
+    s = release_status(_release_root(repo))
     click.echo(json.dumps(s, indent=2, sort_keys=True, default=str) if as_json else render_status(s))
 
 
@@ -896,7 +896,7 @@ def rollback(dry_run, reason, repo) -> None:
     from labelcycle.promotion import render_plan
     from labelcycle.tracking.promote import execute, plan_rollback
 
-    plan, ctx = plan_rollback(_project_root(repo), reason)
+    plan, ctx = plan_rollback(_release_root(repo), reason)
     click.echo(render_plan(plan, dry_run=dry_run))
     if dry_run:
         click.echo("dry run: nothing was changed")
