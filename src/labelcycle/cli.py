@@ -824,5 +824,87 @@ def simulate_review_cmd(demo_dir, n_items, n_annotators, seed, budgets, out_dir,
     click.echo(f"-> {out_dir / 'review_simulation.csv'}, {out_dir / 'review_simulation.png'} (and MLflow)")
 
 
+# --- issue 7: promote, status, rollback ---
+
+
+def _release_root(repo: Path | None) -> Path:
+    from labelcycle.versioning.dvc import find_root
+
+    return find_root(repo)
+
+
+@main.command()
+@click.argument("version", required=False)
+@click.option("--dry-run", is_flag=True, help="Print the plan (gates, evidence, changes) and change nothing.")
+@click.option("--force", is_flag=True, help="Promote although gates failed (needs --reason; recorded as forced).")
+@click.option("--reason", default=None, help="Why: recorded in the audit record (required with --force).")
+@click.option("--repo", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Project folder (default: the one holding the current folder).")
+def promote(version, dry_run, force, reason, repo) -> None:
+    """Make a release (curated dataset + its models + their evaluation) production, behind evidence gates.
+
+    VERSION defaults to the workspace (HEAD, dvc.lock, reports/); it may be the MLflow run id of an
+    evaluate stage, or a git revision. The plan is computed and printed first; it is carried out only
+    when every gate passes (or with --force --reason), and never with --dry-run.
+    """
+    from labelcycle.errors import ConfigError, PromotionRefusedError
+    from labelcycle.promotion import render_plan
+    from labelcycle.tracking.promote import execute, plan_promotion
+
+    if force and not (reason and reason.strip()):
+        raise ConfigError("--force needs --reason TEXT: say why the failing gates may be overridden (it is audited)")
+    root = _release_root(repo)
+    plan, ctx = plan_promotion(root, version, force=force, reason=reason)
+    click.echo(render_plan(plan, dry_run=dry_run))
+    if plan.noop:
+        return
+    if not plan.allowed:
+        names = ", ".join(g.name for g in plan.failed)
+        raise PromotionRefusedError(f"promotion refused: gate(s) {names} failed; nothing was changed")
+    if dry_run:
+        click.echo("dry run: nothing was changed")
+        return
+    records = execute(plan, ctx)
+    rel = plan.candidate
+    click.echo(f"promoted {rel.release_id if rel else ''}" + (" (FORCED)" if plan.failed else "")
+               + f"; release record run {records.get('release_record')}, audit record run "
+               f"{records.get('audit_record')}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--repo", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Project folder (default: the one holding the current folder).")
+def status(as_json, repo) -> None:
+    """The production release: models, dataset version, metrics with intervals, lineage."""
+    import json
+
+    from labelcycle.tracking.promote import render_status
+    from labelcycle.tracking.promote import status as release_status
+
+    s = release_status(_release_root(repo))
+    click.echo(json.dumps(s, indent=2, sort_keys=True, default=str) if as_json else render_status(s))
+
+
+@main.command()
+@click.option("--dry-run", is_flag=True, help="Print what would be restored and change nothing.")
+@click.option("--reason", default=None, help="Why: recorded in the audit record.")
+@click.option("--repo", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Project folder (default: the one holding the current folder).")
+def rollback(dry_run, reason, repo) -> None:
+    """Restore the previous production release exactly (aliases, model tags, git tags); audited."""
+    from labelcycle.promotion import render_plan
+    from labelcycle.tracking.promote import execute, plan_rollback
+
+    plan, ctx = plan_rollback(_release_root(repo), reason)
+    click.echo(render_plan(plan, dry_run=dry_run))
+    if dry_run:
+        click.echo("dry run: nothing was changed")
+        return
+    records = execute(plan, ctx)
+    click.echo(f"rolled back to {plan.candidate.release_id if plan.candidate else '?'}; audit record run "
+               f"{records.get('audit_record')}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -62,3 +62,9 @@ class UnknownVersionError(LabelcycleError):
 
 class MissingPredictionsError(LabelcycleError):
     """A version has no saved per-item predictions on the gold eval split (its evaluate stage never ran)."""
+
+
+class PromotionRefusedError(LabelcycleError):
+    """A promotion gate failed; nothing was changed (``--force --reason`` overrides, and is recorded)."""
+
+    exit_code = 3

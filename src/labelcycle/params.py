@@ -194,3 +194,22 @@ class SampleParams:
         if self.strategy not in ("uniform", "stratified"):
             raise ValueError("strategy must be uniform or stratified")
 
+
+@dataclass(frozen=True)
+class PromoteParams:
+    """Evidence gates of ``labelcycle promote`` (see :mod:`labelcycle.promotion`)."""
+
+    primary_metric: str = "accuracy"
+    margin: float = 0.01  # non-inferiority: lower end of the paired delta interval must be > -margin
+    slice_margin: float = 0.05  # no slice may lose more than this on the primary metric (point delta)
+    min_slice_size: int = 50  # slices with fewer eval items are not judged
+    n_boot: int = 1000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.margin < 0 or self.slice_margin < 0:
+            raise ValueError("margin and slice_margin must be >= 0")
+        if self.min_slice_size < 1:
+            raise ValueError("min_slice_size must be at least 1")
+        if self.n_boot < 1:
+            raise ValueError("n_boot must be at least 1")

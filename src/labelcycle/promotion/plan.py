@@ -1,0 +1,404 @@
+"""The promotion plan (pip-tools' ``diff``): gates, the state change, and the actions that make it.
+
+The registry and git state a release touches is a :class:`RegistryState` (``production`` aliases,
+labelcycle's model-version tags, ``dataset/vN`` git tags). A promotion's actions are the difference
+between the state before and the state after; a rollback's are the difference between now and the
+state recorded before the promotion it undoes, so it restores aliases and tags exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from labelcycle.errors import EvalSetMismatchError, WorkspaceError
+from labelcycle.evaluation.paired import PredictionSet, compare_paired
+from labelcycle.evaluation.slices import slice_paired
+from labelcycle.params import PromoteParams
+from labelcycle.promotion import gates as g
+from labelcycle.promotion.release import Release
+
+ALIAS = "production"
+TAG_RELEASE = "labelcycle.release"
+TAG_DATASET_DIGEST = "labelcycle.dataset_digest"
+TAG_GIT_REV = "labelcycle.git_rev"
+TAG_EVAL_DIGEST = "labelcycle.eval_digest"
+TAG_DVC_PREFIX = "labelcycle.dvc."
+#: DVC paths whose hashes go on each promoted model version (all hashes go in the release manifest)
+TAGGED_DVC_PATHS = ("data/raw", "data/curated/dataset.parquet", "data/split/eval.parquet")
+
+# action kinds, in the order they are carried out
+CONFIGURE_REMOTE = "configure-remote"
+DVC_PUSH = "dvc-push"
+GIT_TAG = "git-tag"
+MODEL_TAGS = "model-version-tags"
+SET_ALIAS = "alias"
+RELEASE_RECORD = "release-record"
+AUDIT_RECORD = "audit-record"
+KIND_ORDER = (CONFIGURE_REMOTE, DVC_PUSH, GIT_TAG, MODEL_TAGS, SET_ALIAS, RELEASE_RECORD, AUDIT_RECORD)
+
+
+@dataclass(frozen=True)
+class RegistryState:
+    """The state a release is made of, outside the data itself.
+
+    Attributes:
+        aliases: registered model name -> version the ``production`` alias points at (None: no alias).
+        version_tags: ``"name/version"`` -> {tag: value, None when absent} for labelcycle's tags.
+        git_tags: ``dataset/vN`` git tag -> commit.
+    """
+
+    aliases: Mapping[str, str | None] = field(default_factory=dict)
+    version_tags: Mapping[str, Mapping[str, str | None]] = field(default_factory=dict)
+    git_tags: Mapping[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"aliases": dict(sorted(self.aliases.items())),
+                "version_tags": {k: dict(sorted(v.items())) for k, v in sorted(self.version_tags.items())},
+                "git_tags": dict(sorted(self.git_tags.items()))}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RegistryState:
+        return cls(aliases=dict(d.get("aliases") or {}),
+                   version_tags={k: dict(v) for k, v in (d.get("version_tags") or {}).items()},
+                   git_tags=dict(d.get("git_tags") or {}))
+
+
+@dataclass(frozen=True)
+class Action:
+    """One change the plan makes.
+
+    Attributes:
+        kind: one of :data:`KIND_ORDER`.
+        target: what it changes (model name, git tag, remote).
+        detail: one line for people.
+        data: what the executor needs (versions, tags, commit, ...).
+    """
+
+    kind: str
+    target: str
+    detail: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "target": self.target, "detail": self.detail, "data": dict(self.data)}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What ``promote`` (or ``rollback``) would do, and why.
+
+    Attributes:
+        action: ``promote`` or ``rollback``.
+        candidate: the release that would become production (with its new ``release_id``).
+        production: the current production release (None before the first promotion).
+        gates: every gate's result (empty for a rollback).
+        actions: the changes, in execution order (empty for a no-op).
+        before: the registry/git state now.
+        after: the state once carried out.
+        noop: the candidate already is production.
+        force: ``--force`` was given.
+        reason: ``--reason`` text.
+    """
+
+    action: str
+    candidate: Release | None
+    production: Release | None
+    gates: tuple[g.Gate, ...]
+    actions: tuple[Action, ...]
+    before: RegistryState
+    after: RegistryState
+    noop: bool = False
+    force: bool = False
+    reason: str | None = None
+    undoes: str | None = None  # rollback: the audit record of the promotion being undone
+
+    @property
+    def failed(self) -> list[g.Gate]:
+        return [x for x in self.gates if not x.passed]
+
+    @property
+    def allowed(self) -> bool:
+        """The plan may be carried out: a no-op, every gate passed, or forced."""
+        return self.noop or not self.failed or self.force
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "noop": self.noop,
+            "force": self.force,
+            "reason": self.reason,
+            "undoes": self.undoes,
+            "allowed": self.allowed,
+            "failed_gates": [x.name for x in self.failed],
+            "candidate": self.candidate.to_manifest() if self.candidate else None,
+            "production": self.production.to_manifest() if self.production else None,
+            "gates": [x.to_dict() for x in self.gates],
+            "actions": [a.to_dict() for a in self.actions],
+            "before": self.before.to_dict(),
+            "after": self.after.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Everything :func:`build_plan` judges, gathered by ``tracking/promote.py``.
+
+    Attributes:
+        candidate: the candidate release (no ``release_id`` yet).
+        production: the production release, or None.
+        candidate_predictions: ``item_id, gold_label, label, proba_*`` on the eval split.
+        production_predictions: the same for production (None when there is none).
+        classes: the label set.
+        slice_features: ``item_id`` plus categorical item features (None: none).
+        ingest_passed: reports/ingest.json ``validation_passed``.
+        split_digest: digest of the workspace eval split (None when unknown).
+        commit: git facts.
+        remote: DVC remote facts.
+        registered: ``(name, version) -> source run id`` ("" unknown) or None when absent.
+        state: the registry/git state now, for every model name and version involved.
+        next_release_number: N of the ``dataset/vN`` this promotion would create.
+    """
+
+    candidate: Release
+    production: Release | None
+    candidate_predictions: pd.DataFrame
+    production_predictions: pd.DataFrame | None
+    classes: Sequence[str]
+    slice_features: pd.DataFrame | None
+    ingest_passed: bool | None
+    split_digest: str | None
+    commit: g.CommitFacts
+    remote: g.RemoteFacts
+    registered: Mapping[tuple[str, str], str | None]
+    state: RegistryState
+    next_release_number: int
+
+
+GOLD = "gold_label"
+
+
+def prediction_set(frame: pd.DataFrame, classes: Sequence[str], eval_digest: str | None) -> PredictionSet:
+    """A :class:`PredictionSet` from the evaluate stage's ``reports/predictions.parquet`` layout."""
+    f = frame.drop(columns=["label"]).rename(columns={GOLD: "label"}) if GOLD in frame.columns else frame
+    return PredictionSet.from_frame(f, classes, eval_digest=eval_digest)
+
+
+def judge(ev: Evidence, params: PromoteParams) -> tuple[g.Gate, ...]:
+    """Every gate, in :data:`~labelcycle.promotion.gates.ORDER`."""
+    cand, prod = ev.candidate, ev.production
+    metric = params.primary_metric
+    comparison = slice_table = None
+    mismatch = None
+    if prod is not None:
+        if ev.production_predictions is None:
+            mismatch = f"production release {prod.release_id} has no per-item predictions recorded"
+        else:
+            try:
+                base = prediction_set(ev.production_predictions, ev.classes, prod.eval_digest)
+                new = prediction_set(ev.candidate_predictions, ev.classes, cand.eval_digest)
+                comparison = compare_paired(base, new, n_boot=params.n_boot, random_state=params.seed)
+                if ev.slice_features is not None and ev.slice_features.shape[1] > 1:
+                    slice_table = slice_paired(base, new, ev.slice_features, metrics=[metric],
+                                               n_boot=params.n_boot, random_state=params.seed,
+                                               min_n=params.min_slice_size)
+            except EvalSetMismatchError as exc:
+                mismatch = str(exc)
+    no_features = ev.slice_features is None or ev.slice_features.shape[1] <= 1
+    return (
+        g.eval_digest_gate(cand.eval_digest, prod.eval_digest if prod else None, prod is not None, ev.split_digest),
+        g.non_inferiority_gate(comparison, metric, params.margin, cand.metrics.get(metric), mismatch),
+        g.slices_gate(slice_table, metric, params.slice_margin, params.min_slice_size, mismatch,
+                      no_features=no_features and prod is not None),
+        g.ingest_gate(ev.ingest_passed),
+        g.committed_gate(ev.commit),
+        g.remote_gate(ev.remote),
+        g.models_gate(cand.models, ev.registered),
+    )
+
+
+def release_tags(release: Release) -> dict[str, str]:
+    """The tags a promotion puts on each of the release's model versions."""
+    tags = {TAG_RELEASE: release.release_id or "", TAG_DATASET_DIGEST: release.dataset_digest,
+            TAG_GIT_REV: release.git_rev or "", TAG_EVAL_DIGEST: release.eval_digest or ""}
+    for path in TAGGED_DVC_PATHS:
+        if path in release.dvc_hashes:
+            tags[TAG_DVC_PREFIX + path] = release.dvc_hashes[path]
+    return tags
+
+
+def promoted_state(before: RegistryState, release: Release, previous: Release | None) -> RegistryState:
+    """The state once ``release`` (with its ``release_id``) is production."""
+    aliases = dict(before.aliases)
+    if previous is not None:
+        for m in previous.models:  # a role the new release lacks loses its production alias
+            aliases[m.name] = None
+    version_tags = {k: dict(v) for k, v in before.version_tags.items()}
+    tags = release_tags(release)
+    for m in release.models:
+        aliases[m.name] = m.version
+        key = f"{m.name}/{m.version}"
+        version_tags[key] = {**version_tags.get(key, {}), **tags}
+    git_tags = dict(before.git_tags)
+    if release.release_id and release.git_rev:
+        git_tags[release.release_id] = release.git_rev
+    return RegistryState(aliases, version_tags, git_tags)
+
+
+def diff_states(before: RegistryState, after: RegistryState) -> list[Action]:
+    """Actions that turn ``before`` into ``after`` (git tags, model-version tags, then aliases)."""
+    actions: list[Action] = []
+    for tag in sorted(set(before.git_tags) | set(after.git_tags)):
+        old, new = before.git_tags.get(tag), after.git_tags.get(tag)
+        if old == new:
+            continue
+        if new is None:
+            actions.append(Action(GIT_TAG, tag, f"delete git tag {tag} (was {old[:10]})", {"commit": None}))
+        else:
+            verb = "create" if old is None else f"move (from {old[:10]})"
+            actions.append(Action(GIT_TAG, tag, f"{verb} git tag {tag} -> {new[:10]}", {"commit": new, "old": old}))
+    for key in sorted(set(before.version_tags) | set(after.version_tags)):
+        old_t, new_t = before.version_tags.get(key, {}), after.version_tags.get(key, {})
+        changes = {k: new_t.get(k) for k in sorted(set(old_t) | set(new_t)) if old_t.get(k) != new_t.get(k)}
+        if not changes:
+            continue
+        name, _, version = key.rpartition("/")
+        sets = [k for k, v in changes.items() if v is not None]
+        dels = [k for k, v in changes.items() if v is None]
+        text = ", ".join(filter(None, [f"set {', '.join(sets)}" if sets else "", f"delete {', '.join(dels)}" if dels else ""]))
+        shown = f"; {TAG_RELEASE}={changes[TAG_RELEASE]}" if changes.get(TAG_RELEASE) else ""
+        actions.append(Action(MODEL_TAGS, key, f"{name} v{version}: {text}{shown}",
+                              {"name": name, "version": version, "tags": changes}))
+    for name in sorted(set(before.aliases) | set(after.aliases)):
+        old_v, new_v = before.aliases.get(name), after.aliases.get(name)
+        if old_v == new_v:
+            continue
+        if new_v is None:
+            detail = f"remove alias {name}@{ALIAS} (was v{old_v})"
+        else:
+            detail = f"move alias {name}@{ALIAS}: {'v' + str(old_v) if old_v else '(none)'} -> v{new_v}"
+        actions.append(Action(SET_ALIAS, name, detail, {"name": name, "version": new_v, "old": old_v}))
+    return actions
+
+
+def build_plan(ev: Evidence, params: PromoteParams, *, force: bool = False, reason: str | None = None,
+               remote_path_note: str | None = None) -> Plan:
+    """The promotion plan: gates judged, and the actions that would make the candidate production.
+
+    Pure: reads nothing, changes nothing. A no-op plan (the candidate already is production) has no
+    actions. ``force`` marks the release as forced when some gate failed.
+    """
+    gates = judge(ev, params)
+    prod = ev.production
+    if prod is not None and ev.candidate.same_release(prod):
+        return Plan("promote", prod, prod, gates, (), ev.state, ev.state, noop=True, force=force, reason=reason)
+    rid = f"dataset/v{ev.next_release_number}"
+    cand = ev.candidate.with_id(rid, forced=force and any(not x.passed for x in gates))
+    after = promoted_state(ev.state, cand, prod)
+    actions: list[Action] = []
+    r = ev.remote
+    if not r.configured and r.name:
+        actions.append(Action(CONFIGURE_REMOTE, r.name, f"configure default DVC remote {r.name!r} -> {r.url}"
+                              + (f" ({remote_path_note})" if remote_path_note else ""),
+                              {"name": r.name, "url": r.url}))
+    if r.name and (r.to_push or not r.configured):
+        actions.append(Action(DVC_PUSH, r.name, f"dvc push {r.to_push} of {r.total} object(s) to {r.name!r}",
+                              {"remote": r.name, "rev": cand.git_rev}))
+    actions.extend(diff_states(ev.state, after))
+    actions.append(Action(RELEASE_RECORD, rid, f"record release {rid} in MLflow (manifest + predictions)"))
+    actions.append(Action(AUDIT_RECORD, rid, "write the audit record (plan, evidence, reason) to MLflow"))
+    return Plan("promote", cand, prod, gates, tuple(actions), ev.state, after, force=force, reason=reason)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One promotion or rollback as recorded in MLflow.
+
+    Attributes:
+        run_id: the audit record's run.
+        action: ``promote`` or ``rollback``.
+        release: the release that became production.
+        from_release: the release that was production before.
+        before: the state before.
+        at: when (ISO time; entries sort by it).
+        undone: a later rollback undid this promotion.
+    """
+
+    run_id: str
+    action: str
+    release: str | None
+    from_release: str | None
+    before: RegistryState
+    at: str
+    undone: bool = False
+
+
+def promotion_to_undo(history: Sequence[AuditEntry], current: str | None) -> AuditEntry:
+    """The promotion a rollback undoes: the latest not yet undone promotion to the current release.
+
+    Raises:
+        WorkspaceError: no production release, or it has no earlier release to return to.
+    """
+    if not current:
+        raise WorkspaceError("there is no production release to roll back (`labelcycle status` shows it)")
+    for entry in sorted(history, key=lambda e: e.at, reverse=True):
+        if entry.action == "promote" and entry.release == current and not entry.undone:
+            if entry.from_release is None:
+                raise WorkspaceError(
+                    f"{current} was the first release; there is no previous release to roll back to"
+                )
+            return entry
+    raise WorkspaceError(
+        f"no recorded promotion to {current} that is not already undone; cannot tell which release preceded it"
+    )
+
+
+def build_rollback_plan(entry: AuditEntry, now: RegistryState, current: Release | None,
+                        previous: Release | None, reason: str | None) -> Plan:
+    """Restore the state recorded before ``entry``'s promotion, exactly."""
+    actions = diff_states(now, entry.before)
+    actions.append(Action(AUDIT_RECORD, entry.from_release or "", "write the audit record to MLflow"))
+    return Plan("rollback", previous, current, (), tuple(actions), now, entry.before, reason=reason,
+                undoes=entry.run_id)
+
+
+def render_plan(plan: Plan, dry_run: bool = False) -> str:
+    """The plan as text: candidate, production, every gate with evidence, and what would change."""
+    lines = []
+    if plan.action == "promote":
+        cand = plan.candidate
+        lines.append(f"candidate:  {cand.describe() if cand else '-'}")
+        if cand is not None and cand.metrics:
+            shown = []
+            for k in ("accuracy", "macro_f1"):
+                if k in cand.metrics:
+                    ci = cand.intervals.get(k, {})
+                    shown.append(f"{k} {cand.metrics[k]:.4f}"
+                                 + (f" [{ci['ci_low']:.4f}, {ci['ci_high']:.4f}]" if ci else ""))
+            lines.append(f"            {', '.join(shown)} on {cand.eval_items or '?'} eval items")
+        lines.append(f"production: {plan.production.describe() if plan.production else '(none yet)'}")
+        lines.append("gates:")
+        for x in plan.gates:
+            mark = ("PASS" if x.applies else "n/a ") if x.passed else "FAIL"
+            lines.append(f"  [{mark}] {x.name}: {x.evidence}")
+    else:
+        lines.append(f"production: {plan.production.describe() if plan.production else '(none)'}")
+        lines.append(f"restore:    {plan.candidate.describe() if plan.candidate else '(none)'}")
+    if plan.noop:
+        lines.append(f"no-op: {plan.production.release_id if plan.production else 'this release'} is already "
+                     "production with the same dataset, eval split and model versions; nothing to do")
+        return "\n".join(lines)
+    head = "would change" if (dry_run or not plan.allowed) else "changes"
+    lines.append(f"{head}:")
+    lines.extend(f"  - {a.detail}" for a in plan.actions)
+    if plan.failed:
+        names = ", ".join(x.name for x in plan.failed)
+        if plan.force:
+            lines.append(f"FORCED past failing gate(s) {names}: reason: {plan.reason}")
+        else:
+            lines.append(f"refused: gate(s) failed: {names}. Nothing was changed. "
+                         "Fix the cause, or override with --force --reason TEXT (recorded in the audit log).")
+    return "\n".join(lines)
