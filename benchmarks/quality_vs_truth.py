@@ -20,10 +20,13 @@ import pandas as pd
 
 from labelcycle import schema
 from labelcycle.aggregation import DEFAULT_METHOD, make_aggregator
+from labelcycle.curation import curated_labels
 from labelcycle.demo import LABELS, generate
+from labelcycle.detection.curate import curate_labels
+from labelcycle.detection.model import detect_label_errors
 from labelcycle.evaluation.bootstrap import bootstrap_metrics
 from labelcycle.evaluation.paired import PredictionSet, compare_paired
-from labelcycle.params import DEFAULT_SEARCH_SPACE, TrainQualityParams
+from labelcycle.params import DEFAULT_SEARCH_SPACE, CurateParams, TrainErrorModelParams, TrainQualityParams
 from labelcycle.quality.model import train
 from labelcycle.quality.tuning import make_objective, parse_space, prepare_tuning_data
 from labelcycle.split import split_gold
@@ -125,10 +128,21 @@ def main() -> None:
         )
         label_acc = float((curated[keep] == truth.loc[curated[keep].index]).mean())
         rows.append((m, label_acc))
-    # tuned vs default on the default method's curated labels
-    agg = make_aggregator(DEFAULT_METHOD, classes=LABELS).fit(val.annotations)
-    curated = agg.labels_.reindex(train_ids)
+    # the pipeline's curation: default aggregator, then the error model's relabelling (params defaults)
+    cp = CurateParams()
+    labels_raw = curated_labels(val.annotations, make_aggregator(DEFAULT_METHOD, classes=LABELS).fit(val.annotations))
+    _, gold_train = split_gold(val.gold, 0.6, "labelcycle-eval-v1")
+    det = detect_label_errors(val.annotations, list(LABELS), val.items.reset_index(drop=True), gold_train,
+                              exclude_items=pd.Series(held), params=TrainErrorModelParams().model_params(DEFAULT_METHOD))
+    cur = curate_labels(val.annotations, labels_raw, det.scores, list(LABELS), cp.action, cp.threshold, DEFAULT_METHOD)
+    curated = cur.labels.set_index(schema.ITEM_ID)[schema.LABEL].reindex(train_ids)
     keep = curated.notna().to_numpy()
+    name = f"curated ({DEFAULT_METHOD} + error model {cp.action})"
+    sets[name] = fit_eval(tr_items[keep].reset_index(drop=True), curated[keep].reset_index(drop=True), eval_items,
+                          eval_split[schema.LABEL], lgb_default, p)
+    rows.append((f"{DEFAULT_METHOD} + error model {cp.action}",
+                 float((curated[keep] == truth.loc[curated[keep].index]).mean())))
+    # tuned vs default on the pipeline's curated labels
     tr = tr_items[keep].reset_index(drop=True)
     lab = curated[keep].reset_index(drop=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -170,17 +184,17 @@ def main() -> None:
         "|---|---:|---:|---:|---:|",
     ]
     label_acc = dict(rows)
-    for name, ps in sets.items():
+    for label_name, ps in sets.items():
         acc, f1 = interval(ps)
-        if name == "true labels":
+        if label_name == "true labels":
             delta = "—"
             la = "1.0000"
         else:
             cmp = compare_paired(base, ps, n_boot=1000, random_state=0).row("accuracy")
             delta = f"{cmp['delta']:+.4f} [{cmp['ci_low']:+.4f}, {cmp['ci_high']:+.4f}]"
-            m = name.split("(")[1].split(")")[0]
+            m = label_name.split("(")[1].split(")")[0]
             la = f"{label_acc.get(m, float('nan')):.4f}"
-        lines.append(f"| {name} | {la} | {acc} | {f1} | {delta} |")
+        lines.append(f"| {label_name} | {la} | {acc} | {f1} | {delta} |")
     cmp = compare_paired(
         sets[f"curated ({DEFAULT_METHOD})"],
         sets[f"curated ({DEFAULT_METHOD}), tuned"],

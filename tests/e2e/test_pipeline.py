@@ -16,7 +16,7 @@ from labelcycle.versioning.digest import table_digest
 
 pytestmark = pytest.mark.e2e
 
-STAGES = {"ingest", "split", "aggregate", "tune", "train_quality", "evaluate"}
+STAGES = {"ingest", "split", "aggregate", "train_error_model", "curate", "sample", "tune", "train_quality", "evaluate"}
 
 
 def sh(cwd: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -39,7 +39,7 @@ def pipeline(tmp_path_factory, project_factory):
     # a small, fast quality model
     params = (root / "params.yaml").read_text().replace("n_estimators: 400", "n_estimators: 60")
     params = params.replace("n_jobs: 2", "n_jobs: 1").replace("n_boot: 500", "n_boot: 100")
-    params = params.replace("n_trials: 15", "n_trials: 3")
+    params = params.replace("n_trials: 15", "n_trials: 3").replace("min_slice_size: 30", "min_slice_size: 5")
     (root / "params.yaml").write_text(params)
     lc(root, "demo", "--out", "demo", "--items", "1500", "--annotators", "30", "--seed", "1")
     lc(
@@ -69,7 +69,7 @@ def test_every_stage_logs_one_run_grouped_by_one_tag(pipeline):
     assert first["tags.labelcycle.pipeline_run"].nunique() == 1
     assert first["tags.mlflow.source.git.commit"].notna().all()
     agg = first[first["tags.labelcycle.stage"] == "aggregate"].iloc[0]
-    assert agg["params.aggregate.method"] == "majority_vote"
+    assert agg["params.aggregate.method"] == "hierarchical_dawid_skene"
     assert agg["metrics.agreement.items"] > 0
     assert any(c.startswith("tags.dvc.out.data/curated/dataset.parquet") for c in runs.columns)
 
@@ -78,7 +78,7 @@ def test_dataset_inputs_carry_the_full_content_digest(pipeline):
     root, uri, _ = pipeline
     client = mlflow.MlflowClient(uri)
     runs = _runs(uri)
-    run_id = runs[runs["tags.labelcycle.stage"] == "aggregate"]["run_id"].iloc[0]
+    run_id = runs[runs["tags.labelcycle.stage"] == "curate"]["run_id"].iloc[0]
     inputs = {d.dataset.name: d.dataset for d in client.get_run(run_id).inputs.dataset_inputs}
     curated = pd.read_parquet(root / "data/curated/dataset.parquet")
     assert inputs["curated"].digest == table_digest(curated)
@@ -130,7 +130,7 @@ def test_second_repro_is_a_no_op(pipeline):
     root, uri, _ = pipeline
     before = len(_runs(uri))
     again = sh(root, "dvc", "repro", env={"MLFLOW_TRACKING_URI": uri})
-    assert "Data and pipelines are up to date" in again.stdout
+    assert "Running stage" not in again.stdout, again.stdout
     assert len(_runs(uri)) == before
 
 

@@ -18,7 +18,9 @@ Signals and how they are defined:
   depend on the truth" (S) and "chance-corrected agreement" (kappa). High = spammer-like. The geometric
   mean needs both to be good: S alone is blind to an adversarial annotator (a permuted confusion has
   S = 1), kappa alone is noisy and conflates hard items with spam. ``is_spammer`` = score above
-  ``spammer_threshold`` with at least ``min_labels`` labels.
+  ``spammer_threshold`` (0.85: S * kappa below ~0.02, labels nearly independent of the truth; a poor but
+  informative annotator, e.g. a fatigued one at 55% accuracy, scores about 0.7-0.8 and is not a spammer)
+  with at least ``min_labels`` labels.
 * ``median_duration_s``, ``duration_ratio`` (annotator median over the median of all labels),
   ``fast_label_share`` (share of the annotator's labels faster than the population's 10th percentile)
   and ``is_fast_clicker`` (``duration_ratio <= fast_ratio`` with at least ``min_labels`` labels).
@@ -72,7 +74,7 @@ class ProfileParams:
         prior_strength: Dirichlet pseudo-labels per confusion row for the empirical confusion matrix.
     """
 
-    spammer_threshold: float = 0.75
+    spammer_threshold: float = 0.85
     min_labels: int = 20
     fast_ratio: float = 0.35
     prior_strength: float = 1.0
