@@ -193,5 +193,127 @@ def predict(items_file, out, model_uri, item_col) -> None:
     click.echo(f"predict: {len(result)} items -> {out} ({result[schema.LABEL].value_counts().to_dict()})")
 
 
+# --- issue 8: team scale-out ---
+
+
+@main.command()
+@click.option("--backend-store-uri", default=None, metavar="URI",
+              help="sqlite:///... or postgresql://user@host:5432/db (created if missing); "
+                   "default: the project's mlflow.db.")
+@click.option("--artifacts-destination", default=None, metavar="URI",
+              help="Folder or s3://bucket/prefix the server stores artifacts in (set MLFLOW_S3_ENDPOINT_URL "
+                   "for S3-compatible stores); default: the project's mlartifacts/.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to bind; 0.0.0.0 opens the server to the network (see --allowed-hosts).")
+@click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Server worker processes (1 suits a small machine).")
+@click.option("--allowed-hosts", default=None, help="Host headers to accept (MLflow --allowed-hosts).")
+@click.option("--dry-run", is_flag=True, help="Print the server command and exit.")
+@click.option("--repo", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Project folder for the SQLite defaults (default: the one holding the current folder).")
+def server(backend_store_uri, artifacts_destination, host, port, workers, allowed_hosts, dry_run, repo) -> None:
+    """Start a lean MLflow tracking server for a team; point the pipeline at it with MLFLOW_TRACKING_URI.
+
+    \b
+    labelcycle server --backend-store-uri postgresql://postgres@127.0.0.1:5432/labelcycle
+    export MLFLOW_TRACKING_URI=http://127.0.0.1:5000 && dvc repro
+    """
+    import shlex
+    import signal
+    import subprocess
+
+    from labelcycle.rdb import ensure_database
+    from labelcycle.tracking.server import plan_server
+    from labelcycle.versioning.dvc import find_root
+
+    if backend_store_uri is None or artifacts_destination is None:
+        root = find_root(repo)
+    else:
+        root = (repo or Path.cwd()).resolve()
+    plan = plan_server(root, backend_store_uri, artifacts_destination, host, port, workers, allowed_hosts)
+    if dry_run:
+        click.echo(shlex.join(plan.command))
+        return
+    if plan.needs_database and ensure_database(plan.backend_store_uri):
+        from labelcycle.rdb import _safe
+
+        click.echo(f"server: created the PostgreSQL database for {_safe(plan.backend_store_uri)}")
+    click.echo(f"server: MLflow tracking server on {plan.url} (backend {plan.backend_store_uri.split('@')[-1]}, "
+               f"artifacts {plan.artifacts_destination}); use it with: export MLFLOW_TRACKING_URI={plan.url}")
+    proc = subprocess.Popen(plan.command, env=plan.env, start_new_session=True)
+
+    def forward(signum, frame):
+        try:
+            os.killpg(proc.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, forward)
+    rc = proc.wait()
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)  # the server's own worker processes, if any outlived it
+    except ProcessLookupError:
+        pass
+    if rc not in (0, -signal.SIGTERM, -signal.SIGINT, 128 + signal.SIGTERM):
+        raise LabelcycleError(f"the MLflow server exited with status {rc}; see its messages above "
+                              f"(port {port} already in use?)")
+
+
+@main.command("tune-worker")
+@click.option("--study", "study_name", required=True, help="Study name shared by all workers.")
+@click.option("--storage", required=True, metavar="URL",
+              help="Optuna storage shared by all workers, e.g. postgresql://postgres@127.0.0.1:5432/optuna "
+                   "(created if missing) or sqlite:///optuna.db for one machine.")
+@click.option("--n-trials", type=click.IntRange(min=1), default=None, help="Trials this worker runs.")
+@click.option("--total-trials", type=click.IntRange(min=1), default=None,
+              help="Stop once the study holds this many finished trials (over all workers).")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
+              help="LightGBM threads per trial.")
+@click.option("--seed", type=int, default=None, help="Sampler seed (give each worker its own).")
+@click.option("--heartbeat", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Seconds between heartbeats; a dead worker's trial is retried after heartbeat + grace.")
+@click.option("--grace", type=click.IntRange(min=1), default=30, show_default=True)
+@click.option("--repo", type=click.Path(path_type=Path, file_okay=False), default=None)
+def tune_worker(study_name, storage, n_trials, total_trials, threads, seed, heartbeat, grace, repo) -> None:
+    """One Optuna worker tuning the quality model; start several (on one or many machines) on one study.
+
+    Trains on data/curated/dataset.parquet minus the gold eval items (data/split/eval.parquet) with
+    train_quality's n_estimators, early stopping and seed; minimises the validation log loss.
+    """
+    from labelcycle.curation import N_ANNOTATIONS
+    from labelcycle.errors import ConfigError
+    from labelcycle.params import IngestParams, TrainQualityParams, load_params, section
+    from labelcycle.pipeline import read_parquet
+    from labelcycle.quality.parallel_tuning import dvc_set_args, make_storage, objective_factory, run_worker
+    from labelcycle.rdb import ensure_database
+    from labelcycle.versioning.dvc import find_root
+
+    if n_trials is None and total_trials is None:
+        raise ConfigError("give --n-trials (this worker) or --total-trials (the whole study), or both")
+    root = find_root(repo)
+    params = load_params(root / "params.yaml")
+    p = section(TrainQualityParams, params, "train_quality")
+    classes = section(IngestParams, params, "ingest").labels
+    dataset = read_parquet(root / "data/curated/dataset.parquet")
+    eval_split = read_parquet(root / "data/split/eval.parquet")
+    rows = dataset[~dataset[schema.ITEM_ID].isin(eval_split[schema.ITEM_ID])].reset_index(drop=True)
+    items = rows[[c for c in rows.columns if c not in {schema.LABEL, schema.CONFIDENCE, N_ANNOTATIONS}]]
+    objective = objective_factory(items, rows[schema.LABEL], classes, n_estimators=p.n_estimators,
+                                  early_stopping_rounds=p.early_stopping_rounds, valid_fraction=p.valid_fraction,
+                                  seed=p.seed, num_threads=threads)
+    ensure_database(storage)
+    study = run_worker(study_name, make_storage(storage, heartbeat, grace), objective, n_trials=n_trials,
+                       total_trials=total_trials, seed=seed)
+    done = [t for t in study.trials if t.state.name == "COMPLETE"]
+    if not done:
+        click.echo(f"tune-worker: study {study_name}: no completed trial yet")
+        return
+    click.echo(f"tune-worker: study {study_name}: {len(done)} completed trials; best valid log loss "
+               f"{study.best_value:.5f} with {study.best_params}")
+    click.echo(f"  run the pipeline with them: dvc exp run {dvc_set_args(study.best_params)}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

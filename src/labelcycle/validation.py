@@ -170,14 +170,11 @@ def _validate_annotations(
     if schema.CREATED_AT in df.columns:
         raw = df[schema.CREATED_AT]
         empty = _is_empty(raw)
-        parsed = pd.to_datetime(raw.where(~empty), errors="coerce", utc=True, format="mixed")
+        parsed = _parse_timestamps(raw.where(~empty))
         bad = ~empty & parsed.isna()
         df = _drop(df, bad, q, table, "bad_created_at",
                    "created_at " + raw.astype(str) + " is not a timestamp (use ISO 8601)")
-        df[schema.CREATED_AT] = pd.to_datetime(
-            df[schema.CREATED_AT].where(~_is_empty(df[schema.CREATED_AT])), errors="coerce", utc=True,
-            format="mixed",
-        )
+        df[schema.CREATED_AT] = parsed[~bad]
     for col in (schema.BATCH_ID, schema.GUIDELINE_VERSION):
         if col in df.columns:
             df[col] = _clean_str(df[col]).where(~_is_empty(df[col]), None)
@@ -200,6 +197,16 @@ def _validate_annotations(
     counts.kept = len(out)
     _count_reasons(counts, q, table)
     return out, counts
+
+
+def _parse_timestamps(values: pd.Series) -> pd.Series:
+    """UTC timestamps; ISO 8601 in one vectorised pass, any other format by pandas' per-value parser."""
+    parsed = pd.to_datetime(values, errors="coerce", utc=True, format="ISO8601")
+    redo = values.notna() & parsed.isna()
+    if redo.any():
+        parsed = parsed.copy()
+        parsed[redo] = pd.to_datetime(values[redo], errors="coerce", utc=True, format="mixed")
+    return parsed
 
 
 def _validate_items(df: pd.DataFrame, q: _Quarantine) -> tuple[pd.DataFrame, TableCounts]:

@@ -16,6 +16,9 @@ import pandas as pd
 DIGEST_LENGTH = 32
 
 
+_DEFAULT_STR = pd.Series(["x"]).dtype
+
+
 def _canonical_column(values: pd.Series) -> pd.Series:
     if isinstance(values.dtype, pd.CategoricalDtype):
         values = values.astype(object)
@@ -25,6 +28,10 @@ def _canonical_column(values: pd.Series) -> pd.Series:
         return values.astype("int64")
     if pd.api.types.is_numeric_dtype(values):
         return values.astype("float64")
+    if values.dtype == _DEFAULT_STR and not pd.api.types.is_object_dtype(values.dtype):
+        # pandas' default string dtype holds only str and NaN, which is exactly what the per-value path
+        # below produces (it infers this dtype again): same digest, without a Python call per row
+        return values
     return values.astype(object).where(values.notna(), None).map(lambda v: None if v is None else str(v))
 
 
