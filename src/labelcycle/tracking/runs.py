@@ -110,6 +110,18 @@ def _journal_add(root: Path, run_id: str, uri: str, stage: str) -> Path | None:
         return None
 
 
+def _journal_settle(entry: Path, closed: bool) -> None:
+    """Drop the entry of a run the store closed; mark it abandoned (close it next time) otherwise."""
+    try:
+        if closed:
+            entry.unlink(missing_ok=True)
+        else:
+            data = json.loads(entry.read_text())
+            entry.write_text(json.dumps({**data, "abandoned": True}))
+    except (OSError, json.JSONDecodeError):
+        pass
+
+
 def _process_alive(pid: int, started: float) -> bool:
     import psutil
 
@@ -134,7 +146,9 @@ def close_orphaned_runs(root: Path, uri: str | None = None) -> list[str]:
         except (OSError, json.JSONDecodeError):
             entry.unlink(missing_ok=True)
             continue
-        if data.get("tracking_uri") != uri or _process_alive(int(data["pid"]), float(data["pid_started"])):
+        if data.get("tracking_uri") != uri:
+            continue
+        if not data.get("abandoned") and _process_alive(int(data["pid"]), float(data["pid_started"])):
             continue
         try:
             client = mlflow.MlflowClient(tracking_uri=uri)
@@ -381,8 +395,8 @@ def stage_run(root: Path, stage: str, params: Mapping[str, Any] | None = None,
         else:
             reason = f"{type(exc).__name__}: {str(exc)[:500]}"
         closed = _end_run("FAILED", reason)
-        if closed and entry is not None:
-            entry.unlink(missing_ok=True)
+        if entry is not None:
+            _journal_settle(entry, closed)
         if isinstance(exc, Exception) and not isinstance(exc, TrackingError) and _is_tracking_failure(exc):
             later = "" if closed else " (it will be marked FAILED by the next stage that reaches the store)"
             raise TrackingError(
@@ -391,10 +405,10 @@ def stage_run(root: Path, stage: str, params: Mapping[str, Any] | None = None,
                 "server is back, rerun `dvc repro`"
             ) from exc
         raise
-    if _end_run("FINISHED", None):
-        if entry is not None:
-            entry.unlink(missing_ok=True)
-    else:
+    finished = _end_run("FINISHED", None)
+    if entry is not None:
+        _journal_settle(entry, finished)
+    if not finished:
         raise TrackingError(
             f"stage {stage}: the MLflow tracking store at {uri} did not accept the end of run {run.info.run_id}; "
             "nothing of this stage is recorded in dvc.lock; once the server is back, rerun `dvc repro`"
