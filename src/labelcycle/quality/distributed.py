@@ -11,7 +11,9 @@ set and the best iteration is chosen afterwards by the same rule as LightGBM's `
 
 from __future__ import annotations
 
+import inspect
 import os
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -99,6 +101,8 @@ def train_on_dask(
     n_rounds = int(params.get("n_estimators", 500))
     lgb_params = lightgbm_params(data.trained_classes, params, seed)
     lgb_params.pop("num_class", None)  # the sklearn wrapper derives it from the targets
+    for threads in ("num_threads", "n_jobs"):  # each Dask worker trains with its own threads
+        lgb_params.pop(threads, None)
     n_workers = max(1, len(client.scheduler_info().get("workers", {})))
     parts = npartitions or n_workers
 
@@ -114,11 +118,16 @@ def train_on_dask(
     fit_kwargs: dict[str, Any] = {"sample_weight": w_train}
     if valid.any():
         X_valid, y_valid, w_valid = frame(valid)
-        fit_kwargs.update(eval_set=[(X_valid, y_valid)], eval_names=["valid"])
+        if "eval_X" in inspect.signature(DaskLGBMClassifier.fit).parameters:  # lightgbm >= 4.7
+            fit_kwargs.update(eval_X=(X_valid,), eval_y=(y_valid,), eval_names=["valid"])
+        else:
+            fit_kwargs.update(eval_set=[(X_valid, y_valid)], eval_names=["valid"])
         if w_valid is not None:
             fit_kwargs["eval_sample_weight"] = [w_valid]
     model = DaskLGBMClassifier(client=client, n_estimators=n_rounds, **lgb_params)
-    model.fit(X_train, y_train, **fit_kwargs)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Parameter n_jobs will be ignored")  # workers own threads
+        model.fit(X_train, y_train, **fit_kwargs)
     booster = model.booster_
     best = n_rounds
     valid_metrics: dict[str, float] = {}
