@@ -44,7 +44,12 @@ def ensure_database(url: str) -> bool:
             if exists:
                 return False
             quoted = conn.dialect.identifier_preparer.quote_identifier(name)
-            conn.execute(sa.text(f"CREATE DATABASE {quoted}"))
+            try:
+                conn.execute(sa.text(f"CREATE DATABASE {quoted}"))
+            except sa.exc.SQLAlchemyError as exc:
+                if "already exists" in str(exc) or "pg_database_datname_index" in str(exc):
+                    return False  # another worker created it at the same moment
+                raise
             return True
     except sa.exc.SQLAlchemyError as exc:
         first = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc) else type(exc).__name__

@@ -3,8 +3,8 @@
 Each worker runs :func:`run_worker` against the same ``storage`` URL (PostgreSQL for a team, SQLite for
 one machine) and study name; Optuna hands out trials, TPE learns from every worker's results. A worker
 that is killed leaves its trial RUNNING only until its heartbeat goes stale: the next trial any other
-worker starts marks it FAIL, and :class:`optuna.storages.RetryFailedTrialCallback` enqueues it again,
-so the study goes on.
+worker starts marks it FAIL, and Optuna's retry callback (``RetryHeartbeatStaleTrialCallback``, called
+``RetryFailedTrialCallback`` before Optuna 5) enqueues it again, so the study goes on.
 
 The search space and objective here are the parallel layer's own until
 ``labelcycle.quality.tuning`` (the ``tune`` stage) provides them; then :func:`objective_factory` should
@@ -13,6 +13,8 @@ delegate to it.
 
 from __future__ import annotations
 
+import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -69,13 +71,27 @@ def make_storage(url: str, heartbeat_interval: int = HEARTBEAT_S, grace_period: 
                  max_retry: int = 3) -> Any:
     """Optuna RDB storage with heartbeats and automatic retry of trials whose worker died."""
     import optuna
-    from optuna.storages import RDBStorage, RetryFailedTrialCallback
+    from optuna import storages
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     engine_kwargs = {"pool_pre_ping": True} if not url.startswith("sqlite") else {"connect_args": {"timeout": 60}}
-    return RDBStorage(url, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
-                      failed_trial_callback=RetryFailedTrialCallback(max_retry=max_retry),
-                      engine_kwargs=engine_kwargs)
+    if hasattr(storages, "RetryHeartbeatStaleTrialCallback"):  # Optuna >= 5 renamed the callback
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            callback = storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+        retry = {"heartbeat_stale_trial_callback": callback}
+    else:
+        retry = {"failed_trial_callback": storages.RetryFailedTrialCallback(max_retry=max_retry)}
+    for attempt in range(5):
+        try:
+            return storages.RDBStorage(url, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
+                                       engine_kwargs=engine_kwargs, **retry)
+        except Exception as exc:
+            # workers starting together race to create Optuna's tables; the loser finds them next time
+            if attempt == 4 or "already exists" not in str(exc) and "duplicate key" not in str(exc):
+                raise
+            time.sleep(1 + attempt)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def run_worker(

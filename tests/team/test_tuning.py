@@ -1,0 +1,86 @@
+"""Parallel Optuna tuning: workers share one study on PostgreSQL; a killed worker does not stop it."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+
+import optuna
+import pytest
+from teamkit import BIN, demo_project, dvc
+
+from labelcycle.quality.parallel_tuning import dvc_set_args
+
+
+def _prepared_project(tmp_path, n_items=400, rounds=30):
+    project = demo_project(tmp_path / "proj", n_items=n_items)
+    params = (project / "params.yaml").read_text().replace("n_estimators: 30", f"n_estimators: {rounds}")
+    (project / "params.yaml").write_text(params)
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    res = dvc(project, "repro", "aggregate", "split", env=env)
+    assert res.returncode == 0, res.stdout + res.stderr
+    return project
+
+
+def _worker(project, storage, *args):
+    return subprocess.Popen([str(BIN / "labelcycle"), "tune-worker", "--study", "quality", "--storage", storage,
+                             *args], cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_dvc_set_args_turns_best_params_into_an_experiment_command():
+    assert dvc_set_args({"num_leaves": 15, "learning_rate": 0.1}) == (
+        "-S train_quality.learning_rate=0.1 -S train_quality.num_leaves=15")
+
+
+def test_tune_worker_needs_a_trial_budget(project):
+    res = subprocess.run([str(BIN / "labelcycle"), "tune-worker", "--study", "s", "--storage", "sqlite:///o.db"],
+                         cwd=project, capture_output=True, text=True)
+    assert res.returncode == 2 and "give --n-trials" in res.stderr
+
+
+@pytest.mark.slow
+def test_two_workers_share_one_study_on_postgres(pg_url, tmp_path):
+    project = _prepared_project(tmp_path)
+    workers = [_worker(project, pg_url, "--total-trials", "6", "--seed", str(i)) for i in range(2)]
+    outs = [w.communicate(timeout=600)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], outs
+    study = optuna.load_study(study_name="quality", storage=pg_url)
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert 6 <= len(complete) <= 7  # the last trial of the other worker may finish after the stop
+    assert len({t.number for t in complete}) == len(complete)
+    assert "dvc exp run -S train_quality." in outs[0] + outs[1]
+    assert all(t.user_attrs["best_iteration"] >= 1 for t in complete)
+
+
+@pytest.mark.slow
+def test_a_killed_worker_does_not_stop_the_study(pg_url, tmp_path):
+    # long trials so the kill lands inside one; a short heartbeat so the survivor notices quickly
+    project = _prepared_project(tmp_path, rounds=3000)
+    params = (project / "params.yaml").read_text().replace("early_stopping_rounds: 30", "early_stopping_rounds: 3000")
+    (project / "params.yaml").write_text(params)
+    victim = _worker(project, pg_url, "--n-trials", "5", "--heartbeat", "1", "--grace", "2")
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            study = optuna.load_study(study_name="quality", storage=pg_url)
+            if any(t.state == optuna.trial.TrialState.RUNNING for t in study.trials):
+                break
+        except Exception:  # neither the database nor the study exists yet
+            pass
+        time.sleep(0.3)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    study = optuna.load_study(study_name="quality", storage=pg_url)
+    assert [t.state for t in study.trials].count(optuna.trial.TrialState.RUNNING) == 1, study.trials
+    time.sleep(3.5)  # heartbeat + grace have passed
+    survivor = _worker(project, pg_url, "--n-trials", "1", "--heartbeat", "1", "--grace", "2")
+    out = survivor.communicate(timeout=600)[0]
+    assert survivor.returncode == 0, out
+    study = optuna.load_study(study_name="quality", storage=pg_url)
+    states = [t.state for t in study.trials]
+    failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
+    assert len(failed) == 1 and optuna.trial.TrialState.RUNNING not in states
+    retried = [t for t in study.trials if t.system_attrs.get("failed_trial") == failed[0].number]
+    assert len(retried) == 1 and retried[0].params == failed[0].params
+    assert optuna.trial.TrialState.COMPLETE in states
