@@ -99,11 +99,29 @@ def add_batch(project: Path, data: Path) -> None:
     raw.write_batch(project, files, {})
 
 
-def run_measured(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float, int]:
-    """Wall seconds, peak RSS (MiB) of the child, exit status."""
+def warm_store(project: Path, env: dict[str, str]) -> None:
+    """Create the project's MLflow store once (a one-off ~10 s of schema migrations, not a stage cost)."""
+    code = "from pathlib import Path; from labelcycle.tracking.runs import configure; configure(Path('.'))"
+    subprocess.run([sys.executable, "-c", code], cwd=project, env=env, check=True, capture_output=True)
+
+
+def run_measured(cmd: list[str], cwd: Path, env: dict[str, str], max_rss_mb: float) -> tuple[float, float, int]:
+    """Wall seconds, peak RSS (MiB) of the child, exit status; the child is killed above ``max_rss_mb``."""
+    import psutil
+
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
+    watched = psutil.Process(proc.pid)
+    while True:  # a watchdog so a benchmark never starves a shared machine
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        try:
+            if watched.memory_info().rss > max_rss_mb * 2**20:
+                proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+        time.sleep(0.1)
     wall = time.perf_counter() - start
     err = proc.stderr.read().decode() if proc.stderr else ""
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -119,6 +137,7 @@ def main() -> None:
     ap.add_argument("--n-estimators", type=int, default=100)
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "scale.md")
     ap.add_argument("--keep", type=Path, default=None)
+    ap.add_argument("--max-rss-gb", type=float, default=12.0, help="kill a stage above this peak memory")
     args = ap.parse_args()
     base = Path(tempfile.mkdtemp(prefix="labelcycle-scale-", dir=args.keep))
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "DVC_NO_ANALYTICS": "1", "OMP_WAIT_POLICY": "PASSIVE",
@@ -132,12 +151,13 @@ def main() -> None:
             shape = generate(n, base / f"data{n}")
             make_project(proj, args.n_estimators)
             add_batch(proj, base / f"data{n}")
+            warm_store(proj, env)
             shutil.rmtree(base / f"data{n}")
             csv_mb = sum(f.stat().st_size for f in proj.glob("data/raw/*/*.csv")) / 2**20
             print(f"{n:,} annotations: generated in {time.perf_counter() - t0:.1f}s ({csv_mb:.0f} MiB CSV)", flush=True)
             stages = ["ingest", "aggregate", "split"] + (["train_quality"] if n <= args.train_max else [])
             for stage in stages:
-                wall, rss, rc = run_measured([sys.executable, f"stages/{stage}.py"], proj, env)
+                wall, rss, rc = run_measured([sys.executable, f"stages/{stage}.py"], proj, env, args.max_rss_gb * 1024)
                 print(f"  {stage:14s} {wall:7.1f} s  {rss:7.0f} MiB  rc={rc}", flush=True)
                 rows.append((n, shape, stage, wall, rss, rc))
                 if rc:
@@ -163,7 +183,7 @@ def write_report(args: argparse.Namespace, rows: list) -> None:
         + " ".join(str(s) for s in args.sizes) + f" --train-max {args.train_max}`",
         "",
         "Each stage runs as its own process (`python stages/<stage>.py`, MLflow logging to the project's SQLite "
-        "store included); peak memory is that process's peak RSS. Data: ~3 annotations per item, CSV with "
+        "store included; the store is created before timing); peak memory is that process's peak RSS. Data: ~3 annotations per item, CSV with "
         "`created_at` (ISO 8601) and `duration_s`, 6 item features, 1% gold. train_quality: LightGBM, 1 thread, "
         f"{args.n_estimators} rounds with early stopping.",
         "",
