@@ -100,6 +100,12 @@ def _is_empty(values: pd.Series) -> pd.Series:
     return values.isna() | values.astype(str).str.strip().str.lower().isin(_EMPTY)
 
 
+def _isin(values: pd.Series, allowed: pd.Series) -> pd.Series:
+    """``values.isin(allowed)`` for large ``allowed`` string columns (one hash join, not a Python loop)."""
+    index = pd.Index(allowed.astype(str).unique())
+    return pd.Series(index.get_indexer(values.astype(str)) >= 0, index=values.index)
+
+
 def _clean_str(values: pd.Series) -> pd.Series:
     return values.astype(str).str.strip()
 
@@ -179,7 +185,7 @@ def _validate_annotations(
         if col in df.columns:
             df[col] = _clean_str(df[col]).where(~_is_empty(df[col]), None)
     if items is not None:
-        orphan = ~df[schema.ITEM_ID].isin(items[schema.ITEM_ID])
+        orphan = ~_isin(df[schema.ITEM_ID], items[schema.ITEM_ID])
         df = _drop(df, orphan, q, table, "item_without_features",
                    "item " + df[schema.ITEM_ID] + " has no row in the items table")
     # duplicates: keep the latest judgement of each (item, annotator)
