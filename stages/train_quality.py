@@ -7,7 +7,14 @@ import shutil
 from labelcycle import schema
 from labelcycle.curation import N_ANNOTATIONS
 from labelcycle.params import IngestParams, TrainQualityParams
-from labelcycle.pipeline import project_root, read_parquet, register_output, run_stage, stage_params, write_json
+from labelcycle.pipeline import (
+    project_root,
+    read_parquet,
+    register_output,
+    run_stage,
+    stage_params,
+    write_json,
+)
 from labelcycle.quality.model import train
 from labelcycle.tracking.models import log_quality_model
 from labelcycle.tracking.runs import stage_run

@@ -219,6 +219,7 @@ def server(backend_store_uri, artifacts_destination, host, port, workers, allowe
     labelcycle server --backend-store-uri postgresql://postgres@127.0.0.1:5432/labelcycle
     export MLFLOW_TRACKING_URI=http://127.0.0.1:5000 && dvc repro
     """
+    import contextlib
     import shlex
     import signal
     import subprocess
@@ -244,18 +245,14 @@ def server(backend_store_uri, artifacts_destination, host, port, workers, allowe
     proc = subprocess.Popen(plan.command, env=plan.env, start_new_session=True)
 
     def forward(signum, frame):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signum)
-        except ProcessLookupError:
-            pass
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, forward)
     rc = proc.wait()
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGTERM)  # the server's own worker processes, if any outlived it
-    except ProcessLookupError:
-        pass
     if rc not in (0, -signal.SIGTERM, -signal.SIGINT, 128 + signal.SIGTERM):
         raise LabelcycleError(f"the MLflow server exited with status {rc}; see its messages above "
                               f"(port {port} already in use?)")

@@ -9,8 +9,8 @@ import pytest
 from teamkit import demo_project, dvc, runs_of
 
 from labelcycle import schema
-from labelcycle.curation import curated_dataset, curated_labels
 from labelcycle.aggregation import MajorityVote
+from labelcycle.curation import curated_dataset, curated_labels
 from labelcycle.errors import ConfigError
 from labelcycle.params import TrainQualityParams
 from labelcycle.quality.distributed import best_iteration, dask_client, scheduler_address, train_on_dask

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 from teamkit import BIN, Server, demo_project, dvc, free_port
@@ -80,6 +81,6 @@ def test_mlflow_server_stores_artifacts_in_s3(s3, tmp_path):
         os.environ.pop("AWS_ACCESS_KEY_ID", None)
         local = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="note.txt",
                                                     dst_path=str(tmp_path / "dl"))
-        assert open(local).read() == "hello"
+        assert Path(local).read_text() == "hello"
     finally:
         server.stop()
