@@ -5,19 +5,13 @@ from __future__ import annotations
 import json
 
 import pandas as pd
-from labelcycle.evaluation.metrics import compute_metrics
-from labelcycle.evaluation.plots import confusion_matrix_figure
 
 from labelcycle import schema
+from labelcycle.evaluation.metrics import compute_metrics
+from labelcycle.evaluation.plots import confusion_matrix_figure
 from labelcycle.params import EvaluateParams, IngestParams
 from labelcycle.pipeline import (
-    project_root,
-    read_parquet,
-    run_stage,
-    save_figure,
-    stage_params,
-    write_json,
-    write_parquet,
+    project_root, read_parquet, run_stage, save_figure, stage_params, write_json, write_parquet,
 )
 from labelcycle.quality.model import QualityModel
 from labelcycle.tracking.runs import stage_run

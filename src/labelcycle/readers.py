@@ -185,7 +185,7 @@ def _read_delimited(path: Path, sep: str, compression: str | None, names: tuple[
             engine="c",
             quoting=3 if sep == "\t" else 0,  # TSV exports carry raw quotes in text fields
         )
-    except UnicodeDecodeError:
+    except UnicodeDecodeError as exc:
         line = _first_bad_utf8_line(path) if compression is None else None
         where = f"line {line}" if line else "somewhere inside the compressed file"
         raise InputFileError(
