@@ -1,4 +1,4 @@
-"""Stage evaluate: judge the quality model on the frozen gold eval split only."""
+"""Stage evaluate: judge the quality model on the frozen gold eval split only, with 95% intervals."""
 
 from __future__ import annotations
 
@@ -7,18 +7,32 @@ import json
 import pandas as pd
 
 from labelcycle import schema
-from labelcycle.evaluation.metrics import compute_metrics
-from labelcycle.evaluation.plots import confusion_matrix_figure
+from labelcycle.evaluation.bootstrap import bootstrap_metrics
+from labelcycle.evaluation.plots import (
+    plot_confusion_matrix,
+    plot_pr_curves,
+    plot_reliability_diagram,
+    plot_slice_metric,
+)
+from labelcycle.evaluation.slices import slice_metrics
 from labelcycle.params import EvaluateParams, IngestParams
 from labelcycle.pipeline import (
-    project_root, read_parquet, run_stage, save_figure, stage_params, write_json, write_parquet,
+    project_root,
+    read_parquet,
+    run_stage,
+    save_figure,
+    stage_params,
+    write_json,
+    write_parquet,
 )
 from labelcycle.quality.model import QualityModel
 from labelcycle.tracking.runs import stage_run
 from labelcycle.versioning.digest import table_digest
 
 STAGE = "evaluate"
-HEADLINE = ("accuracy", "macro_f1", "roc_auc_ovr", "log_loss")
+HEADLINE = ("accuracy", "macro_f1", "roc_auc_ovr", "pr_auc_ovr", "log_loss", "ece", "brier")
+SLICE_METRICS = ("accuracy", "macro_f1")
+GOLD = "gold_label"
 
 
 def main() -> None:
@@ -29,27 +43,84 @@ def main() -> None:
     items = read_parquet(root / "data/interim/items.parquet")
     model = QualityModel.load(root / "models/quality")
     eval_items = eval_split[[schema.ITEM_ID]].merge(items, on=schema.ITEM_ID, how="inner")
-    pred = model.predict(eval_items)
-    pred = pred.merge(eval_split.rename(columns={schema.LABEL: "gold_label"}), on=schema.ITEM_ID)
+    pred = model.predict(eval_items).merge(eval_split.rename(columns={schema.LABEL: GOLD}), on=schema.ITEM_ID)
+    pred = pred[[schema.ITEM_ID, GOLD, schema.LABEL, *schema.proba_columns(classes)]]
     proba = pred[schema.proba_columns(classes)].to_numpy()
+    y = pred[GOLD]
     eval_digest = table_digest(eval_split)
-    metrics = compute_metrics(pred["gold_label"], proba, classes)
-    train_info = json.loads((root / "reports/train_quality.json").read_text())
-    headline = {k: metrics[k] for k in HEADLINE}
-    write_json({**headline, "eval_items": len(pred), "eval_digest": eval_digest}, root / "reports/metrics.json")
+
+    table = bootstrap_metrics(y, proba, classes, n_boot=p.n_boot, random_state=p.seed)
+    slice_cols = [
+        c for c in items.columns if c != schema.ITEM_ID and not pd.api.types.is_numeric_dtype(items[c])
+    ]
+    slice_frame = (
+        eval_items.set_index(schema.ITEM_ID).loc[pred[schema.ITEM_ID], slice_cols].reset_index(drop=True)
+    )
+    slices = (
+        slice_metrics(
+            y,
+            proba,
+            classes,
+            slice_frame,
+            metrics=list(SLICE_METRICS),
+            n_boot=p.n_boot,
+            random_state=p.seed,
+            min_n=p.min_slice_size,
+        )
+        if slice_cols
+        else pd.DataFrame()
+    )
+    by_metric = table.set_index("metric")
+    metrics = {m: float(by_metric.loc[m, "value"]) for m in HEADLINE}
+    intervals = {
+        m: {"ci_low": float(by_metric.loc[m, "ci_low"]), "ci_high": float(by_metric.loc[m, "ci_high"])}
+        for m in HEADLINE
+    }
+    write_json(
+        {**metrics, "ci95": intervals, "eval_items": len(pred), "eval_digest": eval_digest},
+        root / "reports/metrics.json",
+    )
     write_parquet(pred, root / "reports/predictions.parquet")
-    fig = confusion_matrix_figure(pred["gold_label"], proba, classes)
-    save_figure(fig, root / "reports/plots/confusion_matrix.png")
+    table.to_csv(root / "reports/eval_metrics.csv", index=False)
+    slices.to_csv(root / "reports/eval_slices.csv", index=False)
+    figures = {
+        "confusion_matrix.png": plot_confusion_matrix(y, proba, classes),
+        "pr_curves.png": plot_pr_curves(y, proba, classes),
+        "calibration.png": plot_reliability_diagram(y, proba, classes),
+    }
+    if len(slices):
+        figures["slices_accuracy.png"] = plot_slice_metric(slices, "accuracy")
+    for name, fig in figures.items():
+        save_figure(fig, root / "reports/plots" / name)
+    train_info = json.loads((root / "reports/train_quality.json").read_text())
     with stage_run(root, STAGE, {"evaluate": vars(p)}) as run:
         run.log_dataset(eval_split, "eval", "evaluation", eval_digest, "data/split/eval.parquet")
-        run.log_metrics({k: v for k, v in metrics.items() if pd.notna(v)})
-        run.set_tags({"eval_digest": eval_digest, "quality_model.run_id": train_info.get("mlflow_run_id", ""),
-                      "quality_model.uri": train_info.get("model_uri", "")})
-        run.log_figure(fig, "plots/confusion_matrix.png")
+        run.log_metrics(metrics)
+        run.log_metrics({f"{m}_ci_low": v["ci_low"] for m, v in intervals.items()})
+        run.log_metrics({f"{m}_ci_high": v["ci_high"] for m, v in intervals.items()})
+        run.log_metrics({f"{r.metric}": r.value for r in table.itertuples() if r.metric not in metrics})
+        run.set_tags(
+            {
+                "eval_digest": eval_digest,
+                "quality_model.run_id": train_info.get("mlflow_run_id", ""),
+                "quality_model.uri": train_info.get("model_uri", ""),
+                "quality_model.version": str(train_info.get("model_version", "")),
+            }
+        )
+        for name, fig in figures.items():
+            run.log_figure(fig, f"plots/{name}")
         run.log_table(pred, "predictions.parquet")
-        run.log_dvc_hashes(["data/split/eval.parquet", "data/interim/items.parquet"],
-                           ["reports/predictions.parquet", "reports/metrics.json"])
-    shown = ", ".join(f"{k} {v:.4f}" for k, v in headline.items())
+        run.log_table(table, "eval_metrics.csv")
+        if len(slices):
+            run.log_table(slices, "eval_slices.csv")
+        run.log_dvc_hashes(
+            ["data/split/eval.parquet", "data/interim/items.parquet", "models/quality"],
+            ["reports/predictions.parquet", "reports/metrics.json"],
+        )
+    shown = ", ".join(
+        f"{k} {metrics[k]:.4f} [{intervals[k]['ci_low']:.4f}, {intervals[k]['ci_high']:.4f}]"
+        for k in ("accuracy", "macro_f1")
+    )
     print(f"evaluate: {len(pred)} gold eval items (digest {eval_digest}): {shown}")
 
 

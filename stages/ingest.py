@@ -36,8 +36,10 @@ def main() -> None:
             "see data/interim/quarantine.parquet"
         )
     items = result.items if result.items is not None else pd.DataFrame({schema.ITEM_ID: pd.Series(dtype=str)})
-    gold = result.gold if result.gold is not None else pd.DataFrame(
-        {schema.ITEM_ID: pd.Series(dtype=str), schema.LABEL: pd.Series(dtype=str)}
+    gold = (
+        result.gold
+        if result.gold is not None
+        else pd.DataFrame({schema.ITEM_ID: pd.Series(dtype=str), schema.LABEL: pd.Series(dtype=str)})
     )
     out = root / OUT
     write_parquet(result.annotations, out / "annotations.parquet")
@@ -58,22 +60,36 @@ def main() -> None:
         "gold": table_digest(gold),
     }
     with stage_run(root, STAGE, {"ingest": {"labels": params.labels}, "raw_batches": len(batches)}) as run:
-        run.log_dataset(result.annotations, "raw_annotations", "raw", digests["annotations"], out / "annotations.parquet")
+        run.log_dataset(
+            result.annotations, "raw_annotations", "raw", digests["annotations"], out / "annotations.parquet"
+        )
         run.log_dataset(items, "items", "raw", digests["items"], out / "items.parquet")
         run.log_dataset(gold, "gold", "raw", digests["gold"], out / "gold.parquet")
         metrics = {}
         for name, c in result.counts.items():
-            metrics.update({f"{name}_read": c.read, f"{name}_kept": c.kept, f"{name}_merged": c.merged,
-                            f"{name}_quarantined": c.quarantined})
+            metrics.update(
+                {
+                    f"{name}_read": c.read,
+                    f"{name}_kept": c.kept,
+                    f"{name}_merged": c.merged,
+                    f"{name}_quarantined": c.quarantined,
+                }
+            )
         run.log_metrics(metrics)
-        run.set_tags({"raw_batches": ",".join(b.digest for b in batches), "validation_passed": result.reconciles})
+        run.set_tags(
+            {"raw_batches": ",".join(b.digest for b in batches), "validation_passed": result.reconciles}
+        )
         run.log_dict(report, "ingest_report.json")
         if len(result.quarantine):
             run.log_table(result.quarantine, "quarantine.parquet")
-        run.log_dvc_hashes(["data/raw"], [f"{OUT}/annotations.parquet", f"{OUT}/items.parquet", f"{OUT}/gold.parquet"])
+        run.log_dvc_hashes(
+            ["data/raw"], [f"{OUT}/annotations.parquet", f"{OUT}/items.parquet", f"{OUT}/gold.parquet"]
+        )
     for name, c in result.counts.items():
-        print(f"ingest: {name}: read {c.read} = kept {c.kept} + merged {c.merged} + quarantined {c.quarantined}"
-              + (f" {c.reasons}" if c.reasons else ""))
+        print(
+            f"ingest: {name}: read {c.read} = kept {c.kept} + merged {c.merged} + quarantined {c.quarantined}"
+            + (f" {c.reasons}" if c.reasons else "")
+        )
 
 
 if __name__ == "__main__":

@@ -28,13 +28,19 @@ def main() -> None:
     write_json(summary, root / "reports" / "split.json")
     with stage_run(root, STAGE, {"split": vars(params)}) as run:
         run.log_dataset(eval_split, "eval", "evaluation", eval_digest, "data/split/eval.parquet")
-        run.log_dataset(gold_train, "gold_train", "training", table_digest(gold_train), "data/split/gold_train.parquet")
+        run.log_dataset(
+            gold_train, "gold_train", "training", table_digest(gold_train), "data/split/gold_train.parquet"
+        )
         run.set_tags({"eval_digest": eval_digest})
         run.log_metrics({"eval_items": len(eval_split), "gold_train_items": len(gold_train)})
-        run.log_dvc_hashes(["data/interim/gold.parquet"], ["data/split/eval.parquet", "data/split/gold_train.parquet"])
+        run.log_dvc_hashes(
+            ["data/interim/gold.parquet"], ["data/split/eval.parquet", "data/split/gold_train.parquet"]
+        )
     if eval_split.empty:
         print("split: warning: no gold items, so there is no eval split; metrics will be empty")
-    print(f"split: {len(eval_split)} eval items (digest {eval_digest}), {len(gold_train)} gold items for training")
+    print(
+        f"split: {len(eval_split)} eval items (digest {eval_digest}), {len(gold_train)} gold items for training"
+    )
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 from labelcycle import schema
@@ -22,6 +23,7 @@ from labelcycle.versioning.digest import table_digest
 
 STAGE = "train_quality"
 MODEL_DIR = "models/quality"
+BEST_PARAMS = "reports/best_params.json"
 NOT_FEATURES = {schema.LABEL, schema.CONFIDENCE, N_ANNOTATIONS}
 
 
@@ -41,10 +43,18 @@ def main() -> None:
         "min_child_samples": p.min_child_samples,
         "feature_fraction": p.feature_fraction,
         "lambda_l2": p.lambda_l2,
-        "num_threads": p.n_jobs,
     }
-    fit_args = dict(params=lgb_params, weights=weights, valid_fraction=p.valid_fraction,
-                    early_stopping_rounds=p.early_stopping_rounds, seed=p.seed)
+    tuned = json.loads((root / BEST_PARAMS).read_text()) if (root / BEST_PARAMS).exists() else None
+    if p.use_tuned and tuned:
+        lgb_params.update(tuned["params"])
+    lgb_params["num_threads"] = p.n_jobs
+    fit_args = dict(
+        params=lgb_params,
+        weights=weights,
+        valid_fraction=p.valid_fraction,
+        early_stopping_rounds=p.early_stopping_rounds,
+        seed=p.seed,
+    )
     backend = {"backend": "local"}
     if p.dask["enabled"]:
         from labelcycle.quality.distributed import dask_client, scheduler_address, train_on_dask
@@ -60,24 +70,47 @@ def main() -> None:
         shutil.rmtree(model_dir)
     result.model.save(model_dir)
     train_digest = table_digest(train_rows)
-    metrics = {"n_train": result.n_train, "n_valid": result.n_valid, "best_iteration": result.best_iteration,
-               **result.valid_metrics}
-    with stage_run(root, STAGE, {"train_quality": vars(p), "ingest": {"labels": classes}}) as run:
+    metrics = {
+        "n_train": result.n_train,
+        "n_valid": result.n_valid,
+        "best_iteration": result.best_iteration,
+        **result.valid_metrics,
+    }
+    logged = {
+        "train_quality": vars(p),
+        "ingest": {"labels": classes},
+        "lgb": lgb_params,
+        "tuned_study": tuned["study"] if (p.use_tuned and tuned) else "none",
+    }
+    with stage_run(root, STAGE, logged) as run:
         run.log_dataset(train_rows, "curated_train", "training", train_digest, "data/curated/dataset.parquet")
         run.log_dataset(dataset, "curated", "training", table_digest(dataset), "data/curated/dataset.parquet")
         run.log_dataset(eval_split, "eval", "excluded", table_digest(eval_split), "data/split/eval.parquet")
         run.log_metrics(metrics)
         info = log_quality_model(model_dir, items, p.registered_model)
-        run.set_tags({"curated_digest": table_digest(dataset), "eval_digest": table_digest(eval_split),
-                      "model.registered_name": p.registered_model, **{f"train_quality.{k}": v for k, v in backend.items()},
-                      "model.version": getattr(info, "registered_model_version", "") or ""})
+        run.set_tags(
+            {
+                "curated_digest": table_digest(dataset),
+                "eval_digest": table_digest(eval_split),
+                "model.registered_name": p.registered_model,
+                "model.version": getattr(info, "registered_model_version", "") or "",
+                **{f"train_quality.{k}": v for k, v in backend.items()},
+            }
+        )
         run.log_dvc_hashes(["data/curated/dataset.parquet", "data/split/eval.parquet"], [])
-        metrics.update({"mlflow_run_id": run.run_id, "model_uri": info.model_uri,
-                        "registered_model": p.registered_model,
-                        "model_version": getattr(info, "registered_model_version", None)})
+        metrics.update(
+            {
+                "mlflow_run_id": run.run_id,
+                "model_uri": info.model_uri,
+                "registered_model": p.registered_model,
+                "model_version": getattr(info, "registered_model_version", None),
+            }
+        )
     write_json(metrics, root / "reports/train_quality.json")
-    print(f"train_quality: {result.n_train} training items, best iteration {result.best_iteration}; "
-          f"registered {p.registered_model} v{metrics['model_version']}")
+    print(
+        f"train_quality: {result.n_train} training items, best iteration {result.best_iteration}; "
+        f"registered {p.registered_model} v{metrics['model_version']}"
+    )
 
 
 if __name__ == "__main__":

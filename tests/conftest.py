@@ -74,3 +74,9 @@ def make_project(path: Path) -> Path:
 @pytest.fixture
 def project(tmp_path) -> Path:
     return make_project(tmp_path / "proj")
+
+
+@pytest.fixture(scope="session")
+def project_factory():
+    """``make_project`` for fixtures of wider scope than a test."""
+    return make_project

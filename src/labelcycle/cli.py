@@ -6,6 +6,7 @@ a non-zero exit code; no traceback reaches the user for a fault they caused.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -39,8 +40,12 @@ def _column_options(f):
 def _colmap(item_col, annotator_col, label_col, names=None):
     from labelcycle.readers import ColumnMap
 
-    return ColumnMap(item_col=item_col, annotator_col=annotator_col, label_col=label_col,
-                     names=tuple(n.strip() for n in names.split(",")) if names else None)
+    return ColumnMap(
+        item_col=item_col,
+        annotator_col=annotator_col,
+        label_col=label_col,
+        names=tuple(n.strip() for n in names.split(",")) if names else None,
+    )
 
 
 def write_table(df: pd.DataFrame, path: Path) -> None:
@@ -64,7 +69,9 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Folder to write into.")
+@click.option(
+    "--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Folder to write into."
+)
 @click.option("--items", "n_items", type=click.IntRange(min=10), default=22_000, show_default=True)
 @click.option("--annotators", "n_annotators", type=click.IntRange(min=6), default=120, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -97,10 +104,19 @@ def demo(out_dir: Path, n_items: int, n_annotators: int, seed: int) -> None:
 @click.option("--gold", type=click.Path(path_type=Path), default=None, help="Gold labels file.")
 @_column_options
 @click.option("--gold-label-col", default=None, help="The gold file's name for the label column.")
-@click.option("--no-header", "names", default=None, metavar="COLS",
-              help="The annotations file has no header; its columns in order, e.g. 'annotator_id,item_id,label'.")
-@click.option("--repo", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Project folder (default: the one holding the current folder).")
+@click.option(
+    "--no-header",
+    "names",
+    default=None,
+    metavar="COLS",
+    help="The annotations file has no header; its columns in order, e.g. 'annotator_id,item_id,label'.",
+)
+@click.option(
+    "--repo",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Project folder (default: the one holding the current folder).",
+)
 def ingest(annotations, items, gold, item_col, annotator_col, label_col, gold_label_col, names, repo) -> None:
     """Validate a delivery and add it under data/raw/ as a new content-addressed batch (tracked by DVC).
 
@@ -122,8 +138,10 @@ def ingest(annotations, items, gold, item_col, annotator_col, label_col, gold_la
     result = validate(tables["annotations"], labels, tables.get("items"), tables.get("gold"))
     for name, c in result.counts.items():
         reasons = ", ".join(f"{k}: {v}" for k, v in c.reasons.items())
-        click.echo(f"  {name}: {c.read} rows, {c.kept} valid, {c.merged} merged repeats, "
-                   f"{c.quarantined} to quarantine" + (f" ({reasons})" if reasons else ""))
+        click.echo(
+            f"  {name}: {c.read} rows, {c.kept} valid, {c.merged} merged repeats, "
+            f"{c.quarantined} to quarantine" + (f" ({reasons})" if reasons else "")
+        )
     if result.annotations.empty:
         raise InputFileError(
             f"{annotations}: none of its {len(tables['annotations'])} rows is valid "
@@ -135,15 +153,22 @@ def ingest(annotations, items, gold, item_col, annotator_col, label_col, gold_la
         click.echo(f"ingest: batch {batch.digest} is already in data/raw (same content); nothing to do")
         return
     dvc.track(root, raw.RAW_DIR)
-    click.echo(f"ingest: added batch {batch.digest} -> {batch.path.relative_to(root)}; tracked by DVC "
-               "(data/raw.dvc). Run `dvc repro` to curate and retrain.")
+    click.echo(
+        f"ingest: added batch {batch.digest} -> {batch.path.relative_to(root)}; tracked by DVC "
+        "(data/raw.dvc). Run `dvc repro` to curate and retrain."
+    )
 
 
 @main.command()
 @click.argument("annotations_file", metavar="ANNOTATIONS", type=click.Path(path_type=Path))
 @click.option("--method", default=None, help="Aggregation method (default: the recommended one).")
-@click.option("-o", "--out", type=click.Path(path_type=Path), required=True,
-              help="Output file; CSV or Parquet by extension.")
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Output file; CSV or Parquet by extension.",
+)
 @click.option("--labels", "label_set", default=None, help="Comma-separated label set (default: labels seen).")
 @_column_options
 def aggregate(annotations_file, method, out, label_set, item_col, annotator_col, label_col) -> None:
@@ -162,9 +187,15 @@ def aggregate(annotations_file, method, out, label_set, item_col, annotator_col,
 
 @main.command()
 @click.argument("items_file", metavar="ITEMS", type=click.Path(path_type=Path))
-@click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="Output file (CSV/Parquet/...).")
-@click.option("--model", "model_uri", default=None,
-              help="MLflow model URI (e.g. models:/labelcycle-quality@production); default: models/quality.")
+@click.option(
+    "-o", "--out", type=click.Path(path_type=Path), required=True, help="Output file (CSV/Parquet/...)."
+)
+@click.option(
+    "--model",
+    "model_uri",
+    default=None,
+    help="MLflow model URI (e.g. models:/labelcycle-quality@production); default: models/quality.",
+)
 @click.option("--item-col", default=None, help="The file's name for the item id column.")
 def predict(items_file, out, model_uri, item_col) -> None:
     """Class and per-class probabilities for each item."""
@@ -180,10 +211,8 @@ def predict(items_file, out, model_uri, item_col) -> None:
         from labelcycle.tracking.runs import configure
         from labelcycle.versioning.dvc import find_root
 
-        try:
+        with contextlib.suppress(LabelcycleError):  # outside a project: MLFLOW_TRACKING_URI alone decides
             configure(find_root())
-        except LabelcycleError:
-            pass  # outside a project: MLFLOW_TRACKING_URI alone decides
         result = predict_with(model_uri, items)
     else:
         from labelcycle.versioning.dvc import find_root
@@ -191,6 +220,360 @@ def predict(items_file, out, model_uri, item_col) -> None:
         result = QualityModel.load(find_root() / "models" / "quality").predict(items)
     write_table(result, out)
     click.echo(f"predict: {len(result)} items -> {out} ({result[schema.LABEL].value_counts().to_dict()})")
+
+
+# --- issue 3: annotators ---
+@main.command()
+@click.argument("annotations_file", metavar="ANNOTATIONS", type=click.Path(path_type=Path))
+@click.option(
+    "--items",
+    "items_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Items (features) file: its columns become root-cause slices.",
+)
+@click.option("--gold", "gold_file", type=click.Path(path_type=Path), default=None, help="Gold labels file.")
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Annotator table (one row per annotator); CSV or Parquet by extension.",
+)
+@click.option(
+    "--report",
+    "report_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Self-contained HTML report (opens offline).",
+)
+@click.option(
+    "--method", default=None, help="Aggregation method of the consensus (default: the recommended one)."
+)
+@click.option("--labels", "label_set", default=None, help="Comma-separated label set (default: labels seen).")
+@_column_options
+def annotators(
+    annotations_file,
+    items_file,
+    gold_file,
+    out,
+    report_file,
+    method,
+    label_set,
+    item_col,
+    annotator_col,
+    label_col,
+) -> None:
+    """Annotator quality, spammers, drift, agreement and root causes of disagreement."""
+    from labelcycle.aggregation import DEFAULT_METHOD, make_aggregator
+    from labelcycle.annotators import analyse_annotators, render_report
+    from labelcycle.readers import read_table
+    from labelcycle.validation import validate
+
+    ann = read_table(annotations_file, "annotations", _colmap(item_col, annotator_col, label_col))
+    items = read_table(items_file, "items", _colmap(item_col, None, None)) if items_file else None
+    gold = read_table(gold_file, "gold", _colmap(item_col, None, label_col)) if gold_file else None
+    if label_set:
+        labels = [c.strip() for c in label_set.split(",") if c.strip()]
+    else:
+        seen = ann[schema.LABEL].dropna().astype(str).str.strip()
+        labels = sorted(set(seen[seen != ""]))
+    # the pipeline's rules: duplicate (item, annotator) rows keep the latest judgement, bad rows are set
+    # aside with a reason, item features are typed (coerce_feature)
+    result = validate(ann, labels, items, gold)
+    counts = result.counts["annotations"]
+    if result.annotations.empty:
+        raise InputFileError(
+            f"{annotations_file}: none of its {counts.read} rows is valid ({counts.reasons}); check --labels "
+            "and the column mapping"
+        )
+    if counts.quarantined:
+        reasons = ", ".join(f"{k}: {v}" for k, v in counts.reasons.items())
+        click.echo(
+            f"  annotations: {counts.read} rows, {counts.kept} kept, {counts.quarantined} set aside ({reasons})"
+        )
+    method = method or DEFAULT_METHOD
+    df = result.annotations
+    agg = make_aggregator(method, classes=labels if label_set else None).fit(
+        df[[schema.ITEM_ID, schema.ANNOTATOR_ID, schema.LABEL]]
+    )
+    analysis = analyse_annotators(df, agg, items=result.items, gold=result.gold)
+    if out is not None:
+        write_table(analysis.table, out)
+    if report_file is not None:
+        report_file.parent.mkdir(parents=True, exist_ok=True)
+        report_file.write_text(
+            render_report(analysis, title=f"Annotator report: {annotations_file.name}"), encoding="utf-8"
+        )
+
+    def fmt(v: object) -> str:
+        return "n/a" if v is None else f"{float(v):.3f}"  # type: ignore[arg-type]
+
+    a = analysis.agreement
+    click.echo(
+        f"annotators: {len(analysis.table)} annotators, {len(df)} labels on "
+        f"{df[schema.ITEM_ID].nunique()} items (consensus: {method})"
+    )
+    click.echo(
+        f"  agreement: Krippendorff alpha {fmt(a.get('krippendorff_alpha'))}, "
+        f"Fleiss kappa {fmt(a.get('fleiss_kappa'))}"
+    )
+    spam = analysis.spammers
+    click.echo(f"  spammers ({len(spam)}): {', '.join(spam) if spam else 'none'}")
+    causes = analysis.root_causes
+    if causes.empty:
+        click.echo("  root causes: no group stands out")
+    else:
+        click.echo("  top root causes:")
+        for r in causes.head(3).itertuples():
+            click.echo(f"    {r.rank}. {r.finding}")
+    written = [str(p) for p in (out, report_file) if p is not None]
+    if written:
+        click.echo(f"  -> {', '.join(written)}")
+
+
+# --- issue 4: errors and review ---
+
+
+def _label_set(label_set: str | None, root: Path | None, *frames: pd.DataFrame | None) -> list[str]:
+    """--labels, else the project's ingest.labels, else the labels seen (sorted)."""
+    if label_set:
+        return [c.strip() for c in label_set.split(",") if c.strip()]
+    if root is not None and (root / "params.yaml").exists():
+        from labelcycle.params import IngestParams, load_params, section
+
+        return section(IngestParams, load_params(root / "params.yaml"), "ingest").labels
+    seen = set()
+    for df in frames:
+        if df is not None and schema.LABEL in df.columns:
+            seen |= {str(v).strip() for v in df[schema.LABEL] if str(v).strip()}
+    return sorted(seen)
+
+
+def _maybe_root(repo: Path | None = None) -> Path | None:
+    from labelcycle.versioning.dvc import find_root
+
+    try:
+        return find_root(repo)
+    except LabelcycleError:
+        if repo is not None:
+            raise
+        return None
+
+
+@main.command()
+@click.argument("annotations_file", metavar="ANNOTATIONS", type=click.Path(path_type=Path))
+@click.option("--items", "items_file", type=click.Path(path_type=Path), default=None, help="Items (features) file.")
+@click.option("--gold", "gold_file", type=click.Path(path_type=Path), default=None,
+              help="Gold labels for training the error model (never pass the eval split).")
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("label_errors.csv"), show_default=True,
+              help="Output file; CSV, TSV, Parquet or JSONL by extension.")
+@click.option("--labels", "label_set", default=None,
+              help="Comma-separated label set (default: the project's ingest.labels, else the labels seen).")
+@click.option("--method", default="majority_vote", show_default=True, help="Aggregator fitted inside the folds.")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="is_label_error_issue = label_error_score >= threshold.")
+@_column_options
+def errors(annotations_file, items_file, gold_file, out, label_set, method, threshold, item_col, annotator_col,
+           label_col) -> None:
+    """Score every annotation with the probability that it is wrong.
+
+    Writes item_id, annotator_id, label, label_error_score, is_label_error_issue. With --gold the
+    LightGBM error model is trained on the gold items; without, the scores are unsupervised (one minus
+    the cross-fitted posterior of the given label) and the command says so.
+    """
+    from dataclasses import replace
+
+    from labelcycle.aggregation import METHODS
+    from labelcycle.detection.features import FeatureParams
+    from labelcycle.detection.model import ErrorModelParams, detect_label_errors
+    from labelcycle.errors import ConfigError, ValidationError
+    from labelcycle.readers import read_table
+    from labelcycle.validation import validate
+
+    if method not in METHODS:
+        raise ConfigError(f"--method {method!r} is not an aggregation method; choose one of {sorted(METHODS)}")
+    from labelcycle.readers import detect_format
+
+    detect_format(out)  # a bad output extension fails before any work
+    ann = read_table(annotations_file, "annotations", _colmap(item_col, annotator_col, label_col))
+    items = read_table(items_file, "items", _colmap(item_col, None, None)) if items_file else None
+    gold = read_table(gold_file, "gold", _colmap(item_col, None, None)) if gold_file else None
+    labels = _label_set(label_set, _maybe_root(), ann, gold)
+    if len(labels) < 2:
+        raise ConfigError(f"{annotations_file}: the label set {labels} has fewer than two classes; pass --labels")
+    result = validate(ann, labels, items, gold)
+    for name, c in result.counts.items():
+        if c.quarantined:
+            click.echo(f"  {name}: {c.quarantined} of {c.read} rows set aside ({c.reasons})", err=True)
+    if result.annotations.empty:
+        raise ValidationError(
+            f"{annotations_file}: none of its {len(ann)} rows is valid ({result.counts['annotations'].reasons}); "
+            f"check --labels (now {labels}) and the column mapping"
+        )
+    params = ErrorModelParams(features=FeatureParams(aggregator=method), threshold=threshold)
+    det = detect_label_errors(result.annotations, labels, result.items, result.gold, params=replace(params))
+    write_table(det.scores, out)
+    if not det.supervised:
+        click.echo(f"errors: note: {det.message}", err=True)
+    n_flag = int(det.scores["is_label_error_issue"].sum())
+    held = det.metrics.get("error_model.average_precision")
+    click.echo(f"errors: {len(det.scores)} annotations scored, {n_flag} flagged (score >= {threshold}) -> {out}"
+               + (f"; held-out AP on gold {held:.3f}" if held is not None else ""))
+
+
+@main.group()
+def review() -> None:
+    """The review loop: export the items most worth re-reviewing, import the reviewed labels."""
+
+
+@review.command("export")
+@click.option("--budget", type=int, required=True, help="Number of items to review (> 0).")
+@click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="Review sheet (CSV/TSV/Parquet/JSONL).")
+@click.option("--stratify-by", default=None,
+              help="Share the budget across strata: 'label' (current label) or an item feature column.")
+@click.option("--by", "rank_by", type=click.Choice(["priority", "uncertainty", "label_doubt"]), default="priority",
+              show_default=True, help="Ranking: error scores and uncertainty, uncertainty only, or error scores only.")
+@click.option("--scores", "scores_file", type=click.Path(path_type=Path), default=None,
+              help="Annotation error scores (default: the pipeline's data/curated/error_scores.parquet).")
+@click.option("--repo", type=click.Path(path_type=Path, file_okay=False), default=None, help="Project folder.")
+def review_export(budget, out, stratify_by, rank_by, scores_file, repo) -> None:
+    """Pick the BUDGET items most worth re-reviewing (one row per item) into a sheet to fill in."""
+    from labelcycle.detection.review import CURRENT, item_priorities, review_sheet, select_for_review
+    from labelcycle.errors import ConfigError, ValidationError
+    from labelcycle.readers import detect_format, read_table
+    from labelcycle.versioning.dvc import find_root
+
+    if budget < 1:
+        raise ConfigError(f"--budget must be a positive number of items, got {budget}")
+    detect_format(out)
+    root = find_root(repo)
+    needed = {"annotations": root / "data/interim/annotations.parquet",
+              "labels": root / "data/curated/labels_raw.parquet",
+              "scores": Path(scores_file) if scores_file else root / "data/curated/error_scores.parquet"}
+    for name, path in needed.items():
+        if not path.exists():
+            raise ValidationError(f"{path}: missing ({name}); run `dvc repro train_error_model` first")
+    ann = pd.read_parquet(needed["annotations"])
+    scores = read_table(needed["scores"], "annotations") if scores_file else pd.read_parquet(needed["scores"])
+    labels = pd.read_parquet(needed["labels"])
+    pri = item_priorities(scores, labels)
+    gold_path = root / "data/interim/gold.parquet"
+    if gold_path.exists():  # audited items already have an expert label
+        pri = pri[~pri[schema.ITEM_ID].isin(set(pd.read_parquet(gold_path)[schema.ITEM_ID].astype(str)))]
+    items_path = root / "data/interim/items.parquet"
+    items = pd.read_parquet(items_path) if items_path.exists() else None
+    strata = None
+    if stratify_by:
+        if stratify_by == "label":
+            strata = pri[CURRENT]
+        elif items is not None and stratify_by in items.columns:
+            strata = pri[schema.ITEM_ID].map(items.set_index(schema.ITEM_ID)[stratify_by].astype(str)).fillna("(none)")
+        else:
+            known = ["label", *(schema.feature_columns(list(items.columns)) if items is not None else [])]
+            raise ConfigError(f"--stratify-by {stratify_by!r} is not a column; choose one of {known}")
+    chosen = select_for_review(pri.reset_index(drop=True), budget, by=rank_by,
+                               stratify=None if strata is None else strata.reset_index(drop=True))
+    sheet = review_sheet(chosen, ann, items)
+    write_table(sheet, out)
+    click.echo(f"review export: {len(sheet)} items -> {out}; fill in review_label (and reviewer_id), then "
+               f"`labelcycle review import {out}`")
+
+
+@review.command("import")
+@click.argument("batch_file", metavar="BATCH", type=click.Path(path_type=Path))
+@click.option("--reviewer", default=None, help="Reviewer id for rows that leave reviewer_id empty.")
+@click.option("--repo", type=click.Path(path_type=Path, file_okay=False), default=None, help="Project folder.")
+def review_import(batch_file, reviewer, repo) -> None:
+    """Validate a filled-in review sheet and add its labels as a new raw batch (tracked by DVC)."""
+    import tempfile
+
+    from labelcycle.detection.review import parse_review
+    from labelcycle.errors import ValidationError
+    from labelcycle.params import IngestParams, load_params, section
+    from labelcycle.readers import ColumnMap, read_table
+    from labelcycle.versioning import dvc, raw
+
+    root = dvc.find_root(repo)
+    labels = section(IngestParams, load_params(root / "params.yaml"), "ingest").labels
+    sheet = read_table(batch_file, "items")
+    ann_path = root / "data/interim/annotations.parquet"
+    if not ann_path.exists():
+        raise ValidationError(f"{ann_path}: missing; run `dvc repro ingest` before importing reviews")
+    known = pd.read_parquet(ann_path, columns=[schema.ITEM_ID])[schema.ITEM_ID]
+    reviewed, skipped = parse_review(sheet, labels, known, source=str(batch_file), default_reviewer=reviewer)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "annotations.csv"
+        reviewed.to_csv(path, index=False)
+        batch, new = raw.write_batch(root, [raw.BatchFile("annotations", path, ColumnMap())],
+                                     {"annotations": len(reviewed)})
+    if not new:
+        click.echo(f"review import: batch {batch.digest} is already in data/raw; nothing to do")
+        return
+    dvc.track(root, raw.RAW_DIR)
+    click.echo(f"review import: {len(reviewed)} reviewed labels ({skipped} rows left blank) -> batch {batch.digest}; "
+               "run `dvc repro` to see the impact")
+
+
+@main.command("simulate-review")
+@click.option("--demo", "demo_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="A folder written by `labelcycle demo` (with truth/); default: generate one in memory.")
+@click.option("--items", "n_items", type=click.IntRange(min=100), default=6000, show_default=True)
+@click.option("--annotators", "n_annotators", type=click.IntRange(min=6), default=80, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--budgets", default="0,0.01,0.02,0.05,0.1,0.2", show_default=True,
+              help="Comma-separated review budgets as fractions of the reviewable items.")
+@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path, file_okay=False),
+              default=Path("reports/review_simulation"), show_default=True)
+@click.option("--eval-fraction", type=click.FloatRange(0.05, 0.95), default=0.6, show_default=True)
+def simulate_review_cmd(demo_dir, n_items, n_annotators, seed, budgets, out_dir, eval_fraction) -> None:
+    """On demo data with known truth: wrong labels fixed and downstream accuracy by review budget,
+    error-model ranking vs uncertainty only vs random. Writes a CSV and a PNG and logs both to MLflow."""
+    from labelcycle.demo import LABELS, generate
+    from labelcycle.detection.simulate import SimulationParams, review_curve_figure, simulate_review
+    from labelcycle.errors import ConfigError
+    from labelcycle.readers import read_table
+    from labelcycle.split import split_gold
+    from labelcycle.tracking.runs import stage_run
+    from labelcycle.validation import validate
+
+    try:
+        fractions = tuple(float(b) for b in budgets.split(","))
+    except ValueError:
+        raise ConfigError(f"--budgets {budgets!r}: give comma-separated fractions like 0,0.05,0.1") from None
+    if any(not 0 <= b <= 1 for b in fractions):
+        raise ConfigError(f"--budgets {budgets!r}: every budget must be a fraction in [0, 1]")
+    if demo_dir is not None:
+        truth_path = demo_dir / "truth" / "items.parquet"
+        if not truth_path.exists():
+            raise InputFileError(f"{truth_path}: missing; --demo needs a folder written by `labelcycle demo`")
+        v = validate(read_table(demo_dir / "annotations.csv", "annotations"), list(LABELS),
+                     read_table(demo_dir / "items.csv", "items"), read_table(demo_dir / "gold.csv", "gold"))
+        annotations, items, gold = v.annotations, v.items, v.gold
+        truth = pd.read_parquet(truth_path)
+        source = str(demo_dir)
+    else:
+        d = generate(n_items=n_items, n_annotators=n_annotators, seed=seed)
+        annotations, items, gold, truth = d.annotations, d.items, d.gold, d.truth_items
+        source = f"generated demo (items={n_items}, annotators={n_annotators}, seed={seed})"
+    eval_gold, gold_train = split_gold(gold, eval_fraction, "labelcycle-eval-v1")
+    curve, message = simulate_review(annotations, items, gold_train, eval_gold, truth, LABELS,
+                                     SimulationParams(budgets=fractions, seed=seed))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    curve.to_csv(out_dir / "review_simulation.csv", index=False)
+    fig = review_curve_figure(curve)
+    fig.savefig(out_dir / "review_simulation.png", dpi=110, bbox_inches="tight")
+    root = _maybe_root() or out_dir.resolve()
+    with stage_run(root, "simulate_review", {"source": source, "budgets": budgets, "seed": seed}) as run:
+        for strategy, g in curve.groupby("strategy", sort=False):
+            for step, row in enumerate(g.itertuples()):
+                run.log_metrics({f"{strategy}.labels_fixed": row.labels_fixed, f"{strategy}.accuracy": row.accuracy,
+                                 f"{strategy}.macro_f1": row.macro_f1}, step=step)
+        run.log_figure(fig, "review_simulation.png")
+        run.log_table(curve, "review_simulation.csv")
+    click.echo(f"simulate-review: {source}; {message}")
+    click.echo(curve.to_string(index=False))
+    click.echo(f"-> {out_dir / 'review_simulation.csv'}, {out_dir / 'review_simulation.png'} (and MLflow)")
 
 
 # --- issue 8: team scale-out ---
@@ -259,57 +642,67 @@ def server(backend_store_uri, artifacts_destination, host, port, workers, allowe
 
 
 @main.command("tune-worker")
-@click.option("--study", "study_name", required=True, help="Study name shared by all workers.")
-@click.option("--storage", required=True, metavar="URL",
-              help="Optuna storage shared by all workers, e.g. postgresql://postgres@127.0.0.1:5432/optuna "
-                   "(created if missing) or sqlite:///optuna.db for one machine.")
+@click.option("--study", "study_name", default=None,
+              help="Study name shared by all workers (default: the study the tune stage opens for this data).")
+@click.option("--storage", default=None, metavar="URL",
+              help="Optuna storage shared by all workers (default: params tune.storage, else sqlite:///optuna.db), "
+                   "e.g. postgresql://postgres@127.0.0.1:5432/optuna (created if missing).")
 @click.option("--n-trials", type=click.IntRange(min=1), default=None, help="Trials this worker runs.")
 @click.option("--total-trials", type=click.IntRange(min=1), default=None,
-              help="Stop once the study holds this many finished trials (over all workers).")
+              help="Stop once the study holds this many finished trials over all workers (default: tune.n_trials "
+                   "when --n-trials is not given).")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
               help="LightGBM threads per trial.")
-@click.option("--seed", type=int, default=None, help="Sampler seed (give each worker its own).")
-@click.option("--heartbeat", type=click.IntRange(min=1), default=10, show_default=True,
+@click.option("--seed", type=int, default=None, help="Sampler seed (give each worker its own; default random).")
+@click.option("--heartbeat", type=click.IntRange(min=1), default=30, show_default=True,
               help="Seconds between heartbeats; a dead worker's trial is retried after heartbeat + grace.")
-@click.option("--grace", type=click.IntRange(min=1), default=30, show_default=True)
+@click.option("--grace", type=click.IntRange(min=1), default=120, show_default=True)
 @click.option("--repo", type=click.Path(path_type=Path, file_okay=False), default=None)
 def tune_worker(study_name, storage, n_trials, total_trials, threads, seed, heartbeat, grace, repo) -> None:
-    """One Optuna worker tuning the quality model; start several (on one or many machines) on one study.
+    """One Optuna worker of the tune stage's search; start several (on one or many machines) on one study.
 
-    Trains on data/curated/dataset.parquet minus the gold eval items (data/split/eval.parquet) with
-    train_quality's n_estimators, early stopping and seed; minimises the validation log loss.
+    Same data, search space, objective and pruning as the tune stage (params `tune`): the curated data
+    minus the gold eval items, validation log loss. Afterwards `dvc repro` finds the trials done, writes
+    reports/best_params.json, and train_quality trains with the best params.
     """
     from labelcycle.curation import N_ANNOTATIONS
-    from labelcycle.errors import ConfigError
-    from labelcycle.params import IngestParams, TrainQualityParams, load_params, section
+    from labelcycle.params import IngestParams, TuneParams, load_params, section
     from labelcycle.pipeline import read_parquet
-    from labelcycle.quality.parallel_tuning import dvc_set_args, make_storage, objective_factory, run_worker
+    from labelcycle.quality import tuning
+    from labelcycle.quality.parallel_tuning import dvc_set_args, make_storage, open_study, run_worker
     from labelcycle.rdb import ensure_database
+    from labelcycle.versioning.digest import table_digest
     from labelcycle.versioning.dvc import find_root
 
-    if n_trials is None and total_trials is None:
-        raise ConfigError("give --n-trials (this worker) or --total-trials (the whole study), or both")
     root = find_root(repo)
     params = load_params(root / "params.yaml")
-    p = section(TrainQualityParams, params, "train_quality")
+    p = section(TuneParams, params, "tune")
     classes = section(IngestParams, params, "ingest").labels
+    if n_trials is None and total_trials is None:
+        total_trials = p.n_trials
+    dims = tuning.parse_space(p.search_space)
     dataset = read_parquet(root / "data/curated/dataset.parquet")
     eval_split = read_parquet(root / "data/split/eval.parquet")
     rows = dataset[~dataset[schema.ITEM_ID].isin(eval_split[schema.ITEM_ID])].reset_index(drop=True)
     items = rows[[c for c in rows.columns if c not in {schema.LABEL, schema.CONFIDENCE, N_ANNOTATIONS}]]
-    objective = objective_factory(items, rows[schema.LABEL], classes, n_estimators=p.n_estimators,
-                                  early_stopping_rounds=p.early_stopping_rounds, valid_fraction=p.valid_fraction,
-                                  seed=p.seed, num_threads=threads)
-    ensure_database(storage)
-    study = run_worker(study_name, make_storage(storage, heartbeat, grace), objective, n_trials=n_trials,
-                       total_trials=total_trials, seed=seed)
+    data = tuning.prepare_tuning_data(items, rows[schema.LABEL], classes, p.valid_fraction, p.seed)
+    name = study_name or tuning.study_name(p.study, table_digest(rows), p.search_space, p.seed)
+    url = storage or p.storage or f"sqlite:///{root / 'optuna.db'}"
+    objective = tuning.make_objective(data, dims, n_estimators=p.n_estimators,
+                                      early_stopping_rounds=p.early_stopping_rounds, n_jobs=threads, seed=p.seed,
+                                      pruning=p.pruning)
+    ensure_database(url)
+    study = open_study(name, make_storage(url, heartbeat, grace), seed=seed, pruning=p.pruning)
+    click.echo(f"tune-worker: study {name} on {url.split('@')[-1]}")
+    run_worker(study, objective, n_trials=n_trials, total_trials=total_trials)
     done = [t for t in study.trials if t.state.name == "COMPLETE"]
     if not done:
-        click.echo(f"tune-worker: study {study_name}: no completed trial yet")
+        click.echo(f"tune-worker: study {name}: no completed trial yet")
         return
-    click.echo(f"tune-worker: study {study_name}: {len(done)} completed trials; best valid log loss "
+    click.echo(f"tune-worker: study {name}: {len(done)} completed trials; best valid log loss "
                f"{study.best_value:.5f} with {study.best_params}")
-    click.echo(f"  run the pipeline with them: dvc exp run {dvc_set_args(study.best_params)}")
+    click.echo("  `dvc repro` records them (reports/best_params.json) and trains with them; or try them as an "
+               f"experiment: dvc exp run {dvc_set_args(study.best_params)}")
 
 
 if __name__ == "__main__":  # pragma: no cover

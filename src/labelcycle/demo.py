@@ -123,7 +123,9 @@ def _annotator_kinds(m: int, rng: np.random.Generator) -> np.ndarray:
     return rng.permutation(kinds)
 
 
-def generate(n_items: int = 22_000, n_annotators: int = 120, seed: int = 0, gold_fraction: float = 0.05) -> DemoData:
+def generate(
+    n_items: int = 22_000, n_annotators: int = 120, seed: int = 0, gold_fraction: float = 0.05
+) -> DemoData:
     """Generate the demo data set.
 
     Args:
@@ -147,9 +149,20 @@ def generate(n_items: int = 22_000, n_annotators: int = 120, seed: int = 0, gold
     activity = rng.lognormal(0, 1.0, n_annotators)
     activity[kinds == "biased"] = np.maximum(activity[kinds == "biased"], np.median(activity) * 1.5)
     base_acc = np.select(
-        [kinds == "reliable", kinds == "mediocre", kinds == "biased", kinds == "fatigued", kinds == "fast_clicker"],
-        [rng.uniform(0.88, 0.96, n_annotators), rng.uniform(0.66, 0.78, n_annotators),
-         rng.uniform(0.88, 0.95, n_annotators), np.full(n_annotators, 0.93), rng.uniform(0.55, 0.65, n_annotators)],
+        [
+            kinds == "reliable",
+            kinds == "mediocre",
+            kinds == "biased",
+            kinds == "fatigued",
+            kinds == "fast_clicker",
+        ],
+        [
+            rng.uniform(0.88, 0.96, n_annotators),
+            rng.uniform(0.66, 0.78, n_annotators),
+            rng.uniform(0.88, 0.95, n_annotators),
+            np.full(n_annotators, 0.93),
+            rng.uniform(0.55, 0.65, n_annotators),
+        ],
         default=1.0 / k,
     )
 
@@ -164,8 +177,10 @@ def generate(n_items: int = 22_000, n_annotators: int = 120, seed: int = 0, gold
 
     # time: each item is published in some week; judged within three days
     week = rng.integers(1, N_WEEKS + 1, n_items)
-    published = START + pd.to_timedelta((week - 1) * 7, unit="D") + pd.to_timedelta(
-        rng.uniform(0, 4 * 86400, n_items), unit="s"
+    published = (
+        START
+        + pd.to_timedelta((week - 1) * 7, unit="D")
+        + pd.to_timedelta(rng.uniform(0, 4 * 86400, n_items), unit="s")
     )
     created = published[item_idx] + pd.to_timedelta(rng.uniform(600, 3 * 86400, n), unit="s")
     a_week = np.minimum(((created - START).days // 7 + 1).to_numpy(), N_WEEKS + 1)
@@ -231,7 +246,10 @@ def generate(n_items: int = 22_000, n_annotators: int = 120, seed: int = 0, gold
     n_gold = max(1, round(gold_fraction * n_items))
     gold_idx = np.sort(rng.choice(n_items, size=n_gold, replace=False))
     gold = pd.DataFrame(
-        {schema.ITEM_ID: items[schema.ITEM_ID].to_numpy()[gold_idx], schema.LABEL: np.asarray(LABELS)[truth[gold_idx]]}
+        {
+            schema.ITEM_ID: items[schema.ITEM_ID].to_numpy()[gold_idx],
+            schema.LABEL: np.asarray(LABELS)[truth[gold_idx]],
+        }
     )
     truth_items = pd.DataFrame(
         {schema.ITEM_ID: items[schema.ITEM_ID], "true_label": np.asarray(LABELS)[truth], "margin": margin}

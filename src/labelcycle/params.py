@@ -19,7 +19,9 @@ def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text())
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no params file; run from the project folder (it holds params.yaml)") from None
+        raise ConfigError(
+            f"{path}: no params file; run from the project folder (it holds params.yaml)"
+        ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: is not valid YAML ({exc})") from None
     if not isinstance(data, dict):
@@ -35,7 +37,9 @@ def section(cls: type[T], params: dict[str, Any], name: str) -> T:
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(raw) - set(fields))
     if unknown:
-        raise ConfigError(f"params.yaml: unknown key(s) {unknown} in section {name!r}; known: {sorted(fields)}")
+        raise ConfigError(
+            f"params.yaml: unknown key(s) {unknown} in section {name!r}; known: {sorted(fields)}"
+        )
     try:
         obj = cls(**raw)
     except (TypeError, ValueError) as exc:
@@ -79,6 +83,7 @@ class TrainQualityParams:
     valid_fraction: float = 0.1
     early_stopping_rounds: int = 30
     use_confidence_weights: bool = False
+    use_tuned: bool = True  # take the tune stage's best params (reports/best_params.json) over these
     seed: int = 42
     n_jobs: int = 2
     registered_model: str = "labelcycle-quality"
@@ -99,8 +104,94 @@ class TrainQualityParams:
         object.__setattr__(self, "dask", {"enabled": enabled, "scheduler": scheduler or None})
 
 
+DEFAULT_SEARCH_SPACE = {
+    "learning_rate": [0.01, 0.3, "log"],
+    "num_leaves": [8, 128, "log_int"],
+    "min_child_samples": [5, 100, "log_int"],
+    "feature_fraction": [0.5, 1.0, "float"],
+    "lambda_l2": [0.001, 10.0, "log"],
+}
+
+
+@dataclass(frozen=True)
+class TuneParams:
+    n_trials: int = 20
+    timeout: float | None = 600
+    seed: int = 0
+    study: str = "quality"
+    storage: str | None = None  # any RDB URL; default sqlite:///<project>/optuna.db
+    pruning: bool = True
+    n_estimators: int = 400
+    early_stopping_rounds: int = 30
+    valid_fraction: float = 0.1
+    n_jobs: int = 2
+    search_space: dict = field(default_factory=lambda: dict(DEFAULT_SEARCH_SPACE))
+
+    def __post_init__(self) -> None:
+        if self.n_trials < 1:
+            raise ValueError("n_trials must be at least 1")
+
+
 @dataclass(frozen=True)
 class EvaluateParams:
     n_boot: int = 500
     seed: int = 0
     min_slice_size: int = 30
+
+
+@dataclass(frozen=True)
+class TrainErrorModelParams:
+    """Section ``train_error_model``: the annotation-error model (see labelcycle.detection.model)."""
+
+    n_folds: int = 5
+    em_iterations: int = 10
+    smoothing: float = 2.0
+    quality_rounds: int = 150
+    n_estimators: int = 60
+    learning_rate: float = 0.03
+    num_leaves: int = 15
+    min_child_samples: int = 20
+    lambda_l2: float = 1.0
+    consensus_weight: float = 0.0
+    consensus_threshold: float = 0.98
+    min_gold_targets: int = 50
+    threshold: float = 0.5
+    n_jobs: int = 1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.n_folds < 2:
+            raise ValueError("n_folds must be at least 2")
+        if not 0 <= self.threshold <= 1 or not 0 <= self.consensus_threshold <= 1:
+            raise ValueError("threshold and consensus_threshold must be in [0, 1]")
+        if self.consensus_weight < 0:
+            raise ValueError("consensus_weight must be >= 0")
+
+    def model_params(self, aggregator: str):
+        """The detection settings with the aggregator named by ``aggregate.method``."""
+        from labelcycle.detection.features import FeatureParams
+        from labelcycle.detection.model import ErrorModelParams
+
+        feats = FeatureParams(n_folds=self.n_folds, aggregator=aggregator, em_iterations=self.em_iterations,
+                              smoothing=self.smoothing, quality_rounds=self.quality_rounds, seed=self.seed)
+        return ErrorModelParams(
+            features=feats, n_estimators=self.n_estimators, learning_rate=self.learning_rate,
+            num_leaves=self.num_leaves, min_child_samples=self.min_child_samples, lambda_l2=self.lambda_l2,
+            n_folds=self.n_folds, consensus_weight=self.consensus_weight,
+            consensus_threshold=self.consensus_threshold, min_gold_targets=self.min_gold_targets,
+            threshold=self.threshold, n_jobs=self.n_jobs, seed=self.seed,
+        )
+
+
+@dataclass(frozen=True)
+class CurateParams:
+    """Section ``curate``: what the error scores do to the curated data set."""
+
+    action: str = "relabel"  # none | drop | relabel | downweight
+    threshold: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.action not in ("none", "drop", "relabel", "downweight"):
+            raise ValueError(f"action must be one of none, drop, relabel, downweight (got {self.action!r})")
+        if not 0 <= self.threshold <= 1:
+            raise ValueError("threshold must be in [0, 1]")

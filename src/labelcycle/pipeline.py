@@ -80,7 +80,9 @@ def write_text(text: str, path: Path) -> None:
 
 
 def save_figure(fig: Any, path: Path) -> None:
-    _atomic(path, lambda p: fig.savefig(p, format=path.suffix.lstrip(".") or "png", dpi=110, bbox_inches="tight"))
+    _atomic(
+        path, lambda p: fig.savefig(p, format=path.suffix.lstrip(".") or "png", dpi=110, bbox_inches="tight")
+    )
 
 
 def read_parquet(path: Path) -> pd.DataFrame:

@@ -155,12 +155,19 @@ def read_table(path: str | Path, kind: str, columns: ColumnMap | None = None) ->
     df = df.rename(columns=renames)
     dupes = sorted({c for c in df.columns if list(df.columns).count(c) > 1})
     if dupes:
-        raise SchemaError(f"{path}: column(s) {dupes} appear more than once (after mapping); rename one of them")
+        raise SchemaError(
+            f"{path}: column(s) {dupes} appear more than once (after mapping); rename one of them"
+        )
     missing = [c for c in spec.required if c not in df.columns]
     if missing:
         hint = " ".join(
-            f"--{flag}" for col, flag in ((schema.ITEM_ID, "item-col"), (schema.ANNOTATOR_ID, "annotator-col"),
-                                          (schema.LABEL, "label-col")) if col in missing
+            f"--{flag}"
+            for col, flag in (
+                (schema.ITEM_ID, "item-col"),
+                (schema.ANNOTATOR_ID, "annotator-col"),
+                (schema.LABEL, "label-col"),
+            )
+            if col in missing
         )
         raise SchemaError(
             f"{path}: missing required column(s) {missing} for the {kind} table; found {list(df.columns)}. "
@@ -170,7 +177,9 @@ def read_table(path: str | Path, kind: str, columns: ColumnMap | None = None) ->
     return df.reset_index(drop=True)
 
 
-def _read_delimited(path: Path, sep: str, compression: str | None, names: tuple[str, ...] | None) -> pd.DataFrame:
+def _read_delimited(
+    path: Path, sep: str, compression: str | None, names: tuple[str, ...] | None
+) -> pd.DataFrame:
     try:
         return pd.read_csv(
             path,
@@ -185,7 +194,7 @@ def _read_delimited(path: Path, sep: str, compression: str | None, names: tuple[
             engine="c",
             quoting=3 if sep == "\t" else 0,  # TSV exports carry raw quotes in text fields
         )
-    except UnicodeDecodeError as exc:
+    except UnicodeDecodeError:
         line = _first_bad_utf8_line(path) if compression is None else None
         where = f"line {line}" if line else "somewhere inside the compressed file"
         raise InputFileError(
@@ -193,7 +202,9 @@ def _read_delimited(path: Path, sep: str, compression: str | None, names: tuple[
             f"`iconv -f latin1 -t utf-8 {path.name} > fixed{''.join(path.suffixes)}`"
         ) from None
     except pd.errors.EmptyDataError:
-        raise InputFileError(f"{path}: the file has no data; export the table again with a header row") from None
+        raise InputFileError(
+            f"{path}: the file has no data; export the table again with a header row"
+        ) from None
     except pd.errors.ParserError as exc:
         msg = str(exc).strip().splitlines()[-1]
         match = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", msg)
@@ -205,7 +216,9 @@ def _read_delimited(path: Path, sep: str, compression: str | None, names: tuple[
             ) from None
         raise InputFileError(f"{path}: cannot parse the file ({msg}); check quoting and separators") from None
     except (OSError, EOFError) as exc:
-        raise InputFileError(f"{path}: cannot read the file ({exc}); is it complete and not corrupt?") from None
+        raise InputFileError(
+            f"{path}: cannot read the file ({exc}); is it complete and not corrupt?"
+        ) from None
 
 
 def _first_bad_utf8_line(path: Path) -> int | None:
@@ -260,7 +273,7 @@ def _read_jsonl(path: Path, compression: str | None) -> pd.DataFrame:
                 if not isinstance(obj, dict):
                     raise InputFileError(
                         f"{path}: line {lineno} is a JSON {type(obj).__name__}, not an object; "
-                        "each line must be one record like {\"item_id\": ..., \"label\": ...}"
+                        'each line must be one record like {"item_id": ..., "label": ...}'
                     )
                 records.append(obj)
     except UnicodeDecodeError as exc:

@@ -146,7 +146,9 @@ def validate(
     return ValidationResult(clean_ann, clean_items, clean_gold, q.frame(), counts)
 
 
-def _drop(df: pd.DataFrame, mask: pd.Series, q: _Quarantine, table: str, reason: str, detail="") -> pd.DataFrame:
+def _drop(
+    df: pd.DataFrame, mask: pd.Series, q: _Quarantine, table: str, reason: str, detail=""
+) -> pd.DataFrame:
     if mask.any():
         q.add(table, df[mask], reason, detail if isinstance(detail, str) else detail[mask])
     return df[~mask]
@@ -162,40 +164,71 @@ def _validate_annotations(
         df = _drop(df, _is_empty(df[col]), q, table, f"missing_{col}", f"{col} is empty")
         df[col] = _clean_str(df[col])
     unknown = ~df[schema.LABEL].isin(labels)
-    df = _drop(df, unknown, q, table, "unknown_label",
-               "label " + df[schema.LABEL].astype(str) + f" is not one of {labels} (params ingest.labels)")
+    df = _drop(
+        df,
+        unknown,
+        q,
+        table,
+        "unknown_label",
+        "label " + df[schema.LABEL].astype(str) + f" is not one of {labels} (params ingest.labels)",
+    )
     if schema.DURATION_S in df.columns:
         raw = df[schema.DURATION_S]
         empty = _is_empty(raw)
         num = pd.to_numeric(raw.where(~empty), errors="coerce")
         bad = (~empty & num.isna()) | (num < 0) | np.isinf(num.fillna(0))
-        df = _drop(df, bad, q, table, "bad_duration_s",
-                   "duration_s " + raw.astype(str) + " is not a non-negative number")
-        df[schema.DURATION_S] = pd.to_numeric(df[schema.DURATION_S].where(~_is_empty(df[schema.DURATION_S])),
-                                              errors="coerce").astype("float64")
+        df = _drop(
+            df,
+            bad,
+            q,
+            table,
+            "bad_duration_s",
+            "duration_s " + raw.astype(str) + " is not a non-negative number",
+        )
+        df[schema.DURATION_S] = pd.to_numeric(
+            df[schema.DURATION_S].where(~_is_empty(df[schema.DURATION_S])), errors="coerce"
+        ).astype("float64")
     if schema.CREATED_AT in df.columns:
         raw = df[schema.CREATED_AT]
         empty = _is_empty(raw)
         parsed = _parse_timestamps(raw.where(~empty))
         bad = ~empty & parsed.isna()
-        df = _drop(df, bad, q, table, "bad_created_at",
-                   "created_at " + raw.astype(str) + " is not a timestamp (use ISO 8601)")
+        df = _drop(
+            df,
+            bad,
+            q,
+            table,
+            "bad_created_at",
+            "created_at " + raw.astype(str) + " is not a timestamp (use ISO 8601)",
+        )
         df[schema.CREATED_AT] = parsed[~bad]
     for col in (schema.BATCH_ID, schema.GUIDELINE_VERSION):
         if col in df.columns:
             df[col] = _clean_str(df[col]).where(~_is_empty(df[col]), None)
     if items is not None:
         orphan = ~_isin(df[schema.ITEM_ID], items[schema.ITEM_ID])
-        df = _drop(df, orphan, q, table, "item_without_features",
-                   "item " + df[schema.ITEM_ID] + " has no row in the items table")
+        df = _drop(
+            df,
+            orphan,
+            q,
+            table,
+            "item_without_features",
+            "item " + df[schema.ITEM_ID] + " has no row in the items table",
+        )
     # duplicates: keep the latest judgement of each (item, annotator)
     order = df.assign(_pos=np.arange(len(df)))
     if schema.CREATED_AT in order.columns:
         order = order.sort_values([schema.CREATED_AT, "_pos"], na_position="first", kind="stable")
     dup = order.duplicated([schema.ITEM_ID, schema.ANNOTATOR_ID], keep="last")
     dup = dup.reindex(df.index)
-    df = _drop(df, dup, q, table, "duplicate_item_annotator",
-               "a later judgement by the same annotator on the same item was kept")
+    df = _drop(
+        df,
+        dup,
+        q,
+        table,
+        "duplicate_item_annotator",
+        "a later judgement by the same annotator on the same item was kept",
+    )
     keep_cols = [c for c in schema.ANNOTATIONS.known if c in df.columns]
     if schema.RAW_BATCH in df.columns:
         keep_cols.append(schema.RAW_BATCH)
@@ -229,8 +262,14 @@ def _validate_items(df: pd.DataFrame, q: _Quarantine) -> tuple[pd.DataFrame, Tab
     counts.merged = int(exact.sum())
     df = df[~exact]
     conflict = df[schema.ITEM_ID].duplicated(keep=False)
-    df = _drop(df, conflict, q, table, "conflicting_item_features",
-               "item " + df[schema.ITEM_ID] + " appears with different feature values")
+    df = _drop(
+        df,
+        conflict,
+        q,
+        table,
+        "conflicting_item_features",
+        "item " + df[schema.ITEM_ID] + " appears with different feature values",
+    )
     for col in features:
         df[col] = coerce_feature(df[col])
     out = df[[schema.ITEM_ID, *features]].reset_index(drop=True)
@@ -257,14 +296,26 @@ def _validate_gold(df: pd.DataFrame, labels: list[str], q: _Quarantine) -> tuple
     for col in schema.GOLD.required:
         df = _drop(df, _is_empty(df[col]), q, table, f"missing_{col}", f"{col} is empty")
         df[col] = _clean_str(df[col])
-    df = _drop(df, ~df[schema.LABEL].isin(labels), q, table, "unknown_label",
-               "gold label " + df[schema.LABEL] + f" is not one of {labels}")
+    df = _drop(
+        df,
+        ~df[schema.LABEL].isin(labels),
+        q,
+        table,
+        "unknown_label",
+        "gold label " + df[schema.LABEL] + f" is not one of {labels}",
+    )
     exact = df.duplicated([schema.ITEM_ID, schema.LABEL], keep="first")
     counts.merged = int(exact.sum())
     df = df[~exact]
     conflict = df[schema.ITEM_ID].duplicated(keep=False)
-    df = _drop(df, conflict, q, table, "conflicting_gold",
-               "item " + df[schema.ITEM_ID] + " has different gold labels; fix the gold file")
+    df = _drop(
+        df,
+        conflict,
+        q,
+        table,
+        "conflicting_gold",
+        "item " + df[schema.ITEM_ID] + " has different gold labels; fix the gold file",
+    )
     out = df[[schema.ITEM_ID, schema.LABEL]].reset_index(drop=True)
     counts.kept = len(out)
     _count_reasons(counts, q, table)

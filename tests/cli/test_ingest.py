@@ -14,14 +14,20 @@ GOOD = "item_id,annotator_id,label\ni1,a,ok\ni1,b,misleading\ni2,a,prohibited\n"
 
 
 def run_cli(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "labelcycle.cli", *args], cwd=cwd, capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "labelcycle.cli", *args], cwd=cwd, capture_output=True, text=True
+    )
 
 
 def tree_state(root: Path) -> dict[str, str]:
     raw = root / "data" / "raw"
     if not raw.exists():
         return {}
-    return {str(p.relative_to(root)): hashlib.md5(p.read_bytes()).hexdigest() for p in raw.rglob("*") if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.md5(p.read_bytes()).hexdigest()
+        for p in raw.rglob("*")
+        if p.is_file()
+    }
 
 
 def test_ingest_adds_a_content_addressed_batch_once(project):
@@ -42,11 +48,20 @@ BAD_FILES = {
     "empty.csv": (b"", r"empty\.csv: the file is empty"),
     "header.csv": (b"item_id,annotator_id,label\n", r"header\.csv: has a header but no data rows"),
     "ragged.csv": (b"item_id,annotator_id,label\ni1,a,ok\ni2,a,ok,x\n", r"ragged\.csv: ragged row at line 3"),
-    "latin1.csv": ("item_id,annotator_id,label\ni1,Jos\xe9,ok\n".encode("latin-1"), r"latin1\.csv: is not valid UTF-8 \(line 2"),
+    "latin1.csv": (
+        "item_id,annotator_id,label\ni1,Jos\xe9,ok\n".encode("latin-1"),
+        r"latin1\.csv: is not valid UTF-8 \(line 2",
+    ),
     "broken.parquet": (b"not parquet at all", r"broken\.parquet: is not a readable Parquet file"),
-    "broken.jsonl": (b'{"item_id": "i1", "annotator_id": "a", "label": "ok"}\n{oops\n', r"broken\.jsonl: line 2 is not valid JSON"),
+    "broken.jsonl": (
+        b'{"item_id": "i1", "annotator_id": "a", "label": "ok"}\n{oops\n',
+        r"broken\.jsonl: line 2 is not valid JSON",
+    ),
     "nocols.csv": (b"item,who,what\ni1,a,ok\n", r"nocols\.csv: missing required column\(s\)"),
-    "unknown.csv": (b"item_id,annotator_id,label\ni1,a,spam\n", r"unknown\.csv: none of its 1 rows is valid.*unknown_label"),
+    "unknown.csv": (
+        b"item_id,annotator_id,label\ni1,a,spam\n",
+        r"unknown\.csv: none of its 1 rows is valid.*unknown_label",
+    ),
 }
 
 
@@ -80,11 +95,23 @@ def test_row_level_faults_are_reported_not_fatal(project):
 
 def test_column_mapping_and_headerless_files(project):
     (project / "answer.csv").write_text("question,worker,answer\nq1,w1,ok\nq1,w2,ok\n")
-    res = run_cli(project, "ingest", "--annotations", "answer.csv", "--item-col", "question",
-                  "--annotator-col", "worker", "--label-col", "answer")
+    res = run_cli(
+        project,
+        "ingest",
+        "--annotations",
+        "answer.csv",
+        "--item-col",
+        "question",
+        "--annotator-col",
+        "worker",
+        "--label-col",
+        "answer",
+    )
     assert res.returncode == 0, res.stderr
     (project / "labels.tsv").write_text("w1\tq9\tok\n")
-    res = run_cli(project, "ingest", "--annotations", "labels.tsv", "--no-header", "annotator_id,item_id,label")
+    res = run_cli(
+        project, "ingest", "--annotations", "labels.tsv", "--no-header", "annotator_id,item_id,label"
+    )
     assert res.returncode == 0, res.stderr
 
 
@@ -96,9 +123,25 @@ def test_ingest_outside_a_project_says_what_to_do(tmp_path):
 
 def test_aggregate_command_writes_the_contract(tmp_path):
     (tmp_path / "a.csv").write_text(GOOD)
-    res = run_cli(tmp_path, "aggregate", "a.csv", "--method", "majority_vote", "-o", "out.parquet",
-                  "--labels", "ok,misleading,prohibited")
+    res = run_cli(
+        tmp_path,
+        "aggregate",
+        "a.csv",
+        "--method",
+        "majority_vote",
+        "-o",
+        "out.parquet",
+        "--labels",
+        "ok,misleading,prohibited",
+    )
     assert res.returncode == 0, res.stderr
     out = pd.read_parquet(tmp_path / "out.parquet")
-    assert list(out.columns) == ["item_id", "label", "confidence", "proba_ok", "proba_misleading", "proba_prohibited"]
+    assert list(out.columns) == [
+        "item_id",
+        "label",
+        "confidence",
+        "proba_ok",
+        "proba_misleading",
+        "proba_prohibited",
+    ]
     assert list(out["label"]) == ["ok", "prohibited"]  # i1 tie ok/misleading -> first class in the label set

@@ -32,7 +32,8 @@ make_project = _root_conftest().make_project
 
 PG_BASE = os.environ.get("LABELCYCLE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432")
 BIN = Path(sys.executable).parent
-SMALL_PARAMS = {"n_estimators: 400": "n_estimators: 30", "n_jobs: 2": "n_jobs: 1", "n_boot: 500": "n_boot: 20"}
+SMALL_PARAMS = {"n_estimators: 400": "n_estimators: 30", "n_jobs: 2": "n_jobs: 1", "n_boot: 500": "n_boot: 20",
+                "n_trials: 15": "n_trials: 2"}
 
 
 def free_port() -> int:
@@ -138,6 +139,14 @@ def dvc(project: Path, *args: str, env: dict | None = None, timeout: float = 600
                           capture_output=True, text=True, timeout=timeout)
 
 
+def locked_stages(project: Path) -> set[str]:
+    """Stages recorded in the project's dvc.lock."""
+    import yaml
+
+    lock = project / "dvc.lock"
+    return set((yaml.safe_load(lock.read_text()) or {}).get("stages", {})) if lock.exists() else set()
+
+
 def runs_of(uri: str, experiment: str = "labelcycle"):
     import mlflow
 
@@ -145,4 +154,5 @@ def runs_of(uri: str, experiment: str = "labelcycle"):
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         return []
-    return client.search_runs([exp.experiment_id], run_view_type=3, max_results=1000)  # ALL
+    runs = client.search_runs([exp.experiment_id], run_view_type=3, max_results=1000)  # ALL
+    return [r for r in runs if "mlflow.parentRunId" not in r.data.tags]  # stage runs, not tuning trials

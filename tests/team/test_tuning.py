@@ -18,9 +18,14 @@ def _prepared_project(tmp_path, n_items=400, rounds=30):
     params = (project / "params.yaml").read_text().replace("n_estimators: 30", f"n_estimators: {rounds}")
     (project / "params.yaml").write_text(params)
     env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
-    res = dvc(project, "repro", "aggregate", "split", env=env)
+    res = dvc(project, "repro", "curate", "split", env=env)
     assert res.returncode == 0, res.stdout + res.stderr
     return project
+
+
+def _worker_default(project, *args):
+    return subprocess.Popen([str(BIN / "labelcycle"), "tune-worker", *args], cwd=project,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def _worker(project, storage, *args):
@@ -33,10 +38,10 @@ def test_dvc_set_args_turns_best_params_into_an_experiment_command():
         "-S train_quality.learning_rate=0.1 -S train_quality.num_leaves=15")
 
 
-def test_tune_worker_needs_a_trial_budget(project):
-    res = subprocess.run([str(BIN / "labelcycle"), "tune-worker", "--study", "s", "--storage", "sqlite:///o.db"],
+def test_tune_worker_outside_a_prepared_project_says_what_to_run(project):
+    res = subprocess.run([str(BIN / "labelcycle"), "tune-worker", "--storage", "sqlite:///o.db"],
                          cwd=project, capture_output=True, text=True)
-    assert res.returncode == 2 and "give --n-trials" in res.stderr
+    assert res.returncode != 0 and "dataset.parquet: missing; run the upstream stage first" in res.stderr
 
 
 @pytest.mark.slow
@@ -51,6 +56,25 @@ def test_two_workers_share_one_study_on_postgres(pg_url, tmp_path):
     assert len({t.number for t in complete}) == len(complete)
     assert "dvc exp run -S train_quality." in outs[0] + outs[1]
     assert all(t.user_attrs["best_iteration"] >= 1 for t in complete)
+
+
+@pytest.mark.slow
+def test_workers_fill_the_tune_stage_study_and_train_quality_uses_its_best(pg_url, tmp_path):
+    project = _prepared_project(tmp_path)
+    params = (project / "params.yaml").read_text().replace("  storage: null", f"  storage: {pg_url}")
+    (project / "params.yaml").write_text(params.replace("n_trials: 2", "n_trials: 4"))
+    workers = [_worker_default(project, "--seed", str(i)) for i in range(2)]
+    outs = [w.communicate(timeout=600)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], outs
+    res = dvc(project, "repro", "train_quality", env={"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"})
+    assert res.returncode == 0, res.stdout + res.stderr
+    import json
+
+    best = json.loads((project / "reports/best_params.json").read_text())
+    (study_name,) = optuna.get_all_study_names(pg_url)
+    study = optuna.load_study(study_name=study_name, storage=pg_url)
+    assert best["study"] == study_name and best["params"] == study.best_params
+    assert 4 <= best["n_complete"] + best["n_pruned"] <= 5  # the stage ran no further trials
 
 
 @pytest.mark.slow

@@ -21,7 +21,14 @@ def test_demo_has_the_promised_shape(small_demo):
     assert set(d.truth_items["true_label"]) == set(LABELS)
     assert {"v1", "v2"} == set(d.annotations["guideline_version"])
     assert d.annotations["batch_id"].nunique() >= 6
-    assert set(d.truth_annotators["kind"]) >= {"reliable", "mediocre", "spammer", "biased", "fatigued", "fast_clicker"}
+    assert set(d.truth_annotators["kind"]) >= {
+        "reliable",
+        "mediocre",
+        "spammer",
+        "biased",
+        "fatigued",
+        "fast_clicker",
+    }
     assert set(d.gold["item_id"]) <= set(d.items["item_id"])
     # gold is the truth on audited items; the public tables carry no truth columns
     truth = d.truth_items.set_index("item_id")["true_label"]

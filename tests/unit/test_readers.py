@@ -35,7 +35,9 @@ def test_read_parquet_and_jsonl_and_gzip_give_the_same_table(tmp_path):
 def test_column_mapping_renames_to_the_contract(tmp_path):
     path = tmp_path / "answer.csv"
     path.write_text("question,worker,answer\nq1,w1,0\n")
-    df = read_table(path, "annotations", ColumnMap(item_col="question", annotator_col="worker", label_col="answer"))
+    df = read_table(
+        path, "annotations", ColumnMap(item_col="question", annotator_col="worker", label_col="answer")
+    )
     assert {"item_id", "annotator_id", "label"} <= set(df.columns)
 
 
@@ -88,7 +90,9 @@ def test_corrupt_parquet_is_reported(tmp_path):
 
 
 def test_broken_jsonl_line_is_named(tmp_path):
-    (tmp_path / "b.jsonl").write_text('{"item_id": "i1", "annotator_id": "a", "label": "ok"}\n{"item_id": "i2",\n')
+    (tmp_path / "b.jsonl").write_text(
+        '{"item_id": "i1", "annotator_id": "a", "label": "ok"}\n{"item_id": "i2",\n'
+    )
     with pytest.raises(InputFileError, match=r"b\.jsonl: line 2 is not valid JSON"):
         read_table(tmp_path / "b.jsonl", "annotations")
 

@@ -16,25 +16,33 @@ def _ann(rows):
 
 
 def test_counts_reconcile_and_every_rejected_row_has_a_reason():
-    ann = _ann([
-        ["i1", "a", "ok", "2026-01-01T00:00:00Z", "3.5"],
-        ["i1", "b", "spam", "2026-01-01T00:00:00Z", "3"],        # unknown label
-        ["", "c", "ok", "2026-01-01T00:00:00Z", "1"],            # empty item
-        ["i2", "a", "ok", "not a date", "1"],                    # bad timestamp
-        ["i2", "b", "ok", "2026-01-01T00:00:00Z", "-4"],         # negative duration
-        ["i3", "a", "ok", "2026-01-01T00:00:00Z", "2"],
-        ["i3", "a", "misleading", "2026-01-02T00:00:00Z", "2"],  # later duplicate wins
-        ["i9", "a", "ok", "2026-01-01T00:00:00Z", "2"],          # item without features
-    ])
-    items = pd.DataFrame({"item_id": ["i1", "i2", "i3"], "price": ["1.5", "2", ""], "category": ["x", "y", "x"]})
+    ann = _ann(
+        [
+            ["i1", "a", "ok", "2026-01-01T00:00:00Z", "3.5"],
+            ["i1", "b", "spam", "2026-01-01T00:00:00Z", "3"],  # unknown label
+            ["", "c", "ok", "2026-01-01T00:00:00Z", "1"],  # empty item
+            ["i2", "a", "ok", "not a date", "1"],  # bad timestamp
+            ["i2", "b", "ok", "2026-01-01T00:00:00Z", "-4"],  # negative duration
+            ["i3", "a", "ok", "2026-01-01T00:00:00Z", "2"],
+            ["i3", "a", "misleading", "2026-01-02T00:00:00Z", "2"],  # later duplicate wins
+            ["i9", "a", "ok", "2026-01-01T00:00:00Z", "2"],  # item without features
+        ]
+    )
+    items = pd.DataFrame(
+        {"item_id": ["i1", "i2", "i3"], "price": ["1.5", "2", ""], "category": ["x", "y", "x"]}
+    )
     gold = pd.DataFrame({"item_id": ["i1", "i2", "i2"], "label": ["ok", "ok", "misleading"]})
     res = validate(ann, LABELS, items, gold)
     assert res.reconciles
     c = res.counts["annotations"]
     assert (c.read, c.kept, c.quarantined) == (8, 2, 6)
     assert c.reasons == {
-        "unknown_label": 1, "missing_item_id": 1, "bad_created_at": 1, "bad_duration_s": 1,
-        "duplicate_item_annotator": 1, "item_without_features": 1,
+        "unknown_label": 1,
+        "missing_item_id": 1,
+        "bad_created_at": 1,
+        "bad_duration_s": 1,
+        "duplicate_item_annotator": 1,
+        "item_without_features": 1,
     }
     kept = res.annotations.set_index("item_id")
     assert kept.loc["i3", "label"] == "misleading"

@@ -9,9 +9,10 @@ the item features (categorical columns with at most ``max_levels`` values; numer
 1. **Enumerate** every group of 1 to ``max_order`` factors (single factors, pairs, triples) with at least
    ``min_support`` labels and keep the *candidates* whose 95% Wilson lower bound on the disagreement rate
    exceeds the baseline (the overall rate).
-2. **Cohorts**: candidates that differ only in the annotator and share the same dominant confusion
-   (``true -> given``, at least ``pattern_share`` of their disagreements) are merged into one group "annotators A, B, C x rest" (a set of annotators sharing
-   a pattern).
+2. **Cohorts**: candidates that differ only in the annotator and share the same pattern (the same wrong
+   label given, at least ``pattern_share`` of their disagreements) are merged into one group "annotators A,
+   B, C x rest". A cohort of more than ``max_annotator_share`` of all annotators (and more than three) is
+   dropped: it describes the item slice, which stands as a slice finding (no annotator condition).
 3. **Onset**: for a group that does not fix the period, the best single split of its period sequence is
    found (binomial likelihood ratio, ``chi2(1)`` at ``onset_alpha``); when the rate after the split is
    higher and the part before is not above baseline (Wilson lower bound <= baseline), the group is
@@ -21,12 +22,18 @@ the item features (categorical columns with at most ``max_levels`` values; numer
    it); then a parent is dropped when, without a surviving child's rows, what remains is no longer
    significantly above baseline (the child explains it). Groups with identical rows keep the simplest
    description.
-5. **Greedy selection and ranking** by ``score = n * (rate_lo - baseline)`` computed on the rows not
-   already covered by a better finding: the number of excess disagreements we are 95% confident of (a
-   conservative ``excess = n * (rate - baseline)``), rewarding size and strength alike. A group is only
-   reported while its uncovered rows stay significantly above baseline at the family-wise level
-   ``family_alpha`` (Bonferroni over all groups tested), so overlapping restatements of a finding and
-   the chance hits of testing hundreds of groups drop out.
+5. **Greedy selection, ranked by effect size**: ``score`` is the smallest of three lower bounds, all
+   simultaneous over the groups that compete for a rank (Bonferroni; ``z_rank``): the rate difference over
+   the baseline on the rows no better finding covers; the rate difference over each *simpler explanation*
+   (the group without one of its conditions: the same annotators on other items, other annotators on the
+   same items, the same group before its onset; Newcombe interval against the rest of that parent); and
+   the excess rate of the group's most frequent wrong label over its baseline share. So a group ranks high
+   when it is confidently and specifically worse than the annotators, the slice and the period that make it
+   up, whatever its size; mediocre annotators and hard slices on their own rank by their own effect. A
+   group is only reported while its uncovered rows stay significantly above baseline at the family-wise
+   level ``family_alpha`` (Bonferroni over all groups tested), so overlapping restatements of a finding and
+   the chance hits of testing hundreds of groups drop out. A guideline-version condition that equals
+   "from period P on" is reported as "since P (guideline v2)".
 
 Effect sizes: ``rate_diff`` with the interval ``[rate_lo, rate_hi] - baseline`` (the baseline rests on all
 labels and is treated as known), ``lift = rate / baseline`` and ``log_odds_ratio`` (with a 0.5
@@ -36,6 +43,7 @@ continuity correction).
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -96,8 +104,11 @@ class RootCauseParams:
         onset_alpha: significance level of the onset (change-point) test.
         family_alpha: family-wise error rate of the reported findings (Bonferroni over the groups
             tested); membership of cohorts only needs the per-group ``z`` interval.
-        pattern_share: share of a group's disagreements its dominant confusion must have for the group
+        pattern_share: share of a group's disagreements its dominant given label must have for the group
             to join an annotator cohort.
+        max_annotator_share: a cohort naming more than this share of all annotators (and more than
+            three) is dropped: "most annotators label X as Y" describes the item slice (reported as a slice
+            finding without an annotator condition when it stands out), not a group of annotators.
         top_k: rows returned (0 = all).
         max_candidates: candidates kept for de-duplication (the strongest by score; bounds memory).
         use_gold: compare against gold labels where available (else the consensus everywhere).
@@ -112,6 +123,7 @@ class RootCauseParams:
     onset_alpha: float = 0.001
     family_alpha: float = 0.05
     pattern_share: float = 0.5
+    max_annotator_share: float = 0.25
     top_k: int = 20
     max_candidates: int = 2000
     use_gold: bool = True
@@ -126,6 +138,8 @@ class RootCauseParams:
             raise ConfigError(f"z must be > 0, got {self.z}")
         if not 0 < self.family_alpha < 1:
             raise ConfigError(f"family_alpha must be in (0, 1), got {self.family_alpha}")
+        if not 0 < self.max_annotator_share <= 1:
+            raise ConfigError(f"max_annotator_share must be in (0, 1], got {self.max_annotator_share}")
         if not 0 < self.onset_alpha < 1:
             raise ConfigError(f"onset_alpha must be in (0, 1), got {self.onset_alpha}")
 
@@ -202,6 +216,83 @@ def _dominant(rows: np.ndarray, conf_code: np.ndarray, n_conf: int) -> tuple[int
     counts = np.bincount(codes, minlength=n_conf)
     best = int(np.argmax(counts))
     return best, int(counts[best]), int(len(codes))
+
+
+def _given_pattern(
+    rows: np.ndarray, given_code: np.ndarray, n_given: int
+) -> tuple[int, int, int]:
+    """(most frequent given label code among the disagreements of ``rows``, its count, disagreements)."""
+    codes = given_code[rows]
+    codes = codes[codes >= 0]
+    if len(codes) == 0:
+        return -1, 0, 0
+    counts = np.bincount(codes, minlength=n_given)
+    best = int(np.argmax(counts))
+    return best, int(counts[best]), int(len(codes))
+
+
+def _guideline_onset(
+    group: _Group, gv_idx: np.ndarray | None, gv_names: np.ndarray, period_idx: np.ndarray, order: list[str]
+) -> _Group:
+    """Name the onset of a group conditioned on a guideline version that is the same as "since <period>".
+
+    When, across all labels, the group's guideline version(s) are used exactly from one period on (every
+    label of that period and later, none before), the condition reads "since <period> (guideline v2)".
+    """
+    vals = group.conditions.get(schema.GUIDELINE_VERSION)
+    if gv_idx is None or vals is None or group.since is not None or not order:
+        return group
+    allowed = np.isin(gv_names[gv_idx], list(vals))
+    known = period_idx >= 0
+    if not allowed[known].any():
+        return group
+    start = int(period_idx[known & allowed].min())
+    if start == 0 or not np.array_equal(allowed[known], period_idx[known] >= start):
+        return group
+    return replace(group, since=order[start])
+
+
+def _newcombe_lo(k1: float, n1: float, k2: float, n2: float, z1: float, z2: float) -> float:
+    """Lower bound of Newcombe's hybrid score interval for ``k1/n1 - k2/n2`` (method 10), with the Wilson
+    quantile ``z1`` for the first rate and ``z2`` for the second."""
+    l1, _ = wilson(k1, n1, z1)
+    _, u2 = wilson(k2, n2, z2)
+    p1, p2 = k1 / n1, k2 / n2
+    return float(p1 - p2 - np.sqrt((p1 - float(l1)) ** 2 + (float(u2) - p2) ** 2))
+
+
+def _interaction_lo(
+    group: _Group,
+    cond_mask: Callable[[str, tuple[str, ...]], np.ndarray],
+    since_mask: Callable[[str], np.ndarray],
+    dis: np.ndarray,
+    z: float,
+    z_ref: float,
+) -> float:
+    """How much more often the group disagrees than its simpler explanations, at 95% (lower bound).
+
+    Each simpler explanation drops one condition (the annotators, a slice, the onset): "the same
+    annotators on other items", "other annotators on the same items", "the same group before the onset".
+    The group is compared with the rest of each such parent (Newcombe interval of the difference of two
+    rates; the group's rate at ``z`` as it was selected among many, the parent's rest at ``z_ref``) and the
+    smallest lower bound is returned; a parent with no other rows is skipped. A single-condition group is
+    compared with all other labels. ``inf`` when no comparison exists.
+    """
+    parts: list[tuple[str, np.ndarray]] = [(f, cond_mask(f, v)) for f, v in group.conditions.items()]
+    if group.since is not None:
+        parts.append(("since", since_mask(group.since)))
+    k1, n1 = float(group.k), float(group.n)
+    best = np.inf
+    for j in range(len(parts)):
+        others = [m for i, (_, m) in enumerate(parts) if i != j]
+        parent = np.logical_and.reduce(others) if others else np.ones(len(dis), dtype=bool)
+        n_p = float(np.count_nonzero(parent))
+        k_p = float(np.count_nonzero(parent & dis))
+        n2, k2 = n_p - n1, k_p - k1
+        if n2 < 1:
+            continue
+        best = min(best, _newcombe_lo(k1, n1, k2, n2, z, z_ref))
+    return best
 
 
 def _onset(
@@ -285,6 +376,11 @@ def _finding(row: dict[str, object], per_name: str | None, ref_word: str) -> str
             f"{who} {label_verb} {subject} as '{given}' where {ref_word} says '{true}' "
             f"({share:.0%} of {n_dis} disagreements)"
         )
+    elif row["_given"] and float(row["_given_share"]) >= 0.5:  # type: ignore[arg-type]
+        what = (
+            f"{who} {label_verb} {subject} as '{row['_given']}' where {ref_word} says '{row['_given_from']}' "
+            f"({float(row['_given_share']):.0%} of {n_dis} disagreements)"  # type: ignore[arg-type]
+        )
     else:
         what = f"{who} {disagree_verb} with {ref_word} on {subject} (mixed; most often {dom}, {share:.0%})"
     return (
@@ -341,6 +437,8 @@ def root_causes(
     conf_str = np.where(disagree > 0, pd.Series(truth).str.cat(pd.Series(given), sep=" -> ").to_numpy(), None)
     conf_code, conf_names = pd.factorize(pd.Series(conf_str), use_na_sentinel=True)
     n_conf = len(conf_names)
+    given_code, given_names = pd.factorize(pd.Series(np.where(disagree > 0, given, None)), use_na_sentinel=True)
+    n_given = len(given_names)
 
     factors, per_name, order = _factor_frame(ann, it, params)
     period_idx = (
@@ -373,18 +471,21 @@ def root_causes(
                 conds = {c: (str(factors[c].iat[int(rows[0])]),) for c in combo}
                 cands.append(_Group(conds, rows))
 
-    # 2. cohorts of annotators sharing a pattern
+    # 2. cohorts of annotators sharing a pattern (the same wrong label on the same slice); a "cohort" of
+    # most annotators describes the slice, not a group of annotators, and is left out
+    n_annotators = int(pd.Series(ann[schema.ANNOTATOR_ID]).nunique())
+    max_cohort = max(3, int(params.max_annotator_share * n_annotators))
     by_key: dict[tuple, list[_Group]] = {}
     for gr in cands:
         if schema.ANNOTATOR_ID not in gr.conditions or len(gr.conditions) < 2:
             continue
-        dom, dom_n, n_dis = _dominant(gr.rows, conf_code, n_conf)
+        dom, dom_n, n_dis = _given_pattern(gr.rows, given_code, n_given)
         if dom < 0 or dom_n < params.pattern_share * n_dis:
             continue
         rest = tuple(sorted((f, v) for f, v in gr.conditions.items() if f != schema.ANNOTATOR_ID))
         by_key.setdefault((rest, dom), []).append(gr)
     for (rest, _dom), members in by_key.items():
-        if len(members) < 2:
+        if not 2 <= len(members) <= max_cohort:
             continue
         names = tuple(sorted(m.conditions[schema.ANNOTATOR_ID][0] for m in members))
         rows = np.unique(np.concatenate([m.rows for m in members]))
@@ -396,13 +497,22 @@ def root_causes(
             _onset(gr, period_idx, order, disagree, p0, params) if per_name not in gr.conditions else gr
             for gr in cands
         ]
+    gv_idx, gv_names = (
+        pd.factorize(factors[schema.GUIDELINE_VERSION]) if schema.GUIDELINE_VERSION in factors.columns else (None, None)
+    )
+    cands = [_guideline_onset(gr, gv_idx, np.asarray(gv_names), period_idx, order) for gr in cands]
     for gr in cands:
         gr.n = len(gr.rows)
         gr.k = int(disagree[gr.rows].sum())
     lo_all = wilson(np.array([gr.k for gr in cands]), np.array([gr.n for gr in cands]), params.z)[0]
     keep = [i for i, gr in enumerate(cands) if gr.n >= params.min_support and lo_all[i] > p0]
-    keep.sort(key=lambda i: -cands[i].n * (lo_all[i] - p0))
-    cands = [cands[i] for i in keep[: params.max_candidates]]
+    # the cap keeps the strongest half by excess (the broad groups that explain their children) and fills
+    # up with the strongest by effect size (the ranking key)
+    by_excess = sorted(keep, key=lambda i: -cands[i].n * (lo_all[i] - p0))[: params.max_candidates // 2]
+    chosen = set(by_excess)
+    by_effect = [i for i in sorted(keep, key=lambda i: -(lo_all[i] - p0)) if i not in chosen]
+    keep = sorted(by_excess + by_effect[: params.max_candidates - len(by_excess)])
+    cands = [cands[i] for i in keep]
     if not cands:
         return empty
 
@@ -436,9 +546,38 @@ def root_causes(
     parent_explained = (subset & alive[:, None] & (rest_lo <= p0)).any(axis=0)
     alive &= ~parent_explained
 
-    # 5. greedy selection on the rows not yet explained by a better finding
+    # 5. greedy selection on the rows not yet explained by a better finding, ranked by effect size
     z_sel = max(params.z, float(stats.norm.isf(params.family_alpha / max(n_tested, 1))))
     alive_idx = np.flatnonzero(alive)
+    dis_bool = disagree > 0
+    # the ranked effects are simultaneous 95% bounds over the groups that compete for a rank (Bonferroni),
+    # so that a small group picked among thousands does not win by its luck alone
+    z_rank = max(params.z, float(stats.norm.isf((1 - stats.norm.cdf(params.z)) / max(len(alive_idx), 1))))
+    mask_cache: dict[tuple, np.ndarray] = {}
+
+    def cond_mask(f: str, vals: tuple[str, ...]) -> np.ndarray:
+        key = (f, vals)
+        if key not in mask_cache:
+            codes_f, uniq = codes[f]
+            wanted = np.flatnonzero(np.isin(np.asarray(uniq, dtype=object), list(vals)))
+            mask_cache[key] = np.isin(codes_f, wanted)
+        return mask_cache[key]
+
+    def since_mask(start: str) -> np.ndarray:
+        key = ("__since__", (start,))
+        if key not in mask_cache:
+            mask_cache[key] = period_idx >= order.index(start)
+        return mask_cache[key]
+
+    # the pattern: how much more often than the baseline the group gives its most frequent wrong label
+    p0_given = np.bincount(given_code[given_code >= 0], minlength=n_given) / len(ann)
+    pattern_lo = np.empty(len(alive_idx))
+    for j, i in enumerate(alive_idx):
+        gdom, gdom_n, _ = _given_pattern(cands[i].rows, given_code, n_given)
+        pattern_lo[j] = float(wilson(gdom_n, cands[i].n, z_rank)[0]) - p0_given[gdom] if gdom >= 0 else 0.0
+    inter_lo = np.array(
+        [_interaction_lo(cands[i], cond_mask, since_mask, dis_bool, z_rank, params.z) for i in alive_idx], dtype=np.float64
+    )
     sub = masks[alive_idx]
     covered = np.zeros(sub.shape[1], dtype=np.float32)
     taken = np.zeros(len(alive_idx), dtype=bool)
@@ -448,11 +587,13 @@ def root_causes(
         rn = (sub @ free).astype(np.float64)
         rk = (sub @ (free * disagree.astype(np.float32))).astype(np.float64)
         lo_sel, _ = wilson(rk, rn, z_sel)
-        lo95, _ = wilson(rk, rn, params.z)
+        lo95, _ = wilson(rk, rn, z_rank)
         ok = ~taken & (rn >= params.min_support) & (lo_sel > p0)
         if not ok.any():
             break
-        score = np.where(ok, rn * (lo95 - p0), -np.inf)
+        # effect size: the lower 95% bound of the rate difference over the baseline (on the rows no better
+        # finding covers) and over every simpler explanation of the group, whichever is smaller
+        score = np.where(ok, np.minimum(np.minimum(lo95 - p0, inter_lo), pattern_lo), -np.inf)
         best = int(np.argmax(score))
         picks.append((int(alive_idx[best]), float(score[best])))
         taken[best] = True
@@ -475,6 +616,11 @@ def root_causes(
     for i, residual_score in picks:
         gr = cands[i]
         dom, dom_n, n_dis = _dominant(gr.rows, conf_code, n_conf)
+        gdom, gdom_n, _ = _given_pattern(gr.rows, given_code, n_given)
+        given_from = ""
+        if gdom >= 0:
+            sel = gr.rows[given_code[gr.rows] == gdom]
+            given_from = "' or '".join(pd.Series(truth[sel]).value_counts().index.astype(str))
         guideline = ""
         if gv is not None and schema.GUIDELINE_VERSION not in gr.conditions:
             vals = np.unique(gv[gr.rows])
@@ -483,6 +629,9 @@ def root_causes(
         srcs = set(source[gr.rows])
         row: dict[str, object] = {
             "_conditions": gr.conditions,
+            "_given": str(given_names[gdom]) if gdom >= 0 else "",
+            "_given_share": gdom_n / n_dis if n_dis else 0.0,
+            "_given_from": given_from,
             "annotators": ", ".join(gr.conditions.get(schema.ANNOTATOR_ID, ())),
             "conditions": _describe(gr.conditions) + (f" & {per_name}>={gr.since}" if gr.since else ""),
             "factors": "+".join(list(gr.conditions) + ([per_name] if gr.since and per_name else [])),
@@ -501,5 +650,5 @@ def root_causes(
     out = pd.DataFrame(rows)
     out["finding"] = [_finding(r, per_name, ref_word) for r in out.to_dict("records")]
     out["rank"] = np.arange(1, len(out) + 1)
-    out = out.drop(columns="_conditions")
+    out = out.drop(columns=["_conditions", "_given", "_given_share", "_given_from"])
     return out[ROOT_CAUSE_COLUMNS]

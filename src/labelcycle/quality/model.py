@@ -231,12 +231,16 @@ def train(
     callbacks = []
     valid_sets = []
     if valid.any():
-        valid_set = lgb.Dataset(X[valid], y[valid], weight=None if w is None else w[valid], reference=train_set)
+        valid_set = lgb.Dataset(
+            X[valid], y[valid], weight=None if w is None else w[valid], reference=train_set
+        )
         valid_sets = [valid_set]
         callbacks.append(lgb.early_stopping(early_stopping_rounds, verbose=False))
     evals: dict = {}
     callbacks.append(lgb.record_evaluation(evals))
-    booster = lgb.train(lgb_params, train_set, num_boost_round=n_rounds, valid_sets=valid_sets, callbacks=callbacks)
+    booster = lgb.train(
+        lgb_params, train_set, num_boost_round=n_rounds, valid_sets=valid_sets, callbacks=callbacks
+    )
     best = booster.best_iteration or n_rounds
     valid_metrics = {}
     if evals:

@@ -102,7 +102,12 @@ def _conform(items: pd.DataFrame, model: Any) -> pd.DataFrame:
         if name not in items.columns:
             continue
         col = items[name]
-        if kind == "long" and pd.api.types.is_float_dtype(col) and col.notna().all() and (col == col.round()).all():
+        if (
+            kind == "long"
+            and pd.api.types.is_float_dtype(col)
+            and col.notna().all()
+            and (col == col.round()).all()
+        ):
             items[name] = col.astype("int64")
         elif kind == "double" and pd.api.types.is_integer_dtype(col):
             items[name] = col.astype("float64")

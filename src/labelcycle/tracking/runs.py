@@ -349,6 +349,41 @@ class StageRun:
                 df.to_parquet(path, index=False)
             mlflow.log_artifact(str(path))
 
+    def log_child(
+        self,
+        name: str,
+        params: Mapping[str, Any],
+        metrics: Mapping[str, float],
+        tags: Mapping[str, Any] | None = None,
+    ) -> str:
+        """A finished child run nested under this one (works from any process: parent id as a tag)."""
+        import mlflow
+        from mlflow.entities import Metric, Param
+
+        client = mlflow.MlflowClient()
+        all_tags = {
+            "mlflow.parentRunId": self.run_id,
+            "mlflow.runName": name,
+            TAG_PIPELINE_RUN: self.run.data.tags.get(TAG_PIPELINE_RUN, ""),
+            **(tags or {}),
+        }
+        child = client.create_run(
+            self.run.info.experiment_id, tags={k: str(v) for k, v in all_tags.items()}, run_name=name
+        )
+        import time
+
+        now = int(time.time() * 1000)
+        client.log_batch(
+            child.info.run_id,
+            metrics=[
+                Metric(k, float(v), now, 0) for k, v in metrics.items() if v is not None and pd.notna(v)
+            ],
+            params=[Param(k, str(v)) for k, v in params.items()],
+            tags=[],
+        )
+        client.set_terminated(child.info.run_id, status=str((tags or {}).get("status", "FINISHED")))
+        return child.info.run_id
+
     def log_figure(self, fig: Any, name: str) -> None:
         import mlflow
 
@@ -356,8 +391,13 @@ class StageRun:
 
 
 @contextmanager
-def stage_run(root: Path, stage: str, params: Mapping[str, Any] | None = None,
-              run_name: str | None = None, nested: bool = False) -> Iterator[StageRun]:
+def stage_run(
+    root: Path,
+    stage: str,
+    params: Mapping[str, Any] | None = None,
+    run_name: str | None = None,
+    nested: bool = False,
+) -> Iterator[StageRun]:
     """Open an MLflow run for a stage with lineage tags; fails the run if the body raises."""
     import mlflow
 

@@ -73,7 +73,9 @@ def table_digest(df: pd.DataFrame) -> str:
     h.update(("\x1f".join(cols) + f"\x1e{len(df)}").encode())
     if len(df) and cols:
         frame = pd.DataFrame({c: _canonical_column(df[c]) for c in cols})
-        row_hashes = pd.util.hash_pandas_object(frame, index=False, categorize=False).to_numpy(dtype=np.uint64)
+        row_hashes = pd.util.hash_pandas_object(frame, index=False, categorize=False).to_numpy(
+            dtype=np.uint64
+        )
         h.update(np.sort(row_hashes).tobytes())
     return h.hexdigest()[:DIGEST_LENGTH]
 

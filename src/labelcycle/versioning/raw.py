@@ -118,8 +118,10 @@ def write_batch(root: Path, files: list[BatchFile], row_counts: dict[str, int]) 
 def _extension(path: Path) -> str:
     """``.csv``, or ``.csv.gz`` for a compressed file."""
     suffixes = [s.lower() for s in path.suffixes]
-    return "".join(suffixes[-2:]) if len(suffixes) > 1 and suffixes[-1] in (".gz", ".bz2", ".xz", ".zst") else (
-        suffixes[-1] if suffixes else ""
+    return (
+        "".join(suffixes[-2:])
+        if len(suffixes) > 1 and suffixes[-1] in (".gz", ".bz2", ".xz", ".zst")
+        else (suffixes[-1] if suffixes else "")
     )
 
 

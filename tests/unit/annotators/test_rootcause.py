@@ -46,7 +46,7 @@ def test_root_causes_report_exact_statistics_for_one_annotator_on_one_category()
     assert top["rate"] == 1.0 and top["lift"] == pytest.approx(8.0)
     lo, hi = wilson(20, 20)
     assert top["rate_diff_lo"] == pytest.approx(float(lo) - 0.125)
-    assert top["score"] == pytest.approx(20 * (float(lo) - 0.125))
+    assert top["score"] == pytest.approx(float(lo) - 0.125)  # ranked by effect size, not excess count
     assert top["dominant_confusion"] == "ok -> bad" and top["dominant_share"] == 1.0
     assert top["finding"].startswith(
         "annotator w labels category=sport items as 'bad' where the consensus says 'ok'"
