@@ -2,8 +2,8 @@
 
 Generates a crowd-labelled data set with a vectorised generator (3 annotations per item on average,
 realistic columns: created_at as ISO 8601 text, duration_s, 6 item features, 1% gold), stores it as one
-raw batch of a fresh project, and runs the real stage scripts (``stages/ingest.py``, ``aggregate.py``,
-``split.py`` and, where feasible, ``train_quality.py``) one by one as child processes, each measured by
+raw batch of a fresh project, and runs the real stage scripts (``stages/ingest.py``, ``split.py``,
+``aggregate.py`` and, up to ``--train-max``, ``train_error_model.py``, ``curate.py``, ``train_quality.py``) one by one as child processes, each measured by
 its own resource usage (``os.wait4``: peak RSS of that process). MLflow logs to a SQLite store in the
 project, as on a laptop.
 
@@ -11,8 +11,8 @@ Reproduce (writes benchmarks/results/scale.md):
 
     PYTHONPATH=src python benchmarks/scale.py --sizes 100000 1000000 10000000
 
-Options: ``--train-max N`` trains the quality model only up to N annotations (default 1M; LightGBM
-single-threaded, 100 rounds), ``--keep DIR`` keeps the generated projects.
+Options: ``--train-max N`` runs the model stages only up to N annotations (default 1M; LightGBM
+single-threaded, 100 rounds; the tune stage is not run, train_quality uses params.yaml), ``--keep DIR`` keeps the generated projects.
 """
 
 from __future__ import annotations
@@ -52,30 +52,38 @@ def generate(n_annotations: int, out: Path, seed: int = 0) -> dict[str, int]:
     skill = rng.uniform(0.55, 0.95, n_annotators)
     correct = rng.random(n_annotations) < skill[annotator]
     label = np.where(correct, truth[item], rng.integers(0, 3, n_annotations))
-    seconds = np.datetime64("2026-09-07T00:00:00", "s") + rng.integers(0, 56 * 86400, n_annotations).astype("timedelta64[s]")
+    seconds = np.datetime64("2026-09-07T00:00:00", "s") + rng.integers(0, 56 * 86400, n_annotations).astype(
+        "timedelta64[s]"
+    )
     out.mkdir(parents=True, exist_ok=True)
-    ann = pa.table({
-        "item_id": _ids("i", item),
-        "annotator_id": _ids("a", annotator),
-        "label": pa.array(np.array(LABELS)[label]),
-        "created_at": pa.array(np.char.add(np.datetime_as_string(seconds, unit="s"), "Z")),
-        "duration_s": pa.array(np.round(rng.lognormal(2.5, 0.6, n_annotations), 1)),
-    })
+    ann = pa.table(
+        {
+            "item_id": _ids("i", item),
+            "annotator_id": _ids("a", annotator),
+            "label": pa.array(np.array(LABELS)[label]),
+            "created_at": pa.array(np.char.add(np.datetime_as_string(seconds, unit="s"), "Z")),
+            "duration_s": pa.array(np.round(rng.lognormal(2.5, 0.6, n_annotations), 1)),
+        }
+    )
     pacsv.write_csv(ann, out / "annotations.csv")
     del ann
-    items = pa.table({
-        "item_id": _ids("i", np.arange(n_items)),
-        "category": pa.array(CATS[rng.integers(0, len(CATS), n_items)]),
-        "region": pa.array(REGIONS[rng.integers(0, len(REGIONS), n_items)]),
-        "price": pa.array(np.round(rng.lognormal(3.5, 1.0, n_items), 2) + truth),
-        "text_length": pa.array(rng.poisson(120, n_items) + 40 * truth),
-        "claims_score": pa.array(np.round(rng.beta(2, 5, n_items) + 0.2 * truth, 4)),
-        "prior_flags": pa.array(rng.poisson(0.3 + truth, n_items)),
-    })
+    items = pa.table(
+        {
+            "item_id": _ids("i", np.arange(n_items)),
+            "category": pa.array(CATS[rng.integers(0, len(CATS), n_items)]),
+            "region": pa.array(REGIONS[rng.integers(0, len(REGIONS), n_items)]),
+            "price": pa.array(np.round(rng.lognormal(3.5, 1.0, n_items), 2) + truth),
+            "text_length": pa.array(rng.poisson(120, n_items) + 40 * truth),
+            "claims_score": pa.array(np.round(rng.beta(2, 5, n_items) + 0.2 * truth, 4)),
+            "prior_flags": pa.array(rng.poisson(0.3 + truth, n_items)),
+        }
+    )
     pacsv.write_csv(items, out / "items.csv")
     gold_idx = rng.choice(n_items, size=max(10, n_items // 100), replace=False)
-    pacsv.write_csv(pa.table({"item_id": _ids("i", gold_idx), "label": pa.array(np.array(LABELS)[truth[gold_idx]])}),
-                    out / "gold.csv")
+    pacsv.write_csv(
+        pa.table({"item_id": _ids("i", gold_idx), "label": pa.array(np.array(LABELS)[truth[gold_idx]])}),
+        out / "gold.csv",
+    )
     return {"annotations": n_annotations, "items": n_items, "annotators": n_annotators, "gold": len(gold_idx)}
 
 
@@ -85,7 +93,9 @@ def make_project(path: Path, n_estimators: int) -> None:
         shutil.copy(REPO / name, path / name)
     shutil.copytree(REPO / "stages", path / "stages", ignore=shutil.ignore_patterns("__pycache__"))
     params = (path / "params.yaml").read_text()
-    params = params.replace("n_estimators: 400", f"n_estimators: {n_estimators}").replace("n_jobs: 2", "n_jobs: 1")
+    params = params.replace("n_estimators: 400", f"n_estimators: {n_estimators}").replace(
+        "n_jobs: 2", "n_jobs: 1"
+    )
     (path / "params.yaml").write_text(params)
     (path / ".dvc").mkdir()  # the stages only need a project root; DVC itself is not run here
 
@@ -95,7 +105,9 @@ def add_batch(project: Path, data: Path) -> None:
     from labelcycle.readers import ColumnMap
     from labelcycle.versioning import raw
 
-    files = [raw.BatchFile(role, data / f"{role}.csv", ColumnMap()) for role in ("annotations", "items", "gold")]
+    files = [
+        raw.BatchFile(role, data / f"{role}.csv", ColumnMap()) for role in ("annotations", "items", "gold")
+    ]
     raw.write_batch(project, files, {})
 
 
@@ -105,7 +117,9 @@ def warm_store(project: Path, env: dict[str, str]) -> None:
     subprocess.run([sys.executable, "-c", code], cwd=project, env=env, check=True, capture_output=True)
 
 
-def run_measured(cmd: list[str], cwd: Path, env: dict[str, str], max_rss_mb: float) -> tuple[float, float, int]:
+def run_measured(
+    cmd: list[str], cwd: Path, env: dict[str, str], max_rss_mb: float
+) -> tuple[float, float, int]:
     """Wall seconds, peak RSS (MiB) of the child, exit status; the child is killed above ``max_rss_mb``."""
     import psutil
 
@@ -140,8 +154,14 @@ def main() -> None:
     ap.add_argument("--max-rss-gb", type=float, default=12.0, help="kill a stage above this peak memory")
     args = ap.parse_args()
     base = Path(tempfile.mkdtemp(prefix="labelcycle-scale-", dir=args.keep))
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "DVC_NO_ANALYTICS": "1", "OMP_WAIT_POLICY": "PASSIVE",
-           "OMP_NUM_THREADS": "1", "LABELCYCLE_PIPELINE_RUN": "scale-benchmark"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO / "src"),
+        "DVC_NO_ANALYTICS": "1",
+        "OMP_WAIT_POLICY": "PASSIVE",
+        "OMP_NUM_THREADS": "1",
+        "LABELCYCLE_PIPELINE_RUN": "scale-benchmark",
+    }
     env.pop("MLFLOW_TRACKING_URI", None)
     rows = []
     try:
@@ -154,10 +174,17 @@ def main() -> None:
             warm_store(proj, env)
             shutil.rmtree(base / f"data{n}")
             csv_mb = sum(f.stat().st_size for f in proj.glob("data/raw/*/*.csv")) / 2**20
-            print(f"{n:,} annotations: generated in {time.perf_counter() - t0:.1f}s ({csv_mb:.0f} MiB CSV)", flush=True)
-            stages = ["ingest", "aggregate", "split"] + (["train_quality"] if n <= args.train_max else [])
+            print(
+                f"{n:,} annotations: generated in {time.perf_counter() - t0:.1f}s ({csv_mb:.0f} MiB CSV)",
+                flush=True,
+            )
+            stages = ["ingest", "split", "aggregate"]
+            if n <= args.train_max:
+                stages += ["train_error_model", "curate", "train_quality"]
             for stage in stages:
-                wall, rss, rc = run_measured([sys.executable, f"stages/{stage}.py"], proj, env, args.max_rss_gb * 1024)
+                wall, rss, rc = run_measured(
+                    [sys.executable, f"stages/{stage}.py"], proj, env, args.max_rss_gb * 1024
+                )
                 print(f"  {stage:14s} {wall:7.1f} s  {rss:7.0f} MiB  rc={rc}", flush=True)
                 rows.append((n, shape, stage, wall, rss, rc))
                 if rc:
@@ -180,7 +207,8 @@ def write_report(args: argparse.Namespace, rows: list) -> None:
         f"{platform.platform()}, Python {platform.python_version()}; other work shared the cores.",
         "",
         "Reproduce: `PYTHONPATH=src python benchmarks/scale.py --sizes "
-        + " ".join(str(s) for s in args.sizes) + f" --train-max {args.train_max}`",
+        + " ".join(str(s) for s in args.sizes)
+        + f" --train-max {args.train_max}`",
         "",
         "Each stage runs as its own process (`python stages/<stage>.py`, MLflow logging to the project's SQLite "
         "store included; the store is created before timing); peak memory is that process's peak RSS. Data: ~3 annotations per item, CSV with "
@@ -193,7 +221,9 @@ def write_report(args: argparse.Namespace, rows: list) -> None:
     totals: dict[int, tuple[float, float]] = {}
     for n, shape, stage, wall, rss, rc in rows:
         mark = "" if rc == 0 else f" (failed, exit {rc})"
-        lines.append(f"| {n:,} | {shape['items']:,} | {stage}{mark} | {wall:.1f} | {rss:.0f} | {wall / (n / 1e6):.1f} |")
+        lines.append(
+            f"| {n:,} | {shape['items']:,} | {stage}{mark} | {wall:.1f} | {rss:.0f} | {wall / (n / 1e6):.1f} |"
+        )
         if stage in ("ingest", "aggregate"):
             w, r = totals.get(n, (0.0, 0.0))
             totals[n] = (w + wall, max(r, rss))

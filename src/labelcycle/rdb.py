@@ -31,16 +31,21 @@ def ensure_database(url: str) -> bool:
     try:
         parsed = make_url(url.replace("postgres://", "postgresql://", 1))
     except Exception as exc:
-        raise ConfigError(f"{_safe(url)}: not a database URL ({exc}); use postgresql://USER@HOST:PORT/DB") from None
+        raise ConfigError(
+            f"{_safe(url)}: not a database URL ({exc}); use postgresql://USER@HOST:PORT/DB"
+        ) from None
     name = parsed.database
     if not name:
         raise ConfigError(f"{_safe(url)}: names no database; use postgresql://USER@HOST:PORT/DB")
-    admin = sa.create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT",
-                             connect_args={"connect_timeout": 5})
+    admin = sa.create_engine(
+        parsed.set(database="postgres"), isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5}
+    )
     where = f"{parsed.host or 'localhost'}:{parsed.port or 5432}"
     try:
         with admin.connect() as conn:
-            exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).scalar()
+            exists = conn.execute(
+                sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
+            ).scalar()
             if exists:
                 return False
             quoted = conn.dialect.identifier_preparer.quote_identifier(name)
@@ -70,8 +75,13 @@ def drop_database(url: str) -> None:
     admin = sa.create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
-            conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                 "WHERE datname = :n AND pid <> pg_backend_pid()"), {"n": parsed.database})
+            conn.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :n AND pid <> pg_backend_pid()"
+                ),
+                {"n": parsed.database},
+            )
             quoted = conn.dialect.identifier_preparer.quote_identifier(parsed.database)
             conn.execute(sa.text(f"DROP DATABASE IF EXISTS {quoted}"))
     finally:

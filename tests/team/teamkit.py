@@ -22,7 +22,9 @@ import pytest
 def _root_conftest():
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("labelcycle_root_conftest", Path(__file__).parents[1] / "conftest.py")
+    spec = importlib.util.spec_from_file_location(
+        "labelcycle_root_conftest", Path(__file__).parents[1] / "conftest.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -32,8 +34,12 @@ make_project = _root_conftest().make_project
 
 PG_BASE = os.environ.get("LABELCYCLE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432")
 BIN = Path(sys.executable).parent
-SMALL_PARAMS = {"n_estimators: 400": "n_estimators: 30", "n_jobs: 2": "n_jobs: 1", "n_boot: 500": "n_boot: 20",
-                "n_trials: 15": "n_trials: 2"}
+SMALL_PARAMS = {
+    "n_estimators: 400": "n_estimators: 30",
+    "n_jobs: 2": "n_jobs: 1",
+    "n_boot: 500": "n_boot: 20",
+    "n_trials: 15": "n_trials: 2",
+}
 
 
 def free_port() -> int:
@@ -56,8 +62,10 @@ def pg_url_fixture():
     """A fresh PostgreSQL database URL (created by whoever uses it first; dropped afterwards)."""
     why = _pg_reachable()
     if why:
-        pytest.skip(f"PostgreSQL is not reachable at {PG_BASE} ({why}); the team tests need one "
-                    "(set LABELCYCLE_TEST_PG_URL)")
+        pytest.skip(
+            f"PostgreSQL is not reachable at {PG_BASE} ({why}); the team tests need one "
+            "(set LABELCYCLE_TEST_PG_URL)"
+        )
     from labelcycle.rdb import drop_database
 
     url = f"{PG_BASE}/lc_test_{uuid.uuid4().hex[:10]}"
@@ -77,10 +85,24 @@ class Server:
         self.log = cwd / f"server-{self.port}.log"
 
     def start(self, timeout: float = 90) -> Server:
-        cmd = [str(BIN / "labelcycle"), "server", "--backend-store-uri", self.backend,
-               "--artifacts-destination", self.artifacts, "--port", str(self.port)]
-        self.proc = subprocess.Popen(cmd, cwd=self.cwd, env=self.env, stdout=self.log.open("a"),
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        cmd = [
+            str(BIN / "labelcycle"),
+            "server",
+            "--backend-store-uri",
+            self.backend,
+            "--artifacts-destination",
+            self.artifacts,
+            "--port",
+            str(self.port),
+        ]
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=self.cwd,
+            env=self.env,
+            stdout=self.log.open("a"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -126,17 +148,36 @@ def demo_project(path: Path, n_items: int = 500, seed: int = 0) -> Path:
         params = params.replace(old, new)
     (path / "params.yaml").write_text(params)
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    for args in (["demo", "--out", "demo", "--items", str(n_items), "--annotators", "16", "--seed", str(seed)],
-                 ["ingest", "--annotations", "demo/annotations.csv", "--items", "demo/items.csv",
-                  "--gold", "demo/gold.csv"]):
-        res = subprocess.run([str(BIN / "labelcycle"), *args], cwd=path, env=env, capture_output=True, text=True)
+    for args in (
+        ["demo", "--out", "demo", "--items", str(n_items), "--annotators", "16", "--seed", str(seed)],
+        [
+            "ingest",
+            "--annotations",
+            "demo/annotations.csv",
+            "--items",
+            "demo/items.csv",
+            "--gold",
+            "demo/gold.csv",
+        ],
+    ):
+        res = subprocess.run(
+            [str(BIN / "labelcycle"), *args], cwd=path, env=env, capture_output=True, text=True
+        )
         assert res.returncode == 0, res.stderr
     return path
 
 
-def dvc(project: Path, *args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "dvc"), *args], cwd=project, env={**os.environ, **(env or {})},
-                          capture_output=True, text=True, timeout=timeout)
+def dvc(
+    project: Path, *args: str, env: dict | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(BIN / "dvc"), *args],
+        cwd=project,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def locked_stages(project: Path) -> set[str]:

@@ -39,8 +39,10 @@ def test_dask_params_are_validated_and_the_scheduler_comes_from_params_then_env(
 
 
 def test_unreachable_scheduler_is_a_clear_error():
-    with pytest.raises(ConfigError, match=r"cannot reach the Dask scheduler at tcp://127\.0\.0\.1:1"), \
-            dask_client("tcp://127.0.0.1:1"):
+    with (
+        pytest.raises(ConfigError, match=r"cannot reach the Dask scheduler at tcp://127\.0\.0\.1:1"),
+        dask_client("tcp://127.0.0.1:1"),
+    ):
         pass
 
 
@@ -50,11 +52,19 @@ def test_dask_training_gives_a_quality_model_like_the_local_one(small_demo, tmp_
     data = curated_dataset(labels, small_demo.items)
     items = data.drop(columns=[schema.LABEL, schema.CONFIDENCE, "n_annotations"])
     classes = ["ok", "misleading", "prohibited"]
-    kwargs = dict(params={"n_estimators": 40, "num_leaves": 15, "learning_rate": 0.1, "num_threads": 1},
-                  valid_fraction=0.2, early_stopping_rounds=5, seed=1)
+    kwargs = dict(
+        params={"n_estimators": 40, "num_leaves": 15, "learning_rate": 0.1, "num_threads": 1},
+        valid_fraction=0.2,
+        early_stopping_rounds=5,
+        seed=1,
+    )
     local = train(items, data[schema.LABEL], classes, **kwargs)
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
-                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         remote = train_on_dask(client, items, data[schema.LABEL], classes, **kwargs)
     assert (remote.n_train, remote.n_valid) == (local.n_train, local.n_valid)
     assert set(remote.valid_metrics) == set(local.valid_metrics) == {"valid_multi_logloss"}
@@ -76,9 +86,20 @@ def test_train_quality_stage_on_a_dask_cluster_logs_like_the_local_one(pg_server
     assert dvc(project, "repro", "train_quality", env=env).returncode == 0
     params = (project / "params.yaml").read_text().replace("    enabled: false", "    enabled: true")
     (project / "params.yaml").write_text(params)
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None,
-                                  protocol="tcp", host="127.0.0.1") as cluster:
-        res = dvc(project, "repro", "train_quality", env={**env, "LABELCYCLE_DASK_SCHEDULER": cluster.scheduler_address})
+    with distributed.LocalCluster(
+        n_workers=1,
+        threads_per_worker=1,
+        processes=False,
+        dashboard_address=None,
+        protocol="tcp",
+        host="127.0.0.1",
+    ) as cluster:
+        res = dvc(
+            project,
+            "repro",
+            "train_quality",
+            env={**env, "LABELCYCLE_DASK_SCHEDULER": cluster.scheduler_address},
+        )
     assert res.returncode == 0, res.stdout + res.stderr
     runs = [r for r in runs_of(pg_server.url) if r.data.tags["labelcycle.stage"] == "train_quality"]
     by_backend = {r.data.tags["train_quality.backend"]: r for r in runs}

@@ -89,13 +89,17 @@ def test_a_run_whose_process_was_killed_is_closed_by_the_next_stage(tmp_path):
 
 
 @pytest.mark.slow
-def test_server_stopped_mid_stage_fails_clearly_and_a_rerun_completes_once_it_is_back(pg_url, tmp_path, monkeypatch):
+def test_server_stopped_mid_stage_fails_clearly_and_a_rerun_completes_once_it_is_back(
+    pg_url, tmp_path, monkeypatch
+):
     server = Server(pg_url, tmp_path / "artifacts", tmp_path).start()
     project = demo_project(tmp_path / "proj", n_items=300)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
     try:
-        with pytest.raises(TrackingError, match=r"stage demo: the MLflow tracking store at .* failed mid-run"), \
-                stage_run(project, "demo") as run:
+        with (
+            pytest.raises(TrackingError, match=r"stage demo: the MLflow tracking store at .* failed mid-run"),
+            stage_run(project, "demo") as run,
+        ):
             run.log_metrics({"before": 1.0})
             server.stop()
             run.log_metrics({"after": 2.0})
@@ -118,8 +122,14 @@ def test_server_killed_during_dvc_repro_leaves_dvc_consistent(pg_url, tmp_path):
     project = demo_project(tmp_path / "proj", n_items=300)
     env = {**os.environ, "MLFLOW_TRACKING_URI": server.url}
     try:
-        proc = subprocess.Popen([str(BIN / "dvc"), "repro", "train_quality"], cwd=project, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.Popen(
+            [str(BIN / "dvc"), "repro", "train_quality"],
+            cwd=project,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         deadline = time.time() + 300
         while time.time() < deadline:  # stop the server as soon as the aggregate stage has opened its run
             if any(r.data.tags.get("labelcycle.stage") == "aggregate" for r in runs_of(server.url)):

@@ -18,14 +18,21 @@ pytest.importorskip("moto")
 pytest.importorskip("dvc_s3")
 
 BUCKET = "labelcycle-team"
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
 
 
 @pytest.fixture
 def s3(monkeypatch, tmp_path):
     port = free_port()
-    proc = subprocess.Popen([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=(tmp_path / "moto.log").open("w"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=(tmp_path / "moto.log").open("w"),
+        stderr=subprocess.STDOUT,
+    )
     endpoint = f"http://127.0.0.1:{port}"
     for _ in range(100):
         try:
@@ -45,8 +52,10 @@ def s3(monkeypatch, tmp_path):
 def test_dvc_push_and_pull_through_an_s3_compatible_remote(s3, tmp_path):
     endpoint, client = s3
     project = demo_project(tmp_path / "proj", n_items=100)
-    for args in (("remote", "add", "-d", "team", f"s3://{BUCKET}/dvc"),
-                 ("remote", "modify", "team", "endpointurl", endpoint)):
+    for args in (
+        ("remote", "add", "-d", "team", f"s3://{BUCKET}/dvc"),
+        ("remote", "modify", "team", "endpointurl", endpoint),
+    ):
         assert dvc(project, *args).returncode == 0
     res = dvc(project, "push")
     assert res.returncode == 0, res.stdout + res.stderr
@@ -63,10 +72,15 @@ def test_dvc_push_and_pull_through_an_s3_compatible_remote(s3, tmp_path):
     assert len(list((project / "data" / "raw").rglob("*.csv"))) == 3
 
 
+@pytest.mark.slow
 def test_mlflow_server_stores_artifacts_in_s3(s3, tmp_path):
     endpoint, client = s3
-    server = Server(f"sqlite:///{tmp_path / 'mlflow.db'}", f"s3://{BUCKET}/mlflow", tmp_path,
-                    env={"MLFLOW_S3_ENDPOINT_URL": endpoint, **CREDENTIALS}).start()
+    server = Server(
+        f"sqlite:///{tmp_path / 'mlflow.db'}",
+        f"s3://{BUCKET}/mlflow",
+        tmp_path,
+        env={"MLFLOW_S3_ENDPOINT_URL": endpoint, **CREDENTIALS},
+    ).start()
     try:
         import mlflow
 
@@ -79,8 +93,9 @@ def test_mlflow_server_stores_artifacts_in_s3(s3, tmp_path):
         assert any(k.endswith(f"{run.info.run_id}/artifacts/note.txt") for k in keys), keys
         # the client never needed S3 credentials: the server proxies artifacts
         os.environ.pop("AWS_ACCESS_KEY_ID", None)
-        local = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="note.txt",
-                                                    dst_path=str(tmp_path / "dl"))
+        local = mlflow.artifacts.download_artifacts(
+            run_id=run.info.run_id, artifact_path="note.txt", dst_path=str(tmp_path / "dl")
+        )
         assert Path(local).read_text() == "hello"
     finally:
         server.stop()

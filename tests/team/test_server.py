@@ -13,7 +13,6 @@ from labelcycle.rdb import ensure_database
 from labelcycle.tracking.server import plan_server
 
 
-
 def test_server_defaults_to_localhost_one_worker_no_jobs_and_the_project_sqlite(tmp_path):
     plan = plan_server(tmp_path)
     cmd = plan.command
@@ -27,8 +26,12 @@ def test_server_defaults_to_localhost_one_worker_no_jobs_and_the_project_sqlite(
 
 
 def test_server_dry_run_prints_the_command(project):
-    res = subprocess.run([str(BIN / "labelcycle"), "server", "--dry-run", "--port", "5123"], cwd=project,
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        [str(BIN / "labelcycle"), "server", "--dry-run", "--port", "5123"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 0, res.stderr
     assert "mlflow server" in res.stdout and "--port 5123" in res.stdout and "--workers 1" in res.stdout
 
@@ -40,10 +43,13 @@ def test_missing_postgres_database_is_created_once(pg_url):
 
 
 def test_unreachable_postgres_says_where_and_what_to_check():
-    with pytest.raises(TrackingError, match=r"cannot reach PostgreSQL at 127\.0\.0\.1:1 .*is the server running"):
+    with pytest.raises(
+        TrackingError, match=r"cannot reach PostgreSQL at 127\.0\.0\.1:1 .*is the server running"
+    ):
         ensure_database("postgresql://postgres@127.0.0.1:1/labelcycle")
 
 
+@pytest.mark.slow
 def test_pipeline_runs_against_a_postgres_backed_server(pg_server, tmp_path):
     project = demo_project(tmp_path / "proj")
     res = dvc(project, "repro", "train_quality", env={"MLFLOW_TRACKING_URI": pg_server.url})
@@ -57,7 +63,8 @@ def test_pipeline_runs_against_a_postgres_backed_server(pg_server, tmp_path):
     assert train.data.tags["train_quality.backend"] == "local"
     assert train.data.metrics["n_train"] > 0 and "valid_multi_logloss" in train.data.metrics
     assert train.data.tags["curated_digest"] == by_stage["curate"].data.tags.get(
-        "curated_digest", train.data.tags["curated_digest"])
+        "curated_digest", train.data.tags["curated_digest"]
+    )
     assert {i.dataset.name for i in train.inputs.dataset_inputs} >= {"curated_train", "eval"}
     import mlflow
 
@@ -75,8 +82,17 @@ def test_two_pipelines_logging_to_one_server_at_once_lose_nothing(pg_server, tmp
     env = {"MLFLOW_TRACKING_URI": pg_server.url}
     import os
 
-    procs = [subprocess.Popen([str(BIN / "dvc"), "repro", "train_quality"], cwd=p, env={**os.environ, **env},
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for p in projects]
+    procs = [
+        subprocess.Popen(
+            [str(BIN / "dvc"), "repro", "train_quality"],
+            cwd=p,
+            env={**os.environ, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for p in projects
+    ]
     outs = [p.communicate(timeout=900)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     runs = runs_of(pg_server.url)
@@ -90,12 +106,15 @@ def test_two_pipelines_logging_to_one_server_at_once_lose_nothing(pg_server, tmp
         assert {r.info.status for r in group} == {"FINISHED"}
         ingest = next(r for r in group if r.data.tags["labelcycle.stage"] == "ingest")
         assert ingest.data.metrics["annotations_read"] == (
-            ingest.data.metrics["annotations_kept"] + ingest.data.metrics["annotations_merged"]
+            ingest.data.metrics["annotations_kept"]
+            + ingest.data.metrics["annotations_merged"]
             + ingest.data.metrics["annotations_quarantined"]
         )
     import mlflow
 
-    versions = mlflow.MlflowClient(tracking_uri=pg_server.url).search_model_versions("name='labelcycle-quality'")
+    versions = mlflow.MlflowClient(tracking_uri=pg_server.url).search_model_versions(
+        "name='labelcycle-quality'"
+    )
     assert sorted(int(v.version) for v in versions) == [1, 2]
     # every pipeline's lock names the run that trained its model
     for p in projects:

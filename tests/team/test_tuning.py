@@ -24,23 +24,38 @@ def _prepared_project(tmp_path, n_items=400, rounds=30):
 
 
 def _worker_default(project, *args):
-    return subprocess.Popen([str(BIN / "labelcycle"), "tune-worker", *args], cwd=project,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [str(BIN / "labelcycle"), "tune-worker", *args],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def _worker(project, storage, *args):
-    return subprocess.Popen([str(BIN / "labelcycle"), "tune-worker", "--study", "quality", "--storage", storage,
-                             *args], cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [str(BIN / "labelcycle"), "tune-worker", "--study", "quality", "--storage", storage, *args],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def test_dvc_set_args_turns_best_params_into_an_experiment_command():
     assert dvc_set_args({"num_leaves": 15, "learning_rate": 0.1}) == (
-        "-S train_quality.learning_rate=0.1 -S train_quality.num_leaves=15")
+        "-S train_quality.learning_rate=0.1 -S train_quality.num_leaves=15"
+    )
 
 
 def test_tune_worker_outside_a_prepared_project_says_what_to_run(project):
-    res = subprocess.run([str(BIN / "labelcycle"), "tune-worker", "--storage", "sqlite:///o.db"],
-                         cwd=project, capture_output=True, text=True)
+    res = subprocess.run(
+        [str(BIN / "labelcycle"), "tune-worker", "--storage", "sqlite:///o.db"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode != 0 and "dataset.parquet: missing; run the upstream stage first" in res.stderr
 
 
@@ -66,7 +81,9 @@ def test_workers_fill_the_tune_stage_study_and_train_quality_uses_its_best(pg_ur
     workers = [_worker_default(project, "--seed", str(i)) for i in range(2)]
     outs = [w.communicate(timeout=600)[0] for w in workers]
     assert [w.returncode for w in workers] == [0, 0], outs
-    res = dvc(project, "repro", "train_quality", env={"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"})
+    res = dvc(
+        project, "repro", "train_quality", env={"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     import json
 
@@ -81,7 +98,11 @@ def test_workers_fill_the_tune_stage_study_and_train_quality_uses_its_best(pg_ur
 def test_a_killed_worker_does_not_stop_the_study(pg_url, tmp_path):
     # long trials so the kill lands inside one; a short heartbeat so the survivor notices quickly
     project = _prepared_project(tmp_path, rounds=3000)
-    params = (project / "params.yaml").read_text().replace("early_stopping_rounds: 30", "early_stopping_rounds: 3000")
+    params = (
+        (project / "params.yaml")
+        .read_text()
+        .replace("early_stopping_rounds: 30", "early_stopping_rounds: 3000")
+    )
     (project / "params.yaml").write_text(params)
     victim = _worker(project, pg_url, "--n-trials", "5", "--heartbeat", "1", "--grace", "2")
     deadline = time.time() + 120

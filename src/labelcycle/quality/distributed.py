@@ -47,8 +47,15 @@ def dask_client(address: str | None, n_workers: int = 1, threads_per_worker: int
             "`pip install 'labelcycle[team]'` or set train_quality.dask.enabled: false"
         ) from None
     if address is None:
-        with LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker, processes=False,
-                          dashboard_address=None) as cluster, Client(cluster) as client:
+        with (
+            LocalCluster(
+                n_workers=n_workers,
+                threads_per_worker=threads_per_worker,
+                processes=False,
+                dashboard_address=None,
+            ) as cluster,
+            Client(cluster) as client,
+        ):
             yield client
         return
     try:
@@ -111,8 +118,11 @@ def train_on_dask(
         y = pd.Series(data.y[mask], name="y")
         w = None if data.weights is None else pd.Series(data.weights[mask], name="w")
         n = max(1, min(parts, len(X)))
-        return (dd.from_pandas(X, npartitions=n, sort=False), dd.from_pandas(y, npartitions=n, sort=False),
-                None if w is None else dd.from_pandas(w, npartitions=n, sort=False))
+        return (
+            dd.from_pandas(X, npartitions=n, sort=False),
+            dd.from_pandas(y, npartitions=n, sort=False),
+            None if w is None else dd.from_pandas(w, npartitions=n, sort=False),
+        )
 
     X_train, y_train, w_train = frame(~valid)
     fit_kwargs: dict[str, Any] = {"sample_weight": w_train}

@@ -25,24 +25,36 @@ HEARTBEAT_S = 30
 GRACE_S = 120
 
 
-def make_storage(url: str, heartbeat_interval: int = HEARTBEAT_S, grace_period: int = GRACE_S,
-                 max_retry: int = 2) -> Any:
+def make_storage(
+    url: str, heartbeat_interval: int = HEARTBEAT_S, grace_period: int = GRACE_S, max_retry: int = 2
+) -> Any:
     """Optuna RDB storage with heartbeats and automatic retry of trials whose worker died."""
     import optuna
     from optuna import storages
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    engine_kwargs = {"pool_pre_ping": True} if not url.startswith("sqlite") else {"connect_args": {"timeout": 60}}
+    engine_kwargs = (
+        {"pool_pre_ping": True} if not url.startswith("sqlite") else {"connect_args": {"timeout": 60}}
+    )
     with warnings.catch_warnings():  # the retry callbacks are marked experimental
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         if hasattr(storages, "RetryHeartbeatStaleTrialCallback"):  # Optuna >= 5 renamed the callback
-            retry = {"heartbeat_stale_trial_callback": storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)}
+            retry = {
+                "heartbeat_stale_trial_callback": storages.RetryHeartbeatStaleTrialCallback(
+                    max_retry=max_retry
+                )
+            }
         else:
             retry = {"failed_trial_callback": storages.RetryFailedTrialCallback(max_retry=max_retry)}
         for attempt in range(5):
             try:
-                return storages.RDBStorage(url, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
-                                           engine_kwargs=engine_kwargs, **retry)
+                return storages.RDBStorage(
+                    url,
+                    heartbeat_interval=heartbeat_interval,
+                    grace_period=grace_period,
+                    engine_kwargs=engine_kwargs,
+                    **retry,
+                )
             except Exception as exc:
                 # workers starting together race to create Optuna's tables; the loser finds them next time
                 if attempt == 4 or ("already exists" not in str(exc) and "duplicate key" not in str(exc)):
@@ -67,8 +79,9 @@ def open_study(name: str, storage: Any, *, seed: int | None, pruning: bool) -> A
     )
 
 
-def run_worker(study: Any, objective: Callable[[Any], float], *, n_trials: int | None,
-               total_trials: int | None = None) -> Any:
+def run_worker(
+    study: Any, objective: Callable[[Any], float], *, n_trials: int | None, total_trials: int | None = None
+) -> Any:
     """Run trials until ``n_trials`` here or ``total_trials`` finished in the study (all workers)."""
     import optuna
     from optuna.trial import TrialState

@@ -51,15 +51,23 @@ def plan_server(
     """The command and environment of a lean MLflow tracking server for the project at ``root``."""
     backend = backend_store_uri or f"sqlite:///{(root / 'mlflow.db').resolve()}"
     if backend.startswith("postgres://"):
-        backend = "postgresql://" + backend[len("postgres://"):]
+        backend = "postgresql://" + backend[len("postgres://") :]
     artifacts = artifacts_destination or str((root / "mlartifacts").resolve())
     cmd = [
-        sys.executable, "-m", "mlflow", "server",
-        "--backend-store-uri", backend,
-        "--artifacts-destination", artifacts,
-        "--host", host,
-        "--port", str(port),
-        "--workers", str(workers),
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        backend,
+        "--artifacts-destination",
+        artifacts,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
     ]
     if allowed_hosts:
         cmd += ["--allowed-hosts", allowed_hosts]
