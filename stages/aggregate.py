@@ -77,6 +77,8 @@ def main() -> None:
         run.log_table(analysis.table, "annotators.csv")
         run.log_table(analysis.root_causes, "root_causes.csv")
         run.log_artifact(root / "reports/annotators.html")
+        # what `labelcycle compare` diffs when a version is named by its MLflow run id (labels: curate run)
+        run.log_artifact(root / "data/interim/annotations.parquet", "curated")
         run.log_dvc_hashes(
             [
                 "data/interim/annotations.parquet",

@@ -32,6 +32,8 @@ def main() -> None:
         run.log_dataset(dataset, "curated", "training", curated_digest, "data/curated/dataset.parquet")
         run.set_tags({"curated_digest": curated_digest, "curate.action": p.action})
         run.log_metrics({k: v for k, v in summary.items() if isinstance(v, float)})
+        # what `labelcycle compare` diffs when a version is named by its MLflow run id
+        run.log_artifact(root / "data/curated/labels.parquet", "curated")
         run.log_dvc_hashes(["data/curated/labels_raw.parquet", "data/curated/error_scores.parquet"],
                            ["data/curated/labels.parquet", "data/curated/dataset.parquet"])
     print(f"curate: {p.action} at {p.threshold}: {int(result.summary['items_before'])} -> "

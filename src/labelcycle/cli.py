@@ -331,6 +331,254 @@ def annotators(
     if written:
         click.echo(f"  -> {', '.join(written)}")
 
+# --- issue 6: experiments and compare ---
+
+
+def _project_root(repo: Path | None) -> Path:
+    """The DVC project root, or the current folder when outside one (folder versions still work)."""
+    from labelcycle.versioning.dvc import find_root
+
+    try:
+        return find_root(repo)
+    except LabelcycleError:
+        return (repo or Path.cwd()).resolve()
+
+
+def _resolve_version(root: Path, spec: str):
+    """A version name -> Version: workspace, folder, DVC experiment, git revision or MLflow run id."""
+    from labelcycle.errors import UnknownVersionError
+    from labelcycle.tracking.versions import RUN_ID, resolve_run
+    from labelcycle.versioning.versions import resolve_local
+
+    tried = "workspace, a project folder, a DVC experiment name, a git revision or tag"
+    version = resolve_run(root, spec) if RUN_ID.match(spec) else None
+    if version is None:
+        version = resolve_local(root, spec)
+    if version is None and not RUN_ID.match(spec):
+        tried += ", an MLflow run id (32 hex characters)"
+    if version is None:
+        raise UnknownVersionError(
+            f"unknown version {spec!r} in {root}: it is not {tried}; list versions with `labelcycle experiments` "
+            "(or `dvc exp show`, `git tag`)"
+        )
+    return version
+
+
+def _load_version(root: Path, version):
+    from labelcycle.tracking.versions import load_run_version
+    from labelcycle.versioning.versions import load_local
+
+    if version.kind == "mlflow_run":
+        return load_run_version(root, version)
+    return load_local(root, version)
+
+
+def _version_slices(data_b, data_c, eval_ids) -> pd.DataFrame | None:
+    items = data_b.items if data_b.items is not None else data_c.items
+    if items is None:
+        return None
+    cols = [c for c in items.columns if c != schema.ITEM_ID and not pd.api.types.is_numeric_dtype(items[c])
+            and 1 < items[c].nunique() <= 50]
+    if not cols:
+        return None
+    frame = items[[schema.ITEM_ID, *cols]].assign(**{schema.ITEM_ID: items[schema.ITEM_ID].astype(str)})
+    frame = frame[frame[schema.ITEM_ID].isin(set(eval_ids))]
+    return frame if len(frame) == len(set(eval_ids)) else None
+
+
+def _method(params: dict) -> str | None:
+    agg = params.get("aggregate") or {}
+    return str(agg.get("method")) if isinstance(agg, dict) and agg.get("method") else None
+
+
+def _print_table(df: pd.DataFrame) -> None:
+    if df.empty:
+        click.echo("(none)")
+        return
+    shown = df.copy()
+    for col in shown.columns:
+        if pd.api.types.is_float_dtype(shown[col]):
+            shown[col] = shown[col].map(lambda v: "" if pd.isna(v) else f"{v:.4f}")
+    shown = shown.fillna("").astype(str)
+    widths = {c: max(len(str(c)), *(len(v) for v in shown[c])) for c in shown.columns}
+    click.echo("  ".join(str(c).ljust(widths[c]) for c in shown.columns))
+    click.echo("  ".join("-" * widths[c] for c in shown.columns))
+    for _, row in shown.iterrows():
+        click.echo("  ".join(row[c].ljust(widths[c]) for c in shown.columns))
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the versions as a JSON list.")
+@click.option("--repo", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Project folder (default: the one holding the current folder).")
+def experiments(as_json: bool, repo: Path | None) -> None:
+    """List dataset versions (MLflow pipeline runs, DVC experiments, the workspace) side by side.
+
+    Any value of the version column can be passed to `labelcycle compare`.
+    """
+    import json
+
+    import yaml
+
+    from labelcycle.errors import TrackingError
+    from labelcycle.tracking.versions import KEY_METRICS, KEY_PARAMS, pipeline_versions
+    from labelcycle.versioning.versions import WORKSPACE, _git, experiment_refs
+
+    root = _project_root(repo)
+    try:
+        table = pipeline_versions(root)
+    except TrackingError as exc:
+        click.echo(f"warning: MLflow runs not listed: {exc}", err=True)
+        table = pd.DataFrame()
+
+    def local_row(version: str, source: str, params: dict, metrics: dict, agg: dict, rev: str | None) -> dict:
+        row = {"version": version, "source": source, "dvc_exp": version if source == "dvc" else "",
+               "git_rev": (rev or "")[:10], "curated_digest": str(agg.get("curated_digest", ""))[:12],
+               "eval_digest": str(metrics.get("eval_digest", ""))[:12]}
+        for k in KEY_PARAMS:
+            sec, _, key = k.partition(".")
+            row[k] = str((params.get(sec) or {}).get(key, ""))
+        for k in KEY_METRICS:
+            row[k] = metrics.get(k)
+        return row
+
+    def at_rev(rev: str, path: str, parse):
+        text = _git(root, "show", f"{rev}:{path}")
+        try:
+            return parse(text) if text else {}
+        except Exception:
+            return {}
+
+    rows = []
+    for name, sha in experiment_refs(root).items():
+        params = at_rev(sha, "params.yaml", yaml.safe_load) or {}
+        metrics = at_rev(sha, "reports/metrics.json", json.loads)
+        agg = at_rev(sha, "reports/aggregate.json", json.loads)
+        hit = table[table["dvc_exp"] == name] if len(table) else table
+        if len(hit):
+            table.loc[hit.index, "source"] = "mlflow+dvc"
+            table.loc[hit.index, "dvc_exp"] = name
+            continue
+        rows.append(local_row(name, "dvc", params, metrics, agg, sha))
+    if (root / "reports/metrics.json").exists():
+        ws = lambda p, parse: parse((root / p).read_text()) if (root / p).exists() else {}  # noqa: E731
+        rows.append(local_row(WORKSPACE, "workspace", ws("params.yaml", yaml.safe_load) or {},
+                              ws("reports/metrics.json", json.loads), ws("reports/aggregate.json", json.loads),
+                              _git(root, "rev-parse", "HEAD")))
+    table = pd.concat([table, pd.DataFrame(rows)], ignore_index=True) if rows else table
+    if as_json:
+        click.echo(json.dumps(json.loads(table.to_json(orient="records")), indent=2))
+        return
+    cols = [c for c in ("version", "source", "dvc_exp", "git_rev", "curated_digest", "eval_digest", *KEY_PARAMS,
+                        *KEY_METRICS) if c in table.columns]
+    _print_table(table[cols] if len(table) else table)
+
+
+@main.command()
+@click.argument("base")
+@click.argument("candidate")
+@click.option("--json", "as_json", is_flag=True, help="Print the full comparison as one JSON object.")
+@click.option("--html", "html_out", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Write an offline HTML report (plots inlined) to this file.")
+@click.option("--metric", "primary_metric", default="macro_f1", show_default=True,
+              help="Metric the verdict is made on.")
+@click.option("--n-boot", type=click.IntRange(min=10), default=1000, show_default=True,
+              help="Paired bootstrap resamples.")
+@click.option("--n-boot-auc", type=click.IntRange(min=10), default=200, show_default=True,
+              help="Resamples for ROC-AUC / PR-AUC (the costly metrics on large eval sets).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--no-log", is_flag=True, help="Do not log the comparison to MLflow.")
+@click.option("--repo", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Project folder (default: the one holding the current folder).")
+def compare(base, candidate, as_json, html_out, primary_metric, n_boot, n_boot_auc, seed, no_log, repo) -> None:
+    """Compare two dataset versions by downstream impact on the frozen gold eval split.
+
+    BASE and CANDIDATE: `workspace`, a project folder, a DVC experiment name, a git revision or tag, or an
+    MLflow run id (any stage run of a pipeline run). Uses the saved per-item predictions (no retraining).
+    """
+    import json
+
+    from labelcycle.comparison import compare_versions, render_html
+    from labelcycle.errors import MissingPredictionsError
+    from labelcycle.versioning.diff import diff_datasets
+
+    root = _project_root(repo)
+    versions = [_resolve_version(root, spec) for spec in (base, candidate)]
+    data = [_load_version(root, v) for v in versions]
+    for role, d in zip(("base", "candidate"), data, strict=True):
+        if d.predictions is None:
+            where = {"mlflow_run": "its pipeline run has no evaluate-stage run with predictions.parquet",
+                     "workspace": f"{root / 'reports/predictions.parquet'} is missing",
+                     "folder": f"{d.version.path}/reports/predictions.parquet is missing"}.get(
+                d.version.kind, f"reports/predictions.parquet is not at revision {str(d.version.rev)[:10]} "
+                                "(nor in the local DVC cache)")
+            raise MissingPredictionsError(
+                f"{role} version {d.version.spec!r} ({d.version.kind}) has no saved predictions: {where}; run the "
+                "pipeline through its evaluate stage for that version (`dvc repro` / `dvc exp run`), or pick "
+                "another version from `labelcycle experiments`"
+            )
+    db, dc = data
+    diff = None
+    if db.labels is not None and dc.labels is not None:
+        diff = diff_datasets(db.labels, dc.labels, base_annotations=db.annotations,
+                             candidate_annotations=dc.annotations, base_method=_method(db.params),
+                             candidate_method=_method(dc.params))
+    eval_ids = db.predictions[schema.ITEM_ID].astype(str).tolist()
+    report = compare_versions(
+        db.predictions, dc.predictions,
+        base_eval_digest=db.metrics.get("eval_digest"), candidate_eval_digest=dc.metrics.get("eval_digest"),
+        dataset_diff=diff, slices=_version_slices(db, dc, eval_ids),
+        base=db.version.describe(), candidate=dc.version.describe(),
+        n_boot=n_boot, n_boot_rank=n_boot_auc, seed=seed, primary_metric=primary_metric,
+    )
+    if diff is None:
+        report = type(report)(**{**report.__dict__, "notes": ("curated labels missing for a version: no dataset diff",)})
+    page = render_html(report) if html_out is not None else None
+    if page is not None:
+        html_out.parent.mkdir(parents=True, exist_ok=True)
+        html_out.write_text(page)
+    out = report.to_dict()
+    if not no_log:
+        from labelcycle.tracking.versions import log_comparison, runs_for
+
+        linked = [runs_for(root, v) if v.kind != "mlflow_run" else v for v in versions]
+        out["base"], out["candidate"] = linked[0].describe(), linked[1].describe()
+        tags = {"labelcycle.verdict": report.verdict, "labelcycle.primary_metric": primary_metric}
+        for role, v in zip(("base", "candidate"), linked, strict=True):
+            tags.update({f"compare.{role}": v.spec, f"compare.{role}.kind": v.kind,
+                         f"compare.{role}.rev": v.rev or "", f"compare.{role}.dvc_exp": v.exp_name or "",
+                         f"compare.{role}.pipeline_run": v.pipeline_run or "",
+                         f"compare.{role}.run_ids": json.dumps(dict(v.run_ids))})
+            for stage, run_id in v.run_ids.items():
+                tags[f"compare.{role}.run.{stage}"] = run_id
+        if diff is not None:
+            tags.update({"dataset_diff.items_added": str(diff.items_added),
+                         "dataset_diff.items_removed": str(diff.items_removed),
+                         "dataset_diff.labels_changed": str(diff.labels_changed)})
+        metrics = {}
+        for name, m in out["metrics"].items():
+            if "__" in name:
+                continue
+            for k in ("base", "candidate", "delta", "ci_low", "ci_high", "p_value"):
+                metrics[f"{name}.{k}"] = m[k]
+        out["mlflow_run_id"] = log_comparison(root, out, tags, metrics, page)
+    if as_json:
+        click.echo(json.dumps(out, indent=2, default=str))
+        return
+    if diff is not None:
+        click.echo(f"dataset diff: {diff.items_added} items added, {diff.items_removed} removed, "
+                   f"{diff.labels_changed} labels changed (of {diff.items_common} common items)")
+    click.echo(f"paired on {report.paired.n} gold eval items ({report.paired.n_boot} resamples):")
+    from labelcycle.evaluation.metrics import SUMMARY_METRICS
+
+    table = report.paired.table[report.paired.table["metric"].isin(SUMMARY_METRICS)]
+    _print_table(table[["metric", "base", "candidate", "delta", "ci_low", "ci_high", "p_value"]])
+    click.echo(f"verdict ({primary_metric}): {report.verdict}")
+    if html_out is not None:
+        click.echo(f"report: {html_out}")
+    if "mlflow_run_id" in out:
+        click.echo(f"logged to MLflow as run {out['mlflow_run_id']}")
+
 
 # --- issue 4: errors and review ---
 

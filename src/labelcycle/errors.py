@@ -52,3 +52,13 @@ class TrackingError(LabelcycleError):
 
 class EvalSetMismatchError(LabelcycleError):
     """Two evaluations were made on different gold eval splits and cannot be compared."""
+
+
+class UnknownVersionError(LabelcycleError):
+    """A version name is neither "workspace", a project folder, a DVC experiment, a git revision nor an MLflow run."""
+
+    exit_code = 2
+
+
+class MissingPredictionsError(LabelcycleError):
+    """A version has no saved per-item predictions on the gold eval split (its evaluate stage never ran)."""

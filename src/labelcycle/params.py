@@ -195,3 +195,17 @@ class CurateParams:
             raise ValueError(f"action must be one of none, drop, relabel, downweight (got {self.action!r})")
         if not 0 <= self.threshold <= 1:
             raise ValueError("threshold must be in [0, 1]")
+
+
+@dataclass(frozen=True)
+class SampleParams:
+    fraction: float = 1.0
+    strategy: str = "uniform"  # uniform | stratified (same fraction of every label)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 < float(self.fraction) <= 1:
+            raise ValueError("fraction must be in (0, 1]")
+        if self.strategy not in ("uniform", "stratified"):
+            raise ValueError("strategy must be uniform or stratified")
+

@@ -24,8 +24,13 @@ _WRITTEN: list[Path] = []
 
 
 def project_root() -> Path:
-    """The DVC project root: ``DVC_ROOT`` when DVC runs the stage, else the current folder."""
-    return Path(os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
+    """The project root: the current folder when it holds dvc.yaml (DVC runs stages there, also in the
+    temporary copies of ``dvc exp run --temp``/``--queue``, where ``DVC_ROOT`` names the parent repo),
+    else ``DVC_ROOT``, else the current folder."""
+    here = Path.cwd().resolve()
+    if (here / "dvc.yaml").exists():
+        return here
+    return Path(os.environ.get("DVC_ROOT") or here).resolve()
 
 
 def stage_params(cls: type[T], name: str, root: Path | None = None) -> T:

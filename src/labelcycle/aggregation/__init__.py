@@ -3,13 +3,31 @@
 from __future__ import annotations
 
 from labelcycle.aggregation.base import BaseAggregator
+from labelcycle.aggregation.dawid_skene import DawidSkene
+from labelcycle.aggregation.hierarchical_dawid_skene import HierarchicalDawidSkene
 from labelcycle.aggregation.majority_vote import MajorityVote
+from labelcycle.aggregation.one_coin import OneCoinDawidSkene
+from labelcycle.aggregation.weighted_majority_vote import WeightedMajorityVote
 
 #: every aggregator by its ``--method`` / ``aggregate.method`` name
 METHODS: dict[str, type[BaseAggregator]] = {
-    MajorityVote.name: MajorityVote,
+    cls.name: cls
+    for cls in (MajorityVote, WeightedMajorityVote, DawidSkene, OneCoinDawidSkene, HierarchicalDawidSkene)
 }
-DEFAULT_METHOD = MajorityVote.name
+#: the same setting on every data set; see benchmarks/results/aggregation.md for the evidence
+DEFAULT_METHOD = HierarchicalDawidSkene.name
+
+__all__ = [
+    "DEFAULT_METHOD",
+    "METHODS",
+    "BaseAggregator",
+    "DawidSkene",
+    "HierarchicalDawidSkene",
+    "MajorityVote",
+    "OneCoinDawidSkene",
+    "WeightedMajorityVote",
+    "make_aggregator",
+]
 
 
 def make_aggregator(method: str, classes: tuple[str, ...] | list[str] | None = None) -> BaseAggregator:

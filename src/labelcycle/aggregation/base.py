@@ -65,14 +65,21 @@ def encode(annotations: pd.DataFrame, classes: tuple[str, ...] | list[str] | Non
         )
     item_codes, items = pd.factorize(annotations[schema.ITEM_ID].astype(str), sort=True)
     ann_codes, annotators = pd.factorize(annotations[schema.ANNOTATOR_ID].astype(str), sort=True)
-    labels = annotations[schema.LABEL].astype(str)
+    # factorize first (fast on millions of rows), then map the few distinct labels to class codes
+    raw_codes, distinct = pd.factorize(annotations[schema.LABEL].astype(str), sort=True)
+    distinct = [str(v) for v in distinct]
     if classes is None:
-        classes = tuple(sorted(labels.unique()))
+        classes = tuple(distinct)
     classes = tuple(str(c) for c in classes)
-    label_codes = pd.Categorical(labels, categories=list(classes)).codes.astype(np.int64)
-    if (label_codes < 0).any():
-        unknown = sorted(set(labels[label_codes < 0]))[:5]
-        raise SchemaError(f"labels {unknown} are not in the label set {list(classes)}")
+    position = {c: i for i, c in enumerate(classes)}
+    unknown = [v for v in distinct if v not in position]
+    if unknown:
+        raise SchemaError(
+            f"labels {unknown[:5]} are not in the label set {list(classes)}; "
+            "add them to the label set (classes) or fix the annotations"
+        )
+    mapping = np.array([position[v] for v in distinct], dtype=np.int64)
+    label_codes = mapping[raw_codes] if len(mapping) else np.zeros(len(raw_codes), dtype=np.int64)
     return Encoded(
         item=item_codes.astype(np.int64),
         annotator=ann_codes.astype(np.int64),

@@ -50,6 +50,13 @@ SUMMARY_METRICS: tuple[str, ...] = (
     "brier",
 )
 PER_CLASS_METRICS: tuple[str, ...] = ("precision", "recall", "f1", "roc_auc", "pr_auc")
+#: Ranking metrics (the expensive ones under resampling), by name or per-class prefix.
+RANK_METRICS: frozenset[str] = frozenset({"roc_auc_ovr", "pr_auc_ovr", "roc_auc", "pr_auc"})
+
+
+def is_rank_metric(metric: str) -> bool:
+    """Whether ``metric`` is a ROC-AUC / PR-AUC (summary or per class)."""
+    return metric.split("__", 1)[0] in RANK_METRICS
 #: Metrics where a smaller value is better; every other metric is better when larger.
 LOWER_IS_BETTER: frozenset[str] = frozenset({"log_loss", "ece", "brier"})
 
@@ -359,7 +366,7 @@ def _rank_metrics(rp: _RankPrep, w64: np.ndarray, total: np.ndarray) -> tuple[np
     return np.where(undefined, np.nan, auc), np.where(undefined, np.nan, ap)
 
 
-def weighted_metrics(prep: PreparedEval, weights: np.ndarray) -> dict[str, np.ndarray]:
+def weighted_metrics(prep: PreparedEval, weights: np.ndarray, *, rank: bool = True) -> dict[str, np.ndarray]:
     """Every metric under each row of item weights.
 
     Args:
@@ -367,6 +374,9 @@ def weighted_metrics(prep: PreparedEval, weights: np.ndarray) -> dict[str, np.nd
         weights: ``(B, n)`` non-negative item weights (ones for the plain metric, draw counts for a
             bootstrap resample). float64 or float32 (float32 is exact for counts and halves memory
             traffic for large ``B``).
+        rank: compute the ranking metrics (ROC-AUC, PR-AUC); when False they are NaN. They cost most
+            (cumulative sums over the distinct scores per class), so callers that need them on fewer
+            resamples than the rest skip them on the other blocks.
 
     Returns:
         metric name -> array of shape ``(B,)``, keys as in :func:`metric_names`.
@@ -385,11 +395,12 @@ def weighted_metrics(prep: PreparedEval, weights: np.ndarray) -> dict[str, np.nd
     recall = _safe_div(tp, true_c)
     f1 = _safe_div(2.0 * tp, true_c + pred_c)
 
-    auc = np.empty((w.shape[0], prep.k))
-    ap = np.empty((w.shape[0], prep.k))
-    w64 = w.astype(np.float64, copy=False)  # bincount works in float64
-    for j, rp in enumerate(prep.rank):
-        auc[:, j], ap[:, j] = _rank_metrics(rp, w64, tot)
+    auc = np.full((w.shape[0], prep.k), np.nan)
+    ap = np.full((w.shape[0], prep.k), np.nan)
+    if rank:
+        w64 = w.astype(np.float64, copy=False)  # bincount works in float64
+        for j, rp in enumerate(prep.rank):
+            auc[:, j], ap[:, j] = _rank_metrics(rp, w64, tot)
 
     out: dict[str, np.ndarray] = {
         "accuracy": _safe_div(s[:, c["correct"]][:, 0], tot),

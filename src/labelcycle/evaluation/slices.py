@@ -20,6 +20,7 @@ from labelcycle.evaluation.metrics import (
     check_classes,
     check_proba,
     encode_labels,
+    is_rank_metric,
     prepare_eval,
 )
 from labelcycle.evaluation.paired import PredictionSet, align_pair, paired_table
@@ -172,6 +173,7 @@ def slice_paired(
             f"{absent.size} eval item(s) have no row in the slice table (e.g. {absent[:3].tolist()!r})"
         )
     sl = sl.loc[b.item_ids].reset_index(drop=True)
+    need_rank = metrics is None or any(is_rank_metric(m) for m in metrics)  # skip costly AUCs when unused
     root = _seed_sequence(random_state)
     frames = []
     for col, value, rows in _slices(sl, columns):
@@ -180,7 +182,8 @@ def slice_paired(
             continue
         prep_b = prepare_eval(b.y_true[rows], b.proba[rows], b.classes, n_bins=n_bins)
         prep_c = prepare_eval(c.y_true[rows], c.proba[rows], c.classes, n_bins=n_bins)
-        table, _ = paired_table(prep_b, prep_c, n_boot=n_boot, random_state=seed, confidence=confidence)
+        table, _ = paired_table(prep_b, prep_c, n_boot=n_boot, random_state=seed, confidence=confidence,
+                                rank=need_rank)
         if metrics is not None:
             table = table[table["metric"].isin(list(metrics))]
         frames.append(table.assign(slice_column=col, slice_value=value))

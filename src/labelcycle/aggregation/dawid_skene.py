@@ -1,0 +1,103 @@
+"""Dawid-Skene: one full confusion matrix per annotator, fitted by EM (Dawid & Skene, 1979)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from labelcycle.aggregation import _em
+from labelcycle.aggregation.base import BaseAggregator, Encoded
+
+
+class DawidSkene(BaseAggregator):
+    """Classic Dawid-Skene with additive (Dirichlet) smoothing of the confusion matrices.
+
+    EM starts from majority-vote shares. The M-step adds ``alpha`` to every confusion cell and
+    ``prior_alpha`` to every class count (a MAP estimate under symmetric Dirichlet priors), so an
+    annotator with one label never gets a zero probability. A class in ``classes`` that no
+    annotator ever gave keeps its column with probability 0: nothing in the data can identify it. The E-step is
+    ``log P(true = t | item) = log prior_t + sum_rows log confusion[annotator, t, given]``.
+
+    Duplicate (item, annotator) rows are counted as separate votes.
+
+    Args:
+        classes: the label set in order; inferred (sorted) when None.
+        max_iter: EM iteration cap.
+        tol: stop when the log marginal likelihood per annotation row (log-posterior, with the
+            priors, for the smoothed models) gains less than ``tol`` in one iteration.
+        alpha: pseudo-count added to every confusion cell.
+        prior_alpha: pseudo-count added to every class when estimating class priors.
+
+    Attributes:
+        labels_, probas_, skills_: see :mod:`labelcycle.aggregation.base`; skills are expected
+            accuracies ``sum_t prior_t * confusion[a, t, t]``.
+        confusions_: ``annotators x true x given`` array.
+        priors_: ``pd.Series`` of class priors.
+        n_iter_: EM iterations run; ``converged_``: whether ``tol`` was reached.
+        log_likelihood_: log marginal likelihood of the data at the final parameters.
+    """
+
+    name = "dawid_skene"
+
+    def __init__(
+        self,
+        classes: tuple[str, ...] | list[str] | None = None,
+        max_iter: int = 100,
+        tol: float = 1e-5,
+        alpha: float = 0.01,
+        prior_alpha: float = 1.0,
+    ) -> None:
+        super().__init__(classes=classes)
+        self.max_iter = max_iter
+        self.tol = tol
+        self.alpha = alpha
+        self.prior_alpha = prior_alpha
+
+    def fit(self, annotations: pd.DataFrame) -> DawidSkene:
+        _em.check_em_params(self.tol, self.max_iter)
+        enc = _em.encode_nonempty(annotations, self.classes)
+        codes = _em.Codes.from_encoded(enc)
+        posteriors = _em.vote_shares(codes)
+        # a class no annotator ever gave has no evidence and an unidentified confusion row: prior 0
+        given = _em.vote_matrix(codes).sum(axis=0) > 0
+        confusions = priors = None
+        log_lik = previous = -np.inf
+        self.converged_ = False
+        self.n_iter_ = 0
+        for _ in range(int(self.max_iter)):
+            self.n_iter_ += 1
+            priors = _em.class_priors(posteriors, self.prior_alpha, given)
+            confusions = self._m_step(codes, posteriors)
+            with np.errstate(divide="ignore"):
+                log_priors = np.log(priors)
+            log_joint = _em.item_log_likelihoods(codes, np.log(confusions)) + log_priors
+            new_post, log_lik = _em.normalise_log(log_joint)
+            posteriors = new_post
+            per_row = log_lik / max(codes.n_rows, 1)
+            if per_row - previous < self.tol:
+                self.converged_ = True
+                break
+            previous = per_row
+        self._store(enc, posteriors, confusions, priors, log_lik)
+        return self
+
+    def _m_step(self, codes: _em.Codes, posteriors: np.ndarray) -> np.ndarray:
+        counts = _em.soft_confusion_counts(codes, posteriors) + self.alpha
+        return counts / counts.sum(axis=2, keepdims=True)
+
+    def _store(
+        self,
+        enc: Encoded,
+        posteriors: np.ndarray,
+        confusions: np.ndarray | None,
+        priors: np.ndarray | None,
+        log_lik: float,
+    ) -> None:
+        k = enc.n_classes
+        if confusions is None or priors is None:  # max_iter guard makes this unreachable
+            confusions = np.full((enc.n_annotators, k, k), 1.0 / k)
+            priors = np.full(k, 1.0 / k)
+        self.confusions_ = confusions
+        self.priors_ = pd.Series(priors, index=list(enc.classes), name="prior")
+        self.log_likelihood_ = log_lik
+        self._set_results(enc, posteriors, _em.expected_accuracy(confusions, priors))

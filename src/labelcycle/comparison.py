@@ -1,0 +1,251 @@
+"""Compare two dataset versions by downstream impact (DataFrames in, a report out; no I/O).
+
+Pieces: the row-level diff of the curated data (:mod:`labelcycle.versioning.diff`), the paired
+comparison of the saved per-item predictions on the same frozen gold eval items
+(:mod:`labelcycle.evaluation.paired`, no retraining), per-slice deltas, and a verdict on the primary
+metric. :func:`render_html` turns the report into one offline HTML page (plots inlined as base64 PNG).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from labelcycle import schema
+from labelcycle.errors import EvalSetMismatchError, SchemaError
+from labelcycle.evaluation.paired import PairedComparison, PredictionSet, compare_paired, verdict
+from labelcycle.evaluation.slices import slice_paired
+from labelcycle.versioning.diff import DatasetDiff
+
+GOLD = "gold_label"
+PRIMARY_METRIC = "macro_f1"
+SLICE_METRICS = ("accuracy", "macro_f1")
+
+
+@dataclass(frozen=True)
+class ComparisonReport:
+    """Everything ``labelcycle compare`` reports."""
+
+    base: dict[str, Any]
+    candidate: dict[str, Any]
+    paired: PairedComparison
+    slices: pd.DataFrame
+    verdict: str
+    primary_metric: str
+    dataset_diff: DatasetDiff | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def metrics_dict(self) -> dict[str, dict[str, Any]]:
+        out = {}
+        for r in self.paired.table.itertuples(index=False):
+            out[r.metric] = {k: _num(getattr(r, k)) for k in ("base", "candidate", "delta", "ci_low", "ci_high",
+                                                               "p_value")}
+            out[r.metric]["p_method"] = r.p_method
+            out[r.metric]["higher_is_better"] = bool(r.higher_is_better)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``--json`` object: dataset_diff, metrics.<name>.{base,candidate,delta,ci_low,ci_high,p_value},
+        slices, verdict and the two versions."""
+        return {
+            "base": self.base,
+            "candidate": self.candidate,
+            "dataset_diff": self.dataset_diff.to_dict() if self.dataset_diff is not None else None,
+            "eval": {"items": self.paired.n, "eval_digest": self.paired.eval_digest, "n_boot": self.paired.n_boot,
+                     "confidence": self.paired.confidence,
+                     "mcnemar": {"base_only_correct": self.paired.mcnemar.base_only,
+                                 "candidate_only_correct": self.paired.mcnemar.candidate_only,
+                                 "p_exact": self.paired.mcnemar.p_exact, "p_mid": self.paired.mcnemar.p_mid}},
+            "metrics": self.metrics_dict(),
+            "slices": [{k: (_num(v) if isinstance(v, float) else v) for k, v in row.items()}
+                       for row in self.slices.to_dict(orient="records")],
+            "primary_metric": self.primary_metric,
+            "verdict": self.verdict,
+            "notes": list(self.notes) + list(self.paired.notes),
+        }
+
+
+def _num(v: Any) -> float | None:
+    v = float(v)
+    return None if math.isnan(v) else v
+
+
+def classes_of(predictions: pd.DataFrame) -> tuple[str, ...]:
+    """The label set of a predictions table, from its ``proba_<class>`` columns (in column order)."""
+    return tuple(c[len(schema.PROBA_PREFIX):] for c in predictions.columns if c.startswith(schema.PROBA_PREFIX))
+
+
+def prediction_set(predictions: pd.DataFrame, eval_digest: str | None, name: str) -> PredictionSet:
+    """A :class:`PredictionSet` from the evaluate stage's ``reports/predictions.parquet`` layout
+    (``item_id, gold_label, label, proba_<class>...``; ``label`` is the prediction).
+
+    Raises:
+        SchemaError: the gold label or probability columns are missing.
+    """
+    if GOLD not in predictions.columns:
+        raise SchemaError(
+            f"{name} predictions lack the {GOLD!r} column; expected reports/predictions.parquet as the "
+            "evaluate stage writes it (item_id, gold_label, label, proba_<class>...)"
+        )
+    classes = classes_of(predictions)
+    if len(classes) < 2:
+        raise SchemaError(f"{name} predictions have fewer than two {schema.PROBA_PREFIX}<class> columns")
+    frame = predictions.drop(columns=[schema.LABEL], errors="ignore").rename(columns={GOLD: schema.LABEL})
+    return PredictionSet.from_frame(frame, classes, eval_digest=eval_digest or None)
+
+
+def compare_versions(
+    base_predictions: pd.DataFrame,
+    candidate_predictions: pd.DataFrame,
+    *,
+    base_eval_digest: str | None = None,
+    candidate_eval_digest: str | None = None,
+    dataset_diff: DatasetDiff | None = None,
+    slices: pd.DataFrame | None = None,
+    base: dict[str, Any] | None = None,
+    candidate: dict[str, Any] | None = None,
+    n_boot: int = 1000,
+    n_boot_rank: int = 200,
+    slice_n_boot: int = 200,
+    min_slice_size: int = 30,
+    seed: int = 0,
+    primary_metric: str = PRIMARY_METRIC,
+) -> ComparisonReport:
+    """Paired downstream impact of two versions on the same frozen eval items, plus the data diff.
+
+    Args:
+        base_predictions, candidate_predictions: per-item predictions (evaluate-stage layout).
+        base_eval_digest, candidate_eval_digest: digest of the gold eval split each was made on.
+        dataset_diff: the curated-data diff (see :func:`labelcycle.versioning.diff.diff_datasets`).
+        slices: ``item_id`` plus categorical columns for per-slice deltas (None: by gold label).
+        base, candidate: descriptions of the two versions (carried into the report).
+        n_boot: paired bootstrap resamples for the overall metrics; ``slice_n_boot`` per slice.
+        n_boot_rank: resamples for ROC-AUC / PR-AUC (the first ``n_boot_rank`` of the same stream):
+            they cost most, and 200 resamples put a 95% interval within a few thousandths.
+        min_slice_size: slices with fewer eval items are skipped.
+        seed: the only source of randomness.
+        primary_metric: the metric the verdict is made on.
+
+    Raises:
+        EvalSetMismatchError: the versions were evaluated on different eval sets.
+        SchemaError: a predictions table is not in the evaluate-stage layout.
+    """
+    b = prediction_set(base_predictions, base_eval_digest, "base")
+    c = prediction_set(candidate_predictions, candidate_eval_digest, "candidate")
+    if b.classes != c.classes:
+        raise EvalSetMismatchError(
+            f"the two versions predict different label sets: base {list(b.classes)!r}, candidate "
+            f"{list(c.classes)!r}; compare versions made with the same ingest.labels"
+        )
+    root = np.random.SeedSequence(seed)
+    overall_seed, slice_seed = root.spawn(2)
+    paired = compare_paired(b, c, n_boot=n_boot, random_state=np.random.default_rng(overall_seed),
+                            n_boot_rank=n_boot_rank)
+    if slices is None:
+        slices = pd.DataFrame({schema.ITEM_ID: b.item_ids, GOLD: b.y_true})
+    slice_table = slice_paired(b, c, slices, metrics=list(SLICE_METRICS), n_boot=slice_n_boot,
+                               random_state=slice_seed, min_n=min_slice_size)
+    return ComparisonReport(
+        base=base or {}, candidate=candidate or {}, paired=paired, slices=slice_table,
+        verdict=verdict(paired, primary_metric), primary_metric=primary_metric, dataset_diff=dataset_diff,
+    )
+
+
+# --- HTML ----------------------------------------------------------------------------------------
+
+
+def _png(fig: Any) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    return f'<img alt="plot" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+
+
+def _transition_figure(t: pd.DataFrame) -> Any:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    k = max(len(t), 1)
+    fig = Figure(figsize=(2.5 + 0.9 * k, 1.8 + 0.7 * k), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    m = t.to_numpy()
+    off = m.copy()
+    np.fill_diagonal(off, 0)
+    ax.imshow(off, cmap="Oranges", vmin=0)
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            ax.text(j, i, str(int(m[i, j])), ha="center", va="center", fontsize=9)
+    ax.set_xticks(range(len(t.columns)), list(t.columns), rotation=30, ha="right")
+    ax.set_yticks(range(len(t.index)), list(t.index))
+    ax.set_xlabel("candidate label")
+    ax.set_ylabel("base label")
+    ax.set_title("label transitions (common items; colour = changed)", fontsize=9)
+    return fig
+
+
+def _table(df: pd.DataFrame, floats: str = "{:.4f}") -> str:
+    if df is None or df.empty:
+        return "<p><em>none</em></p>"
+    return df.to_html(index=False, border=0, classes="t", float_format=lambda v: floats.format(v), na_rep="-")
+
+
+def render_html(report: ComparisonReport) -> str:
+    """One self-contained HTML page (no scripts, no external resources)."""
+    from labelcycle.evaluation.metrics import SUMMARY_METRICS
+    from labelcycle.evaluation.plots import plot_paired_forest
+
+    esc = html.escape
+    d = report.dataset_diff
+    colour = {"better": "#1a7f37", "worse": "#cf222e"}.get(report.verdict, "#57606a")
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>labelcycle compare</title><style>",
+        "body{font-family:sans-serif;margin:2em;max-width:1100px} table.t{border-collapse:collapse;font-size:13px}"
+        " .t td,.t th{border-bottom:1px solid #ddd;padding:3px 8px;text-align:right} .t th{background:#f6f8fa}"
+        " .v{font-size:1.4em;font-weight:bold} img{max-width:100%}",
+        "</style></head><body>",
+        "<h1>Dataset version comparison</h1>",
+        f"<p>base: <code>{esc(str(report.base.get('spec', '')))}</code> ({esc(str(report.base.get('kind', '')))}, "
+        f"rev {esc(str(report.base.get('rev') or '-'))[:12]})<br>candidate: "
+        f"<code>{esc(str(report.candidate.get('spec', '')))}</code> ({esc(str(report.candidate.get('kind', '')))}, "
+        f"rev {esc(str(report.candidate.get('rev') or '-'))[:12]})</p>",
+        f"<p class='v' style='color:{colour}'>verdict: {esc(report.verdict)}</p>",
+        f"<p>on {esc(report.primary_metric)}, paired bootstrap {report.paired.confidence:.0%} interval over "
+        f"{report.paired.n} frozen gold eval items ({report.paired.n_boot} resamples; eval digest "
+        f"<code>{esc(str(report.paired.eval_digest or '-'))}</code>). Accuracy p-value: mid-p McNemar "
+        f"({report.paired.mcnemar.base_only} items only base got right, {report.paired.mcnemar.candidate_only} "
+        "only the candidate).</p>",
+        "<h2>Downstream impact</h2>",
+    ]
+    summary = report.paired.table[report.paired.table["metric"].isin(SUMMARY_METRICS)]
+    parts.append(_table(summary.drop(columns=["n"])))
+    parts.append(_png(plot_paired_forest(report.paired.table)))
+    if len(report.slices):
+        parts.append("<h2>Per-slice deltas</h2>")
+        parts.append(_table(report.slices))
+        parts.append(_png(plot_paired_forest(report.slices, metrics=["accuracy"])))
+    parts.append("<h2>Dataset diff (curated labels)</h2>")
+    if d is None:
+        parts.append("<p><em>curated labels not available for one of the versions</em></p>")
+    else:
+        counts = pd.DataFrame([{"items base": d.items_base, "items candidate": d.items_candidate,
+                                "added": d.items_added, "removed": d.items_removed, "common": d.items_common,
+                                "labels changed": d.labels_changed}])
+        parts.append(_table(counts))
+        parts.append(_png(_transition_figure(d.transitions)))
+        parts.append("<h3>By aggregation method</h3>" + _table(d.by_method))
+        parts.append("<h3>By batch</h3>" + _table(d.by_batch.head(30)))
+        parts.append("<h3>By annotator (top 30 by changed items)</h3>" + _table(d.by_annotator.head(30)))
+        if d.annotations:
+            parts.append("<h3>Annotations</h3>" + _table(pd.DataFrame([d.annotations])))
+    notes = list(report.notes) + list(report.paired.notes)
+    if notes:
+        parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
