@@ -32,6 +32,7 @@ def test_unreachable_server_fails_the_stage_in_seconds_with_a_clear_message(tmp_
 
 def test_a_failed_stage_removes_what_it_wrote(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
     import pandas as pd
 
     def stage():
