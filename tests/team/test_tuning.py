@@ -66,8 +66,9 @@ def test_two_workers_share_one_study_on_postgres(pg_url, tmp_path):
     outs = [w.communicate(timeout=600)[0] for w in workers]
     assert [w.returncode for w in workers] == [0, 0], outs
     study = optuna.load_study(study_name="quality", storage=pg_url)
-    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    assert 6 <= len(complete) <= 7  # the last trial of the other worker may finish after the stop
+    finished = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
+    complete = [t for t in finished if t.state == optuna.trial.TrialState.COMPLETE]
+    assert 6 <= len(finished) <= 7  # the last trial of the other worker may finish after the stop
     assert len({t.number for t in complete}) == len(complete)
     assert "dvc exp run -S train_quality." in outs[0] + outs[1]
     assert all(t.user_attrs["best_iteration"] >= 1 for t in complete)
@@ -127,5 +128,6 @@ def test_a_killed_worker_does_not_stop_the_study(pg_url, tmp_path):
     failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
     assert len(failed) == 1 and optuna.trial.TrialState.RUNNING not in states
     retried = [t for t in study.trials if t.system_attrs.get("failed_trial") == failed[0].number]
-    assert len(retried) == 1 and retried[0].params == failed[0].params
+    # the retry re-uses every param the dead trial had drawn (it may have been killed before drawing all)
+    assert len(retried) == 1 and failed[0].params.items() <= retried[0].params.items()
     assert optuna.trial.TrialState.COMPLETE in states

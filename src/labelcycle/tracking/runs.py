@@ -69,7 +69,14 @@ def configure(root: Path) -> str:
             location = None
             if uri.startswith("sqlite:") or "://" not in uri:
                 location = (root / "mlartifacts").resolve().as_uri()
-            exp_id = client.create_experiment(name, artifact_location=location)
+            try:
+                exp_id = client.create_experiment(name, artifact_location=location)
+            except Exception:
+                # another pipeline created it at the same moment (RESOURCE_ALREADY_EXISTS): use theirs
+                exp = client.get_experiment_by_name(name)
+                if exp is None:
+                    raise
+                exp_id = exp.experiment_id
         else:
             exp_id = exp.experiment_id
         mlflow.set_experiment(experiment_id=exp_id)
