@@ -8,7 +8,9 @@ import shutil
 from labelcycle import schema
 from labelcycle.curation import N_ANNOTATIONS
 from labelcycle.params import IngestParams, TrainQualityParams
-from labelcycle.pipeline import project_root, read_parquet, run_stage, stage_params, write_json
+from labelcycle.pipeline import (
+    project_root, read_parquet, register_output, run_stage, stage_params, write_json,
+)
 from labelcycle.quality.model import train
 from labelcycle.tracking.models import log_quality_model
 from labelcycle.tracking.runs import stage_run
@@ -41,11 +43,19 @@ def main() -> None:
     if p.use_tuned and tuned:
         lgb_params.update(tuned["params"])
     lgb_params["num_threads"] = p.n_jobs
-    result = train(
-        items, train_rows[schema.LABEL], classes, params=lgb_params, weights=weights,
-        valid_fraction=p.valid_fraction, early_stopping_rounds=p.early_stopping_rounds, seed=p.seed,
-    )
-    model_dir = root / MODEL_DIR
+    fit_args = dict(params=lgb_params, weights=weights, valid_fraction=p.valid_fraction,
+                    early_stopping_rounds=p.early_stopping_rounds, seed=p.seed)
+    backend = {"backend": "local"}
+    if p.dask["enabled"]:  # issue 8: the same training on a Dask cluster (lightgbm.dask)
+        from labelcycle.quality.distributed import dask_client, scheduler_address, train_on_dask
+
+        address = scheduler_address(p.dask["scheduler"])
+        with dask_client(address) as client:
+            result = train_on_dask(client, items, train_rows[schema.LABEL], classes, **fit_args)
+        backend = {"backend": "dask", "dask.scheduler": address or "LocalCluster"}
+    else:
+        result = train(items, train_rows[schema.LABEL], classes, **fit_args)
+    model_dir = register_output(root / MODEL_DIR)
     if model_dir.exists():
         shutil.rmtree(model_dir)
     result.model.save(model_dir)
@@ -62,6 +72,7 @@ def main() -> None:
         info = log_quality_model(model_dir, items, p.registered_model)
         run.set_tags({"curated_digest": table_digest(dataset), "eval_digest": table_digest(eval_split),
                       "model.registered_name": p.registered_model,
+                      **{f"train_quality.{k}": v for k, v in backend.items()},
                       "model.version": getattr(info, "registered_model_version", "") or ""})
         run.log_dvc_hashes(["data/curated/train_sample.parquet", "data/split/eval.parquet"], [])
         metrics.update({"mlflow_run_id": run.run_id, "model_uri": info.model_uri,

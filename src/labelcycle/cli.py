@@ -906,5 +906,134 @@ def rollback(dry_run, reason, repo) -> None:
                f"{records.get('audit_record')}")
 
 
+# --- issue 8: team scale-out ---
+
+
+@main.command()
+@click.option("--backend-store-uri", default=None, metavar="URI",
+              help="sqlite:///... or postgresql://user@host:5432/db (created if missing); "
+                   "default: the project's mlflow.db.")
+@click.option("--artifacts-destination", default=None, metavar="URI",
+              help="Folder or s3://bucket/prefix the server stores artifacts in (set MLFLOW_S3_ENDPOINT_URL "
+                   "for S3-compatible stores); default: the project's mlartifacts/.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to bind; 0.0.0.0 opens the server to the network (see --allowed-hosts).")
+@click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Server worker processes (1 suits a small machine).")
+@click.option("--allowed-hosts", default=None, help="Host headers to accept (MLflow --allowed-hosts).")
+@click.option("--dry-run", is_flag=True, help="Print the server command and exit.")
+@click.option("--repo", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Project folder for the SQLite defaults (default: the one holding the current folder).")
+def server(backend_store_uri, artifacts_destination, host, port, workers, allowed_hosts, dry_run, repo) -> None:
+    """Start a lean MLflow tracking server for a team; point the pipeline at it with MLFLOW_TRACKING_URI.
+
+    \b
+    labelcycle server --backend-store-uri postgresql://postgres@127.0.0.1:5432/labelcycle
+    export MLFLOW_TRACKING_URI=http://127.0.0.1:5000 && dvc repro
+    """
+    import contextlib
+    import shlex
+    import signal
+    import subprocess
+
+    from labelcycle.rdb import ensure_database
+    from labelcycle.tracking.server import plan_server
+    from labelcycle.versioning.dvc import find_root
+
+    if backend_store_uri is None or artifacts_destination is None:
+        root = find_root(repo)
+    else:
+        root = (repo or Path.cwd()).resolve()
+    plan = plan_server(root, backend_store_uri, artifacts_destination, host, port, workers, allowed_hosts)
+    if dry_run:
+        click.echo(shlex.join(plan.command))
+        return
+    if plan.needs_database and ensure_database(plan.backend_store_uri):
+        from labelcycle.rdb import _safe
+
+        click.echo(f"server: created the PostgreSQL database for {_safe(plan.backend_store_uri)}")
+    click.echo(f"server: MLflow tracking server on {plan.url} (backend {plan.backend_store_uri.split('@')[-1]}, "
+               f"artifacts {plan.artifacts_destination}); use it with: export MLFLOW_TRACKING_URI={plan.url}")
+    proc = subprocess.Popen(plan.command, env=plan.env, start_new_session=True)
+
+    def forward(signum, frame):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, forward)
+    rc = proc.wait()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)  # the server's own worker processes, if any outlived it
+    if rc not in (0, -signal.SIGTERM, -signal.SIGINT, 128 + signal.SIGTERM):
+        raise LabelcycleError(f"the MLflow server exited with status {rc}; see its messages above "
+                              f"(port {port} already in use?)")
+
+
+@main.command("tune-worker")
+@click.option("--study", "study_name", default=None,
+              help="Study name shared by all workers (default: the study the tune stage opens for this data).")
+@click.option("--storage", default=None, metavar="URL",
+              help="Optuna storage shared by all workers (default: params tune.storage, else sqlite:///optuna.db), "
+                   "e.g. postgresql://postgres@127.0.0.1:5432/optuna (created if missing).")
+@click.option("--n-trials", type=click.IntRange(min=1), default=None, help="Trials this worker runs.")
+@click.option("--total-trials", type=click.IntRange(min=1), default=None,
+              help="Stop once the study holds this many finished trials over all workers (default: tune.n_trials "
+                   "when --n-trials is not given).")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
+              help="LightGBM threads per trial.")
+@click.option("--seed", type=int, default=None, help="Sampler seed (give each worker its own; default random).")
+@click.option("--heartbeat", type=click.IntRange(min=1), default=30, show_default=True,
+              help="Seconds between heartbeats; a dead worker's trial is retried after heartbeat + grace.")
+@click.option("--grace", type=click.IntRange(min=1), default=120, show_default=True)
+@click.option("--repo", type=click.Path(path_type=Path, file_okay=False), default=None)
+def tune_worker(study_name, storage, n_trials, total_trials, threads, seed, heartbeat, grace, repo) -> None:
+    """One Optuna worker of the tune stage's search; start several (on one or many machines) on one study.
+
+    Same data, search space, objective and pruning as the tune stage (params `tune`): the curated data
+    minus the gold eval items, validation log loss. Afterwards `dvc repro` finds the trials done, writes
+    reports/best_params.json, and train_quality trains with the best params.
+    """
+    from labelcycle.curation import N_ANNOTATIONS
+    from labelcycle.params import IngestParams, TuneParams, load_params, section
+    from labelcycle.pipeline import read_parquet
+    from labelcycle.quality import tuning
+    from labelcycle.quality.parallel_tuning import dvc_set_args, make_storage, open_study, run_worker
+    from labelcycle.rdb import ensure_database
+    from labelcycle.versioning.digest import table_digest
+    from labelcycle.versioning.dvc import find_root
+
+    root = find_root(repo)
+    params = load_params(root / "params.yaml")
+    p = section(TuneParams, params, "tune")
+    classes = section(IngestParams, params, "ingest").labels
+    if n_trials is None and total_trials is None:
+        total_trials = p.n_trials
+    dims = tuning.parse_space(p.search_space)
+    dataset = read_parquet(root / "data/curated/dataset.parquet")
+    eval_split = read_parquet(root / "data/split/eval.parquet")
+    rows = dataset[~dataset[schema.ITEM_ID].isin(eval_split[schema.ITEM_ID])].reset_index(drop=True)
+    items = rows[[c for c in rows.columns if c not in {schema.LABEL, schema.CONFIDENCE, N_ANNOTATIONS}]]
+    data = tuning.prepare_tuning_data(items, rows[schema.LABEL], classes, p.valid_fraction, p.seed)
+    name = study_name or tuning.study_name(p.study, table_digest(rows), p.search_space, p.seed)
+    url = storage or p.storage or f"sqlite:///{root / 'optuna.db'}"
+    objective = tuning.make_objective(data, dims, n_estimators=p.n_estimators,
+                                      early_stopping_rounds=p.early_stopping_rounds, n_jobs=threads, seed=p.seed,
+                                      pruning=p.pruning)
+    ensure_database(url)
+    study = open_study(name, make_storage(url, heartbeat, grace), seed=seed, pruning=p.pruning)
+    click.echo(f"tune-worker: study {name} on {url.split('@')[-1]}")
+    run_worker(study, objective, n_trials=n_trials, total_trials=total_trials)
+    done = [t for t in study.trials if t.state.name == "COMPLETE"]
+    if not done:
+        click.echo(f"tune-worker: study {name}: no completed trial yet")
+        return
+    click.echo(f"tune-worker: study {name}: {len(done)} completed trials; best valid log loss "
+               f"{study.best_value:.5f} with {study.best_params}")
+    click.echo("  `dvc repro` records them (reports/best_params.json) and trains with them; or try them as an "
+               f"experiment: dvc exp run {dvc_set_args(study.best_params)}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -87,6 +87,21 @@ class TrainQualityParams:
     seed: int = 42
     n_jobs: int = 2
     registered_model: str = "labelcycle-quality"
+    #: train on a Dask cluster: {enabled: bool, scheduler: address or null}; with enabled and no
+    #: scheduler, LABELCYCLE_DASK_SCHEDULER or else a LocalCluster is used
+    dask: dict = field(default_factory=lambda: {"enabled": False, "scheduler": None})
+
+    def __post_init__(self) -> None:
+        raw = dict(self.dask or {})
+        unknown = sorted(set(raw) - {"enabled", "scheduler"})
+        if unknown:
+            raise ValueError(f"dask: unknown key(s) {unknown}; known: ['enabled', 'scheduler']")
+        enabled, scheduler = raw.get("enabled", False), raw.get("scheduler")
+        if not isinstance(enabled, bool):
+            raise ValueError(f"dask.enabled must be true or false, not {enabled!r}")
+        if scheduler is not None and not isinstance(scheduler, str):
+            raise ValueError(f"dask.scheduler must be an address like tcp://host:8786 or null, not {scheduler!r}")
+        object.__setattr__(self, "dask", {"enabled": enabled, "scheduler": scheduler or None})
 
 
 DEFAULT_SEARCH_SPACE = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,11 @@ from labelcycle.errors import LabelcycleError
 from labelcycle.params import load_params, section
 
 T = TypeVar("T")
+
+#: outputs this process wrote (or is about to write) as a stage; removed again if the stage fails, so a
+#: failed stage leaves no outputs behind for DVC to mistake for results (dvc.lock keeps the last good ones,
+#: `dvc checkout` restores them)
+_WRITTEN: list[Path] = []
 
 
 def project_root() -> Path:
@@ -35,7 +41,27 @@ def all_params(root: Path | None = None) -> dict[str, Any]:
     return load_params((root or project_root()) / "params.yaml")
 
 
+def register_output(path: Path) -> Path:
+    """Note an output (file or folder) that a failed stage must not leave behind; returns ``path``."""
+    _WRITTEN.append(Path(path))
+    return Path(path)
+
+
+def _remove_outputs() -> list[Path]:
+    removed = []
+    for path in reversed(_WRITTEN):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    _WRITTEN.clear()
+    return removed
+
+
 def _atomic(path: Path, write: Callable[[Path], None]) -> None:
+    register_output(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
@@ -71,11 +97,25 @@ def read_parquet(path: Path) -> pd.DataFrame:
 
 
 def run_stage(main: Callable[[], None]) -> None:
-    """Run a stage's main; a LabelcycleError becomes a clean message and a non-zero exit."""
+    """Run a stage's main; a LabelcycleError becomes a clean message and a non-zero exit.
+
+    The tracking store is checked first (a server that is down fails the stage in seconds, before any
+    work), and whatever the stage wrote is removed again if it fails or is interrupted.
+    """
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    _WRITTEN.clear()
     try:
+        from labelcycle.tracking.runs import configure
+
+        configure(project_root())
         main()
     except LabelcycleError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        removed = _remove_outputs()
+        note = f" (removed this stage's {len(removed)} partial output(s))" if removed else ""
+        print(f"error: {exc}{note}", file=sys.stderr)
         sys.exit(exc.exit_code)
+    except BaseException:
+        _remove_outputs()
+        raise
+    _WRITTEN.clear()

@@ -135,6 +135,68 @@ class TrainResult:
     n_valid: int
 
 
+@dataclass(frozen=True)
+class TrainingData:
+    """Features, integer targets and the early-stopping split, shared by the local and Dask trainers."""
+
+    spec: FeatureSpec
+    trained_classes: tuple[str, ...]
+    X: pd.DataFrame
+    y: np.ndarray
+    weights: np.ndarray | None
+    valid: np.ndarray  # bool mask of the rows held out for early stopping
+
+
+def prepare_training(
+    items: pd.DataFrame,
+    labels: pd.Series,
+    classes: tuple[str, ...] | list[str],
+    *,
+    weights: pd.Series | None = None,
+    valid_fraction: float = 0.1,
+    seed: int = 0,
+) -> TrainingData:
+    """Feature frame, label codes and a stratified, seeded validation mask (see :func:`train`).
+
+    Raises:
+        SchemaError: the labels hold fewer than two classes.
+    """
+    classes = tuple(str(c) for c in classes)
+    spec = FeatureSpec.infer(items, classes)
+    y_text = labels.astype(str)
+    trained = tuple(c for c in classes if (y_text == c).any())
+    if len(trained) < 2:
+        raise SchemaError(f"the curated labels hold a single class {trained}; the quality model needs two or more")
+    code = {c: i for i, c in enumerate(trained)}
+    y = y_text.map(code).to_numpy()
+    X = prepare_features(items, spec)
+    w = None if weights is None else np.asarray(weights, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    valid = np.zeros(len(X), dtype=bool)
+    if valid_fraction > 0 and len(X) >= 20:
+        for k in range(len(trained)):
+            idx = np.flatnonzero(y == k)
+            n_val = int(round(valid_fraction * len(idx)))
+            if len(idx) > 2 and n_val:
+                valid[rng.choice(idx, size=n_val, replace=False)] = True
+    return TrainingData(spec, trained, X, y, w, valid)
+
+
+def lightgbm_params(trained: tuple[str, ...], params: dict, seed: int) -> dict:
+    """LightGBM parameters for ``trained`` classes: objective, determinism, then the caller's params."""
+    out = {
+        "objective": "multiclass" if len(trained) > 2 else "binary",
+        "verbosity": -1,
+        "seed": seed,
+        "deterministic": True,
+        "force_row_wise": True,
+        **{k: v for k, v in params.items() if k != "n_estimators"},
+    }
+    if len(trained) > 2:
+        out["num_class"] = len(trained)
+    return out
+
+
 def train(
     items: pd.DataFrame,
     labels: pd.Series,
@@ -161,41 +223,11 @@ def train(
         early_stopping_rounds: patience.
         seed: seed for the split and LightGBM.
     """
-    classes = tuple(str(c) for c in classes)
-    spec = FeatureSpec.infer(items, classes)
-    y_text = labels.astype(str)
-    trained = tuple(c for c in classes if (y_text == c).any())
-    code = {c: i for i, c in enumerate(trained)}
-    y = y_text.map(code).to_numpy()
-    X = prepare_features(items, spec)
-    w = None if weights is None else np.asarray(weights, dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    valid = np.zeros(len(X), dtype=bool)
-    if valid_fraction > 0 and len(X) >= 20:
-        for k in range(len(trained)):
-            idx = np.flatnonzero(y == k)
-            n_val = int(round(valid_fraction * len(idx)))
-            if len(idx) > 2 and n_val:
-                valid[rng.choice(idx, size=n_val, replace=False)] = True
-    lgb_params = {
-        "objective": "multiclass" if len(trained) > 2 else "binary",
-        "verbosity": -1,
-        "seed": seed,
-        "deterministic": True,
-        "force_row_wise": True,
-        **{k: v for k, v in params.items() if k != "n_estimators"},
-    }
-    if len(trained) > 2:
-        lgb_params["num_class"] = len(trained)
+    data = prepare_training(items, labels, classes, weights=weights, valid_fraction=valid_fraction, seed=seed)
+    spec, trained, X, y, w, valid = data.spec, data.trained_classes, data.X, data.y, data.weights, data.valid
+    lgb_params = lightgbm_params(trained, params, seed)
     n_rounds = int(params.get("n_estimators", 500))
-    if len(trained) < 2:
-        booster = None
-        raise SchemaError(
-            f"the curated labels hold a single class {trained}; the quality model needs two or more"
-        )
-    train_set = lgb.Dataset(
-        X[~valid], y[~valid], weight=None if w is None else w[~valid], free_raw_data=False
-    )
+    train_set = lgb.Dataset(X[~valid], y[~valid], weight=None if w is None else w[~valid], free_raw_data=False)
     callbacks = []
     valid_sets = []
     if valid.any():

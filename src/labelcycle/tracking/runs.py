@@ -8,9 +8,13 @@ data sets as MLflow dataset inputs with labelcycle's full-content digest, and th
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import signal
 import socket
 import tempfile
+import threading
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -27,6 +31,16 @@ TAG_STAGE = "labelcycle.stage"
 TAG_PIPELINE_RUN = "labelcycle.pipeline_run"
 TAG_DVC_EXP = "dvc.exp_name"
 TAG_DVC_BASELINE = "dvc.baseline_rev"
+TAG_END_REASON = "labelcycle.end_reason"
+
+#: short HTTP retries and timeouts towards a tracking server, unless the user set their own: MLflow's
+#: defaults (7 retries, backoff factor 2, 120 s timeout) make a dead server look like a hang for minutes
+HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
 
 
 def tracking_uri(root: Path) -> str:
@@ -35,8 +49,14 @@ def tracking_uri(root: Path) -> str:
 
 
 def configure(root: Path) -> str:
-    """Point MLflow at the project's store and experiment; returns the experiment id."""
+    """Point MLflow at the project's store and experiment; returns the experiment id.
+
+    Also a reachability check: a tracking server that is down raises :class:`TrackingError` within
+    seconds (see :data:`HTTP_DEFAULTS`), and runs an earlier process left open are closed as FAILED.
+    """
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    for key, value in HTTP_DEFAULTS.items():
+        os.environ.setdefault(key, value)
     import mlflow
 
     uri = tracking_uri(root)
@@ -49,16 +69,172 @@ def configure(root: Path) -> str:
             location = None
             if uri.startswith("sqlite:") or "://" not in uri:
                 location = (root / "mlartifacts").resolve().as_uri()
-            exp_id = client.create_experiment(name, artifact_location=location)
+            try:
+                exp_id = client.create_experiment(name, artifact_location=location)
+            except Exception:
+                # another pipeline created it at the same moment (RESOURCE_ALREADY_EXISTS): use theirs
+                exp = client.get_experiment_by_name(name)
+                if exp is None:
+                    raise
+                exp_id = exp.experiment_id
         else:
             exp_id = exp.experiment_id
         mlflow.set_experiment(experiment_id=exp_id)
     except Exception as exc:
         raise TrackingError(
-            f"cannot reach the MLflow tracking store at {uri} ({type(exc).__name__}: {exc}); "
-            "start the server or unset MLFLOW_TRACKING_URI to use the local SQLite store"
+            f"cannot reach the MLflow tracking store at {uri} ({describe_failure(exc)}); "
+            "start the server (`labelcycle server`) or unset MLFLOW_TRACKING_URI to use the local SQLite store"
         ) from exc
+    close_orphaned_runs(root, uri)
     return exp_id
+
+
+# --- open-run journal: no run stays RUNNING after its process died --------------------------------
+# A run is journalled (a small JSON file under .dvc/tmp/, which git and DVC ignore) when it starts and
+# the entry is removed when MLflow accepted its end. If the process was killed (SIGKILL, power loss) or
+# the server was down when the run should have ended, the entry stays; the next stage that reaches the
+# same tracking store marks that run FAILED.
+
+
+def _journal_dir(root: Path) -> Path:
+    base = root / ".dvc" / "tmp" if (root / ".dvc").is_dir() else root / ".labelcycle"
+    return base / "open-runs"
+
+
+def _journal_add(root: Path, run_id: str, uri: str, stage: str) -> Path | None:
+    try:
+        import psutil
+
+        folder = _journal_dir(root)
+        folder.mkdir(parents=True, exist_ok=True)
+        entry = folder / f"{run_id}.json"
+        entry.write_text(json.dumps({
+            "run_id": run_id, "tracking_uri": uri, "stage": stage, "pid": os.getpid(),
+            "pid_started": psutil.Process().create_time(), "started": time.time(),
+        }))
+        return entry
+    except OSError:  # a read-only workspace must not stop the stage; the journal is a safety net
+        return None
+
+
+def _journal_settle(entry: Path, closed: bool) -> None:
+    """Drop the entry of a run the store closed; mark it abandoned (close it next time) otherwise."""
+    try:
+        if closed:
+            entry.unlink(missing_ok=True)
+        else:
+            data = json.loads(entry.read_text())
+            entry.write_text(json.dumps({**data, "abandoned": True}))
+    except (OSError, json.JSONDecodeError):
+        pass
+
+
+def _process_alive(pid: int, started: float) -> bool:
+    import psutil
+
+    try:
+        return abs(psutil.Process(pid).create_time() - started) < 1.0
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
+        return False
+
+
+def close_orphaned_runs(root: Path, uri: str | None = None) -> list[str]:
+    """Mark FAILED every journalled run of this store whose process is gone; returns their ids."""
+    folder = _journal_dir(root)
+    if not folder.is_dir():
+        return []
+    import mlflow
+
+    uri = uri or tracking_uri(root)
+    closed = []
+    for entry in sorted(folder.glob("*.json")):
+        try:
+            data = json.loads(entry.read_text())
+        except (OSError, json.JSONDecodeError):
+            entry.unlink(missing_ok=True)
+            continue
+        if data.get("tracking_uri") != uri:
+            continue
+        if not data.get("abandoned") and _process_alive(int(data["pid"]), float(data["pid_started"])):
+            continue
+        try:
+            client = mlflow.MlflowClient(tracking_uri=uri)
+            run = client.get_run(data["run_id"])
+            if run.info.status == "RUNNING":
+                client.set_tag(data["run_id"], TAG_END_REASON,
+                               "orphaned: its process ended before the run was closed; closed by a later stage")
+                client.set_terminated(data["run_id"], "FAILED")
+                closed.append(data["run_id"])
+        except Exception as exc:
+            if "RESOURCE_DOES_NOT_EXIST" not in str(exc) and "not found" not in str(exc).lower():
+                continue  # store not answering: try again next time
+        entry.unlink(missing_ok=True)
+    return closed
+
+
+def describe_failure(exc: BaseException) -> str:
+    """A short cause for a failed tracking request (the full chain stays in the exception's cause)."""
+    text = str(exc)
+    for needle, short in (("Connection refused", "connection refused"), ("Read timed out", "read timed out"),
+                          ("timed out", "timed out"), ("Max retries exceeded", "no answer after retries"),
+                          ("RemoteDisconnected", "the server closed the connection"),
+                          ("Connection reset", "connection reset"), ("Connection aborted", "connection aborted")):
+        if needle in text:
+            return short
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return f"{type(exc).__name__}: {first[:300]}"
+
+
+def _is_tracking_failure(exc: BaseException) -> bool:
+    """Whether an exception comes from talking to the tracking store (not from the stage's own work)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        import requests
+
+        if isinstance(exc, requests.exceptions.RequestException):
+            return True
+    except ImportError:  # pragma: no cover - requests comes with mlflow
+        pass
+    return isinstance(exc, MlflowException | ConnectionError | TimeoutError)
+
+
+class _Terminated(SystemExit):
+    """SIGTERM inside a stage run: unwinds like an exception so the run is closed as FAILED."""
+
+
+@contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise _Terminated(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _end_run(status: str, reason: str | None) -> bool:
+    """End the active run; False when the store did not accept it (the journal keeps it then)."""
+    import mlflow
+    from mlflow.tracking import fluent
+
+    try:
+        if reason:
+            mlflow.set_tag(TAG_END_REASON, reason[:4000])
+        mlflow.end_run(status)
+        return True
+    except Exception:
+        # the run stays in the journal; pop it locally so this process does not try to end it again
+        stack = fluent._active_run_stack.get()
+        if stack:
+            stack.pop()
+        return False
 
 
 def pipeline_run_id() -> str:
@@ -248,12 +424,39 @@ def stage_run(
         tags[TAG_DVC_EXP] = os.environ["DVC_EXP_NAME"]
     if os.environ.get("DVC_EXP_BASELINE_REV"):
         tags[TAG_DVC_BASELINE] = os.environ["DVC_EXP_BASELINE_REV"]
+    uri = tracking_uri(root)
     try:
-        active = mlflow.start_run(run_name=run_name or stage, tags=tags, nested=nested)
+        run = mlflow.start_run(run_name=run_name or stage, tags=tags, nested=nested)
     except Exception as exc:
-        raise TrackingError(f"cannot start an MLflow run at {tracking_uri(root)}: {exc}") from exc
-    with active as run:
-        handle = StageRun(root, run)
-        if params:
-            handle.log_params(params)
-        yield handle
+        raise TrackingError(f"cannot start an MLflow run at {uri}: {exc}") from exc
+    entry = _journal_add(root, run.info.run_id, uri, stage)
+    try:
+        with _sigterm_unwinds():
+            handle = StageRun(root, run)
+            if params:
+                handle.log_params(params)
+            yield handle
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            reason = "interrupted (SIGTERM)" if isinstance(exc, _Terminated) else f"interrupted ({type(exc).__name__})"
+        else:
+            reason = f"{type(exc).__name__}: {str(exc)[:500]}"
+        closed = _end_run("FAILED", reason)
+        if entry is not None:
+            _journal_settle(entry, closed)
+        if isinstance(exc, Exception) and not isinstance(exc, TrackingError) and _is_tracking_failure(exc):
+            later = "" if closed else " (it will be marked FAILED by the next stage that reaches the store)"
+            raise TrackingError(
+                f"stage {stage}: the MLflow tracking store at {uri} failed mid-run ({describe_failure(exc)}); run "
+                f"{run.info.run_id} is FAILED{later}. Nothing of this stage is recorded in dvc.lock; once the "
+                "server is back, rerun `dvc repro`"
+            ) from exc
+        raise
+    finished = _end_run("FINISHED", None)
+    if entry is not None:
+        _journal_settle(entry, finished)
+    if not finished:
+        raise TrackingError(
+            f"stage {stage}: the MLflow tracking store at {uri} did not accept the end of run {run.info.run_id}; "
+            "nothing of this stage is recorded in dvc.lock; once the server is back, rerun `dvc repro`"
+        )

@@ -16,15 +16,49 @@ import pandas as pd
 DIGEST_LENGTH = 32
 
 
+_DEFAULT_STR = pd.Series(["x"]).dtype
+
+
+def _timestamps_as_text(values: pd.Series) -> pd.Series | None:
+    """``values.astype(str)`` for naive or UTC timestamps, vectorised (None: use astype instead).
+
+    pandas formats a datetime column with one resolution for all rows: seconds when no value has a
+    fraction, else milliseconds, microseconds or nanoseconds as the finest value needs; ``+00:00`` for
+    UTC; missing values stay missing. Columns that pandas would print as dates only (all at midnight)
+    and other time zones take the slow path.
+    """
+    tz = getattr(values.dtype, "tz", None)
+    if tz is not None and str(tz) != "UTC":
+        return None
+    naive = values.dt.tz_localize(None) if tz is not None else values
+    ns = naive.to_numpy(dtype="datetime64[ns]")
+    valid = ~np.isnat(ns)
+    ticks = ns.view("int64")[valid]
+    if not len(ticks) or not (ticks % 86_400_000_000_000).any():
+        return None
+    unit = next(u for u, step in (("s", 10**9), ("ms", 10**6), ("us", 10**3), ("ns", 1)) if not (ticks % step).any())
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = pa.array(ns, type=pa.timestamp("ns"), mask=~valid).cast(pa.timestamp(unit))
+    text = pc.strftime(arr, format="%Y-%m-%d %H:%M:%S" + ("+00:00" if tz is not None else ""))
+    return pd.Series(text.to_pandas(types_mapper={pa.string(): _DEFAULT_STR}.get), index=values.index).astype(str)
+
+
 def _canonical_column(values: pd.Series) -> pd.Series:
     if isinstance(values.dtype, pd.CategoricalDtype):
         values = values.astype(object)
     if pd.api.types.is_datetime64_any_dtype(values):
-        return values.astype(str)
+        fast = _timestamps_as_text(values)
+        return values.astype(str) if fast is None else fast
     if pd.api.types.is_bool_dtype(values):
         return values.astype("int64")
     if pd.api.types.is_numeric_dtype(values):
         return values.astype("float64")
+    if values.dtype == _DEFAULT_STR and not pd.api.types.is_object_dtype(values.dtype):
+        # pandas' default string dtype holds only str and NaN, which is exactly what the per-value path
+        # below produces (it infers this dtype again): same digest, without a Python call per row
+        return values
     return values.astype(object).where(values.notna(), None).map(lambda v: None if v is None else str(v))
 
 

@@ -1,0 +1,153 @@
+"""The quality classifier trained on a Dask cluster (``lightgbm.dask``), same result as :func:`train`.
+
+Same features, targets, validation split and LightGBM parameters as the local trainer
+(:func:`labelcycle.quality.model.prepare_training`); the result is a :class:`TrainResult` whose
+:class:`QualityModel` saves and predicts exactly like a locally trained one. ``lightgbm.dask`` has no
+early-stopping callback, so all ``n_estimators`` rounds are trained with the validation rows as an eval
+set and the best iteration is chosen afterwards by the same rule as LightGBM's ``early_stopping``
+(first round after which ``early_stopping_rounds`` rounds bring no improvement); the booster's
+``best_iteration`` is set to it, so saving and predicting use that iteration, as locally.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from labelcycle.errors import ConfigError
+from labelcycle.quality.model import QualityModel, TrainResult, lightgbm_params, prepare_training
+
+SCHEDULER_ENV = "LABELCYCLE_DASK_SCHEDULER"
+
+
+def scheduler_address(configured: str | None) -> str | None:
+    """The scheduler address: params first, then ``LABELCYCLE_DASK_SCHEDULER``; None means a LocalCluster."""
+    return configured or os.environ.get(SCHEDULER_ENV) or None
+
+
+@contextmanager
+def dask_client(address: str | None, n_workers: int = 1, threads_per_worker: int = 1) -> Iterator[Any]:
+    """A ``distributed.Client`` on ``address``, or on a throw-away LocalCluster when it is None.
+
+    Raises:
+        ConfigError: dask[distributed] is not installed, or the scheduler cannot be reached.
+    """
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise ConfigError(
+            "train_quality.dask.enabled is true but dask[distributed] is not installed; "
+            "`pip install 'labelcycle[team]'` or set train_quality.dask.enabled: false"
+        ) from None
+    if address is None:
+        with (
+            LocalCluster(
+                n_workers=n_workers,
+                threads_per_worker=threads_per_worker,
+                processes=False,
+                dashboard_address=None,
+            ) as cluster,
+            Client(cluster) as client,
+        ):
+            yield client
+        return
+    try:
+        client = Client(address, timeout="10s")
+    except (OSError, TimeoutError) as exc:
+        raise ConfigError(
+            f"cannot reach the Dask scheduler at {address} ({exc}); start it (`dask scheduler` and "
+            f"`dask worker {address}`) or fix train_quality.dask.scheduler / {SCHEDULER_ENV}"
+        ) from None
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def best_iteration(history: list[float], patience: int) -> int:
+    """1-based best round under LightGBM's early-stopping rule for a metric to minimise."""
+    best, best_at = float("inf"), 0
+    for i, value in enumerate(history):
+        if value < best:
+            best, best_at = value, i
+        elif i - best_at >= patience:
+            break
+    return best_at + 1
+
+
+def train_on_dask(
+    client: Any,
+    items: pd.DataFrame,
+    labels: pd.Series,
+    classes: tuple[str, ...] | list[str],
+    *,
+    params: dict,
+    weights: pd.Series | None = None,
+    valid_fraction: float = 0.1,
+    early_stopping_rounds: int = 30,
+    seed: int = 0,
+    npartitions: int | None = None,
+) -> TrainResult:
+    """Train the quality model with ``lightgbm.dask.DaskLGBMClassifier`` on ``client``'s cluster.
+
+    Args: as :func:`labelcycle.quality.model.train`, plus the Dask ``client`` and the number of
+    partitions of the training data (default: one per worker).
+    """
+    import dask.dataframe as dd
+    from lightgbm.dask import DaskLGBMClassifier
+
+    data = prepare_training(items, labels, classes, weights=weights, valid_fraction=valid_fraction, seed=seed)
+    valid = data.valid
+    n_rounds = int(params.get("n_estimators", 500))
+    lgb_params = lightgbm_params(data.trained_classes, params, seed)
+    lgb_params.pop("num_class", None)  # the sklearn wrapper derives it from the targets
+    for threads in ("num_threads", "n_jobs"):  # each Dask worker trains with its own threads
+        lgb_params.pop(threads, None)
+    n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+    parts = npartitions or n_workers
+
+    def frame(mask: np.ndarray) -> tuple[Any, Any, Any]:
+        X = data.X[mask].reset_index(drop=True)
+        y = pd.Series(data.y[mask], name="y")
+        w = None if data.weights is None else pd.Series(data.weights[mask], name="w")
+        n = max(1, min(parts, len(X)))
+        return (
+            dd.from_pandas(X, npartitions=n, sort=False),
+            dd.from_pandas(y, npartitions=n, sort=False),
+            None if w is None else dd.from_pandas(w, npartitions=n, sort=False),
+        )
+
+    X_train, y_train, w_train = frame(~valid)
+    fit_kwargs: dict[str, Any] = {"sample_weight": w_train}
+    if valid.any():
+        X_valid, y_valid, w_valid = frame(valid)
+        if "eval_X" in inspect.signature(DaskLGBMClassifier.fit).parameters:  # lightgbm >= 4.7
+            fit_kwargs.update(eval_X=(X_valid,), eval_y=(y_valid,), eval_names=["valid"])
+        else:
+            fit_kwargs.update(eval_set=[(X_valid, y_valid)], eval_names=["valid"])
+        if w_valid is not None:
+            fit_kwargs["eval_sample_weight"] = [w_valid]
+    model = DaskLGBMClassifier(client=client, n_estimators=n_rounds, **lgb_params)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Parameter n_jobs will be ignored")  # workers own threads
+        model.fit(X_train, y_train, **fit_kwargs)
+    booster = model.booster_
+    best = n_rounds
+    valid_metrics: dict[str, float] = {}
+    evals = getattr(model, "evals_result_", None) or {}
+    if valid.any() and evals:
+        history = next(iter(evals.values()))
+        metric, values = next(iter(history.items()))
+        best = best_iteration(list(values), early_stopping_rounds)
+        for name, series in history.items():
+            valid_metrics[f"valid_{name}"] = float(series[best - 1])
+    booster.best_iteration = best
+    quality = QualityModel(booster=booster, spec=data.spec, trained_classes=data.trained_classes)
+    return TrainResult(quality, int(best), valid_metrics, int((~valid).sum()), int(valid.sum()))
