@@ -73,6 +73,15 @@ class AggregateParams:
 
 
 @dataclass(frozen=True)
+class AnnotatorsParams:
+    """Section ``annotators``: thresholds of the annotator flags (see labelcycle.annotators.profiles)."""
+
+    spammer_threshold: float = 0.85
+    min_labels: int = 20
+    fast_ratio: float = 0.35
+
+
+@dataclass(frozen=True)
 class TrainQualityParams:
     n_estimators: int = 500
     learning_rate: float = 0.05

@@ -16,7 +16,7 @@ from labelcycle.versioning.digest import table_digest
 
 pytestmark = pytest.mark.e2e
 
-STAGES = {"ingest", "split", "aggregate", "train_error_model", "curate", "sample", "tune", "train_quality", "evaluate"}
+STAGES = {"ingest", "split", "aggregate", "annotators", "train_error_model", "curate", "sample", "tune", "train_quality", "evaluate"}
 
 
 def sh(cwd: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
