@@ -164,9 +164,7 @@ def main() -> None:
         n_trials=args.trials,
     )
     tuned = {**lgb_default, **study.best_params}
-    sets[f"curated ({DEFAULT_METHOD}), tuned"] = fit_eval(
-        tr, lab, eval_items, eval_split[schema.LABEL], tuned, p
-    )
+    sets[f"{name}, tuned"] = fit_eval(tr, lab, eval_items, eval_split[schema.LABEL], tuned, p)
 
     base = sets["true labels"]
     lines = [
@@ -196,8 +194,8 @@ def main() -> None:
             la = f"{label_acc.get(m, float('nan')):.4f}"
         lines.append(f"| {label_name} | {la} | {acc} | {f1} | {delta} |")
     cmp = compare_paired(
-        sets[f"curated ({DEFAULT_METHOD})"],
-        sets[f"curated ({DEFAULT_METHOD}), tuned"],
+        sets[name],
+        sets[f"{name}, tuned"],
         n_boot=1000,
         random_state=0,
     )
