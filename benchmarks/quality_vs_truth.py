@@ -36,15 +36,7 @@ OUT = Path(__file__).parent / "results" / "quality_vs_truth.md"
 
 
 def default_lgb(p: TrainQualityParams) -> dict:
-    return {
-        "n_estimators": p.n_estimators,
-        "learning_rate": p.learning_rate,
-        "num_leaves": p.num_leaves,
-        "min_child_samples": p.min_child_samples,
-        "feature_fraction": p.feature_fraction,
-        "lambda_l2": p.lambda_l2,
-        "num_threads": 2,
-    }
+    return {**p.lgb_params(), "num_threads": 2}
 
 
 def fit_eval(items_train, labels, eval_items, eval_gold, lgb_params, p, seed=42):

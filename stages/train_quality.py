@@ -9,7 +9,12 @@ from labelcycle import schema
 from labelcycle.curation import N_ANNOTATIONS
 from labelcycle.params import IngestParams, TrainQualityParams
 from labelcycle.pipeline import (
-    project_root, read_parquet, register_output, run_stage, stage_params, write_json,
+    project_root,
+    read_parquet,
+    register_output,
+    run_stage,
+    stage_params,
+    write_json,
 )
 from labelcycle.quality.model import train
 from labelcycle.tracking.models import log_quality_model
@@ -31,18 +36,8 @@ def main() -> None:
     train_rows = dataset[~dataset[schema.ITEM_ID].isin(eval_split[schema.ITEM_ID])].reset_index(drop=True)
     items = train_rows[[c for c in train_rows.columns if c not in NOT_FEATURES]]
     weights = train_rows[schema.CONFIDENCE] if p.use_confidence_weights else None
-    lgb_params = {
-        "n_estimators": p.n_estimators,
-        "learning_rate": p.learning_rate,
-        "num_leaves": p.num_leaves,
-        "min_child_samples": p.min_child_samples,
-        "feature_fraction": p.feature_fraction,
-        "lambda_l2": p.lambda_l2,
-    }
     tuned = json.loads((root / BEST_PARAMS).read_text()) if (root / BEST_PARAMS).exists() else None
-    if p.use_tuned and tuned:
-        lgb_params.update(tuned["params"])
-    lgb_params["num_threads"] = p.n_jobs
+    lgb_params = p.lgb_params(tuned["params"] if (p.use_tuned and tuned) else None)
     fit_args = dict(params=lgb_params, weights=weights, valid_fraction=p.valid_fraction,
                     early_stopping_rounds=p.early_stopping_rounds, seed=p.seed)
     backend = {"backend": "local"}

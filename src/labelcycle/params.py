@@ -112,6 +112,20 @@ class TrainQualityParams:
             raise ValueError(f"dask.scheduler must be an address like tcp://host:8786 or null, not {scheduler!r}")
         object.__setattr__(self, "dask", {"enabled": enabled, "scheduler": scheduler or None})
 
+    def lgb_params(self, tuned: dict | None = None) -> dict:
+        """LightGBM parameters of the quality model: these params, overridden by tuned ones when given."""
+        out = {
+            "n_estimators": self.n_estimators,
+            "learning_rate": self.learning_rate,
+            "num_leaves": self.num_leaves,
+            "min_child_samples": self.min_child_samples,
+            "feature_fraction": self.feature_fraction,
+            "lambda_l2": self.lambda_l2,
+        }
+        out.update(tuned or {})
+        out["num_threads"] = self.n_jobs
+        return out
+
 
 DEFAULT_SEARCH_SPACE = {
     "learning_rate": [0.01, 0.3, "log"],

@@ -20,6 +20,8 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+from labelcycle.quality.tuning import open_study  # noqa: F401  (the tune stage's sampler/pruner; used by the CLI)
+
 #: default heartbeat: a killed worker's trial is retried after about heartbeat + grace seconds
 HEARTBEAT_S = 30
 GRACE_S = 120
@@ -61,22 +63,6 @@ def make_storage(
                     raise
                 time.sleep(1 + attempt)
     raise AssertionError("unreachable")  # pragma: no cover
-
-
-def open_study(name: str, storage: Any, *, seed: int | None, pruning: bool) -> Any:
-    """Create or load the study with the ``tune`` stage's sampler and pruner settings."""
-    import optuna
-
-    return optuna.create_study(
-        study_name=name,
-        storage=storage,
-        direction="minimize",
-        load_if_exists=True,
-        sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=5),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=20)
-        if pruning
-        else optuna.pruners.NopPruner(),
-    )
 
 
 def run_worker(

@@ -150,8 +150,23 @@ def study_name(base: str, data_digest: str, space: Mapping[str, Any], seed: int)
     return f"{base}-{h[:10]}"
 
 
+def open_study(name: str, storage: str | optuna.storages.BaseStorage, *, seed: int | None,
+               pruning: bool) -> optuna.Study:
+    """Create or load a study with the tune stage's sampler (TPE) and pruner (median) settings."""
+    return optuna.create_study(
+        study_name=name,
+        storage=storage,
+        direction="minimize",
+        load_if_exists=True,
+        sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=5),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=20)
+        if pruning
+        else optuna.pruners.NopPruner(),
+    )
+
+
 def make_study(name: str, storage: str, seed: int, pruning: bool) -> optuna.Study:
-    """Create or resume a study (TPE sampler, median pruner; heartbeat so dead workers' trials are retried)."""
+    """Create or resume a study on an RDB URL, with a heartbeat so dead workers' trials are retried."""
     with warnings.catch_warnings():  # the heartbeat retry callback is marked experimental
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         rdb = optuna.storages.RDBStorage(
@@ -160,13 +175,4 @@ def make_study(name: str, storage: str, seed: int, pruning: bool) -> optuna.Stud
             grace_period=120,
             heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2),
         )
-    return optuna.create_study(
-        study_name=name,
-        storage=rdb,
-        direction="minimize",
-        load_if_exists=True,
-        sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=5),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=20)
-        if pruning
-        else optuna.pruners.NopPruner(),
-    )
+    return open_study(name, rdb, seed=seed, pruning=pruning)
