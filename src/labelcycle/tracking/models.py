@@ -65,7 +65,11 @@ def log_quality_model(model_dir: Path, sample_items: pd.DataFrame, registered_na
     for col, _ in model.spec.categorical:
         features[col] = features[col].astype(object).where(features[col].notna(), "").astype(str)
     output = model.predict(features).drop(columns=[schema.ITEM_ID])
-    signature = infer_signature(features, output)
+    import warnings
+
+    with warnings.catch_warnings():  # integer columns are typed long on purpose (see above)
+        warnings.simplefilter("ignore", UserWarning)
+        signature = infer_signature(features, output)
     return mlflow.pyfunc.log_model(
         name="quality_model",
         python_model=str(Path(__file__).with_name("quality_pyfunc.py")),
