@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from labelcycle import schema
 from labelcycle.readers import SOURCE_ROW
@@ -96,8 +98,36 @@ class _Quarantine:
         return pd.concat(self.frames, ignore_index=True)
 
 
-def _is_empty(values: pd.Series) -> pd.Series:
+#: a value holding any of these characters cannot be one of ``_EMPTY`` (they are neither whitespace nor
+#: in any of its words, and lower-casing keeps them out), so only the other values need the full check
+_NEVER_EMPTY = "[0-9bcdfghijkmpqrstvwxyzBCDFGHIJKMPQRSTVWXYZ]"
+
+_DEFAULT_STR = pd.Series(["x"]).dtype
+
+
+def _arrow_strings(values: pd.Series) -> pa.ChunkedArray | pa.Array | None:
+    """The Arrow array behind a pandas ``str`` column (zero-copy), or None for any other column."""
+    if values.dtype != _DEFAULT_STR or getattr(values.dtype, "storage", None) != "pyarrow":
+        return None
+    return pa.array(values.array)
+
+
+def _is_empty_slow(values: pd.Series) -> pd.Series:
     return values.isna() | values.astype(str).str.strip().str.lower().isin(_EMPTY)
+
+
+def _is_empty(values: pd.Series) -> pd.Series:
+    arr = _arrow_strings(values)
+    if arr is None:
+        return _is_empty_slow(values)
+    never = pc.match_substring_regex(arr, _NEVER_EMPTY).to_numpy(zero_copy_only=False)
+    maybe = np.flatnonzero(~never.astype(bool, copy=False)) if arr.null_count == 0 else None
+    if maybe is None:  # nulls: the full check everywhere (rare: text files have none)
+        return _is_empty_slow(values)
+    out = np.zeros(len(values), dtype=bool)
+    if len(maybe):
+        out[maybe] = _is_empty_slow(values.iloc[maybe]).to_numpy(dtype=bool)
+    return pd.Series(out, index=values.index)
 
 
 def _isin(values: pd.Series, allowed: pd.Series) -> pd.Series:
@@ -149,8 +179,16 @@ def validate(
 def _drop(
     df: pd.DataFrame, mask: pd.Series, q: _Quarantine, table: str, reason: str, detail=""
 ) -> pd.DataFrame:
-    if mask.any():
-        q.add(table, df[mask], reason, detail if isinstance(detail, str) else detail[mask])
+    """Quarantine the rows under ``mask`` and return the others (``df`` itself when none is dropped).
+
+    ``detail`` is a string, or a function of the dropped rows giving one detail per row (so the
+    per-row text is only built for the few bad rows).
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        return df
+    rows = df[mask]
+    q.add(table, rows, reason, detail(rows) if callable(detail) else detail)
     return df[~mask]
 
 
@@ -159,7 +197,7 @@ def _validate_annotations(
 ) -> tuple[pd.DataFrame, TableCounts]:
     counts = TableCounts(read=len(df))
     table = "annotations"
-    df = df.copy()
+    df = df.copy(deep=False)
     for col in schema.ANNOTATIONS.required:
         df = _drop(df, _is_empty(df[col]), q, table, f"missing_{col}", f"{col} is empty")
         df[col] = _clean_str(df[col])
@@ -170,7 +208,7 @@ def _validate_annotations(
         q,
         table,
         "unknown_label",
-        "label " + df[schema.LABEL].astype(str) + f" is not one of {labels} (params ingest.labels)",
+        lambda rows: "label " + rows[schema.LABEL].astype(str) + f" is not one of {labels} (params ingest.labels)",
     )
     if schema.DURATION_S in df.columns:
         raw = df[schema.DURATION_S]
@@ -183,11 +221,9 @@ def _validate_annotations(
             q,
             table,
             "bad_duration_s",
-            "duration_s " + raw.astype(str) + " is not a non-negative number",
+            lambda rows: "duration_s " + rows[schema.DURATION_S].astype(str) + " is not a non-negative number",
         )
-        df[schema.DURATION_S] = pd.to_numeric(
-            df[schema.DURATION_S].where(~_is_empty(df[schema.DURATION_S])), errors="coerce"
-        ).astype("float64")
+        df[schema.DURATION_S] = num[~bad.to_numpy()].astype("float64").to_numpy()
     if schema.CREATED_AT in df.columns:
         raw = df[schema.CREATED_AT]
         empty = _is_empty(raw)
@@ -199,7 +235,7 @@ def _validate_annotations(
             q,
             table,
             "bad_created_at",
-            "created_at " + raw.astype(str) + " is not a timestamp (use ISO 8601)",
+            lambda rows: "created_at " + rows[schema.CREATED_AT].astype(str) + " is not a timestamp (use ISO 8601)",
         )
         df[schema.CREATED_AT] = parsed[~bad]
     for col in (schema.BATCH_ID, schema.GUIDELINE_VERSION):
@@ -213,14 +249,9 @@ def _validate_annotations(
             q,
             table,
             "item_without_features",
-            "item " + df[schema.ITEM_ID] + " has no row in the items table",
+            lambda rows: "item " + rows[schema.ITEM_ID] + " has no row in the items table",
         )
-    # duplicates: keep the latest judgement of each (item, annotator)
-    order = df.assign(_pos=np.arange(len(df)))
-    if schema.CREATED_AT in order.columns:
-        order = order.sort_values([schema.CREATED_AT, "_pos"], na_position="first", kind="stable")
-    dup = order.duplicated([schema.ITEM_ID, schema.ANNOTATOR_ID], keep="last")
-    dup = dup.reindex(df.index)
+    dup = _duplicate_judgements(df)
     df = _drop(
         df,
         dup,
@@ -233,9 +264,35 @@ def _validate_annotations(
     if schema.RAW_BATCH in df.columns:
         keep_cols.append(schema.RAW_BATCH)
     out = df[keep_cols].reset_index(drop=True)
+    if schema.RAW_BATCH in out.columns and isinstance(out[schema.RAW_BATCH].dtype, pd.CategoricalDtype):
+        out[schema.RAW_BATCH] = out[schema.RAW_BATCH].astype(_DEFAULT_STR)
     counts.kept = len(out)
     _count_reasons(counts, q, table)
     return out, counts
+
+
+def _duplicate_judgements(df: pd.DataFrame) -> np.ndarray:
+    """Rows that are not the latest judgement of their (item, annotator): by ``created_at`` where
+    present (missing first), then by row position; one integer key per pair, no frame sort."""
+    n = len(df)
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    item_codes, item_uniques = pd.factorize(df[schema.ITEM_ID], use_na_sentinel=False)
+    ann_codes, _ = pd.factorize(df[schema.ANNOTATOR_ID], use_na_sentinel=False)
+    key = item_codes.astype(np.int64) * (int(ann_codes.max()) + 1) + ann_codes
+    del item_codes, ann_codes
+    if schema.CREATED_AT in df.columns:
+        ts = df[schema.CREATED_AT]
+        ticks = ts.to_numpy(dtype="datetime64[ns]").view("int64") if len(ts) else np.zeros(0, np.int64)
+        ticks = np.where(ts.isna().to_numpy(), np.iinfo(np.int64).min, ticks)
+        order = np.argsort(ticks, kind="stable")
+        del ticks
+    else:
+        order = np.arange(n)
+    dup_sorted = pd.Series(key[order]).duplicated(keep="last").to_numpy()
+    dup = np.empty(n, dtype=bool)
+    dup[order] = dup_sorted
+    return dup
 
 
 def _parse_timestamps(values: pd.Series) -> pd.Series:
@@ -251,16 +308,18 @@ def _parse_timestamps(values: pd.Series) -> pd.Series:
 def _validate_items(df: pd.DataFrame, q: _Quarantine) -> tuple[pd.DataFrame, TableCounts]:
     counts = TableCounts(read=len(df))
     table = "items"
-    df = df.copy()
+    df = df.copy(deep=False)
     df = _drop(df, _is_empty(df[schema.ITEM_ID]), q, table, "missing_item_id", "item_id is empty")
     df[schema.ITEM_ID] = _clean_str(df[schema.ITEM_ID])
     features = [c for c in df.columns if c not in (schema.ITEM_ID, SOURCE_ROW, SOURCE_FILE, schema.RAW_BATCH)]
     # identical repeats of an item (same features, e.g. re-sent in a later batch) merge into one row;
     # conflicting repeats are quarantined, all of them, because we cannot tell which is right
-    key = df[[schema.ITEM_ID, *features]].astype(str)
-    exact = key.duplicated(keep="first")
-    counts.merged = int(exact.sum())
-    df = df[~exact]
+    if not df[schema.ITEM_ID].is_unique:  # unique ids: no repeats at all
+        key = df[[schema.ITEM_ID, *features]].astype(str)
+        exact = key.duplicated(keep="first")
+        del key
+        counts.merged = int(exact.sum())
+        df = df[~exact]
     conflict = df[schema.ITEM_ID].duplicated(keep=False)
     df = _drop(
         df,
@@ -268,7 +327,7 @@ def _validate_items(df: pd.DataFrame, q: _Quarantine) -> tuple[pd.DataFrame, Tab
         q,
         table,
         "conflicting_item_features",
-        "item " + df[schema.ITEM_ID] + " appears with different feature values",
+        lambda rows: "item " + rows[schema.ITEM_ID] + " appears with different feature values",
     )
     for col in features:
         df[col] = coerce_feature(df[col])
@@ -292,7 +351,7 @@ def coerce_feature(values: pd.Series) -> pd.Series:
 def _validate_gold(df: pd.DataFrame, labels: list[str], q: _Quarantine) -> tuple[pd.DataFrame, TableCounts]:
     counts = TableCounts(read=len(df))
     table = "gold"
-    df = df.copy()
+    df = df.copy(deep=False)
     for col in schema.GOLD.required:
         df = _drop(df, _is_empty(df[col]), q, table, f"missing_{col}", f"{col} is empty")
         df[col] = _clean_str(df[col])
@@ -302,7 +361,7 @@ def _validate_gold(df: pd.DataFrame, labels: list[str], q: _Quarantine) -> tuple
         q,
         table,
         "unknown_label",
-        "gold label " + df[schema.LABEL] + f" is not one of {labels}",
+        lambda rows: "gold label " + rows[schema.LABEL] + f" is not one of {labels}",
     )
     exact = df.duplicated([schema.ITEM_ID, schema.LABEL], keep="first")
     counts.merged = int(exact.sum())
@@ -314,7 +373,7 @@ def _validate_gold(df: pd.DataFrame, labels: list[str], q: _Quarantine) -> tuple
         q,
         table,
         "conflicting_gold",
-        "item " + df[schema.ITEM_ID] + " has different gold labels; fix the gold file",
+        lambda rows: "item " + rows[schema.ITEM_ID] + " has different gold labels; fix the gold file",
     )
     out = df[[schema.ITEM_ID, schema.LABEL]].reset_index(drop=True)
     counts.kept = len(out)
