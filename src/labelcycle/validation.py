@@ -132,11 +132,22 @@ def _is_empty(values: pd.Series) -> pd.Series:
 
 def _isin(values: pd.Series, allowed: pd.Series) -> pd.Series:
     """``values.isin(allowed)`` for large ``allowed`` string columns (one hash join, not a Python loop)."""
+    arr, allowed_arr = _arrow_strings(values), _arrow_strings(allowed)
+    if arr is not None and allowed_arr is not None and not arr.null_count and not allowed_arr.null_count:
+        found = pc.is_in(arr, value_set=pc.unique(allowed_arr))
+        return pd.Series(found.to_numpy(zero_copy_only=False).astype(bool, copy=False), index=values.index)
     index = pd.Index(allowed.astype(str).unique())
     return pd.Series(index.get_indexer(values.astype(str)) >= 0, index=values.index)
 
 
 def _clean_str(values: pd.Series) -> pd.Series:
+    arr = _arrow_strings(values)
+    if arr is not None:
+        # the column itself when nothing needs stripping (no second copy of a large id column)
+        stripped = pc.utf8_trim_whitespace(arr)
+        if pc.sum(pc.binary_length(stripped)).as_py() == pc.sum(pc.binary_length(arr)).as_py():
+            return values
+        del stripped
     return values.astype(str).str.strip()
 
 
