@@ -174,6 +174,10 @@ def validate(
         The clean tables (typed), the quarantine table and reconciled counts.
     """
     labels = [str(lab) for lab in labels]
+    # hold the raw annotations only through the list, so that (when the caller keeps no reference either)
+    # each raw column is freed as soon as its typed replacement exists
+    raw_annotations = [annotations]
+    del annotations
     q = _Quarantine()
     counts: dict[str, TableCounts] = {}
 
@@ -183,7 +187,7 @@ def validate(
     clean_gold = None
     if gold is not None:
         clean_gold, counts["gold"] = _validate_gold(gold, labels, q)
-    clean_ann, counts["annotations"] = _validate_annotations(annotations, labels, clean_items, q)
+    clean_ann, counts["annotations"] = _validate_annotations(raw_annotations.pop(), labels, clean_items, q)
     return ValidationResult(clean_ann, clean_items, clean_gold, q.frame(), counts)
 
 
@@ -224,7 +228,7 @@ def _validate_annotations(
     if schema.DURATION_S in df.columns:
         raw = df[schema.DURATION_S]
         empty = _is_empty(raw)
-        num = pd.to_numeric(raw.where(~empty), errors="coerce")
+        num = pd.to_numeric(raw.where(~empty) if empty.any() else raw, errors="coerce")
         bad = (~empty & num.isna()) | (num < 0) | np.isinf(num.fillna(0))
         df = _drop(
             df,
@@ -238,7 +242,7 @@ def _validate_annotations(
     if schema.CREATED_AT in df.columns:
         raw = df[schema.CREATED_AT]
         empty = _is_empty(raw)
-        parsed = _parse_timestamps(raw.where(~empty))
+        parsed = _parse_timestamps(raw.where(~empty) if empty.any() else raw)
         bad = ~empty & parsed.isna()
         df = _drop(
             df,
@@ -263,6 +267,7 @@ def _validate_annotations(
             lambda rows: "item " + rows[schema.ITEM_ID] + " has no row in the items table",
         )
     dup = _duplicate_judgements(df)
+    raw = empty = num = parsed = None  # no longer needed: freed before the last copy
     df = _drop(
         df,
         dup,
