@@ -358,10 +358,14 @@ def coerce_feature(values: pd.Series) -> pd.Series:
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         return values.astype("float64")
     empty = _is_empty(values)
-    num = pd.to_numeric(values.where(~empty), errors="coerce")
-    if (~empty).any() and num[~empty].notna().all():
-        return num.astype("float64")
-    return _clean_str(values).where(~empty, None).astype("object")
+    present = ~empty
+    # a text column shows itself in its first values: no need to try parsing all of them
+    probe = values[present].iloc[:1000]
+    if present.any() and pd.to_numeric(probe, errors="coerce").notna().all():
+        num = pd.to_numeric(values.where(present) if empty.any() else values, errors="coerce")
+        if num[present].notna().all():
+            return num.astype("float64")
+    return _clean_str(values).where(present, None).astype("object")
 
 
 def _validate_gold(df: pd.DataFrame, labels: list[str], q: _Quarantine) -> tuple[pd.DataFrame, TableCounts]:
