@@ -12,7 +12,8 @@ Reproduce (writes benchmarks/results/scale.md):
     PYTHONPATH=src python benchmarks/scale.py --sizes 100000 1000000 10000000
 
 Options: ``--train-max N`` runs the model stages only up to N annotations (default 1M; LightGBM
-single-threaded, 100 rounds; the tune stage is not run, train_quality uses params.yaml), ``--keep DIR`` keeps the generated projects.
+single-threaded, 100 rounds; the tune stage is not run, train_quality uses params.yaml), ``--keep DIR`` keeps the generated projects,
+``--stages ingest`` runs only the named stages.
 """
 
 from __future__ import annotations
@@ -155,6 +156,7 @@ def main() -> None:
     ap.add_argument("--n-estimators", type=int, default=100)
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "scale.md")
     ap.add_argument("--keep", type=Path, default=None)
+    ap.add_argument("--stages", nargs="+", default=None, help="run only these stages (e.g. --stages ingest)")
     ap.add_argument("--max-rss-gb", type=float, default=12.0, help="kill a stage above this peak memory")
     ap.add_argument("--stage-timeout", type=float, default=1800.0, help="kill a stage after this many seconds")
     args = ap.parse_args()
@@ -192,6 +194,8 @@ def main() -> None:
             stages = ["ingest", "split", "aggregate"]
             if n <= args.train_max:
                 stages += ["train_error_model", "curate", "train_quality"]
+            if args.stages:
+                stages = [s for s in stages if s in args.stages]
             for stage in stages:
                 wall, rss, rc = run_measured(
                     [sys.executable, f"stages/{stage}.py"], proj, env, args.max_rss_gb * 1024, args.stage_timeout
@@ -219,7 +223,9 @@ def write_report(args: argparse.Namespace, rows: list) -> None:
         "",
         "Reproduce: `PYTHONPATH=src python benchmarks/scale.py --sizes "
         + " ".join(str(s) for s in args.sizes)
-        + f" --train-max {args.train_max}`",
+        + f" --train-max {args.train_max}"
+        + (f" --stages {' '.join(args.stages)}" if args.stages else "")
+        + "`",
         "",
         "Each stage runs as its own process (`python stages/<stage>.py`, MLflow logging to the project's SQLite "
         "store included; the store is created before timing); peak memory is that process's RSS sampled at 20 Hz. Data: ~3 annotations per item, CSV with "

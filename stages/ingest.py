@@ -29,7 +29,8 @@ def main() -> None:
     tables = raw.read_all(root)
     if tables["annotations"] is None:
         raise ValidationError("no raw batch has an annotations file; ingest one with --annotations")
-    result = validate(tables["annotations"], params.labels, tables["items"], tables["gold"])
+    # hand the raw tables over (no reference kept here), so they are freed as soon as validation is done
+    result = validate(tables.pop("annotations"), params.labels, tables.pop("items"), tables.pop("gold"))
     if result.annotations.empty:
         raise ValidationError(
             f"every annotation was quarantined ({result.counts['annotations'].reasons}); "

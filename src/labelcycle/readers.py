@@ -180,6 +180,72 @@ def read_table(path: str | Path, kind: str, columns: ColumnMap | None = None) ->
 def _read_delimited(
     path: Path, sep: str, compression: str | None, names: tuple[str, ...] | None
 ) -> pd.DataFrame:
+    if compression is None:
+        fast = _read_delimited_arrow(path, sep, names)
+        if fast is not None:
+            return fast
+    return _read_delimited_pandas(path, sep, compression, names)
+
+
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def _read_delimited_arrow(path: Path, sep: str, names: tuple[str, ...] | None) -> pd.DataFrame | None:
+    """Read a well-formed uncompressed text file with ``pyarrow.csv`` (multi-threaded, no Python strings).
+
+    Gives the same frame as :func:`_read_delimited_pandas` (every column a string, empty fields ``""``),
+    or None for anything out of the ordinary (a parse or encoding error, a BOM, fewer than two columns,
+    empty or repeated header names, short rows): those files take the pandas path, which owns the exact
+    error messages and pandas' own handling of such files.
+    """
+    import pyarrow.csv as pacsv
+
+    try:
+        with path.open("rb") as fh:
+            if fh.read(len(_UTF8_BOM)) == _UTF8_BOM:
+                return None
+        parse = pacsv.ParseOptions(
+            delimiter=sep,
+            quote_char=False if sep == "\t" else '"',
+            double_quote=True,
+            escape_char=False,
+            newlines_in_values=sep != "\t",
+            ignore_empty_lines=True,
+        )
+        if names:
+            header = list(names)
+        else:
+            with pacsv.open_csv(
+                path,
+                read_options=pacsv.ReadOptions(block_size=1 << 16),
+                parse_options=parse,
+                convert_options=pacsv.ConvertOptions(column_types={}, strings_can_be_null=False),
+            ) as reader:
+                header = list(reader.schema.names)
+        if len(header) < 2 or len(set(header)) != len(header) or any(not h for h in header):
+            return None
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(column_names=list(names) if names else None, block_size=1 << 24),
+            parse_options=parse,
+            convert_options=pacsv.ConvertOptions(
+                column_types={h: pa.string() for h in header},
+                null_values=[],
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+                check_utf8=True,
+            ),
+        )
+    except (pa.ArrowException, OSError, ValueError):
+        return None
+    if table.column_names != header:
+        return None
+    return table.to_pandas()
+
+
+def _read_delimited_pandas(
+    path: Path, sep: str, compression: str | None, names: tuple[str, ...] | None
+) -> pd.DataFrame:
     try:
         return pd.read_csv(
             path,

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from labelcycle import schema
 from labelcycle.readers import SOURCE_ROW
@@ -96,17 +98,56 @@ class _Quarantine:
         return pd.concat(self.frames, ignore_index=True)
 
 
-def _is_empty(values: pd.Series) -> pd.Series:
+#: a value holding any of these characters cannot be one of ``_EMPTY`` (they are neither whitespace nor
+#: in any of its words, and lower-casing keeps them out), so only the other values need the full check
+_NEVER_EMPTY = "[0-9bcdfghijkmpqrstvwxyzBCDFGHIJKMPQRSTVWXYZ]"
+
+_DEFAULT_STR = pd.Series(["x"]).dtype
+
+
+def _arrow_strings(values: pd.Series) -> pa.ChunkedArray | pa.Array | None:
+    """The Arrow array behind a pandas ``str`` column (zero-copy), or None for any other column."""
+    if values.dtype != _DEFAULT_STR or getattr(values.dtype, "storage", None) != "pyarrow":
+        return None
+    return pa.array(values.array)
+
+
+def _is_empty_slow(values: pd.Series) -> pd.Series:
     return values.isna() | values.astype(str).str.strip().str.lower().isin(_EMPTY)
+
+
+def _is_empty(values: pd.Series) -> pd.Series:
+    arr = _arrow_strings(values)
+    if arr is None:
+        return _is_empty_slow(values)
+    never = pc.match_substring_regex(arr, _NEVER_EMPTY).to_numpy(zero_copy_only=False)
+    maybe = np.flatnonzero(~never.astype(bool, copy=False)) if arr.null_count == 0 else None
+    if maybe is None:  # nulls: the full check everywhere (rare: text files have none)
+        return _is_empty_slow(values)
+    out = np.zeros(len(values), dtype=bool)
+    if len(maybe):
+        out[maybe] = _is_empty_slow(values.iloc[maybe]).to_numpy(dtype=bool)
+    return pd.Series(out, index=values.index)
 
 
 def _isin(values: pd.Series, allowed: pd.Series) -> pd.Series:
     """``values.isin(allowed)`` for large ``allowed`` string columns (one hash join, not a Python loop)."""
+    arr, allowed_arr = _arrow_strings(values), _arrow_strings(allowed)
+    if arr is not None and allowed_arr is not None and not arr.null_count and not allowed_arr.null_count:
+        found = pc.is_in(arr, value_set=pc.unique(allowed_arr))
+        return pd.Series(found.to_numpy(zero_copy_only=False).astype(bool, copy=False), index=values.index)
     index = pd.Index(allowed.astype(str).unique())
     return pd.Series(index.get_indexer(values.astype(str)) >= 0, index=values.index)
 
 
 def _clean_str(values: pd.Series) -> pd.Series:
+    arr = _arrow_strings(values)
+    if arr is not None:
+        # the column itself when nothing needs stripping (no second copy of a large id column)
+        stripped = pc.utf8_trim_whitespace(arr)
+        if pc.sum(pc.binary_length(stripped)).as_py() == pc.sum(pc.binary_length(arr)).as_py():
+            return values
+        del stripped
     return values.astype(str).str.strip()
 
 
@@ -133,6 +174,10 @@ def validate(
         The clean tables (typed), the quarantine table and reconciled counts.
     """
     labels = [str(lab) for lab in labels]
+    # hold the raw annotations only through the list, so that (when the caller keeps no reference either)
+    # each raw column is freed as soon as its typed replacement exists
+    raw_annotations = [annotations]
+    del annotations
     q = _Quarantine()
     counts: dict[str, TableCounts] = {}
 
@@ -142,15 +187,23 @@ def validate(
     clean_gold = None
     if gold is not None:
         clean_gold, counts["gold"] = _validate_gold(gold, labels, q)
-    clean_ann, counts["annotations"] = _validate_annotations(annotations, labels, clean_items, q)
+    clean_ann, counts["annotations"] = _validate_annotations(raw_annotations.pop(), labels, clean_items, q)
     return ValidationResult(clean_ann, clean_items, clean_gold, q.frame(), counts)
 
 
 def _drop(
     df: pd.DataFrame, mask: pd.Series, q: _Quarantine, table: str, reason: str, detail=""
 ) -> pd.DataFrame:
-    if mask.any():
-        q.add(table, df[mask], reason, detail if isinstance(detail, str) else detail[mask])
+    """Quarantine the rows under ``mask`` and return the others (``df`` itself when none is dropped).
+
+    ``detail`` is a string, or a function of the dropped rows giving one detail per row (so the
+    per-row text is only built for the few bad rows).
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        return df
+    rows = df[mask]
+    q.add(table, rows, reason, detail(rows) if callable(detail) else detail)
     return df[~mask]
 
 
@@ -159,7 +212,7 @@ def _validate_annotations(
 ) -> tuple[pd.DataFrame, TableCounts]:
     counts = TableCounts(read=len(df))
     table = "annotations"
-    df = df.copy()
+    df = df.copy(deep=False)
     for col in schema.ANNOTATIONS.required:
         df = _drop(df, _is_empty(df[col]), q, table, f"missing_{col}", f"{col} is empty")
         df[col] = _clean_str(df[col])
@@ -170,12 +223,12 @@ def _validate_annotations(
         q,
         table,
         "unknown_label",
-        "label " + df[schema.LABEL].astype(str) + f" is not one of {labels} (params ingest.labels)",
+        lambda rows: "label " + rows[schema.LABEL].astype(str) + f" is not one of {labels} (params ingest.labels)",
     )
     if schema.DURATION_S in df.columns:
         raw = df[schema.DURATION_S]
         empty = _is_empty(raw)
-        num = pd.to_numeric(raw.where(~empty), errors="coerce")
+        num = pd.to_numeric(raw.where(~empty) if empty.any() else raw, errors="coerce")
         bad = (~empty & num.isna()) | (num < 0) | np.isinf(num.fillna(0))
         df = _drop(
             df,
@@ -183,15 +236,13 @@ def _validate_annotations(
             q,
             table,
             "bad_duration_s",
-            "duration_s " + raw.astype(str) + " is not a non-negative number",
+            lambda rows: "duration_s " + rows[schema.DURATION_S].astype(str) + " is not a non-negative number",
         )
-        df[schema.DURATION_S] = pd.to_numeric(
-            df[schema.DURATION_S].where(~_is_empty(df[schema.DURATION_S])), errors="coerce"
-        ).astype("float64")
+        df[schema.DURATION_S] = num[~bad.to_numpy()].astype("float64").to_numpy()
     if schema.CREATED_AT in df.columns:
         raw = df[schema.CREATED_AT]
         empty = _is_empty(raw)
-        parsed = _parse_timestamps(raw.where(~empty))
+        parsed = _parse_timestamps(raw.where(~empty) if empty.any() else raw)
         bad = ~empty & parsed.isna()
         df = _drop(
             df,
@@ -199,7 +250,7 @@ def _validate_annotations(
             q,
             table,
             "bad_created_at",
-            "created_at " + raw.astype(str) + " is not a timestamp (use ISO 8601)",
+            lambda rows: "created_at " + rows[schema.CREATED_AT].astype(str) + " is not a timestamp (use ISO 8601)",
         )
         df[schema.CREATED_AT] = parsed[~bad]
     for col in (schema.BATCH_ID, schema.GUIDELINE_VERSION):
@@ -213,14 +264,10 @@ def _validate_annotations(
             q,
             table,
             "item_without_features",
-            "item " + df[schema.ITEM_ID] + " has no row in the items table",
+            lambda rows: "item " + rows[schema.ITEM_ID] + " has no row in the items table",
         )
-    # duplicates: keep the latest judgement of each (item, annotator)
-    order = df.assign(_pos=np.arange(len(df)))
-    if schema.CREATED_AT in order.columns:
-        order = order.sort_values([schema.CREATED_AT, "_pos"], na_position="first", kind="stable")
-    dup = order.duplicated([schema.ITEM_ID, schema.ANNOTATOR_ID], keep="last")
-    dup = dup.reindex(df.index)
+    dup = _duplicate_judgements(df)
+    raw = empty = num = parsed = None  # no longer needed: freed before the last copy
     df = _drop(
         df,
         dup,
@@ -233,9 +280,35 @@ def _validate_annotations(
     if schema.RAW_BATCH in df.columns:
         keep_cols.append(schema.RAW_BATCH)
     out = df[keep_cols].reset_index(drop=True)
+    if schema.RAW_BATCH in out.columns and isinstance(out[schema.RAW_BATCH].dtype, pd.CategoricalDtype):
+        out[schema.RAW_BATCH] = out[schema.RAW_BATCH].astype(_DEFAULT_STR)
     counts.kept = len(out)
     _count_reasons(counts, q, table)
     return out, counts
+
+
+def _duplicate_judgements(df: pd.DataFrame) -> np.ndarray:
+    """Rows that are not the latest judgement of their (item, annotator): by ``created_at`` where
+    present (missing first), then by row position; one integer key per pair, no frame sort."""
+    n = len(df)
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    item_codes, item_uniques = pd.factorize(df[schema.ITEM_ID], use_na_sentinel=False)
+    ann_codes, _ = pd.factorize(df[schema.ANNOTATOR_ID], use_na_sentinel=False)
+    key = item_codes.astype(np.int64) * (int(ann_codes.max()) + 1) + ann_codes
+    del item_codes, ann_codes
+    if schema.CREATED_AT in df.columns:
+        ts = df[schema.CREATED_AT]
+        ticks = ts.to_numpy(dtype="datetime64[ns]").view("int64") if len(ts) else np.zeros(0, np.int64)
+        ticks = np.where(ts.isna().to_numpy(), np.iinfo(np.int64).min, ticks)
+        order = np.argsort(ticks, kind="stable")
+        del ticks
+    else:
+        order = np.arange(n)
+    dup_sorted = pd.Series(key[order]).duplicated(keep="last").to_numpy()
+    dup = np.empty(n, dtype=bool)
+    dup[order] = dup_sorted
+    return dup
 
 
 def _parse_timestamps(values: pd.Series) -> pd.Series:
@@ -251,16 +324,18 @@ def _parse_timestamps(values: pd.Series) -> pd.Series:
 def _validate_items(df: pd.DataFrame, q: _Quarantine) -> tuple[pd.DataFrame, TableCounts]:
     counts = TableCounts(read=len(df))
     table = "items"
-    df = df.copy()
+    df = df.copy(deep=False)
     df = _drop(df, _is_empty(df[schema.ITEM_ID]), q, table, "missing_item_id", "item_id is empty")
     df[schema.ITEM_ID] = _clean_str(df[schema.ITEM_ID])
     features = [c for c in df.columns if c not in (schema.ITEM_ID, SOURCE_ROW, SOURCE_FILE, schema.RAW_BATCH)]
     # identical repeats of an item (same features, e.g. re-sent in a later batch) merge into one row;
     # conflicting repeats are quarantined, all of them, because we cannot tell which is right
-    key = df[[schema.ITEM_ID, *features]].astype(str)
-    exact = key.duplicated(keep="first")
-    counts.merged = int(exact.sum())
-    df = df[~exact]
+    if not df[schema.ITEM_ID].is_unique:  # unique ids: no repeats at all
+        key = df[[schema.ITEM_ID, *features]].astype(str)
+        exact = key.duplicated(keep="first")
+        del key
+        counts.merged = int(exact.sum())
+        df = df[~exact]
     conflict = df[schema.ITEM_ID].duplicated(keep=False)
     df = _drop(
         df,
@@ -268,7 +343,7 @@ def _validate_items(df: pd.DataFrame, q: _Quarantine) -> tuple[pd.DataFrame, Tab
         q,
         table,
         "conflicting_item_features",
-        "item " + df[schema.ITEM_ID] + " appears with different feature values",
+        lambda rows: "item " + rows[schema.ITEM_ID] + " appears with different feature values",
     )
     for col in features:
         df[col] = coerce_feature(df[col])
@@ -283,16 +358,20 @@ def coerce_feature(values: pd.Series) -> pd.Series:
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         return values.astype("float64")
     empty = _is_empty(values)
-    num = pd.to_numeric(values.where(~empty), errors="coerce")
-    if (~empty).any() and num[~empty].notna().all():
-        return num.astype("float64")
-    return _clean_str(values).where(~empty, None).astype("object")
+    present = ~empty
+    # a text column shows itself in its first values: no need to try parsing all of them
+    probe = values[present].iloc[:1000]
+    if present.any() and pd.to_numeric(probe, errors="coerce").notna().all():
+        num = pd.to_numeric(values.where(present) if empty.any() else values, errors="coerce")
+        if num[present].notna().all():
+            return num.astype("float64")
+    return _clean_str(values).where(present, None).astype("object")
 
 
 def _validate_gold(df: pd.DataFrame, labels: list[str], q: _Quarantine) -> tuple[pd.DataFrame, TableCounts]:
     counts = TableCounts(read=len(df))
     table = "gold"
-    df = df.copy()
+    df = df.copy(deep=False)
     for col in schema.GOLD.required:
         df = _drop(df, _is_empty(df[col]), q, table, f"missing_{col}", f"{col} is empty")
         df[col] = _clean_str(df[col])
@@ -302,7 +381,7 @@ def _validate_gold(df: pd.DataFrame, labels: list[str], q: _Quarantine) -> tuple
         q,
         table,
         "unknown_label",
-        "gold label " + df[schema.LABEL] + f" is not one of {labels}",
+        lambda rows: "gold label " + rows[schema.LABEL] + f" is not one of {labels}",
     )
     exact = df.duplicated([schema.ITEM_ID, schema.LABEL], keep="first")
     counts.merged = int(exact.sum())
@@ -314,7 +393,7 @@ def _validate_gold(df: pd.DataFrame, labels: list[str], q: _Quarantine) -> tuple
         q,
         table,
         "conflicting_gold",
-        "item " + df[schema.ITEM_ID] + " has different gold labels; fix the gold file",
+        lambda rows: "item " + rows[schema.ITEM_ID] + " has different gold labels; fix the gold file",
     )
     out = df[[schema.ITEM_ID, schema.LABEL]].reset_index(drop=True)
     counts.kept = len(out)

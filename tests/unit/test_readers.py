@@ -101,3 +101,41 @@ def test_unknown_extension_is_refused(tmp_path):
     (tmp_path / "x.xlsx").write_text("x")
     with pytest.raises(InputFileError, match=r"cannot tell the format"):
         read_table(tmp_path / "x.xlsx", "annotations")
+
+
+ODD_BUT_VALID = {
+    "quotes_and_newlines.csv": 'item_id,annotator_id,label\n"i,1",a,"line\nbreak"\ni2,"say ""hi""",ok\n',
+    "spaces_and_empties.csv": "item_id , annotator_id,label\n i1 ,,NA\n\ni2,b, ok \r\ni3,c,\n",
+    "raw_quotes.tsv": 'item_id\tannotator_id\tlabel\n"i1\ta"b\t"ok\ni2\tb\tx"y\n',
+    "numbers.csv": "item_id,annotator_id,label,duration_s\n007,1,1.0,1e3\n8,2,nan,\n",
+    "short_row.csv": "item_id,annotator_id,label\ni1,a\ni2,b,ok\n",
+    "bom.csv": "\ufeffitem_id,annotator_id,label\ni1,a,ok\n",
+    "dup_header.csv": "item_id,annotator_id,label,label\ni1,a,ok,x\n",
+    "unnamed.csv": "item_id,annotator_id,label,\ni1,a,ok,x\n",
+    "implicit_index.csv": "item_id,annotator_id,label\nr1,i1,a,ok\nr2,i2,b,ok\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(ODD_BUT_VALID))
+def test_arrow_fast_path_reads_exactly_like_pandas(tmp_path, name):
+    from pathlib import Path
+
+    from labelcycle import readers
+
+    path = Path(tmp_path) / name
+    path.write_text(ODD_BUT_VALID[name], encoding="utf-8")
+    sep = "\t" if name.endswith(".tsv") else ","
+    expected = readers._read_delimited_pandas(path, sep, None, None)
+    got = readers._read_delimited(path, sep, None, None)
+    pd.testing.assert_frame_equal(got, expected)
+
+
+def test_arrow_fast_path_with_names_reads_exactly_like_pandas(tmp_path):
+    from labelcycle import readers
+
+    path = tmp_path / "headerless.csv"
+    path.write_text("w1,i1,ok\nw2,i2,spam\n")
+    names = ("annotator_id", "item_id", "label")
+    expected = readers._read_delimited_pandas(path, ",", None, names)
+    pd.testing.assert_frame_equal(readers._read_delimited(path, ",", None, names), expected)
+    assert readers._read_delimited_arrow(path, ",", names) is not None

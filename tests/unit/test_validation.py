@@ -72,3 +72,14 @@ def test_without_created_at_the_later_row_wins():
     res = validate(ann, LABELS)
     assert list(res.annotations["label"]) == ["prohibited"]
     assert res.counts["annotations"].reasons == {"duplicate_item_annotator": 1}
+
+
+def test_fast_empty_check_matches_the_full_one():
+    from labelcycle.validation import _is_empty, _is_empty_slow
+
+    values = pd.Series(
+        ["", " ", "NA", " n/A ", "NaN", "null", "None", "nan ", "no", "ok", "i1", "1.5", "\u2003none\t", "İ", "K", "la"],
+        dtype="str",
+    )
+    assert _is_empty(values).tolist() == _is_empty_slow(values).tolist()
+    assert _is_empty(values.astype(object)).tolist() == _is_empty_slow(values).tolist()

@@ -18,6 +18,9 @@ DIGEST_LENGTH = 32
 
 _DEFAULT_STR = pd.Series(["x"]).dtype
 
+#: rows hashed at a time in :func:`table_digest`
+_HASH_ROWS = 1 << 20
+
 
 def _timestamps_as_text(values: pd.Series) -> pd.Series | None:
     """``values.astype(str)`` for naive or UTC timestamps, vectorised (None: use astype instead).
@@ -41,7 +44,11 @@ def _timestamps_as_text(values: pd.Series) -> pd.Series | None:
     import pyarrow.compute as pc
 
     arr = pa.array(ns, type=pa.timestamp("ns"), mask=~valid).cast(pa.timestamp(unit))
-    text = pc.strftime(arr, format="%Y-%m-%d %H:%M:%S" + ("+00:00" if tz is not None else ""))
+    # Arrow's cast of a naive timestamp to text is ``strftime("%Y-%m-%d %H:%M:%S")`` (fraction per unit),
+    # an order of magnitude faster
+    text = pc.cast(arr, pa.string())
+    if tz is not None:
+        text = pc.binary_join_element_wise(text, pa.scalar("+00:00"), pa.scalar(""))
     return pd.Series(text.to_pandas(types_mapper={pa.string(): _DEFAULT_STR}.get), index=values.index).astype(str)
 
 
@@ -73,10 +80,16 @@ def table_digest(df: pd.DataFrame) -> str:
     h.update(("\x1f".join(cols) + f"\x1e{len(df)}").encode())
     if len(df) and cols:
         frame = pd.DataFrame({c: _canonical_column(df[c]) for c in cols})
-        row_hashes = pd.util.hash_pandas_object(frame, index=False, categorize=False).to_numpy(
-            dtype=np.uint64
-        )
-        h.update(np.sort(row_hashes).tobytes())
+        # row hashes are per row, so hashing in slices gives the same ones with bounded scratch memory
+        row_hashes = np.empty(len(frame), dtype=np.uint64)
+        for start in range(0, len(frame), _HASH_ROWS):
+            part = frame.iloc[start : start + _HASH_ROWS]
+            row_hashes[start : start + len(part)] = pd.util.hash_pandas_object(
+                part, index=False, categorize=False
+            ).to_numpy(dtype=np.uint64)
+        del frame
+        row_hashes.sort()
+        h.update(row_hashes.tobytes())
     return h.hexdigest()[:DIGEST_LENGTH]
 
 

@@ -157,4 +157,15 @@ def read_all(root: Path) -> dict[str, pd.DataFrame | None]:
             df[schema.RAW_BATCH] = batch.digest
             df[SOURCE_FILE] = str(path.relative_to(root))
             frames[role].append(df)
-    return {role: (pd.concat(fs, ignore_index=True) if fs else None) for role, fs in frames.items()}
+    return {role: _concat(fs) for role, fs in frames.items()}
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame | None:
+    """One table from the batches' frames; the provenance columns, one value per batch, as categoricals
+    (a few bytes per row instead of a string each; validation gives ``raw_batch`` back as strings)."""
+    if not frames:
+        return None
+    df = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    for col in (schema.RAW_BATCH, SOURCE_FILE):
+        df[col] = df[col].astype("category")
+    return df
