@@ -8,6 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import settings
+
+# the same examples on every run, so CI is reproducible (explore with --hypothesis-seed=N)
+settings.register_profile("labelcycle", derandomize=True)
+settings.load_profile("labelcycle")
 
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
