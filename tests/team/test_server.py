@@ -49,7 +49,6 @@ def test_unreachable_postgres_says_where_and_what_to_check():
         ensure_database("postgresql://postgres@127.0.0.1:1/labelcycle")
 
 
-@pytest.mark.slow
 def test_pipeline_runs_against_a_postgres_backed_server(pg_server, tmp_path):
     project = demo_project(tmp_path / "proj")
     res = dvc(project, "repro", "train_quality", env={"MLFLOW_TRACKING_URI": pg_server.url})
