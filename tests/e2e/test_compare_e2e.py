@@ -16,8 +16,9 @@ from labelcycle.aggregation import DEFAULT_METHOD, METHODS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-#: the candidate's aggregation method: another registered method where main has one
-OTHER_METHOD = next((m for m in ("weighted_majority_vote", "dawid_skene") if m in METHODS), DEFAULT_METHOD)
+#: the candidate's aggregation method: majority vote against the default (the issue's scenario)
+OTHER_METHOD = "majority_vote" if DEFAULT_METHOD != "majority_vote" else "dawid_skene"
+assert OTHER_METHOD in METHODS
 GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
 
 
