@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 from scipy.optimize import minimize_scalar
 from scipy.special import gammaln
 
 from labelcycle.aggregation import _em
-from labelcycle.aggregation.dawid_skene import DawidSkene
+from labelcycle.aggregation.hierarchical_dawid_skene import HierarchicalDawidSkene
 
 #: search range of the prior strengths (pseudo-labels)
 _MIN_STRENGTH, _MAX_STRENGTH = 0.1, 1e4
 
 
-class StructuredDawidSkene(DawidSkene):
+class StructuredDawidSkene(HierarchicalDawidSkene):
     """Full Dawid-Skene with a *structured* empirical-Bayes prior: a skill model on top, confusions below.
 
     Every strength below is chosen by empirical Bayes (type-II maximum likelihood of the current
@@ -51,26 +50,6 @@ class StructuredDawidSkene(DawidSkene):
     """
 
     name = "structured_dawid_skene"
-
-    def __init__(
-        self,
-        classes: tuple[str, ...] | list[str] | None = None,
-        max_iter: int = 100,
-        tol: float = 1e-5,
-        alpha: float = 1.0,
-        prior_alpha: float = 1.0,
-        strength: float | None = None,
-    ) -> None:
-        super().__init__(classes=classes, max_iter=max_iter, tol=tol, alpha=alpha, prior_alpha=prior_alpha)
-        self.strength = strength
-
-    def fit(self, annotations: pd.DataFrame) -> StructuredDawidSkene:
-        if self.strength is not None and not (self.strength > 0):
-            from labelcycle.errors import ConfigError
-
-            raise ConfigError(f"strength must be > 0 or None, got {self.strength!r}")
-        super().fit(annotations)
-        return self
 
     def _m_step(self, codes: _em.Codes, posteriors: np.ndarray) -> np.ndarray:
         k = codes.n_classes
