@@ -8,6 +8,9 @@ import pandas as pd
 from labelcycle.aggregation import _em
 from labelcycle.aggregation.base import BaseAggregator, Encoded
 
+#: where an item's true class may lie: any class, or only the labels its annotators gave
+SUPPORTS = ("all", "voted")
+
 
 class DawidSkene(BaseAggregator):
     """Classic Dawid-Skene with additive (Dirichlet) smoothing of the confusion matrices.
@@ -20,6 +23,12 @@ class DawidSkene(BaseAggregator):
 
     Duplicate (item, annotator) rows are counted as separate votes.
 
+    With ``support="voted"`` an item's true class is sought only among the labels its annotators gave
+    (the E-step gives the other classes probability 0). Plain Dawid-Skene can pick a class nobody voted
+    for when the off-diagonal cells of a few confusion rows, the least identified parameters of the
+    model, happen to favour it; on real crowd data those picks are mostly wrong (see
+    ``benchmarks/results/aggregation.md``).
+
     Args:
         classes: the label set in order; inferred (sorted) when None.
         max_iter: EM iteration cap.
@@ -27,6 +36,8 @@ class DawidSkene(BaseAggregator):
             priors, for the smoothed models) gains less than ``tol`` in one iteration.
         alpha: pseudo-count added to every confusion cell.
         prior_alpha: pseudo-count added to every class when estimating class priors.
+        support: ``"all"`` (every class, the classic model) or ``"voted"`` (only the classes an item's
+            annotators gave).
 
     Attributes:
         labels_, probas_, skills_: see :mod:`labelcycle.aggregation.base`; skills are expected
@@ -46,20 +57,28 @@ class DawidSkene(BaseAggregator):
         tol: float = 1e-5,
         alpha: float = 0.01,
         prior_alpha: float = 1.0,
+        support: str = "all",
     ) -> None:
         super().__init__(classes=classes)
         self.max_iter = max_iter
         self.tol = tol
         self.alpha = alpha
         self.prior_alpha = prior_alpha
+        self.support = support
 
     def fit(self, annotations: pd.DataFrame) -> DawidSkene:
         _em.check_em_params(self.tol, self.max_iter)
+        if self.support not in SUPPORTS:
+            from labelcycle.errors import ConfigError
+
+            raise ConfigError(f"support must be one of {SUPPORTS}, got {self.support!r}")
         enc = _em.encode_nonempty(annotations, self.classes)
         codes = _em.Codes.from_encoded(enc)
         posteriors = _em.vote_shares(codes)
+        votes = _em.vote_matrix(codes)
         # a class no annotator ever gave has no evidence and an unidentified confusion row: prior 0
-        given = _em.vote_matrix(codes).sum(axis=0) > 0
+        given = votes.sum(axis=0) > 0
+        outside = votes == 0 if self.support == "voted" else None
         confusions = priors = None
         log_lik = previous = -np.inf
         self.converged_ = False
@@ -71,6 +90,8 @@ class DawidSkene(BaseAggregator):
             with np.errstate(divide="ignore"):
                 log_priors = np.log(priors)
             log_joint = _em.item_log_likelihoods(codes, np.log(confusions)) + log_priors
+            if outside is not None:
+                log_joint[outside] = -np.inf
             new_post, log_lik = _em.normalise_log(log_joint)
             posteriors = new_post
             per_row = log_lik / max(codes.n_rows, 1)

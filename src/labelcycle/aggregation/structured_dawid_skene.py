@@ -39,7 +39,7 @@ class StructuredDawidSkene(HierarchicalDawidSkene):
     keep their own confusions.
 
     Args:
-        classes, max_iter, tol, prior_alpha: as in :class:`DawidSkene`.
+        classes, max_iter, tol, prior_alpha, support: as in :class:`DawidSkene`.
         alpha: pseudo-count added to every cell of the pooled matrix (keeps it strictly positive).
         strength: fixed ``s_t`` for every class (centre: the skill row) instead of the empirical-Bayes choice.
 
@@ -50,6 +50,26 @@ class StructuredDawidSkene(HierarchicalDawidSkene):
     """
 
     name = "structured_dawid_skene"
+
+    def __init__(
+        self,
+        classes: tuple[str, ...] | list[str] | None = None,
+        max_iter: int = 100,
+        tol: float = 1e-5,
+        alpha: float = 1.0,
+        prior_alpha: float = 1.0,
+        strength: float | None = None,
+        support: str = "voted",
+    ) -> None:
+        super().__init__(
+            classes=classes,
+            max_iter=max_iter,
+            tol=tol,
+            alpha=alpha,
+            prior_alpha=prior_alpha,
+            strength=strength,
+            support=support,
+        )
 
     def _m_step(self, codes: _em.Codes, posteriors: np.ndarray) -> np.ndarray:
         k = codes.n_classes

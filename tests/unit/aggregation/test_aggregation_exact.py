@@ -238,3 +238,50 @@ def test_a_missing_column_is_a_schema_error(method):
 def test_result_frame_before_fit_is_a_not_fitted_error(method):
     with pytest.raises(NotFittedError, match="is not fitted; call fit"):
         make_aggregator(method).result_frame()
+
+
+def systematic_confusion() -> pd.DataFrame:
+    """Class z is only ever recognised by annotator c: a and b say x and y on it.
+
+    On ``odd`` only a (x) and b (y) answer, the exact pattern of a z item.
+    """
+    rows = []
+    for n in range(20):
+        rows += [(f"x{n}", who, "x") for who in "abc"]
+        rows += [(f"y{n}", who, "y") for who in "abc"]
+        rows += [(f"z{n}", "a", "x"), (f"z{n}", "b", "y"), (f"z{n}", "c", "z")]
+    rows += [("odd", "a", "x"), ("odd", "b", "y")]
+    return table(rows)
+
+
+def test_classic_dawid_skene_can_pick_a_class_nobody_voted_for():
+    model = DawidSkene(support="all").fit(systematic_confusion())
+    assert model.labels_["odd"] == "z"
+    assert model.probas_.loc["odd", "z"] > 0.9
+
+
+@pytest.mark.parametrize("cls", [DawidSkene, HierarchicalDawidSkene, StructuredDawidSkene])
+def test_voted_support_keeps_each_item_within_the_labels_it_was_given(cls):
+    data = systematic_confusion()
+    model = cls(support="voted").fit(data)
+    assert model.labels_["odd"] in {"x", "y"}
+    assert model.probas_.loc["odd", "z"] == 0.0
+    voted = pd.crosstab(data["item_id"], data["label"]).reindex(columns=model.probas_.columns) > 0
+    probas = model.probas_.reindex(voted.index).to_numpy()
+    assert (probas[~voted.to_numpy()] == 0.0).all()
+    assert (probas[voted.to_numpy()] > 0.0).all()
+    # the z items still come out as z: c, who alone gives z, is trusted
+    assert (model.labels_[[f"z{n}" for n in range(20)]] == "z").all()
+    np.testing.assert_allclose(model.probas_.sum(axis=1), 1.0)
+
+
+def test_the_default_aggregator_restricts_to_voted_labels_with_a_weak_fixed_prior():
+    model = make_aggregator(DEFAULT_METHOD)
+    assert model.support == "voted" and model.strength == 3.0
+    assert DawidSkene().support == "all"  # the textbook model stays the textbook model
+
+
+@pytest.mark.parametrize("cls", [DawidSkene, HierarchicalDawidSkene, StructuredDawidSkene])
+def test_unknown_support_is_a_config_error(cls):
+    with pytest.raises(ConfigError, match=r"support must be one of \('all', 'voted'\), got 'some'"):
+        cls(support="some").fit(reliable_vs_constant())

@@ -159,7 +159,9 @@ def test_permuting_rows_does_not_change_the_result(method, rows, seed):
 # Known defect, left visible: structured_dawid_skene's empirical-Bayes strength search depends on the
 # order of ids, so renaming can move probabilities by ~1e-3 (the labels stay the same). Not the default.
 RENAMING = [
-    pytest.param(m, marks=pytest.mark.xfail(reason="EB strength search is id-order dependent (~1e-3)", strict=False))
+    pytest.param(
+        m, marks=pytest.mark.xfail(reason="EB strength search is id-order dependent (~1e-3)", strict=False)
+    )
     if m == "structured_dawid_skene"
     else m
     for m in ALL
