@@ -8,10 +8,13 @@ the item features (categorical columns with at most ``max_levels`` values; numer
 
 1. **Enumerate** every group of 1 to ``max_order`` factors (single factors, pairs, triples) with at least
    ``min_support`` labels and keep the *candidates* whose 95% Wilson lower bound on the disagreement rate
-   exceeds the baseline (the overall rate).
+   exceeds the baseline (the overall rate). A candidate whose lower bound does not exceed the rate of one
+   of its parents (the group without one of its conditions) is *explained* by that parent, so the many
+   sub-slices of one bad annotator do not crowd out other groups (the rule of step 4, applied early).
 2. **Cohorts**: candidates that differ only in the annotator and share the same pattern (the same wrong
    label given, at least ``pattern_share`` of their disagreements) are merged into one group "annotators A,
-   B, C x rest". A cohort of more than ``max_annotator_share`` of all annotators (and more than three) is
+   B, C x rest". A member must be worse on the slice than on their other labels (an annotator who is bad
+   everywhere joins no cohort); then explained candidates are dropped. A cohort of more than ``max_annotator_share`` of all annotators (and more than three) is
    dropped: it describes the item slice, which stands as a slice finding (no annotator condition).
 3. **Onset**: for a group that does not fix the period, the best single split of its period sequence is
    found (binomial likelihood ratio, ``chi2(1)`` at ``onset_alpha``); when the rate after the split is
@@ -29,10 +32,12 @@ the item features (categorical columns with at most ``max_levels`` values; numer
    same items, the same group before its onset; Newcombe interval against the rest of that parent); and
    the excess rate of the group's most frequent wrong label over its baseline share. So a group ranks high
    when it is confidently and specifically worse than the annotators, the slice and the period that make it
-   up, whatever its size; mediocre annotators and hard slices on their own rank by their own effect. A
-   group is only reported while its uncovered rows stay significantly above baseline at the family-wise
-   level ``family_alpha`` (Bonferroni over all groups tested), so overlapping restatements of a finding and
-   the chance hits of testing hundreds of groups drop out. A guideline-version condition that equals
+   up, whatever its size; mediocre annotators and hard slices on their own rank by their own effect; a
+   group whose score is not positive is not reported. A group is only reported while its uncovered rows
+   stay significantly above baseline at the false discovery rate ``fdr`` (Benjamini-Hochberg over the
+   score tests of all groups tested: the threshold adapts to how many groups really stand out, and on
+   data with no signal it is as strict as Bonferroni), so overlapping restatements of a finding and the
+   chance hits of testing thousands of groups drop out. A guideline-version condition that equals
    "from period P on" is reported as "since P (guideline v2)".
 
 Effect sizes: ``rate_diff`` with the interval ``[rate_lo, rate_hi] - baseline`` (the baseline rests on all
@@ -102,8 +107,8 @@ class RootCauseParams:
         max_levels: categorical item features with more distinct values are skipped.
         numeric_bins: quantile bins for numeric item features (0 = skip numeric features).
         onset_alpha: significance level of the onset (change-point) test.
-        family_alpha: family-wise error rate of the reported findings (Bonferroni over the groups
-            tested); membership of cohorts only needs the per-group ``z`` interval.
+        fdr: false discovery rate of the reported findings (Benjamini-Hochberg over the groups tested);
+            membership of cohorts only needs the per-group ``z`` interval.
         pattern_share: share of a group's disagreements its dominant given label must have for the group
             to join an annotator cohort.
         max_annotator_share: a cohort naming more than this share of all annotators (and more than
@@ -121,7 +126,7 @@ class RootCauseParams:
     max_levels: int = 30
     numeric_bins: int = 4
     onset_alpha: float = 0.001
-    family_alpha: float = 0.05
+    fdr: float = 0.05
     pattern_share: float = 0.5
     max_annotator_share: float = 0.25
     top_k: int = 20
@@ -136,8 +141,8 @@ class RootCauseParams:
             raise ConfigError(f"min_support must be >= 1, got {self.min_support}")
         if self.z <= 0:
             raise ConfigError(f"z must be > 0, got {self.z}")
-        if not 0 < self.family_alpha < 1:
-            raise ConfigError(f"family_alpha must be in (0, 1), got {self.family_alpha}")
+        if not 0 < self.fdr < 1:
+            raise ConfigError(f"fdr must be in (0, 1), got {self.fdr}")
         if not 0 < self.max_annotator_share <= 1:
             raise ConfigError(f"max_annotator_share must be in (0, 1], got {self.max_annotator_share}")
         if not 0 < self.onset_alpha < 1:
@@ -152,6 +157,8 @@ class _Group:
     context_guideline: str | None = None
     n: int = 0
     k: int = 0
+    explained: bool = False  # a parent group (one condition fewer) is as bad or worse
+    annotator_explained: bool = False  # the annotator alone is as bad or worse
 
     @property
     def order(self) -> int:
@@ -189,6 +196,43 @@ def _factor_frame(
     return out.reset_index(drop=True), per_name, order
 
 
+def _group_key(
+    combo: tuple[str, ...], codes: dict[str, tuple[np.ndarray, pd.Index]], rows: np.ndarray | None = None
+) -> np.ndarray:
+    """One integer per row (or per row in ``rows``) identifying its values of the factors in ``combo``."""
+    first = codes[combo[0]][0] if rows is None else codes[combo[0]][0][rows]
+    key = np.zeros(len(first), dtype=np.int64)
+    for c in combo:
+        values = codes[c][0] if rows is None else codes[c][0][rows]
+        key = key * len(codes[c][1]) + values
+    return key
+
+
+def _parent_counts(
+    parent: tuple[str, ...],
+    group_counts: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray, np.ndarray]],
+    codes: dict[str, tuple[np.ndarray, pd.Index]],
+    rows: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(disagreements, labels) of the ``parent`` group that contains each of ``rows``."""
+    keys, k, n = group_counts[parent]
+    at = np.searchsorted(keys, _group_key(parent, codes, rows))
+    return k[at], n[at]
+
+
+def _bh_z(z_scores: np.ndarray, fdr: float) -> float:
+    """The one-sided z threshold of the Benjamini-Hochberg procedure at ``fdr`` over these test statistics.
+
+    The Wilson lower bound at ``z`` exceeds the baseline exactly when the score statistic exceeds ``z``,
+    so the threshold plugs into the Wilson gate. With no rejection it is the Bonferroni threshold.
+    """
+    m = max(len(z_scores), 1)
+    p_sorted = np.sort(stats.norm.sf(z_scores))
+    passed = np.flatnonzero(p_sorted <= fdr * np.arange(1, len(p_sorted) + 1) / m)
+    p_star = fdr * (passed[-1] + 1) / m if len(passed) else fdr / m
+    return float(stats.norm.isf(p_star))
+
+
 def _stats(k: np.ndarray, n: np.ndarray, p0: float, z: float) -> dict[str, np.ndarray]:
     lo, hi = wilson(k, n, z)
     rate = k / n
@@ -218,9 +262,7 @@ def _dominant(rows: np.ndarray, conf_code: np.ndarray, n_conf: int) -> tuple[int
     return best, int(counts[best]), int(len(codes))
 
 
-def _given_pattern(
-    rows: np.ndarray, given_code: np.ndarray, n_given: int
-) -> tuple[int, int, int]:
+def _given_pattern(rows: np.ndarray, given_code: np.ndarray, n_given: int) -> tuple[int, int, int]:
     """(most frequent given label code among the disagreements of ``rows``, its count, disagreements)."""
     codes = given_code[rows]
     codes = codes[codes >= 0]
@@ -437,7 +479,9 @@ def root_causes(
     conf_str = np.where(disagree > 0, pd.Series(truth).str.cat(pd.Series(given), sep=" -> ").to_numpy(), None)
     conf_code, conf_names = pd.factorize(pd.Series(conf_str), use_na_sentinel=True)
     n_conf = len(conf_names)
-    given_code, given_names = pd.factorize(pd.Series(np.where(disagree > 0, given, None)), use_na_sentinel=True)
+    given_code, given_names = pd.factorize(
+        pd.Series(np.where(disagree > 0, given, None)), use_na_sentinel=True
+    )
     n_given = len(given_names)
 
     factors, per_name, order = _factor_frame(ann, it, params)
@@ -452,24 +496,42 @@ def root_causes(
     )
     codes = {c: pd.factorize(factors[c], sort=True) for c in factors.columns}
 
-    # 1. enumerate candidates
+    # 1. enumerate candidates; a group of several factors whose lower bound does not exceed the rate of
+    # one of its parents (the group without one condition) is explained by that parent (step 4's rule,
+    # applied early so that the sub-slices of a bad annotator do not crowd out other groups)
     cands: list[_Group] = []
-    n_tested = 0
+    tested_z: list[np.ndarray] = []  # score-test statistics of every group tested (rate > baseline)
+    group_rates: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # combo -> keys, k, n
     for r in range(1, params.max_order + 1):
         for combo in itertools.combinations(factors.columns, r):
-            key = np.zeros(len(ann), dtype=np.int64)
-            for c in combo:
-                key = key * len(codes[c][1]) + codes[c][0]
-            uniq, inv = np.unique(key, return_inverse=True)
+            key = _group_key(combo, codes)
+            uniq, first, inv = np.unique(key, return_index=True, return_inverse=True)
             n = np.bincount(inv).astype(np.float64)
             k = np.bincount(inv, weights=disagree)
+            if r < params.max_order:
+                group_rates[combo] = (uniq, k, n)
             lo, _ = wilson(k, n, params.z)
-            n_tested += int((n >= params.min_support).sum())
+            big = n >= params.min_support
+            tested_z.append((k[big] / n[big] - p0) / np.sqrt(p0 * (1.0 - p0) / n[big]))
             keep = np.flatnonzero((n >= params.min_support) & (lo > p0))
-            for gi in keep:
+            explained = np.zeros(len(keep), dtype=bool)
+            for parent in itertools.combinations(combo, r - 1) if r > 1 else ():
+                pk, pn = _parent_counts(parent, group_rates, codes, first[keep])
+                explained |= lo[keep] <= pk / pn
+            # an annotator no worse on this slice than on their other labels: "bad everywhere", their own
+            # finding, not the slice's
+            overall = np.zeros(len(keep), dtype=bool)
+            if r > 1 and schema.ANNOTATOR_ID in combo:
+                pk, pn = _parent_counts((schema.ANNOTATOR_ID,), group_rates, codes, first[keep])
+                rest_n = pn - n[keep]
+                rest_rate = np.divide(pk - k[keep], rest_n, out=np.ones(len(keep)), where=rest_n > 0)
+                overall = lo[keep] <= rest_rate
+            for j, gi in enumerate(keep):
                 rows = np.flatnonzero(inv == gi)
                 conds = {c: (str(factors[c].iat[int(rows[0])]),) for c in combo}
-                cands.append(_Group(conds, rows))
+                cands.append(
+                    _Group(conds, rows, explained=bool(explained[j]), annotator_explained=bool(overall[j]))
+                )
 
     # 2. cohorts of annotators sharing a pattern (the same wrong label on the same slice); a "cohort" of
     # most annotators describes the slice, not a group of annotators, and is left out
@@ -477,7 +539,7 @@ def root_causes(
     max_cohort = max(3, int(params.max_annotator_share * n_annotators))
     by_key: dict[tuple, list[_Group]] = {}
     for gr in cands:
-        if schema.ANNOTATOR_ID not in gr.conditions or len(gr.conditions) < 2:
+        if gr.annotator_explained or schema.ANNOTATOR_ID not in gr.conditions or len(gr.conditions) < 2:
             continue
         dom, dom_n, n_dis = _given_pattern(gr.rows, given_code, n_given)
         if dom < 0 or dom_n < params.pattern_share * n_dis:
@@ -490,6 +552,10 @@ def root_causes(
         names = tuple(sorted(m.conditions[schema.ANNOTATOR_ID][0] for m in members))
         rows = np.unique(np.concatenate([m.rows for m in members]))
         cands.append(_Group({schema.ANNOTATOR_ID: names, **dict(rest)}, rows))
+    # a cohort member must be worse on the slice than overall (the bad-everywhere annotator joins none); it
+    # may be explained by a parent (a cohort inflates its slice); as findings of their own, explained groups
+    # are dropped
+    cands = [gr for gr in cands if not gr.explained]
 
     # 3. onset within the period sequence
     if per_name is not None and len(order) >= 2:
@@ -498,7 +564,9 @@ def root_causes(
             for gr in cands
         ]
     gv_idx, gv_names = (
-        pd.factorize(factors[schema.GUIDELINE_VERSION]) if schema.GUIDELINE_VERSION in factors.columns else (None, None)
+        pd.factorize(factors[schema.GUIDELINE_VERSION])
+        if schema.GUIDELINE_VERSION in factors.columns
+        else (None, None)
     )
     cands = [_guideline_onset(gr, gv_idx, np.asarray(gv_names), period_idx, order) for gr in cands]
     for gr in cands:
@@ -547,7 +615,7 @@ def root_causes(
     alive &= ~parent_explained
 
     # 5. greedy selection on the rows not yet explained by a better finding, ranked by effect size
-    z_sel = max(params.z, float(stats.norm.isf(params.family_alpha / max(n_tested, 1))))
+    z_sel = max(params.z, _bh_z(np.concatenate(tested_z), params.fdr))
     alive_idx = np.flatnonzero(alive)
     dis_bool = disagree > 0
     # the ranked effects are simultaneous 95% bounds over the groups that compete for a rank (Bonferroni),
@@ -576,7 +644,8 @@ def root_causes(
         gdom, gdom_n, _ = _given_pattern(cands[i].rows, given_code, n_given)
         pattern_lo[j] = float(wilson(gdom_n, cands[i].n, z_rank)[0]) - p0_given[gdom] if gdom >= 0 else 0.0
     inter_lo = np.array(
-        [_interaction_lo(cands[i], cond_mask, since_mask, dis_bool, z_rank, params.z) for i in alive_idx], dtype=np.float64
+        [_interaction_lo(cands[i], cond_mask, since_mask, dis_bool, z_rank, params.z) for i in alive_idx],
+        dtype=np.float64,
     )
     sub = masks[alive_idx]
     covered = np.zeros(sub.shape[1], dtype=np.float32)
@@ -595,6 +664,8 @@ def root_causes(
         # finding covers) and over every simpler explanation of the group, whichever is smaller
         score = np.where(ok, np.minimum(np.minimum(lo95 - p0, inter_lo), pattern_lo), -np.inf)
         best = int(np.argmax(score))
+        if score[best] <= 0:  # not confidently worse than a simpler explanation: nothing left to report
+            break
         picks.append((int(alive_idx[best]), float(score[best])))
         taken[best] = True
         covered[cands[int(alive_idx[best])].rows] = 1.0

@@ -89,3 +89,44 @@ def test_root_causes_name_the_biased_group_first_on_generated_data(crowd):
 def test_root_cause_params_reject_order_four():
     with pytest.raises(ConfigError, match="max_order must be 1, 2 or 3"):
         RootCauseParams(max_order=4)
+
+
+def test_benjamini_hochberg_threshold_is_bonferroni_without_signal_and_adapts_with_it():
+    from scipy import stats
+
+    from labelcycle.annotators.rootcause import _bh_z
+
+    m = 1000
+    noise = np.zeros(m)  # every p-value 0.5: nothing to reject
+    assert _bh_z(noise, 0.05) == pytest.approx(stats.norm.isf(0.05 / m))
+    strong = noise.copy()
+    strong[:100] = 10.0  # 100 groups clearly above baseline: the threshold is the 100th BH step
+    assert _bh_z(strong, 0.05) == pytest.approx(stats.norm.isf(0.05 * 100 / m))
+    assert _bh_z(strong, 0.05) < _bh_z(noise, 0.05)
+
+
+def test_sub_slices_of_a_bad_annotator_do_not_crowd_out_a_small_cohort():
+    """One very bad annotator on every slice and a small three-annotator cohort on one slice.
+
+    The bad annotator's sub-slices (annotator x category x batch) all pass the candidate filter but
+    none is worse than the annotator alone; they are explained by that parent and the cohort is reported
+    even with a candidate cap far below the number of sub-slices.
+    """
+    rng = np.random.default_rng(3)
+    cats = [f"c{j}" for j in range(8)]
+    items = pd.DataFrame({"item_id": [f"i{j}" for j in range(4000)], "category": np.repeat(cats, 500)})
+    rows = []
+    for who in [f"ok{j}" for j in range(10)] + ["bad"] + ["co1", "co2", "co3"]:
+        for it, cat in zip(items["item_id"], items["category"], strict=True):
+            if rng.random() > (0.5 if who == "bad" else 0.06):
+                continue
+            p_wrong = 0.7 if who == "bad" else 0.6 if (who.startswith("co") and cat == "c3") else 0.05
+            label = "y" if rng.random() < p_wrong else "x"
+            rows.append((it, who, label, f"week-{rng.integers(1, 9):02d}"))
+    ann = pd.DataFrame(rows, columns=["item_id", "annotator_id", "label", "batch_id"])
+    consensus = pd.Series("x", index=items["item_id"])
+    rc = root_causes(ann, consensus, items=items, params=RootCauseParams(max_candidates=20))
+    assert rc.iloc[0]["conditions"] == "annotator_id=bad"
+    cohort = rc[rc["annotators"] == "co1, co2, co3"]
+    assert len(cohort) == 1 and cohort.iloc[0]["conditions"].endswith("& category=c3")
+    assert not rc["conditions"].str.contains("annotator_id=bad &").any()
