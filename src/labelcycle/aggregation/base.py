@@ -124,22 +124,30 @@ class BaseAggregator:
         if not hasattr(self, "probas_"):
             raise NotFittedError(f"{type(self).__name__} is not fitted; call fit(annotations) first")
 
-    def _set_results(self, enc: Encoded, probas: np.ndarray, skills: np.ndarray) -> None:
+    def _set_results(
+        self, enc: Encoded, probas: np.ndarray, skills: np.ndarray, decide: np.ndarray | None = None
+    ) -> None:
+        """Store the results; the label is the argmax of ``decide`` when given, else of ``probas``."""
         probas = probas / probas.sum(axis=1, keepdims=True)
         self.classes_ = enc.classes
         self.probas_ = pd.DataFrame(probas, index=enc.items, columns=list(enc.classes))
+        winners = argmax_first(probas if decide is None else decide)
         self.labels_ = pd.Series(
-            np.asarray(enc.classes, dtype=object)[argmax_first(probas)], index=enc.items, name=schema.LABEL
+            np.asarray(enc.classes, dtype=object)[winners], index=enc.items, name=schema.LABEL
         )
         self.skills_ = pd.Series(skills, index=enc.annotators, name="skill")
 
     def result_frame(self) -> pd.DataFrame:
-        """``item_id, label, confidence, proba_<class>...``: the curated-label contract."""
+        """``item_id, label, confidence, proba_<class>...``: the curated-label contract.
+
+        ``confidence`` is the probability of the chosen label.
+        """
         self._check_fitted()
         out = pd.DataFrame(
             {schema.ITEM_ID: self.labels_.index.astype(str), schema.LABEL: self.labels_.values}
         )
-        out[schema.CONFIDENCE] = self.probas_.max(axis=1).to_numpy()
+        codes = pd.Index(self.classes_).get_indexer(self.labels_.to_numpy())
+        out[schema.CONFIDENCE] = self.probas_.to_numpy()[np.arange(len(codes)), codes]
         for cls in self.classes_:
             out[schema.proba_column(cls)] = self.probas_[cls].to_numpy()
         return out

@@ -23,11 +23,14 @@ class DawidSkene(BaseAggregator):
 
     Duplicate (item, annotator) rows are counted as separate votes.
 
-    With ``support="voted"`` an item's true class is sought only among the labels its annotators gave
-    (the E-step gives the other classes probability 0). Plain Dawid-Skene can pick a class nobody voted
-    for when the off-diagonal cells of a few confusion rows, the least identified parameters of the
-    model, happen to favour it; on real crowd data those picks are mostly wrong (see
-    ``benchmarks/results/aggregation.md``).
+    With ``support="voted"`` an item's true class is sought only among the labels its annotators gave:
+    the E-steps of the fit give the other classes probability 0 and the label is the most probable of
+    the given labels. Plain Dawid-Skene can pick a class nobody voted for when the off-diagonal cells of
+    a few confusion rows, the least identified parameters of the model, happen to favour it; on real
+    crowd data those picks are mostly wrong (see ``benchmarks/results/aggregation.md``). ``probas_``
+    is still the fitted model's posterior over every class (one last E-step without the restriction),
+    so an item with one label from an unreliable annotator keeps a low confidence, and the rare item
+    where a class nobody gave is more probable than its label shows it.
 
     Args:
         classes: the label set in order; inferred (sorted) when None.
@@ -99,7 +102,13 @@ class DawidSkene(BaseAggregator):
                 self.converged_ = True
                 break
             previous = per_row
-        self._store(enc, posteriors, confusions, priors, log_lik)
+        decide = None
+        if outside is not None and confusions is not None and priors is not None:
+            decide = posteriors
+            with np.errstate(divide="ignore"):
+                log_joint = _em.item_log_likelihoods(codes, np.log(confusions)) + np.log(priors)
+            posteriors, _ = _em.normalise_log(log_joint)
+        self._store(enc, posteriors, confusions, priors, log_lik, decide)
         return self
 
     def _m_step(self, codes: _em.Codes, posteriors: np.ndarray) -> np.ndarray:
@@ -113,6 +122,7 @@ class DawidSkene(BaseAggregator):
         confusions: np.ndarray | None,
         priors: np.ndarray | None,
         log_lik: float,
+        decide: np.ndarray | None = None,
     ) -> None:
         k = enc.n_classes
         if confusions is None or priors is None:  # max_iter guard makes this unreachable
@@ -121,4 +131,4 @@ class DawidSkene(BaseAggregator):
         self.confusions_ = confusions
         self.priors_ = pd.Series(priors, index=list(enc.classes), name="prior")
         self.log_likelihood_ = log_lik
-        self._set_results(enc, posteriors, _em.expected_accuracy(confusions, priors))
+        self._set_results(enc, posteriors, _em.expected_accuracy(confusions, priors), decide)

@@ -264,15 +264,34 @@ def test_classic_dawid_skene_can_pick_a_class_nobody_voted_for():
 def test_voted_support_keeps_each_item_within_the_labels_it_was_given(cls):
     data = systematic_confusion()
     model = cls(support="voted").fit(data)
+    voted = pd.crosstab(data["item_id"], data["label"]).reindex(
+        index=model.labels_.index, columns=model.classes_
+    )
+    codes = pd.Index(model.classes_).get_indexer(model.labels_)
+    assert (voted.to_numpy()[np.arange(len(codes)), codes] > 0).all()  # every label is one the item was given
+    # the label is the most probable of the given labels ...
+    masked = model.probas_.where(voted > 0, -1.0)
+    assert (model.labels_ == masked.idxmax(axis=1)).all()
     assert model.labels_["odd"] in {"x", "y"}
-    assert model.probas_.loc["odd", "z"] == 0.0
-    voted = pd.crosstab(data["item_id"], data["label"]).reindex(columns=model.probas_.columns) > 0
-    probas = model.probas_.reindex(voted.index).to_numpy()
-    assert (probas[~voted.to_numpy()] == 0.0).all()
-    assert (probas[voted.to_numpy()] > 0.0).all()
+    # ... while the probabilities stay the fitted model's posterior over every class: 'odd' looks like a z item
+    assert model.probas_.loc["odd", "z"] > model.probas_.loc["odd", model.labels_["odd"]]
+    np.testing.assert_allclose(model.probas_.sum(axis=1), 1.0)
+    frame = model.result_frame().set_index("item_id")
+    assert frame.loc["odd", "confidence"] == pytest.approx(model.probas_.loc["odd", model.labels_["odd"]])
     # the z items still come out as z: c, who alone gives z, is trusted
     assert (model.labels_[[f"z{n}" for n in range(20)]] == "z").all()
-    np.testing.assert_allclose(model.probas_.sum(axis=1), 1.0)
+
+
+def test_voted_support_keeps_a_single_unreliable_label_uncertain():
+    """One label from an annotator who is right half the time: the label is theirs, the confidence is not 1."""
+    rows = []
+    for n in range(30):
+        truth = "x" if n % 2 == 0 else "y"
+        rows += [(f"i{n}", "a", truth), (f"i{n}", "b", truth), (f"i{n}", "coin", "x" if n % 4 < 2 else "y")]
+    rows += [("lone", "coin", "x")]
+    model = HierarchicalDawidSkene().fit(table(rows))
+    assert model.labels_["lone"] == "x"
+    assert 0.3 < model.probas_.loc["lone", "x"] < 0.7
 
 
 def test_the_default_aggregator_restricts_to_voted_labels_with_a_weak_fixed_prior():
