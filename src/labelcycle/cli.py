@@ -327,6 +327,9 @@ def annotators(
         click.echo("  top root causes:")
         for r in causes.head(3).itertuples():
             click.echo(f"    {r.rank}. {r.finding}")
+        if len(causes) > 3:
+            where = "in the report" if report_file is not None else "with --report FILE.html"
+            click.echo(f"    ... and {len(causes) - 3} more {where}")
     written = [str(p) for p in (out, report_file) if p is not None]
     if written:
         click.echo(f"  -> {', '.join(written)}")
