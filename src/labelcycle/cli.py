@@ -334,6 +334,7 @@ def annotators(
     if written:
         click.echo(f"  -> {', '.join(written)}")
 
+
 # --- issue 6: experiments and compare ---
 
 
@@ -380,8 +381,13 @@ def _version_slices(data_b, data_c, eval_ids) -> pd.DataFrame | None:
     items = data_b.items if data_b.items is not None else data_c.items
     if items is None:
         return None
-    cols = [c for c in items.columns if c != schema.ITEM_ID and not pd.api.types.is_numeric_dtype(items[c])
-            and 1 < items[c].nunique() <= 50]
+    cols = [
+        c
+        for c in items.columns
+        if c != schema.ITEM_ID
+        and not pd.api.types.is_numeric_dtype(items[c])
+        and 1 < items[c].nunique() <= 50
+    ]
     if not cols:
         return None
     frame = items[[schema.ITEM_ID, *cols]].assign(**{schema.ITEM_ID: items[schema.ITEM_ID].astype(str)})
@@ -412,8 +418,12 @@ def _print_table(df: pd.DataFrame) -> None:
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the versions as a JSON list.")
-@click.option("--repo", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Project folder (default: the one holding the current folder).")
+@click.option(
+    "--repo",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Project folder (default: the one holding the current folder).",
+)
 def experiments(as_json: bool, repo: Path | None) -> None:
     """List dataset versions (MLflow pipeline runs, DVC experiments, the workspace) side by side.
 
@@ -435,9 +445,14 @@ def experiments(as_json: bool, repo: Path | None) -> None:
         table = pd.DataFrame()
 
     def local_row(version: str, source: str, params: dict, metrics: dict, agg: dict, rev: str | None) -> dict:
-        row = {"version": version, "source": source, "dvc_exp": version if source == "dvc" else "",
-               "git_rev": (rev or "")[:10], "curated_digest": str(agg.get("curated_digest", ""))[:12],
-               "eval_digest": str(metrics.get("eval_digest", ""))[:12]}
+        row = {
+            "version": version,
+            "source": source,
+            "dvc_exp": version if source == "dvc" else "",
+            "git_rev": (rev or "")[:10],
+            "curated_digest": str(agg.get("curated_digest", ""))[:12],
+            "eval_digest": str(metrics.get("eval_digest", ""))[:12],
+        }
         for k in KEY_PARAMS:
             sec, _, key = k.partition(".")
             row[k] = str((params.get(sec) or {}).get(key, ""))
@@ -465,15 +480,34 @@ def experiments(as_json: bool, repo: Path | None) -> None:
         rows.append(local_row(name, "dvc", params, metrics, agg, sha))
     if (root / "reports/metrics.json").exists():
         ws = lambda p, parse: parse((root / p).read_text()) if (root / p).exists() else {}  # noqa: E731
-        rows.append(local_row(WORKSPACE, "workspace", ws("params.yaml", yaml.safe_load) or {},
-                              ws("reports/metrics.json", json.loads), ws("reports/aggregate.json", json.loads),
-                              _git(root, "rev-parse", "HEAD")))
+        rows.append(
+            local_row(
+                WORKSPACE,
+                "workspace",
+                ws("params.yaml", yaml.safe_load) or {},
+                ws("reports/metrics.json", json.loads),
+                ws("reports/aggregate.json", json.loads),
+                _git(root, "rev-parse", "HEAD"),
+            )
+        )
     table = pd.concat([table, pd.DataFrame(rows)], ignore_index=True) if rows else table
     if as_json:
         click.echo(json.dumps(json.loads(table.to_json(orient="records")), indent=2))
         return
-    cols = [c for c in ("version", "source", "dvc_exp", "git_rev", "curated_digest", "eval_digest", *KEY_PARAMS,
-                        *KEY_METRICS) if c in table.columns]
+    cols = [
+        c
+        for c in (
+            "version",
+            "source",
+            "dvc_exp",
+            "git_rev",
+            "curated_digest",
+            "eval_digest",
+            *KEY_PARAMS,
+            *KEY_METRICS,
+        )
+        if c in table.columns
+    ]
     _print_table(table[cols] if len(table) else table)
 
 
@@ -481,19 +515,41 @@ def experiments(as_json: bool, repo: Path | None) -> None:
 @click.argument("base")
 @click.argument("candidate")
 @click.option("--json", "as_json", is_flag=True, help="Print the full comparison as one JSON object.")
-@click.option("--html", "html_out", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Write an offline HTML report (plots inlined) to this file.")
-@click.option("--metric", "primary_metric", default="macro_f1", show_default=True,
-              help="Metric the verdict is made on.")
-@click.option("--n-boot", type=click.IntRange(min=10), default=1000, show_default=True,
-              help="Paired bootstrap resamples.")
-@click.option("--n-boot-auc", type=click.IntRange(min=10), default=200, show_default=True,
-              help="Resamples for ROC-AUC / PR-AUC (the costly metrics on large eval sets).")
+@click.option(
+    "--html",
+    "html_out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write an offline HTML report (plots inlined) to this file.",
+)
+@click.option(
+    "--metric", "primary_metric", default="macro_f1", show_default=True, help="Metric the verdict is made on."
+)
+@click.option(
+    "--n-boot",
+    type=click.IntRange(min=10),
+    default=1000,
+    show_default=True,
+    help="Paired bootstrap resamples.",
+)
+@click.option(
+    "--n-boot-auc",
+    type=click.IntRange(min=10),
+    default=200,
+    show_default=True,
+    help="Resamples for ROC-AUC / PR-AUC (the costly metrics on large eval sets).",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-log", is_flag=True, help="Do not log the comparison to MLflow.")
-@click.option("--repo", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Project folder (default: the one holding the current folder).")
-def compare(base, candidate, as_json, html_out, primary_metric, n_boot, n_boot_auc, seed, no_log, repo) -> None:
+@click.option(
+    "--repo",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Project folder (default: the one holding the current folder).",
+)
+def compare(
+    base, candidate, as_json, html_out, primary_metric, n_boot, n_boot_auc, seed, no_log, repo
+) -> None:
     """Compare two dataset versions by downstream impact on the frozen gold eval split.
 
     BASE and CANDIDATE: `workspace`, a project folder, a DVC experiment name, a git revision or tag, or an
@@ -510,11 +566,15 @@ def compare(base, candidate, as_json, html_out, primary_metric, n_boot, n_boot_a
     data = [_load_version(root, v) for v in versions]
     for role, d in zip(("base", "candidate"), data, strict=True):
         if d.predictions is None:
-            where = {"mlflow_run": "its pipeline run has no evaluate-stage run with predictions.parquet",
-                     "workspace": f"{root / 'reports/predictions.parquet'} is missing",
-                     "folder": f"{d.version.path}/reports/predictions.parquet is missing"}.get(
-                d.version.kind, f"reports/predictions.parquet is not at revision {str(d.version.rev)[:10]} "
-                                "(nor in the local DVC cache)")
+            where = {
+                "mlflow_run": "its pipeline run has no evaluate-stage run with predictions.parquet",
+                "workspace": f"{root / 'reports/predictions.parquet'} is missing",
+                "folder": f"{d.version.path}/reports/predictions.parquet is missing",
+            }.get(
+                d.version.kind,
+                f"reports/predictions.parquet is not at revision {str(d.version.rev)[:10]} "
+                "(nor in the local DVC cache)",
+            )
             raise MissingPredictionsError(
                 f"{role} version {d.version.spec!r} ({d.version.kind}) has no saved predictions: {where}; run the "
                 "pipeline through its evaluate stage for that version (`dvc repro` / `dvc exp run`), or pick "
@@ -523,19 +583,33 @@ def compare(base, candidate, as_json, html_out, primary_metric, n_boot, n_boot_a
     db, dc = data
     diff = None
     if db.labels is not None and dc.labels is not None:
-        diff = diff_datasets(db.labels, dc.labels, base_annotations=db.annotations,
-                             candidate_annotations=dc.annotations, base_method=_method(db.params),
-                             candidate_method=_method(dc.params))
+        diff = diff_datasets(
+            db.labels,
+            dc.labels,
+            base_annotations=db.annotations,
+            candidate_annotations=dc.annotations,
+            base_method=_method(db.params),
+            candidate_method=_method(dc.params),
+        )
     eval_ids = db.predictions[schema.ITEM_ID].astype(str).tolist()
     report = compare_versions(
-        db.predictions, dc.predictions,
-        base_eval_digest=db.metrics.get("eval_digest"), candidate_eval_digest=dc.metrics.get("eval_digest"),
-        dataset_diff=diff, slices=_version_slices(db, dc, eval_ids),
-        base=db.version.describe(), candidate=dc.version.describe(),
-        n_boot=n_boot, n_boot_rank=n_boot_auc, seed=seed, primary_metric=primary_metric,
+        db.predictions,
+        dc.predictions,
+        base_eval_digest=db.metrics.get("eval_digest"),
+        candidate_eval_digest=dc.metrics.get("eval_digest"),
+        dataset_diff=diff,
+        slices=_version_slices(db, dc, eval_ids),
+        base=db.version.describe(),
+        candidate=dc.version.describe(),
+        n_boot=n_boot,
+        n_boot_rank=n_boot_auc,
+        seed=seed,
+        primary_metric=primary_metric,
     )
     if diff is None:
-        report = type(report)(**{**report.__dict__, "notes": ("curated labels missing for a version: no dataset diff",)})
+        report = type(report)(
+            **{**report.__dict__, "notes": ("curated labels missing for a version: no dataset diff",)}
+        )
     page = render_html(report) if html_out is not None else None
     if page is not None:
         html_out.parent.mkdir(parents=True, exist_ok=True)
@@ -548,16 +622,26 @@ def compare(base, candidate, as_json, html_out, primary_metric, n_boot, n_boot_a
         out["base"], out["candidate"] = linked[0].describe(), linked[1].describe()
         tags = {"labelcycle.verdict": report.verdict, "labelcycle.primary_metric": primary_metric}
         for role, v in zip(("base", "candidate"), linked, strict=True):
-            tags.update({f"compare.{role}": v.spec, f"compare.{role}.kind": v.kind,
-                         f"compare.{role}.rev": v.rev or "", f"compare.{role}.dvc_exp": v.exp_name or "",
-                         f"compare.{role}.pipeline_run": v.pipeline_run or "",
-                         f"compare.{role}.run_ids": json.dumps(dict(v.run_ids))})
+            tags.update(
+                {
+                    f"compare.{role}": v.spec,
+                    f"compare.{role}.kind": v.kind,
+                    f"compare.{role}.rev": v.rev or "",
+                    f"compare.{role}.dvc_exp": v.exp_name or "",
+                    f"compare.{role}.pipeline_run": v.pipeline_run or "",
+                    f"compare.{role}.run_ids": json.dumps(dict(v.run_ids)),
+                }
+            )
             for stage, run_id in v.run_ids.items():
                 tags[f"compare.{role}.run.{stage}"] = run_id
         if diff is not None:
-            tags.update({"dataset_diff.items_added": str(diff.items_added),
-                         "dataset_diff.items_removed": str(diff.items_removed),
-                         "dataset_diff.labels_changed": str(diff.labels_changed)})
+            tags.update(
+                {
+                    "dataset_diff.items_added": str(diff.items_added),
+                    "dataset_diff.items_removed": str(diff.items_removed),
+                    "dataset_diff.labels_changed": str(diff.labels_changed),
+                }
+            )
         metrics = {}
         for name, m in out["metrics"].items():
             if "__" in name:
@@ -569,8 +653,10 @@ def compare(base, candidate, as_json, html_out, primary_metric, n_boot, n_boot_a
         click.echo(json.dumps(out, indent=2, default=str))
         return
     if diff is not None:
-        click.echo(f"dataset diff: {diff.items_added} items added, {diff.items_removed} removed, "
-                   f"{diff.labels_changed} labels changed (of {diff.items_common} common items)")
+        click.echo(
+            f"dataset diff: {diff.items_added} items added, {diff.items_removed} removed, "
+            f"{diff.labels_changed} labels changed (of {diff.items_common} common items)"
+        )
     click.echo(f"paired on {report.paired.n} gold eval items ({report.paired.n_boot} resamples):")
     from labelcycle.evaluation.metrics import SUMMARY_METRICS
 
@@ -614,19 +700,53 @@ def _maybe_root(repo: Path | None = None) -> Path | None:
 
 @main.command()
 @click.argument("annotations_file", metavar="ANNOTATIONS", type=click.Path(path_type=Path))
-@click.option("--items", "items_file", type=click.Path(path_type=Path), default=None, help="Items (features) file.")
-@click.option("--gold", "gold_file", type=click.Path(path_type=Path), default=None,
-              help="Gold labels for training the error model (never pass the eval split).")
-@click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("label_errors.csv"), show_default=True,
-              help="Output file; CSV, TSV, Parquet or JSONL by extension.")
-@click.option("--labels", "label_set", default=None,
-              help="Comma-separated label set (default: the project's ingest.labels, else the labels seen).")
-@click.option("--method", default="majority_vote", show_default=True, help="Aggregator fitted inside the folds.")
-@click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
-              help="is_label_error_issue = label_error_score >= threshold.")
+@click.option(
+    "--items", "items_file", type=click.Path(path_type=Path), default=None, help="Items (features) file."
+)
+@click.option(
+    "--gold",
+    "gold_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Gold labels for training the error model (never pass the eval split).",
+)
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("label_errors.csv"),
+    show_default=True,
+    help="Output file; CSV, TSV, Parquet or JSONL by extension.",
+)
+@click.option(
+    "--labels",
+    "label_set",
+    default=None,
+    help="Comma-separated label set (default: the project's ingest.labels, else the labels seen).",
+)
+@click.option(
+    "--method", default="majority_vote", show_default=True, help="Aggregator fitted inside the folds."
+)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 1),
+    default=0.5,
+    show_default=True,
+    help="is_label_error_issue = label_error_score >= threshold.",
+)
 @_column_options
-def errors(annotations_file, items_file, gold_file, out, label_set, method, threshold, item_col, annotator_col,
-           label_col) -> None:
+def errors(
+    annotations_file,
+    items_file,
+    gold_file,
+    out,
+    label_set,
+    method,
+    threshold,
+    item_col,
+    annotator_col,
+    label_col,
+) -> None:
     """Score every annotation with the probability that it is wrong.
 
     Writes item_id, annotator_id, label, label_error_score, is_label_error_issue. With --gold the
@@ -643,7 +763,9 @@ def errors(annotations_file, items_file, gold_file, out, label_set, method, thre
     from labelcycle.validation import validate
 
     if method not in METHODS:
-        raise ConfigError(f"--method {method!r} is not an aggregation method; choose one of {sorted(METHODS)}")
+        raise ConfigError(
+            f"--method {method!r} is not an aggregation method; choose one of {sorted(METHODS)}"
+        )
     from labelcycle.readers import detect_format
 
     detect_format(out)  # a bad output extension fails before any work
@@ -652,7 +774,9 @@ def errors(annotations_file, items_file, gold_file, out, label_set, method, thre
     gold = read_table(gold_file, "gold", _colmap(item_col, None, None)) if gold_file else None
     labels = _label_set(label_set, _maybe_root(), ann, gold)
     if len(labels) < 2:
-        raise ConfigError(f"{annotations_file}: the label set {labels} has fewer than two classes; pass --labels")
+        raise ConfigError(
+            f"{annotations_file}: the label set {labels} has fewer than two classes; pass --labels"
+        )
     result = validate(ann, labels, items, gold)
     for name, c in result.counts.items():
         if c.quarantined:
@@ -669,8 +793,10 @@ def errors(annotations_file, items_file, gold_file, out, label_set, method, thre
         click.echo(f"errors: note: {det.message}", err=True)
     n_flag = int(det.scores["is_label_error_issue"].sum())
     held = det.metrics.get("error_model.average_precision")
-    click.echo(f"errors: {len(det.scores)} annotations scored, {n_flag} flagged (score >= {threshold}) -> {out}"
-               + (f"; held-out AP on gold {held:.3f}" if held is not None else ""))
+    click.echo(
+        f"errors: {len(det.scores)} annotations scored, {n_flag} flagged (score >= {threshold}) -> {out}"
+        + (f"; held-out AP on gold {held:.3f}" if held is not None else "")
+    )
 
 
 @main.group()
@@ -680,14 +806,36 @@ def review() -> None:
 
 @review.command("export")
 @click.option("--budget", type=int, required=True, help="Number of items to review (> 0).")
-@click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="Review sheet (CSV/TSV/Parquet/JSONL).")
-@click.option("--stratify-by", default=None,
-              help="Share the budget across strata: 'label' (current label) or an item feature column.")
-@click.option("--by", "rank_by", type=click.Choice(["priority", "uncertainty", "label_doubt"]), default="priority",
-              show_default=True, help="Ranking: error scores and uncertainty, uncertainty only, or error scores only.")
-@click.option("--scores", "scores_file", type=click.Path(path_type=Path), default=None,
-              help="Annotation error scores (default: the pipeline's data/curated/error_scores.parquet).")
-@click.option("--repo", type=click.Path(path_type=Path, file_okay=False), default=None, help="Project folder.")
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Review sheet (CSV/TSV/Parquet/JSONL).",
+)
+@click.option(
+    "--stratify-by",
+    default=None,
+    help="Share the budget across strata: 'label' (current label) or an item feature column.",
+)
+@click.option(
+    "--by",
+    "rank_by",
+    type=click.Choice(["priority", "uncertainty", "label_doubt"]),
+    default="priority",
+    show_default=True,
+    help="Ranking: error scores and uncertainty, uncertainty only, or error scores only.",
+)
+@click.option(
+    "--scores",
+    "scores_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Annotation error scores (default: the pipeline's data/curated/error_scores.parquet).",
+)
+@click.option(
+    "--repo", type=click.Path(path_type=Path, file_okay=False), default=None, help="Project folder."
+)
 def review_export(budget, out, stratify_by, rank_by, scores_file, repo) -> None:
     """Pick the BUDGET items most worth re-reviewing (one row per item) into a sheet to fill in."""
     from labelcycle.detection.review import CURRENT, item_priorities, review_sheet, select_for_review
@@ -699,9 +847,11 @@ def review_export(budget, out, stratify_by, rank_by, scores_file, repo) -> None:
         raise ConfigError(f"--budget must be a positive number of items, got {budget}")
     detect_format(out)
     root = find_root(repo)
-    needed = {"annotations": root / "data/interim/annotations.parquet",
-              "labels": root / "data/curated/labels_raw.parquet",
-              "scores": Path(scores_file) if scores_file else root / "data/curated/error_scores.parquet"}
+    needed = {
+        "annotations": root / "data/interim/annotations.parquet",
+        "labels": root / "data/curated/labels_raw.parquet",
+        "scores": Path(scores_file) if scores_file else root / "data/curated/error_scores.parquet",
+    }
     for name, path in needed.items():
         if not path.exists():
             raise ValidationError(f"{path}: missing ({name}); run `dvc repro train_error_model` first")
@@ -719,22 +869,34 @@ def review_export(budget, out, stratify_by, rank_by, scores_file, repo) -> None:
         if stratify_by == "label":
             strata = pri[CURRENT]
         elif items is not None and stratify_by in items.columns:
-            strata = pri[schema.ITEM_ID].map(items.set_index(schema.ITEM_ID)[stratify_by].astype(str)).fillna("(none)")
+            strata = (
+                pri[schema.ITEM_ID]
+                .map(items.set_index(schema.ITEM_ID)[stratify_by].astype(str))
+                .fillna("(none)")
+            )
         else:
             known = ["label", *(schema.feature_columns(list(items.columns)) if items is not None else [])]
             raise ConfigError(f"--stratify-by {stratify_by!r} is not a column; choose one of {known}")
-    chosen = select_for_review(pri.reset_index(drop=True), budget, by=rank_by,
-                               stratify=None if strata is None else strata.reset_index(drop=True))
+    chosen = select_for_review(
+        pri.reset_index(drop=True),
+        budget,
+        by=rank_by,
+        stratify=None if strata is None else strata.reset_index(drop=True),
+    )
     sheet = review_sheet(chosen, ann, items)
     write_table(sheet, out)
-    click.echo(f"review export: {len(sheet)} items -> {out}; fill in review_label (and reviewer_id), then "
-               f"`labelcycle review import {out}`")
+    click.echo(
+        f"review export: {len(sheet)} items -> {out}; fill in review_label (and reviewer_id), then "
+        f"`labelcycle review import {out}`"
+    )
 
 
 @review.command("import")
 @click.argument("batch_file", metavar="BATCH", type=click.Path(path_type=Path))
 @click.option("--reviewer", default=None, help="Reviewer id for rows that leave reviewer_id empty.")
-@click.option("--repo", type=click.Path(path_type=Path, file_okay=False), default=None, help="Project folder.")
+@click.option(
+    "--repo", type=click.Path(path_type=Path, file_okay=False), default=None, help="Project folder."
+)
 def review_import(batch_file, reviewer, repo) -> None:
     """Validate a filled-in review sheet and add its labels as a new raw batch (tracked by DVC)."""
     import tempfile
@@ -756,26 +918,44 @@ def review_import(batch_file, reviewer, repo) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "annotations.csv"
         reviewed.to_csv(path, index=False)
-        batch, new = raw.write_batch(root, [raw.BatchFile("annotations", path, ColumnMap())],
-                                     {"annotations": len(reviewed)})
+        batch, new = raw.write_batch(
+            root, [raw.BatchFile("annotations", path, ColumnMap())], {"annotations": len(reviewed)}
+        )
     if not new:
         click.echo(f"review import: batch {batch.digest} is already in data/raw; nothing to do")
         return
     dvc.track(root, raw.RAW_DIR)
-    click.echo(f"review import: {len(reviewed)} reviewed labels ({skipped} rows left blank) -> batch {batch.digest}; "
-               "run `dvc repro` to see the impact")
+    click.echo(
+        f"review import: {len(reviewed)} reviewed labels ({skipped} rows left blank) -> batch {batch.digest}; "
+        "run `dvc repro` to see the impact"
+    )
 
 
 @main.command("simulate-review")
-@click.option("--demo", "demo_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="A folder written by `labelcycle demo` (with truth/); default: generate one in memory.")
+@click.option(
+    "--demo",
+    "demo_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="A folder written by `labelcycle demo` (with truth/); default: generate one in memory.",
+)
 @click.option("--items", "n_items", type=click.IntRange(min=100), default=6000, show_default=True)
 @click.option("--annotators", "n_annotators", type=click.IntRange(min=6), default=80, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--budgets", default="0,0.01,0.02,0.05,0.1,0.2", show_default=True,
-              help="Comma-separated review budgets as fractions of the reviewable items.")
-@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path, file_okay=False),
-              default=Path("reports/review_simulation"), show_default=True)
+@click.option(
+    "--budgets",
+    default="0,0.01,0.02,0.05,0.1,0.2",
+    show_default=True,
+    help="Comma-separated review budgets as fractions of the reviewable items.",
+)
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("reports/review_simulation"),
+    show_default=True,
+)
 @click.option("--eval-fraction", type=click.FloatRange(0.05, 0.95), default=0.6, show_default=True)
 def simulate_review_cmd(demo_dir, n_items, n_annotators, seed, budgets, out_dir, eval_fraction) -> None:
     """On demo data with known truth: wrong labels fixed and downstream accuracy by review budget,
@@ -798,8 +978,12 @@ def simulate_review_cmd(demo_dir, n_items, n_annotators, seed, budgets, out_dir,
         truth_path = demo_dir / "truth" / "items.parquet"
         if not truth_path.exists():
             raise InputFileError(f"{truth_path}: missing; --demo needs a folder written by `labelcycle demo`")
-        v = validate(read_table(demo_dir / "annotations.csv", "annotations"), list(LABELS),
-                     read_table(demo_dir / "items.csv", "items"), read_table(demo_dir / "gold.csv", "gold"))
+        v = validate(
+            read_table(demo_dir / "annotations.csv", "annotations"),
+            list(LABELS),
+            read_table(demo_dir / "items.csv", "items"),
+            read_table(demo_dir / "gold.csv", "gold"),
+        )
         annotations, items, gold = v.annotations, v.items, v.gold
         truth = pd.read_parquet(truth_path)
         source = str(demo_dir)
@@ -808,8 +992,15 @@ def simulate_review_cmd(demo_dir, n_items, n_annotators, seed, budgets, out_dir,
         annotations, items, gold, truth = d.annotations, d.items, d.gold, d.truth_items
         source = f"generated demo (items={n_items}, annotators={n_annotators}, seed={seed})"
     eval_gold, gold_train = split_gold(gold, eval_fraction, "labelcycle-eval-v1")
-    curve, message = simulate_review(annotations, items, gold_train, eval_gold, truth, LABELS,
-                                     SimulationParams(budgets=fractions, seed=seed))
+    curve, message = simulate_review(
+        annotations,
+        items,
+        gold_train,
+        eval_gold,
+        truth,
+        LABELS,
+        SimulationParams(budgets=fractions, seed=seed),
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     curve.to_csv(out_dir / "review_simulation.csv", index=False)
     fig = review_curve_figure(curve)
@@ -818,8 +1009,14 @@ def simulate_review_cmd(demo_dir, n_items, n_annotators, seed, budgets, out_dir,
     with stage_run(root, "simulate_review", {"source": source, "budgets": budgets, "seed": seed}) as run:
         for strategy, g in curve.groupby("strategy", sort=False):
             for step, row in enumerate(g.itertuples()):
-                run.log_metrics({f"{strategy}.labels_fixed": row.labels_fixed, f"{strategy}.accuracy": row.accuracy,
-                                 f"{strategy}.macro_f1": row.macro_f1}, step=step)
+                run.log_metrics(
+                    {
+                        f"{strategy}.labels_fixed": row.labels_fixed,
+                        f"{strategy}.accuracy": row.accuracy,
+                        f"{strategy}.macro_f1": row.macro_f1,
+                    },
+                    step=step,
+                )
         run.log_figure(fig, "review_simulation.png")
         run.log_table(curve, "review_simulation.csv")
     click.echo(f"simulate-review: {source}; {message}")
@@ -839,10 +1036,16 @@ def _release_root(repo: Path | None) -> Path:
 @main.command()
 @click.argument("version", required=False)
 @click.option("--dry-run", is_flag=True, help="Print the plan (gates, evidence, changes) and change nothing.")
-@click.option("--force", is_flag=True, help="Promote although gates failed (needs --reason; recorded as forced).")
+@click.option(
+    "--force", is_flag=True, help="Promote although gates failed (needs --reason; recorded as forced)."
+)
 @click.option("--reason", default=None, help="Why: recorded in the audit record (required with --force).")
-@click.option("--repo", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Project folder (default: the one holding the current folder).")
+@click.option(
+    "--repo",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Project folder (default: the one holding the current folder).",
+)
 def promote(version, dry_run, force, reason, repo) -> None:
     """Make a release (curated dataset + its models + their evaluation) production, behind evidence gates.
 
@@ -855,7 +1058,9 @@ def promote(version, dry_run, force, reason, repo) -> None:
     from labelcycle.tracking.promote import execute, plan_promotion
 
     if force and not (reason and reason.strip()):
-        raise ConfigError("--force needs --reason TEXT: say why the failing gates may be overridden (it is audited)")
+        raise ConfigError(
+            "--force needs --reason TEXT: say why the failing gates may be overridden (it is audited)"
+        )
     root = _release_root(repo)
     plan, ctx = plan_promotion(root, version, force=force, reason=reason)
     click.echo(render_plan(plan, dry_run=dry_run))
@@ -869,15 +1074,22 @@ def promote(version, dry_run, force, reason, repo) -> None:
         return
     records = execute(plan, ctx)
     rel = plan.candidate
-    click.echo(f"promoted {rel.release_id if rel else ''}" + (" (FORCED)" if plan.failed else "")
-               + f"; release record run {records.get('release_record')}, audit record run "
-               f"{records.get('audit_record')}")
+    click.echo(
+        f"promoted {rel.release_id if rel else ''}"
+        + (" (FORCED)" if plan.failed else "")
+        + f"; release record run {records.get('release_record')}, audit record run "
+        f"{records.get('audit_record')}"
+    )
 
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("--repo", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Project folder (default: the one holding the current folder).")
+@click.option(
+    "--repo",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Project folder (default: the one holding the current folder).",
+)
 def status(as_json, repo) -> None:
     """The production release: models, dataset version, metrics with intervals, lineage."""
     import json
@@ -892,8 +1104,12 @@ def status(as_json, repo) -> None:
 @main.command()
 @click.option("--dry-run", is_flag=True, help="Print what would be restored and change nothing.")
 @click.option("--reason", default=None, help="Why: recorded in the audit record.")
-@click.option("--repo", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Project folder (default: the one holding the current folder).")
+@click.option(
+    "--repo",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Project folder (default: the one holding the current folder).",
+)
 def rollback(dry_run, reason, repo) -> None:
     """Restore the previous production release exactly (aliases, model tags, git tags); audited."""
     from labelcycle.promotion import render_plan
@@ -905,30 +1121,55 @@ def rollback(dry_run, reason, repo) -> None:
         click.echo("dry run: nothing was changed")
         return
     records = execute(plan, ctx)
-    click.echo(f"rolled back to {plan.candidate.release_id if plan.candidate else '?'}; audit record run "
-               f"{records.get('audit_record')}")
+    click.echo(
+        f"rolled back to {plan.candidate.release_id if plan.candidate else '?'}; audit record run "
+        f"{records.get('audit_record')}"
+    )
 
 
 # --- issue 8: team scale-out ---
 
 
 @main.command()
-@click.option("--backend-store-uri", default=None, metavar="URI",
-              help="sqlite:///... or postgresql://user@host:5432/db (created if missing); "
-                   "default: the project's mlflow.db.")
-@click.option("--artifacts-destination", default=None, metavar="URI",
-              help="Folder or s3://bucket/prefix the server stores artifacts in (set MLFLOW_S3_ENDPOINT_URL "
-                   "for S3-compatible stores); default: the project's mlartifacts/.")
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Interface to bind; 0.0.0.0 opens the server to the network (see --allowed-hosts).")
+@click.option(
+    "--backend-store-uri",
+    default=None,
+    metavar="URI",
+    help="sqlite:///... or postgresql://user@host:5432/db (created if missing); "
+    "default: the project's mlflow.db.",
+)
+@click.option(
+    "--artifacts-destination",
+    default=None,
+    metavar="URI",
+    help="Folder or s3://bucket/prefix the server stores artifacts in (set MLFLOW_S3_ENDPOINT_URL "
+    "for S3-compatible stores); default: the project's mlartifacts/.",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Interface to bind; 0.0.0.0 opens the server to the network (see --allowed-hosts).",
+)
 @click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True)
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Server worker processes (1 suits a small machine).")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Server worker processes (1 suits a small machine).",
+)
 @click.option("--allowed-hosts", default=None, help="Host headers to accept (MLflow --allowed-hosts).")
 @click.option("--dry-run", is_flag=True, help="Print the server command and exit.")
-@click.option("--repo", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Project folder for the SQLite defaults (default: the one holding the current folder).")
-def server(backend_store_uri, artifacts_destination, host, port, workers, allowed_hosts, dry_run, repo) -> None:
+@click.option(
+    "--repo",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Project folder for the SQLite defaults (default: the one holding the current folder).",
+)
+def server(
+    backend_store_uri, artifacts_destination, host, port, workers, allowed_hosts, dry_run, repo
+) -> None:
     """Start a lean MLflow tracking server for a team; point the pipeline at it with MLFLOW_TRACKING_URI.
 
     \b
@@ -956,8 +1197,10 @@ def server(backend_store_uri, artifacts_destination, host, port, workers, allowe
         from labelcycle.rdb import _safe
 
         click.echo(f"server: created the PostgreSQL database for {_safe(plan.backend_store_uri)}")
-    click.echo(f"server: MLflow tracking server on {plan.url} (backend {plan.backend_store_uri.split('@')[-1]}, "
-               f"artifacts {plan.artifacts_destination}); use it with: export MLFLOW_TRACKING_URI={plan.url}")
+    click.echo(
+        f"server: MLflow tracking server on {plan.url} (backend {plan.backend_store_uri.split('@')[-1]}, "
+        f"artifacts {plan.artifacts_destination}); use it with: export MLFLOW_TRACKING_URI={plan.url}"
+    )
     proc = subprocess.Popen(plan.command, env=plan.env, start_new_session=True)
 
     def forward(signum, frame):
@@ -970,25 +1213,46 @@ def server(backend_store_uri, artifacts_destination, host, port, workers, allowe
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGTERM)  # the server's own worker processes, if any outlived it
     if rc not in (0, -signal.SIGTERM, -signal.SIGINT, 128 + signal.SIGTERM):
-        raise LabelcycleError(f"the MLflow server exited with status {rc}; see its messages above "
-                              f"(port {port} already in use?)")
+        raise LabelcycleError(
+            f"the MLflow server exited with status {rc}; see its messages above (port {port} already in use?)"
+        )
 
 
 @main.command("tune-worker")
-@click.option("--study", "study_name", default=None,
-              help="Study name shared by all workers (default: the study the tune stage opens for this data).")
-@click.option("--storage", default=None, metavar="URL",
-              help="Optuna storage shared by all workers (default: params tune.storage, else sqlite:///optuna.db), "
-                   "e.g. postgresql://postgres@127.0.0.1:5432/optuna (created if missing).")
+@click.option(
+    "--study",
+    "study_name",
+    default=None,
+    help="Study name shared by all workers (default: the study the tune stage opens for this data).",
+)
+@click.option(
+    "--storage",
+    default=None,
+    metavar="URL",
+    help="Optuna storage shared by all workers (default: params tune.storage, else sqlite:///optuna.db), "
+    "e.g. postgresql://postgres@127.0.0.1:5432/optuna (created if missing).",
+)
 @click.option("--n-trials", type=click.IntRange(min=1), default=None, help="Trials this worker runs.")
-@click.option("--total-trials", type=click.IntRange(min=1), default=None,
-              help="Stop once the study holds this many finished trials over all workers (default: tune.n_trials "
-                   "when --n-trials is not given).")
-@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
-              help="LightGBM threads per trial.")
-@click.option("--seed", type=int, default=None, help="Sampler seed (give each worker its own; default random).")
-@click.option("--heartbeat", type=click.IntRange(min=1), default=30, show_default=True,
-              help="Seconds between heartbeats; a dead worker's trial is retried after heartbeat + grace.")
+@click.option(
+    "--total-trials",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Stop once the study holds this many finished trials over all workers (default: tune.n_trials "
+    "when --n-trials is not given).",
+)
+@click.option(
+    "--threads", type=click.IntRange(min=1), default=1, show_default=True, help="LightGBM threads per trial."
+)
+@click.option(
+    "--seed", type=int, default=None, help="Sampler seed (give each worker its own; default random)."
+)
+@click.option(
+    "--heartbeat",
+    type=click.IntRange(min=1),
+    default=30,
+    show_default=True,
+    help="Seconds between heartbeats; a dead worker's trial is retried after heartbeat + grace.",
+)
 @click.option("--grace", type=click.IntRange(min=1), default=120, show_default=True)
 @click.option("--repo", type=click.Path(path_type=Path, file_okay=False), default=None)
 def tune_worker(study_name, storage, n_trials, total_trials, threads, seed, heartbeat, grace, repo) -> None:
@@ -1021,9 +1285,15 @@ def tune_worker(study_name, storage, n_trials, total_trials, threads, seed, hear
     data = tuning.prepare_tuning_data(items, rows[schema.LABEL], classes, p.valid_fraction, p.seed)
     name = study_name or tuning.study_name(p.study, table_digest(rows), p.search_space, p.seed)
     url = storage or p.storage or f"sqlite:///{root / 'optuna.db'}"
-    objective = tuning.make_objective(data, dims, n_estimators=p.n_estimators,
-                                      early_stopping_rounds=p.early_stopping_rounds, n_jobs=threads, seed=p.seed,
-                                      pruning=p.pruning)
+    objective = tuning.make_objective(
+        data,
+        dims,
+        n_estimators=p.n_estimators,
+        early_stopping_rounds=p.early_stopping_rounds,
+        n_jobs=threads,
+        seed=p.seed,
+        pruning=p.pruning,
+    )
     ensure_database(url)
     study = open_study(name, make_storage(url, heartbeat, grace), seed=seed, pruning=p.pruning)
     click.echo(f"tune-worker: study {name} on {url.split('@')[-1]}")
@@ -1032,10 +1302,14 @@ def tune_worker(study_name, storage, n_trials, total_trials, threads, seed, hear
     if not done:
         click.echo(f"tune-worker: study {name}: no completed trial yet")
         return
-    click.echo(f"tune-worker: study {name}: {len(done)} completed trials; best valid log loss "
-               f"{study.best_value:.5f} with {study.best_params}")
-    click.echo("  `dvc repro` records them (reports/best_params.json) and trains with them; or try them as an "
-               f"experiment: dvc exp run {dvc_set_args(study.best_params)}")
+    click.echo(
+        f"tune-worker: study {name}: {len(done)} completed trials; best valid log loss "
+        f"{study.best_value:.5f} with {study.best_params}"
+    )
+    click.echo(
+        "  `dvc repro` records them (reports/best_params.json) and trains with them; or try them as an "
+        f"experiment: dvc exp run {dvc_set_args(study.best_params)}"
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -45,8 +45,9 @@ class ComparisonReport:
     def metrics_dict(self) -> dict[str, dict[str, Any]]:
         out = {}
         for r in self.paired.table.itertuples(index=False):
-            out[r.metric] = {k: _num(getattr(r, k)) for k in ("base", "candidate", "delta", "ci_low", "ci_high",
-                                                               "p_value")}
+            out[r.metric] = {
+                k: _num(getattr(r, k)) for k in ("base", "candidate", "delta", "ci_low", "ci_high", "p_value")
+            }
             out[r.metric]["p_method"] = r.p_method
             out[r.metric]["higher_is_better"] = bool(r.higher_is_better)
         return out
@@ -58,14 +59,23 @@ class ComparisonReport:
             "base": self.base,
             "candidate": self.candidate,
             "dataset_diff": self.dataset_diff.to_dict() if self.dataset_diff is not None else None,
-            "eval": {"items": self.paired.n, "eval_digest": self.paired.eval_digest, "n_boot": self.paired.n_boot,
-                     "confidence": self.paired.confidence,
-                     "mcnemar": {"base_only_correct": self.paired.mcnemar.base_only,
-                                 "candidate_only_correct": self.paired.mcnemar.candidate_only,
-                                 "p_exact": self.paired.mcnemar.p_exact, "p_mid": self.paired.mcnemar.p_mid}},
+            "eval": {
+                "items": self.paired.n,
+                "eval_digest": self.paired.eval_digest,
+                "n_boot": self.paired.n_boot,
+                "confidence": self.paired.confidence,
+                "mcnemar": {
+                    "base_only_correct": self.paired.mcnemar.base_only,
+                    "candidate_only_correct": self.paired.mcnemar.candidate_only,
+                    "p_exact": self.paired.mcnemar.p_exact,
+                    "p_mid": self.paired.mcnemar.p_mid,
+                },
+            },
             "metrics": self.metrics_dict(),
-            "slices": [{k: (_num(v) if isinstance(v, float) else v) for k, v in row.items()}
-                       for row in self.slices.to_dict(orient="records")],
+            "slices": [
+                {k: (_num(v) if isinstance(v, float) else v) for k, v in row.items()}
+                for row in self.slices.to_dict(orient="records")
+            ],
             "primary_metric": self.primary_metric,
             "verdict": self.verdict,
             "notes": list(self.notes) + list(self.paired.notes),
@@ -79,7 +89,9 @@ def _num(v: Any) -> float | None:
 
 def classes_of(predictions: pd.DataFrame) -> tuple[str, ...]:
     """The label set of a predictions table, from its ``proba_<class>`` columns (in column order)."""
-    return tuple(c[len(schema.PROBA_PREFIX):] for c in predictions.columns if c.startswith(schema.PROBA_PREFIX))
+    return tuple(
+        c[len(schema.PROBA_PREFIX) :] for c in predictions.columns if c.startswith(schema.PROBA_PREFIX)
+    )
 
 
 def prediction_set(predictions: pd.DataFrame, eval_digest: str | None, name: str) -> PredictionSet:
@@ -146,15 +158,28 @@ def compare_versions(
         )
     root = np.random.SeedSequence(seed)
     overall_seed, slice_seed = root.spawn(2)
-    paired = compare_paired(b, c, n_boot=n_boot, random_state=np.random.default_rng(overall_seed),
-                            n_boot_rank=n_boot_rank)
+    paired = compare_paired(
+        b, c, n_boot=n_boot, random_state=np.random.default_rng(overall_seed), n_boot_rank=n_boot_rank
+    )
     if slices is None:
         slices = pd.DataFrame({schema.ITEM_ID: b.item_ids, GOLD: b.y_true})
-    slice_table = slice_paired(b, c, slices, metrics=list(SLICE_METRICS), n_boot=slice_n_boot,
-                               random_state=slice_seed, min_n=min_slice_size)
+    slice_table = slice_paired(
+        b,
+        c,
+        slices,
+        metrics=list(SLICE_METRICS),
+        n_boot=slice_n_boot,
+        random_state=slice_seed,
+        min_n=min_slice_size,
+    )
     return ComparisonReport(
-        base=base or {}, candidate=candidate or {}, paired=paired, slices=slice_table,
-        verdict=verdict(paired, primary_metric), primary_metric=primary_metric, dataset_diff=dataset_diff,
+        base=base or {},
+        candidate=candidate or {},
+        paired=paired,
+        slices=slice_table,
+        verdict=verdict(paired, primary_metric),
+        primary_metric=primary_metric,
+        dataset_diff=dataset_diff,
     )
 
 
@@ -234,9 +259,18 @@ def render_html(report: ComparisonReport) -> str:
     if d is None:
         parts.append("<p><em>curated labels not available for one of the versions</em></p>")
     else:
-        counts = pd.DataFrame([{"items base": d.items_base, "items candidate": d.items_candidate,
-                                "added": d.items_added, "removed": d.items_removed, "common": d.items_common,
-                                "labels changed": d.labels_changed}])
+        counts = pd.DataFrame(
+            [
+                {
+                    "items base": d.items_base,
+                    "items candidate": d.items_candidate,
+                    "added": d.items_added,
+                    "removed": d.items_removed,
+                    "common": d.items_common,
+                    "labels changed": d.labels_changed,
+                }
+            ]
+        )
         parts.append(_table(counts))
         parts.append(_png(_transition_figure(d.transitions)))
         parts.append("<h3>By aggregation method</h3>" + _table(d.by_method))

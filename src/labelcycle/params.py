@@ -109,7 +109,9 @@ class TrainQualityParams:
         if not isinstance(enabled, bool):
             raise ValueError(f"dask.enabled must be true or false, not {enabled!r}")
         if scheduler is not None and not isinstance(scheduler, str):
-            raise ValueError(f"dask.scheduler must be an address like tcp://host:8786 or null, not {scheduler!r}")
+            raise ValueError(
+                f"dask.scheduler must be an address like tcp://host:8786 or null, not {scheduler!r}"
+            )
         object.__setattr__(self, "dask", {"enabled": enabled, "scheduler": scheduler or None})
 
     def lgb_params(self, tuned: dict | None = None) -> dict:
@@ -195,14 +197,28 @@ class TrainErrorModelParams:
         from labelcycle.detection.features import FeatureParams
         from labelcycle.detection.model import ErrorModelParams
 
-        feats = FeatureParams(n_folds=self.n_folds, aggregator=aggregator, em_iterations=self.em_iterations,
-                              smoothing=self.smoothing, quality_rounds=self.quality_rounds, seed=self.seed)
+        feats = FeatureParams(
+            n_folds=self.n_folds,
+            aggregator=aggregator,
+            em_iterations=self.em_iterations,
+            smoothing=self.smoothing,
+            quality_rounds=self.quality_rounds,
+            seed=self.seed,
+        )
         return ErrorModelParams(
-            features=feats, n_estimators=self.n_estimators, learning_rate=self.learning_rate,
-            num_leaves=self.num_leaves, min_child_samples=self.min_child_samples, lambda_l2=self.lambda_l2,
-            n_folds=self.n_folds, consensus_weight=self.consensus_weight,
-            consensus_threshold=self.consensus_threshold, min_gold_targets=self.min_gold_targets,
-            threshold=self.threshold, n_jobs=self.n_jobs, seed=self.seed,
+            features=feats,
+            n_estimators=self.n_estimators,
+            learning_rate=self.learning_rate,
+            num_leaves=self.num_leaves,
+            min_child_samples=self.min_child_samples,
+            lambda_l2=self.lambda_l2,
+            n_folds=self.n_folds,
+            consensus_weight=self.consensus_weight,
+            consensus_threshold=self.consensus_threshold,
+            min_gold_targets=self.min_gold_targets,
+            threshold=self.threshold,
+            n_jobs=self.n_jobs,
+            seed=self.seed,
         )
 
 

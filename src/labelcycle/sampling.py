@@ -25,7 +25,9 @@ def sample_training(dataset: pd.DataFrame, fraction: float, strategy: str, seed:
     if not 0 < fraction <= 1:
         raise ValidationError(f"sample.fraction must be in (0, 1], got {fraction}; fix params.yaml")
     if strategy not in STRATEGIES:
-        raise ValidationError(f"sample.strategy must be one of {list(STRATEGIES)}, got {strategy!r}; fix params.yaml")
+        raise ValidationError(
+            f"sample.strategy must be one of {list(STRATEGIES)}, got {strategy!r}; fix params.yaml"
+        )
     if fraction == 1 or dataset.empty:
         return dataset.reset_index(drop=True)
     rng = np.random.default_rng(seed)

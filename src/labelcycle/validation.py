@@ -223,7 +223,9 @@ def _validate_annotations(
         q,
         table,
         "unknown_label",
-        lambda rows: "label " + rows[schema.LABEL].astype(str) + f" is not one of {labels} (params ingest.labels)",
+        lambda rows: (
+            "label " + rows[schema.LABEL].astype(str) + f" is not one of {labels} (params ingest.labels)"
+        ),
     )
     if schema.DURATION_S in df.columns:
         raw = df[schema.DURATION_S]
@@ -236,7 +238,9 @@ def _validate_annotations(
             q,
             table,
             "bad_duration_s",
-            lambda rows: "duration_s " + rows[schema.DURATION_S].astype(str) + " is not a non-negative number",
+            lambda rows: (
+                "duration_s " + rows[schema.DURATION_S].astype(str) + " is not a non-negative number"
+            ),
         )
         df[schema.DURATION_S] = num[~bad.to_numpy()].astype("float64").to_numpy()
     if schema.CREATED_AT in df.columns:
@@ -250,7 +254,9 @@ def _validate_annotations(
             q,
             table,
             "bad_created_at",
-            lambda rows: "created_at " + rows[schema.CREATED_AT].astype(str) + " is not a timestamp (use ISO 8601)",
+            lambda rows: (
+                "created_at " + rows[schema.CREATED_AT].astype(str) + " is not a timestamp (use ISO 8601)"
+            ),
         )
         df[schema.CREATED_AT] = parsed[~bad]
     for col in (schema.BATCH_ID, schema.GUIDELINE_VERSION):

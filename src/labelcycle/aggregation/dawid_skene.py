@@ -90,9 +90,7 @@ class DawidSkene(BaseAggregator):
             self.n_iter_ += 1
             priors = _em.class_priors(posteriors, self.prior_alpha, given)
             confusions = self._m_step(codes, posteriors)
-            with np.errstate(divide="ignore"):
-                log_priors = np.log(priors)
-            log_joint = _em.item_log_likelihoods(codes, np.log(confusions)) + log_priors
+            log_joint = _log_joint(codes, confusions, priors)
             if outside is not None:
                 log_joint[outside] = -np.inf
             new_post, log_lik = _em.normalise_log(log_joint)
@@ -104,10 +102,8 @@ class DawidSkene(BaseAggregator):
             previous = per_row
         decide = None
         if outside is not None and confusions is not None and priors is not None:
-            decide = posteriors
-            with np.errstate(divide="ignore"):
-                log_joint = _em.item_log_likelihoods(codes, np.log(confusions)) + np.log(priors)
-            posteriors, _ = _em.normalise_log(log_joint)
+            decide = posteriors  # the label: the most probable given label
+            posteriors, _ = _em.normalise_log(_log_joint(codes, confusions, priors))
         self._store(enc, posteriors, confusions, priors, log_lik, decide)
         return self
 
@@ -132,3 +128,9 @@ class DawidSkene(BaseAggregator):
         self.priors_ = pd.Series(priors, index=list(enc.classes), name="prior")
         self.log_likelihood_ = log_lik
         self._set_results(enc, posteriors, _em.expected_accuracy(confusions, priors), decide)
+
+
+def _log_joint(codes: _em.Codes, confusions: np.ndarray, priors: np.ndarray) -> np.ndarray:
+    """Items x classes ``log prior_t + sum over the item's rows of log confusion[annotator, t, given]``."""
+    with np.errstate(divide="ignore"):  # a class nobody gave has prior 0
+        return _em.item_log_likelihoods(codes, np.log(confusions)) + np.log(priors)

@@ -14,8 +14,9 @@ the item features (categorical columns with at most ``max_levels`` values; numer
 2. **Cohorts**: candidates that differ only in the annotator and share the same pattern (the same wrong
    label given, at least ``pattern_share`` of their disagreements) are merged into one group "annotators A,
    B, C x rest". A member must be worse on the slice than on their other labels (an annotator who is bad
-   everywhere joins no cohort); then explained candidates are dropped. A cohort of more than ``max_annotator_share`` of all annotators (and more than three) is
-   dropped: it describes the item slice, which stands as a slice finding (no annotator condition).
+   everywhere joins no cohort); then explained candidates are dropped. A cohort of more than
+   ``max_annotator_share`` of all annotators (and more than three) is dropped: it describes the item
+   slice, which stands as a slice finding (no annotator condition).
 3. **Onset**: for a group that does not fix the period, the best single split of its period sequence is
    found (binomial likelihood ratio, ``chi2(1)`` at ``onset_alpha``); when the rate after the split is
    higher and the part before is not above baseline (Wilson lower bound <= baseline), the group is
@@ -158,7 +159,7 @@ class _Group:
     n: int = 0
     k: int = 0
     explained: bool = False  # a parent group (one condition fewer) is as bad or worse
-    annotator_explained: bool = False  # the annotator alone is as bad or worse
+    annotator_explained: bool = False  # the annotator is as bad or worse on their other labels
 
     @property
     def order(self) -> int:
@@ -200,8 +201,7 @@ def _group_key(
     combo: tuple[str, ...], codes: dict[str, tuple[np.ndarray, pd.Index]], rows: np.ndarray | None = None
 ) -> np.ndarray:
     """One integer per row (or per row in ``rows``) identifying its values of the factors in ``combo``."""
-    first = codes[combo[0]][0] if rows is None else codes[combo[0]][0][rows]
-    key = np.zeros(len(first), dtype=np.int64)
+    key = np.zeros(len(codes[combo[0]][0]) if rows is None else len(rows), dtype=np.int64)
     for c in combo:
         values = codes[c][0] if rows is None else codes[c][0][rows]
         key = key * len(codes[c][1]) + values
@@ -501,7 +501,7 @@ def root_causes(
     # applied early so that the sub-slices of a bad annotator do not crowd out other groups)
     cands: list[_Group] = []
     tested_z: list[np.ndarray] = []  # score-test statistics of every group tested (rate > baseline)
-    group_rates: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # combo -> keys, k, n
+    group_counts: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # combo -> keys, k, n
     for r in range(1, params.max_order + 1):
         for combo in itertools.combinations(factors.columns, r):
             key = _group_key(combo, codes)
@@ -509,20 +509,20 @@ def root_causes(
             n = np.bincount(inv).astype(np.float64)
             k = np.bincount(inv, weights=disagree)
             if r < params.max_order:
-                group_rates[combo] = (uniq, k, n)
+                group_counts[combo] = (uniq, k, n)
             lo, _ = wilson(k, n, params.z)
             big = n >= params.min_support
             tested_z.append((k[big] / n[big] - p0) / np.sqrt(p0 * (1.0 - p0) / n[big]))
-            keep = np.flatnonzero((n >= params.min_support) & (lo > p0))
+            keep = np.flatnonzero(big & (lo > p0))
             explained = np.zeros(len(keep), dtype=bool)
             for parent in itertools.combinations(combo, r - 1) if r > 1 else ():
-                pk, pn = _parent_counts(parent, group_rates, codes, first[keep])
+                pk, pn = _parent_counts(parent, group_counts, codes, first[keep])
                 explained |= lo[keep] <= pk / pn
             # an annotator no worse on this slice than on their other labels: "bad everywhere", their own
             # finding, not the slice's
             overall = np.zeros(len(keep), dtype=bool)
             if r > 1 and schema.ANNOTATOR_ID in combo:
-                pk, pn = _parent_counts((schema.ANNOTATOR_ID,), group_rates, codes, first[keep])
+                pk, pn = _parent_counts((schema.ANNOTATOR_ID,), group_counts, codes, first[keep])
                 rest_n = pn - n[keep]
                 rest_rate = np.divide(pk - k[keep], rest_n, out=np.ones(len(keep)), where=rest_n > 0)
                 overall = lo[keep] <= rest_rate
@@ -552,9 +552,9 @@ def root_causes(
         names = tuple(sorted(m.conditions[schema.ANNOTATOR_ID][0] for m in members))
         rows = np.unique(np.concatenate([m.rows for m in members]))
         cands.append(_Group({schema.ANNOTATOR_ID: names, **dict(rest)}, rows))
-    # a cohort member must be worse on the slice than overall (the bad-everywhere annotator joins none); it
-    # may be explained by a parent (a cohort inflates its slice); as findings of their own, explained groups
-    # are dropped
+    # a cohort member must be worse on the slice than on their other labels (the bad-everywhere annotator
+    # joins none) but may be explained by a parent (a cohort inflates its slice); as findings of their own,
+    # explained groups are dropped
     cands = [gr for gr in cands if not gr.explained]
 
     # 3. onset within the period sequence

@@ -54,16 +54,26 @@ def curate_labels(
         SchemaError: an unknown action.
     """
     if action not in ACTIONS:
-        raise SchemaError(f"unknown curate action {action!r}; choose one of {list(ACTIONS)} (params curate.action)")
+        raise SchemaError(
+            f"unknown curate action {action!r}; choose one of {list(ACTIONS)} (params curate.action)"
+        )
     classes = tuple(str(c) for c in classes)
     key = [schema.ITEM_ID, schema.ANNOTATOR_ID]
     ann = annotations[[*key, schema.LABEL]].astype(str)
-    sc = ann.merge(scores[[*key, SCORE]].astype({schema.ITEM_ID: str, schema.ANNOTATOR_ID: str}), on=key,
-                   how="left", validate="one_to_one")
+    sc = ann.merge(
+        scores[[*key, SCORE]].astype({schema.ITEM_ID: str, schema.ANNOTATOR_ID: str}),
+        on=key,
+        how="left",
+        validate="one_to_one",
+    )
     unscored = int(sc[SCORE].isna().sum())
     sc[SCORE] = sc[SCORE].fillna(0.0)
-    summary: dict[str, float | str] = {"action": action, "threshold": threshold, "items_before": float(len(labels)),
-                                       "annotations_unscored": float(unscored)}
+    summary: dict[str, float | str] = {
+        "action": action,
+        "threshold": threshold,
+        "items_before": float(len(labels)),
+        "annotations_unscored": float(unscored),
+    }
     if action == "none":
         out = labels.copy()
     elif action == "drop":
@@ -77,9 +87,17 @@ def curate_labels(
         agg = make_aggregator(method, classes=classes).fit(keep)
         out = curated_labels(keep, agg)
         before = labels.set_index(labels[schema.ITEM_ID].astype(str))[schema.LABEL].astype(str)
-        changed = out.set_index(schema.ITEM_ID)[schema.LABEL].astype(str) != before.reindex(out[schema.ITEM_ID]).to_numpy()
-        summary.update({"annotations_removed": float(flagged.sum()), "items_relabelled": float(changed.sum()),
-                        "items_dropped": float(len(labels) - len(out))})
+        changed = (
+            out.set_index(schema.ITEM_ID)[schema.LABEL].astype(str)
+            != before.reindex(out[schema.ITEM_ID]).to_numpy()
+        )
+        summary.update(
+            {
+                "annotations_removed": float(flagged.sum()),
+                "items_relabelled": float(changed.sum()),
+                "items_dropped": float(len(labels) - len(out)),
+            }
+        )
     else:
         w = (1.0 - sc[SCORE]).clip(0.0, 1.0).to_numpy()
         codes, items = pd.factorize(sc[schema.ITEM_ID], sort=True)
@@ -90,9 +108,13 @@ def curate_labels(
         total = votes.sum(axis=1, keepdims=True)
         probas = np.where(total > 0, votes / np.where(total > 0, total, 1.0), 1.0 / len(classes))
         win = probas.argmax(axis=1)
-        out = pd.DataFrame({schema.ITEM_ID: np.asarray(items, dtype=object),
-                            schema.LABEL: np.asarray(classes, dtype=object)[win],
-                            schema.CONFIDENCE: votes[np.arange(len(items)), win] / n})
+        out = pd.DataFrame(
+            {
+                schema.ITEM_ID: np.asarray(items, dtype=object),
+                schema.LABEL: np.asarray(classes, dtype=object)[win],
+                schema.CONFIDENCE: votes[np.arange(len(items)), win] / n,
+            }
+        )
         for j, c in enumerate(classes):
             out[schema.proba_column(c)] = probas[:, j]
         out[N_ANNOTATIONS] = n.astype("int64")
@@ -100,7 +122,9 @@ def curate_labels(
         np.add.at(raw_votes, (codes, lab), 1.0)
         out[VOTE_SHARE] = raw_votes[np.arange(len(items)), win] / n
         before = labels.set_index(labels[schema.ITEM_ID].astype(str))[schema.LABEL].astype(str)
-        summary["items_relabelled"] = float((out[schema.LABEL].to_numpy() != before.reindex(out[schema.ITEM_ID]).to_numpy()).sum())
+        summary["items_relabelled"] = float(
+            (out[schema.LABEL].to_numpy() != before.reindex(out[schema.ITEM_ID]).to_numpy()).sum()
+        )
         summary["mean_confidence"] = float(out[schema.CONFIDENCE].mean())
     out = out.sort_values(schema.ITEM_ID).reset_index(drop=True)
     summary["items_after"] = float(len(out))

@@ -98,7 +98,9 @@ class FeatureParams:
 
 def item_folds(item_ids: pd.Series | np.ndarray, n_folds: int, salt: str = FOLD_SALT) -> np.ndarray:
     """Fold number per item id: a salted hash of the id alone (never of labels)."""
-    return np.minimum((hash_unit(pd.Series(item_ids).astype(str), salt) * n_folds).astype(np.int64), n_folds - 1)
+    return np.minimum(
+        (hash_unit(pd.Series(item_ids).astype(str), salt) * n_folds).astype(np.int64), n_folds - 1
+    )
 
 
 def _entropy(p: np.ndarray) -> np.ndarray:
@@ -107,8 +109,13 @@ def _entropy(p: np.ndarray) -> np.ndarray:
 
 
 def dawid_skene_em(
-    item: np.ndarray, ann: np.ndarray, lab: np.ndarray, init: np.ndarray, n_annotators: int,
-    iterations: int, smoothing: float = 0.01,
+    item: np.ndarray,
+    ann: np.ndarray,
+    lab: np.ndarray,
+    init: np.ndarray,
+    n_annotators: int,
+    iterations: int,
+    smoothing: float = 0.01,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A few Dawid-Skene EM steps from initial posteriors.
 
@@ -205,8 +212,12 @@ def _behaviour(annotations: pd.DataFrame) -> pd.DataFrame:
 
 
 def _quality_fold(
-    items: pd.DataFrame, train_ids: np.ndarray, train_labels: np.ndarray, predict_ids: np.ndarray,
-    classes: tuple[str, ...], params: FeatureParams,
+    items: pd.DataFrame,
+    train_ids: np.ndarray,
+    train_labels: np.ndarray,
+    predict_ids: np.ndarray,
+    classes: tuple[str, ...],
+    params: FeatureParams,
 ) -> np.ndarray:
     """Quality-model probabilities for ``predict_ids``, trained on ``train_ids`` only (NaN without features)."""
     from labelcycle.quality.model import train
@@ -220,10 +231,18 @@ def _quality_fold(
         return out
     train_items = feat.iloc[tr[keep]].reset_index()
     result = train(
-        train_items, pd.Series(train_labels[keep], index=train_items.index), classes,
-        params={"n_estimators": params.quality_rounds, "learning_rate": 0.1, "num_leaves": 15,
-                "min_child_samples": 20, "num_threads": 1},
-        valid_fraction=0.0, seed=params.seed,
+        train_items,
+        pd.Series(train_labels[keep], index=train_items.index),
+        classes,
+        params={
+            "n_estimators": params.quality_rounds,
+            "learning_rate": 0.1,
+            "num_leaves": 15,
+            "min_child_samples": 20,
+            "num_threads": 1,
+        },
+        valid_fraction=0.0,
+        seed=params.seed,
     )
     pr = feat.index.get_indexer(predict_ids)
     has = pr >= 0
@@ -262,7 +281,9 @@ def annotation_context(
     n = len(annotations)
     item_codes, item_index = pd.factorize(annotations[schema.ITEM_ID].astype(str), sort=True)
     ann_codes, ann_index = pd.factorize(annotations[schema.ANNOTATOR_ID].astype(str), sort=True)
-    lab = pd.Categorical(annotations[schema.LABEL].astype(str), categories=list(classes)).codes.astype(np.int64)
+    lab = pd.Categorical(annotations[schema.LABEL].astype(str), categories=list(classes)).codes.astype(
+        np.int64
+    )
     n_items, n_ann = len(item_index), len(ann_index)
     item_fold = item_folds(np.asarray(item_index, dtype=object), params.n_folds)
     row_fold = item_fold[item_codes]
@@ -279,9 +300,13 @@ def annotation_context(
     prior_item = np.full((n_items, k), np.nan)
     model_item = np.full((n_items, k), np.nan)
 
-    frame = pd.DataFrame({schema.ITEM_ID: annotations[schema.ITEM_ID].astype(str).to_numpy(),
-                          schema.ANNOTATOR_ID: annotations[schema.ANNOTATOR_ID].astype(str).to_numpy(),
-                          schema.LABEL: annotations[schema.LABEL].astype(str).to_numpy()})
+    frame = pd.DataFrame(
+        {
+            schema.ITEM_ID: annotations[schema.ITEM_ID].astype(str).to_numpy(),
+            schema.ANNOTATOR_ID: annotations[schema.ANNOTATOR_ID].astype(str).to_numpy(),
+            schema.LABEL: annotations[schema.LABEL].astype(str).to_numpy(),
+        }
+    )
     for f in range(params.n_folds):
         test_rows = row_fold == f
         if not test_rows.any():
@@ -298,16 +323,26 @@ def annotation_context(
             agg = make_aggregator(params.aggregator, classes=classes).fit(frame[train_rows])
             tr_items = np.unique(item_codes[train_rows])
             # align the aggregator's posteriors with our item codes
-            init = agg.probas_.reindex(np.asarray(item_index, dtype=object)[tr_items])[list(classes)].to_numpy()
+            init = agg.probas_.reindex(np.asarray(item_index, dtype=object)[tr_items])[
+                list(classes)
+            ].to_numpy()
             local = np.full(n_items, -1)
             local[tr_items] = np.arange(len(tr_items))
             post, conf_raw, prior = dawid_skene_em(
-                local[item_codes[train_rows]], ann_codes[train_rows], lab[train_rows], init, n_ann,
+                local[item_codes[train_rows]],
+                ann_codes[train_rows],
+                lab[train_rows],
+                init,
+                n_ann,
                 params.em_iterations,
             )
             # pooled confusion and shrinkage: unseen annotators get the pooled matrix
             soft = np.zeros((n_ann, k, k))
-            np.add.at(soft, (ann_codes[train_rows], slice(None), lab[train_rows]), post[local[item_codes[train_rows]]])
+            np.add.at(
+                soft,
+                (ann_codes[train_rows], slice(None), lab[train_rows]),
+                post[local[item_codes[train_rows]]],
+            )
             pooled = soft.sum(axis=0) + EPS
             pooled /= pooled.sum(axis=1, keepdims=True)
             conf = soft + params.smoothing * pooled[None]
@@ -369,9 +404,15 @@ def annotation_context(
     beh = _behaviour(annotations)
     for col in beh.columns:
         out[col] = beh[col].to_numpy()
-    for name, values in (("others_share", others_share), ("others_post", others_post), ("full_post", full_post),
-                         ("model_proba", model_rows), ("ann_recall", recall), ("ann_precision", precision),
-                         ("ann_rate", rate)):
+    for name, values in (
+        ("others_share", others_share),
+        ("others_post", others_post),
+        ("full_post", full_post),
+        ("model_proba", model_rows),
+        ("ann_recall", recall),
+        ("ann_precision", precision),
+        ("ann_rate", rate),
+    ):
         for j, cls in enumerate(classes):
             out[f"{name}__{cls}"] = values[:, j]
     return out

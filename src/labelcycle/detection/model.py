@@ -77,9 +77,16 @@ class ErrorModelParams:
 
     def lgb_params(self) -> dict:
         return {
-            "objective": "binary", "learning_rate": self.learning_rate, "num_leaves": self.num_leaves,
-            "min_child_samples": self.min_child_samples, "lambda_l2": self.lambda_l2, "num_threads": self.n_jobs,
-            "seed": self.seed, "deterministic": True, "force_row_wise": True, "verbosity": -1,
+            "objective": "binary",
+            "learning_rate": self.learning_rate,
+            "num_leaves": self.num_leaves,
+            "min_child_samples": self.min_child_samples,
+            "lambda_l2": self.lambda_l2,
+            "num_threads": self.n_jobs,
+            "seed": self.seed,
+            "deterministic": True,
+            "force_row_wise": True,
+            "verbosity": -1,
         }
 
 
@@ -101,7 +108,9 @@ def gold_targets(
     return target.where(ref.notna())
 
 
-def consensus_targets(context: pd.DataFrame, given: pd.Series, classes: tuple[str, ...], threshold: float) -> pd.Series:
+def consensus_targets(
+    context: pd.DataFrame, given: pd.Series, classes: tuple[str, ...], threshold: float
+) -> pd.Series:
     """1.0/0.0 where the other annotations' posterior is at least ``threshold`` (and >= 2 others), else NaN."""
     post = context[[f"others_post__{c}" for c in classes]].to_numpy()
     top = np.asarray(classes, dtype=object)[post.argmax(axis=1)]
@@ -133,12 +142,22 @@ class ErrorModel:
     categories: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
-    def fit(cls, features: pd.DataFrame, target: np.ndarray, weight: np.ndarray, params: ErrorModelParams) -> ErrorModel:
+    def fit(
+        cls, features: pd.DataFrame, target: np.ndarray, weight: np.ndarray, params: ErrorModelParams
+    ) -> ErrorModel:
         columns = list(features.columns)
-        categories = {c: sorted({str(v) for v in features[c].dropna().unique()}) for c in CATEGORICAL_FEATURES}
+        categories = {
+            c: sorted({str(v) for v in features[c].dropna().unique()}) for c in CATEGORICAL_FEATURES
+        }
         X = _prepare(features, categories)
-        data = lgb.Dataset(X, target, weight=weight, init_score=_margin(features),
-                           categorical_feature=list(CATEGORICAL_FEATURES), free_raw_data=False)
+        data = lgb.Dataset(
+            X,
+            target,
+            weight=weight,
+            init_score=_margin(features),
+            categorical_feature=list(CATEGORICAL_FEATURES),
+            free_raw_data=False,
+        )
         booster = lgb.train(params.lgb_params(), data, num_boost_round=params.n_estimators)
         return cls(booster, columns, categories)
 
@@ -245,21 +264,32 @@ def detect_label_errors(
     given = annotations[schema.LABEL].astype(str)
     context = annotation_context(annotations, classes, items, params.features)
     feats = features_from_context(context, given, classes)[feature_names(classes)]
-    base = pd.DataFrame({schema.ITEM_ID: annotations[schema.ITEM_ID].astype(str).to_numpy(),
-                         schema.ANNOTATOR_ID: annotations[schema.ANNOTATOR_ID].astype(str).to_numpy(),
-                         schema.LABEL: given.to_numpy()}, index=annotations.index)
+    base = pd.DataFrame(
+        {
+            schema.ITEM_ID: annotations[schema.ITEM_ID].astype(str).to_numpy(),
+            schema.ANNOTATOR_ID: annotations[schema.ANNOTATOR_ID].astype(str).to_numpy(),
+            schema.LABEL: given.to_numpy(),
+        },
+        index=annotations.index,
+    )
     fallback = unsupervised_score(context, given, classes)
 
     tg = gold_targets(annotations, gold, exclude_items) if gold is not None and len(gold) else None
     n_gold = int(tg.notna().sum()) if tg is not None else 0
     if tg is None or n_gold < params.min_gold_targets or tg.dropna().nunique() < 2:
-        why = ("no gold labels were given" if tg is None else
-               f"only {n_gold} annotations on gold items" if n_gold < params.min_gold_targets else
-               "the gold annotations are all right (or all wrong)")
+        why = (
+            "no gold labels were given"
+            if tg is None
+            else f"only {n_gold} annotations on gold items"
+            if n_gold < params.min_gold_targets
+            else "the gold annotations are all right (or all wrong)"
+        )
         base[SCORE] = fallback
         base[ISSUE] = base[SCORE] >= params.threshold
-        msg = (f"unsupervised scores ({why}): label_error_score = 1 - the cross-fitted posterior of the given "
-               "label; give gold labels (--gold) for the supervised error model")
+        msg = (
+            f"unsupervised scores ({why}): label_error_score = 1 - the cross-fitted posterior of the given "
+            "label; give gold labels (--gold) for the supervised error model"
+        )
         return DetectionResult(base[OUTPUT_COLUMNS], feats, context, False, msg)
 
     target = tg.copy()
@@ -270,7 +300,12 @@ def detect_label_errors(
         ct = consensus_targets(context, given, classes, params.consensus_threshold)
         ct[annotations[schema.ITEM_ID].astype(str).isin(gold_items).to_numpy()] = np.nan
         if exclude_items is not None:
-            ct[annotations[schema.ITEM_ID].astype(str).isin(set(pd.Series(exclude_items).astype(str))).to_numpy()] = np.nan
+            ct[
+                annotations[schema.ITEM_ID]
+                .astype(str)
+                .isin(set(pd.Series(exclude_items).astype(str)))
+                .to_numpy()
+            ] = np.nan
         use = ct.notna() & target.isna()
         target[use] = ct[use]
         weight[use] = params.consensus_weight
@@ -300,14 +335,28 @@ def detect_label_errors(
     base[ISSUE] = base[SCORE] >= params.threshold
 
     yt = y[is_gold]
-    metrics = {f"error_model.{k}": v for k, v in held_out_metrics(yt, score[is_gold], params.threshold).items()}
-    metrics.update({f"unsupervised.{k}": v for k, v in held_out_metrics(yt, fallback[is_gold], params.threshold).items()
-                    if k in ("average_precision", "roc_auc")})
-    targets = pd.DataFrame({"target": target, "weight": weight, "source": source}, index=annotations.index)[rows]
-    msg = (f"supervised error model: trained on {int(is_gold.sum())} annotations on gold items"
-           + (f" and {int((source == 'consensus').sum())} confident-consensus targets" if params.consensus_weight > 0
-              else "")
-           + "; gold annotations scored out-of-fold")
+    metrics = {
+        f"error_model.{k}": v for k, v in held_out_metrics(yt, score[is_gold], params.threshold).items()
+    }
+    metrics.update(
+        {
+            f"unsupervised.{k}": v
+            for k, v in held_out_metrics(yt, fallback[is_gold], params.threshold).items()
+            if k in ("average_precision", "roc_auc")
+        }
+    )
+    targets = pd.DataFrame({"target": target, "weight": weight, "source": source}, index=annotations.index)[
+        rows
+    ]
+    msg = (
+        f"supervised error model: trained on {int(is_gold.sum())} annotations on gold items"
+        + (
+            f" and {int((source == 'consensus').sum())} confident-consensus targets"
+            if params.consensus_weight > 0
+            else ""
+        )
+        + "; gold annotations scored out-of-fold"
+    )
     return DetectionResult(base[OUTPUT_COLUMNS], feats, context, True, msg, metrics, model, targets)
 
 

@@ -38,31 +38,43 @@ def item_priorities(scores: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
         that support the current label (1 when none does); ``uncertainty`` is one minus the consensus
         confidence; ``priority = 1 - (1 - label_doubt) * (1 - uncertainty)``.
     """
-    for name, df, cols in (("scores", scores, (schema.ITEM_ID, schema.LABEL, SCORE)),
-                           ("labels", labels, (schema.ITEM_ID, schema.LABEL, schema.CONFIDENCE))):
+    for name, df, cols in (
+        ("scores", scores, (schema.ITEM_ID, schema.LABEL, SCORE)),
+        ("labels", labels, (schema.ITEM_ID, schema.LABEL, schema.CONFIDENCE)),
+    ):
         missing = [c for c in cols if c not in df.columns]
         if missing:
             raise SchemaError(f"the {name} table lacks the column(s) {missing}; expected {list(cols)}")
     cur = labels.set_index(labels[schema.ITEM_ID].astype(str))
     s = scores.assign(**{schema.ITEM_ID: scores[schema.ITEM_ID].astype(str)})
     s = s[s[schema.ITEM_ID].isin(cur.index)]
-    support = s[s[schema.LABEL].astype(str).to_numpy() == cur[schema.LABEL].astype(str).reindex(s[schema.ITEM_ID]).to_numpy()]
+    support = s[
+        s[schema.LABEL].astype(str).to_numpy()
+        == cur[schema.LABEL].astype(str).reindex(s[schema.ITEM_ID]).to_numpy()
+    ]
     doubt = support.groupby(schema.ITEM_ID)[SCORE].mean().reindex(cur.index).fillna(1.0)
     n = s.groupby(schema.ITEM_ID).size().reindex(cur.index).fillna(0).astype("int64")
     unc = 1.0 - cur[schema.CONFIDENCE].astype("float64")
-    out = pd.DataFrame({
-        schema.ITEM_ID: cur.index.to_numpy(),
-        CURRENT: cur[schema.LABEL].astype(str).to_numpy(),
-        DOUBT: doubt.to_numpy(),
-        UNCERTAINTY: unc.to_numpy(),
-        "n_annotations": n.to_numpy(),
-    })
+    out = pd.DataFrame(
+        {
+            schema.ITEM_ID: cur.index.to_numpy(),
+            CURRENT: cur[schema.LABEL].astype(str).to_numpy(),
+            DOUBT: doubt.to_numpy(),
+            UNCERTAINTY: unc.to_numpy(),
+            "n_annotations": n.to_numpy(),
+        }
+    )
     out[PRIORITY] = 1.0 - (1.0 - out[DOUBT]) * (1.0 - out[UNCERTAINTY])
-    return out.sort_values([PRIORITY, schema.ITEM_ID], ascending=[False, True], kind="stable").reset_index(drop=True)
+    return out.sort_values([PRIORITY, schema.ITEM_ID], ascending=[False, True], kind="stable").reset_index(
+        drop=True
+    )
 
 
 def select_for_review(
-    priorities: pd.DataFrame, budget: int, by: str = PRIORITY, stratify: pd.Series | None = None,
+    priorities: pd.DataFrame,
+    budget: int,
+    by: str = PRIORITY,
+    stratify: pd.Series | None = None,
     seed: int = 0,
 ) -> pd.DataFrame:
     """The ``budget`` items to review.
@@ -86,7 +98,8 @@ def select_for_review(
     else:
         key = priorities[by].astype("float64")
     ranked = priorities.assign(_key=key.to_numpy()).sort_values(
-        ["_key", schema.ITEM_ID], ascending=[False, True], kind="stable")
+        ["_key", schema.ITEM_ID], ascending=[False, True], kind="stable"
+    )
     if stratify is None:
         return ranked.head(budget).drop(columns="_key").reset_index(drop=True)
     strata = stratify.reindex(ranked.index).astype(str)
@@ -102,24 +115,33 @@ def select_for_review(
     return picked.drop(columns="_key").reset_index(drop=True)
 
 
-def review_sheet(selected: pd.DataFrame, annotations: pd.DataFrame, items: pd.DataFrame | None = None) -> pd.DataFrame:
+def review_sheet(
+    selected: pd.DataFrame, annotations: pd.DataFrame, items: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """The file reviewers work from: selected items, the labels seen, features, blank review columns."""
-    seen = (annotations.assign(**{schema.ITEM_ID: annotations[schema.ITEM_ID].astype(str)})
-            .groupby(schema.ITEM_ID)[schema.LABEL]
-            .agg(lambda s: "|".join(f"{k}:{v}" for k, v in s.astype(str).value_counts().sort_index().items())))
+    seen = (
+        annotations.assign(**{schema.ITEM_ID: annotations[schema.ITEM_ID].astype(str)})
+        .groupby(schema.ITEM_ID)[schema.LABEL]
+        .agg(lambda s: "|".join(f"{k}:{v}" for k, v in s.astype(str).value_counts().sort_index().items()))
+    )
     out = selected.copy()
     out[LABELS_SEEN] = out[schema.ITEM_ID].map(seen).fillna("")
     if items is not None and items.shape[1] > 1:
-        out = out.merge(items.assign(**{schema.ITEM_ID: items[schema.ITEM_ID].astype(str)}), on=schema.ITEM_ID,
-                        how="left")
+        out = out.merge(
+            items.assign(**{schema.ITEM_ID: items[schema.ITEM_ID].astype(str)}), on=schema.ITEM_ID, how="left"
+        )
     out[REVIEW_LABEL] = ""
     out[REVIEWER] = ""
     return out
 
 
 def parse_review(
-    batch: pd.DataFrame, classes: tuple[str, ...] | list[str], known_items: pd.Series, source: str = "batch",
-    default_reviewer: str | None = None, now: pd.Timestamp | None = None,
+    batch: pd.DataFrame,
+    classes: tuple[str, ...] | list[str],
+    known_items: pd.Series,
+    source: str = "batch",
+    default_reviewer: str | None = None,
+    now: pd.Timestamp | None = None,
 ) -> tuple[pd.DataFrame, int]:
     """Validate a returned review sheet into an annotations table.
 
@@ -153,8 +175,11 @@ def parse_review(
     done = label != ""
     if not done.any():
         raise ValidationError(f"{source}: no row has a {REVIEW_LABEL}; fill in the labels and import again")
-    reviewer = (batch[REVIEWER].fillna("").astype(str).str.strip() if REVIEWER in batch.columns
-                else pd.Series("", index=batch.index))
+    reviewer = (
+        batch[REVIEWER].fillna("").astype(str).str.strip()
+        if REVIEWER in batch.columns
+        else pd.Series("", index=batch.index)
+    )
     if default_reviewer:
         reviewer = reviewer.where(reviewer != "", default_reviewer)
     item = batch[schema.ITEM_ID].fillna("").astype(str).str.strip()
@@ -162,21 +187,30 @@ def parse_review(
     problems = []
     for mask, what in (
         (done & ~label.isin(classes), lambda r: f"{REVIEW_LABEL} {label[r]!r} is not one of {classes}"),
-        (done & ~item.isin(set(pd.Series(known_items).astype(str))), lambda r: f"item {item[r]!r} is not in the project"),
+        (
+            done & ~item.isin(set(pd.Series(known_items).astype(str))),
+            lambda r: f"item {item[r]!r} is not in the project",
+        ),
         (done & (reviewer == ""), lambda r: f"no {REVIEWER} (fill it in or pass --reviewer)"),
-        (done & pd.DataFrame({"i": item, "r": reviewer}).duplicated(keep="first"),
-         lambda r: f"reviewer {reviewer[r]!r} reviewed item {item[r]!r} twice"),
+        (
+            done & pd.DataFrame({"i": item, "r": reviewer}).duplicated(keep="first"),
+            lambda r: f"reviewer {reviewer[r]!r} reviewed item {item[r]!r} twice",
+        ),
     ):
         problems += [f"row {rows[r]}: {what(r)}" for r in batch.index[mask]]
     if problems:
         shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
-        raise ValidationError(f"{source}: {len(problems)} invalid review row(s): {shown}. Fix them and import again")
+        raise ValidationError(
+            f"{source}: {len(problems)} invalid review row(s): {shown}. Fix them and import again"
+        )
     now = now or pd.Timestamp.now(tz="UTC")
-    out = pd.DataFrame({
-        schema.ITEM_ID: item[done].to_numpy(),
-        schema.ANNOTATOR_ID: reviewer[done].to_numpy(),
-        schema.LABEL: label[done].to_numpy(),
-        schema.CREATED_AT: now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        schema.BATCH_ID: f"review-{now.strftime('%Y%m%d')}",
-    })
+    out = pd.DataFrame(
+        {
+            schema.ITEM_ID: item[done].to_numpy(),
+            schema.ANNOTATOR_ID: reviewer[done].to_numpy(),
+            schema.LABEL: label[done].to_numpy(),
+            schema.CREATED_AT: now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            schema.BATCH_ID: f"review-{now.strftime('%Y%m%d')}",
+        }
+    )
     return out, int((~done).sum())

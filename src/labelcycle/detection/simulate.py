@@ -28,22 +28,41 @@ class SimulationParams:
     detection: ErrorModelParams = field(default_factory=ErrorModelParams)
 
 
-def _accuracy(items: pd.DataFrame, train_ids: pd.Series, train_labels: pd.Series, eval_gold: pd.DataFrame,
-              classes: tuple[str, ...], params: SimulationParams) -> dict[str, float]:
+def _accuracy(
+    items: pd.DataFrame,
+    train_ids: pd.Series,
+    train_labels: pd.Series,
+    eval_gold: pd.DataFrame,
+    classes: tuple[str, ...],
+    params: SimulationParams,
+) -> dict[str, float]:
     from sklearn.metrics import accuracy_score, f1_score
 
     from labelcycle.quality.model import train
 
     feat = items.set_index(schema.ITEM_ID)
     tr = feat.loc[train_ids.to_numpy()].reset_index()
-    model = train(tr, pd.Series(train_labels.to_numpy(), index=tr.index), classes,
-                  params={"n_estimators": params.quality_rounds, "learning_rate": 0.1, "num_leaves": 31,
-                          "min_child_samples": 20, "num_threads": 1}, valid_fraction=0.0, seed=params.seed).model
+    model = train(
+        tr,
+        pd.Series(train_labels.to_numpy(), index=tr.index),
+        classes,
+        params={
+            "n_estimators": params.quality_rounds,
+            "learning_rate": 0.1,
+            "num_leaves": 31,
+            "min_child_samples": 20,
+            "num_threads": 1,
+        },
+        valid_fraction=0.0,
+        seed=params.seed,
+    ).model
     ev = feat.loc[eval_gold[schema.ITEM_ID].to_numpy()].reset_index()
     pred = model.predict(ev)[schema.LABEL].to_numpy()
     y = eval_gold[schema.LABEL].astype(str).to_numpy()
-    return {"accuracy": float(accuracy_score(y, pred)),
-            "macro_f1": float(f1_score(y, pred, labels=list(classes), average="macro", zero_division=0))}
+    return {
+        "accuracy": float(accuracy_score(y, pred)),
+        "macro_f1": float(f1_score(y, pred, labels=list(classes), average="macro", zero_division=0)),
+    }
 
 
 def simulate_review(
@@ -73,14 +92,23 @@ def simulate_review(
     params = params or SimulationParams()
     classes = tuple(str(c) for c in classes)
     eval_ids = set(eval_gold[schema.ITEM_ID].astype(str))
-    det = detect_label_errors(annotations, classes, items, gold_train, exclude_items=eval_gold[schema.ITEM_ID],
-                              params=params.detection)
+    det = detect_label_errors(
+        annotations,
+        classes,
+        items,
+        gold_train,
+        exclude_items=eval_gold[schema.ITEM_ID],
+        params=params.detection,
+    )
     agg = make_aggregator(params.detection.features.aggregator, classes=classes).fit(
-        annotations[[schema.ITEM_ID, schema.ANNOTATOR_ID, schema.LABEL]])
+        annotations[[schema.ITEM_ID, schema.ANNOTATOR_ID, schema.LABEL]]
+    )
     labels = agg.result_frame()
     pri = item_priorities(det.scores, labels)
     feat_ids = set(items[schema.ITEM_ID].astype(str))
-    pool = pri[~pri[schema.ITEM_ID].isin(eval_ids) & pri[schema.ITEM_ID].isin(feat_ids)].reset_index(drop=True)
+    pool = pri[~pri[schema.ITEM_ID].isin(eval_ids) & pri[schema.ITEM_ID].isin(feat_ids)].reset_index(
+        drop=True
+    )
     true = truth.set_index(truth[schema.ITEM_ID].astype(str))["true_label"].astype(str)
     pool["true_label"] = true.reindex(pool[schema.ITEM_ID]).to_numpy()
     wrong = (pool["current_label"] != pool["true_label"]).to_numpy()
@@ -101,9 +129,16 @@ def simulate_review(
             metrics = _accuracy(items, pool[schema.ITEM_ID], new_labels, eval_gold, classes, params)
             if n == 0:
                 base_metrics = metrics
-            rows.append({"strategy": strategy, "budget_fraction": frac, "budget_items": n,
-                         "labels_fixed": int((chosen & wrong).sum()), "wrong_labels_left": int((wrong & ~chosen).sum()),
-                         **metrics})
+            rows.append(
+                {
+                    "strategy": strategy,
+                    "budget_fraction": frac,
+                    "budget_items": n,
+                    "labels_fixed": int((chosen & wrong).sum()),
+                    "wrong_labels_left": int((wrong & ~chosen).sum()),
+                    **metrics,
+                }
+            )
     return pd.DataFrame(rows), det.message
 
 
@@ -120,7 +155,9 @@ def review_curve_figure(curve: pd.DataFrame):
         axes[0].plot(x, g["labels_fixed"], marker="o", label=strategy)
         axes[1].plot(x, g["accuracy"], marker="o", label=strategy)
     axes[0].set(xlabel="review budget (% of items)", ylabel="wrong labels fixed", title="Labels fixed")
-    axes[1].set(xlabel="review budget (% of items)", ylabel="accuracy on gold eval", title="Downstream quality model")
+    axes[1].set(
+        xlabel="review budget (% of items)", ylabel="accuracy on gold eval", title="Downstream quality model"
+    )
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend()

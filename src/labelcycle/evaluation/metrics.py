@@ -57,6 +57,8 @@ RANK_METRICS: frozenset[str] = frozenset({"roc_auc_ovr", "pr_auc_ovr", "roc_auc"
 def is_rank_metric(metric: str) -> bool:
     """Whether ``metric`` is a ROC-AUC / PR-AUC (summary or per class)."""
     return metric.split("__", 1)[0] in RANK_METRICS
+
+
 #: Metrics where a smaller value is better; every other metric is better when larger.
 LOWER_IS_BETTER: frozenset[str] = frozenset({"log_loss", "ece", "brier"})
 

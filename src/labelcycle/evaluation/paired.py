@@ -373,8 +373,14 @@ def compare_paired(
     b, c = align_pair(base, candidate)
     prep_b = prepare_eval(b.y_true, b.proba, b.classes, n_bins=n_bins)
     prep_c = prepare_eval(c.y_true, c.proba, c.classes, n_bins=n_bins)
-    table, mcn = paired_table(prep_b, prep_c, n_boot=n_boot, random_state=random_state, confidence=confidence,
-                              n_boot_rank=n_boot_rank)
+    table, mcn = paired_table(
+        prep_b,
+        prep_c,
+        n_boot=n_boot,
+        random_state=random_state,
+        confidence=confidence,
+        n_boot_rank=n_boot_rank,
+    )
     notes = report_from_prepared(prep_b).notes
     return PairedComparison(
         table=table,

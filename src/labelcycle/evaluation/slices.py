@@ -182,8 +182,9 @@ def slice_paired(
             continue
         prep_b = prepare_eval(b.y_true[rows], b.proba[rows], b.classes, n_bins=n_bins)
         prep_c = prepare_eval(c.y_true[rows], c.proba[rows], c.classes, n_bins=n_bins)
-        table, _ = paired_table(prep_b, prep_c, n_boot=n_boot, random_state=seed, confidence=confidence,
-                                rank=need_rank)
+        table, _ = paired_table(
+            prep_b, prep_c, n_boot=n_boot, random_state=seed, confidence=confidence, rank=need_rank
+        )
         if metrics is not None:
             table = table[table["metric"].isin(list(metrics))]
         frames.append(table.assign(slice_column=col, slice_value=value))

@@ -49,30 +49,52 @@ def _f(x: float) -> str:
     return "nan" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:+.4f}"
 
 
-def eval_digest_gate(candidate: str | None, production: str | None, has_production: bool,
-                     split_digest: str | None = None) -> Gate:
+def eval_digest_gate(
+    candidate: str | None, production: str | None, has_production: bool, split_digest: str | None = None
+) -> Gate:
     """The candidate was judged on the same frozen eval split as production.
 
     With no production release, the candidate must still have a recorded eval digest, equal to the
     workspace's eval split digest when that is known (``split_digest``).
     """
     if not candidate:
-        return Gate(EVAL_DIGEST, False, "the candidate's evaluation records no eval digest "
-                    "(reports/metrics.json eval_digest); re-run `dvc repro` to evaluate it")
+        return Gate(
+            EVAL_DIGEST,
+            False,
+            "the candidate's evaluation records no eval digest "
+            "(reports/metrics.json eval_digest); re-run `dvc repro` to evaluate it",
+        )
     if split_digest and split_digest != candidate:
-        return Gate(EVAL_DIGEST, False, f"the candidate's predictions were made on eval split {candidate} but "
-                    f"data/split/eval.parquet has digest {split_digest}; re-run `dvc repro`")
+        return Gate(
+            EVAL_DIGEST,
+            False,
+            f"the candidate's predictions were made on eval split {candidate} but "
+            f"data/split/eval.parquet has digest {split_digest}; re-run `dvc repro`",
+        )
     if not has_production:
-        return Gate(EVAL_DIGEST, True, f"no production release yet; candidate evaluated on eval split {candidate}"
-                    + (" (= data/split/eval.parquet)" if split_digest else ""))
+        return Gate(
+            EVAL_DIGEST,
+            True,
+            f"no production release yet; candidate evaluated on eval split {candidate}"
+            + (" (= data/split/eval.parquet)" if split_digest else ""),
+        )
     if candidate != production:
-        return Gate(EVAL_DIGEST, False, f"candidate eval split {candidate} != production's {production}; "
-                    "metrics on different eval sets cannot be compared (re-evaluate on the frozen split)")
+        return Gate(
+            EVAL_DIGEST,
+            False,
+            f"candidate eval split {candidate} != production's {production}; "
+            "metrics on different eval sets cannot be compared (re-evaluate on the frozen split)",
+        )
     return Gate(EVAL_DIGEST, True, f"candidate and production both evaluated on eval split {candidate}")
 
 
-def non_inferiority_gate(comparison: PairedComparison | None, metric: str, margin: float,
-                         candidate_value: float | None = None, mismatch: str | None = None) -> Gate:
+def non_inferiority_gate(
+    comparison: PairedComparison | None,
+    metric: str,
+    margin: float,
+    candidate_value: float | None = None,
+    mismatch: str | None = None,
+) -> Gate:
     """Lower end of the paired interval of ``delta = candidate - production`` is above ``-margin``.
 
     For a loss (lower is better) the rule mirrors: the upper end must be below ``+margin``.
@@ -87,9 +109,11 @@ def non_inferiority_gate(comparison: PairedComparison | None, metric: str, margi
     row = comparison.row(metric)
     lo, hi, delta = float(row["ci_low"]), float(row["ci_high"]), float(row["delta"])
     pct = int(round(comparison.confidence * 100))
-    head = (f"{metric} {float(row['candidate']):.4f} vs production {float(row['base']):.4f}: delta {_f(delta)}, "
-            f"paired {pct}% interval [{_f(lo)}, {_f(hi)}] over {comparison.n} eval items "
-            f"({comparison.n_boot} resamples)")
+    head = (
+        f"{metric} {float(row['candidate']):.4f} vs production {float(row['base']):.4f}: delta {_f(delta)}, "
+        f"paired {pct}% interval [{_f(lo)}, {_f(hi)}] over {comparison.n} eval items "
+        f"({comparison.n_boot} resamples)"
+    )
     if np.isnan(lo) or np.isnan(hi):
         return Gate(NON_INFERIORITY, False, f"{head}; the interval is undefined")
     if higher_is_better(metric):
@@ -101,8 +125,14 @@ def non_inferiority_gate(comparison: PairedComparison | None, metric: str, margi
     return Gate(NON_INFERIORITY, ok, f"{head}; {rule}")
 
 
-def slices_gate(table: pd.DataFrame | None, metric: str, slice_margin: float, min_slice_size: int,
-                mismatch: str | None = None, no_features: bool = False) -> Gate:
+def slices_gate(
+    table: pd.DataFrame | None,
+    metric: str,
+    slice_margin: float,
+    min_slice_size: int,
+    mismatch: str | None = None,
+    no_features: bool = False,
+) -> Gate:
     """No slice with at least ``min_slice_size`` eval items loses more than ``slice_margin``.
 
     ``table`` is :func:`~labelcycle.evaluation.slices.slice_paired` output (already restricted to
@@ -113,27 +143,38 @@ def slices_gate(table: pd.DataFrame | None, metric: str, slice_margin: float, mi
     if mismatch:
         return Gate(SLICES, False, f"cannot compare slices with production: {mismatch}")
     if table is None:
-        why = "no categorical item features to slice by" if no_features else "no production release to compare with"
+        why = (
+            "no categorical item features to slice by"
+            if no_features
+            else "no production release to compare with"
+        )
         return Gate(SLICES, True, why, applies=False)
     rows = table[(table["metric"] == metric) & (table["n"] >= min_slice_size)]
     if rows.empty:
-        return Gate(SLICES, True, f"no slice has >= {min_slice_size} eval items; nothing to judge", applies=False)
+        return Gate(
+            SLICES, True, f"no slice has >= {min_slice_size} eval items; nothing to judge", applies=False
+        )
     sign = 1.0 if higher_is_better(metric) else -1.0
     loss = -sign * rows["delta"].astype(float)  # > 0: the candidate is worse on this slice
     bad = rows[loss > slice_margin]
 
     def fmt(r: pd.Series) -> str:
-        return (f"{r['slice_column']}={r['slice_value']} (n={int(r['n'])}): {metric} {float(r['base']):.3f} -> "
-                f"{float(r['candidate']):.3f}, delta {_f(float(r['delta']))} "
-                f"[{_f(float(r['ci_low']))}, {_f(float(r['ci_high']))}]")
+        return (
+            f"{r['slice_column']}={r['slice_value']} (n={int(r['n'])}): {metric} {float(r['base']):.3f} -> "
+            f"{float(r['candidate']):.3f}, delta {_f(float(r['delta']))} "
+            f"[{_f(float(r['ci_low']))}, {_f(float(r['ci_high']))}]"
+        )
 
     judged = f"{len(rows)} slice(s) with >= {min_slice_size} eval items judged on {metric}"
     if len(bad):
         worst = bad.assign(_loss=loss[bad.index]).sort_values("_loss", ascending=False)
         listed = "; ".join(fmt(r) for _, r in worst.head(5).iterrows())
         more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
-        return Gate(SLICES, False, f"{judged}; {len(bad)} regress beyond the slice margin {slice_margin:.3f}: "
-                    f"{listed}{more}")
+        return Gate(
+            SLICES,
+            False,
+            f"{judged}; {len(bad)} regress beyond the slice margin {slice_margin:.3f}: {listed}{more}",
+        )
     worst = rows.loc[loss.idxmax()]
     return Gate(SLICES, True, f"{judged}; none loses more than {slice_margin:.3f}; worst {fmt(worst)}")
 
@@ -143,8 +184,12 @@ def ingest_gate(validation_passed: bool | None, source: str = "reports/ingest.js
     if validation_passed is None:
         return Gate(INGEST, False, f"{source}: no validation result recorded; run `dvc repro` (stage ingest)")
     if not validation_passed:
-        return Gate(INGEST, False, f"{source}: validation_passed is false (row counts do not reconcile); "
-                    "see data/interim/quarantine.parquet")
+        return Gate(
+            INGEST,
+            False,
+            f"{source}: validation_passed is false (row counts do not reconcile); "
+            "see data/interim/quarantine.parquet",
+        )
     return Gate(INGEST, True, f"{source}: validation_passed is true")
 
 
@@ -179,10 +224,17 @@ def committed_gate(facts: CommitFacts) -> Gate:
     if facts.out_of_sync:
         problems.append(f"workspace differs from dvc.lock: {'; '.join(facts.out_of_sync)}")
     if problems:
-        return Gate(COMMITTED, False, "; ".join(problems) + "; run `dvc repro`, then `git add dvc.lock data/raw.dvc "
-                    "&& git commit`")
-    return Gate(COMMITTED, True, f"{', '.join(facts.required)} committed and clean at {facts.git_rev[:10]}; "
-                "the workspace outputs match dvc.lock")
+        return Gate(
+            COMMITTED,
+            False,
+            "; ".join(problems) + "; run `dvc repro`, then `git add dvc.lock data/raw.dvc && git commit`",
+        )
+    return Gate(
+        COMMITTED,
+        True,
+        f"{', '.join(facts.required)} committed and clean at {facts.git_rev[:10]}; "
+        "the workspace outputs match dvc.lock",
+    )
 
 
 @dataclass(frozen=True)
@@ -215,16 +267,30 @@ def remote_gate(facts: RemoteFacts) -> Gate:
     where = f"DVC remote {facts.name!r} ({facts.url})"
     if facts.missing:
         shown = ", ".join(facts.missing[:3])
-        return Gate(REMOTE, False, f"{len(facts.missing)} object(s) of the release are neither in the local cache "
-                    f"nor in {where} (e.g. {shown}); run `dvc repro` or `dvc fetch` where the data exists")
+        return Gate(
+            REMOTE,
+            False,
+            f"{len(facts.missing)} object(s) of the release are neither in the local cache "
+            f"nor in {where} (e.g. {shown}); run `dvc repro` or `dvc fetch` where the data exists",
+        )
     if not facts.reachable:
-        return Gate(REMOTE, False, f"{where} is not reachable ({facts.error or 'unknown error'}); "
-                    f"{facts.to_push} of {facts.total} object(s) are not known to be there")
+        return Gate(
+            REMOTE,
+            False,
+            f"{where} is not reachable ({facts.error or 'unknown error'}); "
+            f"{facts.to_push} of {facts.total} object(s) are not known to be there",
+        )
     if not facts.configured:
-        return Gate(REMOTE, True, f"no default DVC remote configured; the embedded local {where} will be "
-                    f"configured and {facts.to_push} of {facts.total} object(s) pushed")
+        return Gate(
+            REMOTE,
+            True,
+            f"no default DVC remote configured; the embedded local {where} will be "
+            f"configured and {facts.to_push} of {facts.total} object(s) pushed",
+        )
     if facts.to_push:
-        return Gate(REMOTE, True, f"{where} reachable; {facts.to_push} of {facts.total} object(s) will be pushed")
+        return Gate(
+            REMOTE, True, f"{where} reachable; {facts.to_push} of {facts.total} object(s) will be pushed"
+        )
     return Gate(REMOTE, True, f"all {facts.total} object(s) already in {where}")
 
 
@@ -235,8 +301,12 @@ def models_gate(models: Sequence, registered: Mapping[tuple[str, str], str | Non
     when the version does not exist.
     """
     if not models:
-        return Gate(MODELS, False, "the candidate names no registered model (reports/train_quality.json "
-                    "model_version); re-run train_quality with a registered_model name")
+        return Gate(
+            MODELS,
+            False,
+            "the candidate names no registered model (reports/train_quality.json "
+            "model_version); re-run train_quality with a registered_model name",
+        )
     problems, ok = [], []
     for m in models:
         key = (m.name, m.version)

@@ -56,15 +56,19 @@ class RegistryState:
     git_tags: Mapping[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"aliases": dict(sorted(self.aliases.items())),
-                "version_tags": {k: dict(sorted(v.items())) for k, v in sorted(self.version_tags.items())},
-                "git_tags": dict(sorted(self.git_tags.items()))}
+        return {
+            "aliases": dict(sorted(self.aliases.items())),
+            "version_tags": {k: dict(sorted(v.items())) for k, v in sorted(self.version_tags.items())},
+            "git_tags": dict(sorted(self.git_tags.items())),
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> RegistryState:
-        return cls(aliases=dict(d.get("aliases") or {}),
-                   version_tags={k: dict(v) for k, v in (d.get("version_tags") or {}).items()},
-                   git_tags=dict(d.get("git_tags") or {}))
+        return cls(
+            aliases=dict(d.get("aliases") or {}),
+            version_tags={k: dict(v) for k, v in (d.get("version_tags") or {}).items()},
+            git_tags=dict(d.get("git_tags") or {}),
+        )
 
 
 @dataclass(frozen=True)
@@ -202,17 +206,31 @@ def judge(ev: Evidence, params: PromoteParams) -> tuple[g.Gate, ...]:
                 new = prediction_set(ev.candidate_predictions, ev.classes, cand.eval_digest)
                 comparison = compare_paired(base, new, n_boot=params.n_boot, random_state=params.seed)
                 if ev.slice_features is not None and ev.slice_features.shape[1] > 1:
-                    slice_table = slice_paired(base, new, ev.slice_features, metrics=[metric],
-                                               n_boot=params.n_boot, random_state=params.seed,
-                                               min_n=params.min_slice_size)
+                    slice_table = slice_paired(
+                        base,
+                        new,
+                        ev.slice_features,
+                        metrics=[metric],
+                        n_boot=params.n_boot,
+                        random_state=params.seed,
+                        min_n=params.min_slice_size,
+                    )
             except EvalSetMismatchError as exc:
                 mismatch = str(exc)
     no_features = ev.slice_features is None or ev.slice_features.shape[1] <= 1
     return (
-        g.eval_digest_gate(cand.eval_digest, prod.eval_digest if prod else None, prod is not None, ev.split_digest),
+        g.eval_digest_gate(
+            cand.eval_digest, prod.eval_digest if prod else None, prod is not None, ev.split_digest
+        ),
         g.non_inferiority_gate(comparison, metric, params.margin, cand.metrics.get(metric), mismatch),
-        g.slices_gate(slice_table, metric, params.slice_margin, params.min_slice_size, mismatch,
-                      no_features=no_features and prod is not None),
+        g.slices_gate(
+            slice_table,
+            metric,
+            params.slice_margin,
+            params.min_slice_size,
+            mismatch,
+            no_features=no_features and prod is not None,
+        ),
         g.ingest_gate(ev.ingest_passed),
         g.committed_gate(ev.commit),
         g.remote_gate(ev.remote),
@@ -222,8 +240,12 @@ def judge(ev: Evidence, params: PromoteParams) -> tuple[g.Gate, ...]:
 
 def release_tags(release: Release) -> dict[str, str]:
     """The tags a promotion puts on each of the release's model versions."""
-    tags = {TAG_RELEASE: release.release_id or "", TAG_DATASET_DIGEST: release.dataset_digest,
-            TAG_GIT_REV: release.git_rev or "", TAG_EVAL_DIGEST: release.eval_digest or ""}
+    tags = {
+        TAG_RELEASE: release.release_id or "",
+        TAG_DATASET_DIGEST: release.dataset_digest,
+        TAG_GIT_REV: release.git_rev or "",
+        TAG_EVAL_DIGEST: release.eval_digest or "",
+    }
     for path in TAGGED_DVC_PATHS:
         if path in release.dvc_hashes:
             tags[TAG_DVC_PREFIX + path] = release.dvc_hashes[path]
@@ -259,7 +281,9 @@ def diff_states(before: RegistryState, after: RegistryState) -> list[Action]:
             actions.append(Action(GIT_TAG, tag, f"delete git tag {tag} (was {old[:10]})", {"commit": None}))
         else:
             verb = "create" if old is None else f"move (from {old[:10]})"
-            actions.append(Action(GIT_TAG, tag, f"{verb} git tag {tag} -> {new[:10]}", {"commit": new, "old": old}))
+            actions.append(
+                Action(GIT_TAG, tag, f"{verb} git tag {tag} -> {new[:10]}", {"commit": new, "old": old})
+            )
     for key in sorted(set(before.version_tags) | set(after.version_tags)):
         old_t, new_t = before.version_tags.get(key, {}), after.version_tags.get(key, {})
         changes = {k: new_t.get(k) for k in sorted(set(old_t) | set(new_t)) if old_t.get(k) != new_t.get(k)}
@@ -268,10 +292,20 @@ def diff_states(before: RegistryState, after: RegistryState) -> list[Action]:
         name, _, version = key.rpartition("/")
         sets = [k for k, v in changes.items() if v is not None]
         dels = [k for k, v in changes.items() if v is None]
-        text = ", ".join(filter(None, [f"set {', '.join(sets)}" if sets else "", f"delete {', '.join(dels)}" if dels else ""]))
+        text = ", ".join(
+            filter(
+                None, [f"set {', '.join(sets)}" if sets else "", f"delete {', '.join(dels)}" if dels else ""]
+            )
+        )
         shown = f"; {TAG_RELEASE}={changes[TAG_RELEASE]}" if changes.get(TAG_RELEASE) else ""
-        actions.append(Action(MODEL_TAGS, key, f"{name} v{version}: {text}{shown}",
-                              {"name": name, "version": version, "tags": changes}))
+        actions.append(
+            Action(
+                MODEL_TAGS,
+                key,
+                f"{name} v{version}: {text}{shown}",
+                {"name": name, "version": version, "tags": changes},
+            )
+        )
     for name in sorted(set(before.aliases) | set(after.aliases)):
         old_v, new_v = before.aliases.get(name), after.aliases.get(name)
         if old_v == new_v:
@@ -284,8 +318,14 @@ def diff_states(before: RegistryState, after: RegistryState) -> list[Action]:
     return actions
 
 
-def build_plan(ev: Evidence, params: PromoteParams, *, force: bool = False, reason: str | None = None,
-               remote_path_note: str | None = None) -> Plan:
+def build_plan(
+    ev: Evidence,
+    params: PromoteParams,
+    *,
+    force: bool = False,
+    reason: str | None = None,
+    remote_path_note: str | None = None,
+) -> Plan:
     """The promotion plan: gates judged, and the actions that would make the candidate production.
 
     Pure: reads nothing, changes nothing. A no-op plan (the candidate already is production) has no
@@ -294,19 +334,33 @@ def build_plan(ev: Evidence, params: PromoteParams, *, force: bool = False, reas
     gates = judge(ev, params)
     prod = ev.production
     if prod is not None and ev.candidate.same_release(prod):
-        return Plan("promote", prod, prod, gates, (), ev.state, ev.state, noop=True, force=force, reason=reason)
+        return Plan(
+            "promote", prod, prod, gates, (), ev.state, ev.state, noop=True, force=force, reason=reason
+        )
     rid = f"dataset/v{ev.next_release_number}"
     cand = ev.candidate.with_id(rid, forced=force and any(not x.passed for x in gates))
     after = promoted_state(ev.state, cand, prod)
     actions: list[Action] = []
     r = ev.remote
     if not r.configured and r.name:
-        actions.append(Action(CONFIGURE_REMOTE, r.name, f"configure default DVC remote {r.name!r} -> {r.url}"
-                              + (f" ({remote_path_note})" if remote_path_note else ""),
-                              {"name": r.name, "url": r.url}))
+        actions.append(
+            Action(
+                CONFIGURE_REMOTE,
+                r.name,
+                f"configure default DVC remote {r.name!r} -> {r.url}"
+                + (f" ({remote_path_note})" if remote_path_note else ""),
+                {"name": r.name, "url": r.url},
+            )
+        )
     if r.name and (r.to_push or not r.configured):
-        actions.append(Action(DVC_PUSH, r.name, f"dvc push {r.to_push} of {r.total} object(s) to {r.name!r}",
-                              {"remote": r.name, "rev": cand.git_rev}))
+        actions.append(
+            Action(
+                DVC_PUSH,
+                r.name,
+                f"dvc push {r.to_push} of {r.total} object(s) to {r.name!r}",
+                {"remote": r.name, "rev": cand.git_rev},
+            )
+        )
     actions.extend(diff_states(ev.state, after))
     actions.append(Action(RELEASE_RECORD, rid, f"record release {rid} in MLflow (manifest + predictions)"))
     actions.append(Action(AUDIT_RECORD, rid, "write the audit record (plan, evidence, reason) to MLflow"))
@@ -356,13 +410,27 @@ def promotion_to_undo(history: Sequence[AuditEntry], current: str | None) -> Aud
     )
 
 
-def build_rollback_plan(entry: AuditEntry, now: RegistryState, current: Release | None,
-                        previous: Release | None, reason: str | None) -> Plan:
+def build_rollback_plan(
+    entry: AuditEntry,
+    now: RegistryState,
+    current: Release | None,
+    previous: Release | None,
+    reason: str | None,
+) -> Plan:
     """Restore the state recorded before ``entry``'s promotion, exactly."""
     actions = diff_states(now, entry.before)
     actions.append(Action(AUDIT_RECORD, entry.from_release or "", "write the audit record to MLflow"))
-    return Plan("rollback", previous, current, (), tuple(actions), now, entry.before, reason=reason,
-                undoes=entry.run_id)
+    return Plan(
+        "rollback",
+        previous,
+        current,
+        (),
+        tuple(actions),
+        now,
+        entry.before,
+        reason=reason,
+        undoes=entry.run_id,
+    )
 
 
 def render_plan(plan: Plan, dry_run: bool = False) -> str:
@@ -376,8 +444,10 @@ def render_plan(plan: Plan, dry_run: bool = False) -> str:
             for k in ("accuracy", "macro_f1"):
                 if k in cand.metrics:
                     ci = cand.intervals.get(k, {})
-                    shown.append(f"{k} {cand.metrics[k]:.4f}"
-                                 + (f" [{ci['ci_low']:.4f}, {ci['ci_high']:.4f}]" if ci else ""))
+                    shown.append(
+                        f"{k} {cand.metrics[k]:.4f}"
+                        + (f" [{ci['ci_low']:.4f}, {ci['ci_high']:.4f}]" if ci else "")
+                    )
             lines.append(f"            {', '.join(shown)} on {cand.eval_items or '?'} eval items")
         lines.append(f"production: {plan.production.describe() if plan.production else '(none yet)'}")
         lines.append("gates:")
@@ -388,8 +458,10 @@ def render_plan(plan: Plan, dry_run: bool = False) -> str:
         lines.append(f"production: {plan.production.describe() if plan.production else '(none)'}")
         lines.append(f"restore:    {plan.candidate.describe() if plan.candidate else '(none)'}")
     if plan.noop:
-        lines.append(f"no-op: {plan.production.release_id if plan.production else 'this release'} is already "
-                     "production with the same dataset, eval split and model versions; nothing to do")
+        lines.append(
+            f"no-op: {plan.production.release_id if plan.production else 'this release'} is already "
+            "production with the same dataset, eval split and model versions; nothing to do"
+        )
         return "\n".join(lines)
     head = "would change" if (dry_run or not plan.allowed) else "changes"
     lines.append(f"{head}:")
@@ -399,6 +471,8 @@ def render_plan(plan: Plan, dry_run: bool = False) -> str:
         if plan.force:
             lines.append(f"FORCED past failing gate(s) {names}: reason: {plan.reason}")
         else:
-            lines.append(f"refused: gate(s) failed: {names}. Nothing was changed. "
-                         "Fix the cause, or override with --force --reason TEXT (recorded in the audit log).")
+            lines.append(
+                f"refused: gate(s) failed: {names}. Nothing was changed. "
+                "Fix the cause, or override with --force --reason TEXT (recorded in the audit log)."
+            )
     return "\n".join(lines)

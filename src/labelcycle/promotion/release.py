@@ -18,7 +18,7 @@ def release_number(rid: str | None) -> int | None:
     """``dataset/v7`` -> 7; anything else -> None."""
     if not rid or not rid.startswith(GIT_TAG_PREFIX):
         return None
-    tail = rid[len(GIT_TAG_PREFIX):]
+    tail = rid[len(GIT_TAG_PREFIX) :]
     return int(tail) if tail.isdigit() else None
 
 
@@ -47,8 +47,12 @@ class ModelRef:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ModelRef:
-        return cls(role=str(d["role"]), name=str(d["name"]), version=str(d["version"]),
-                   run_id=d.get("run_id") or None)
+        return cls(
+            role=str(d["role"]),
+            name=str(d["name"]),
+            version=str(d["version"]),
+            run_id=d.get("run_id") or None,
+        )
 
 
 @dataclass(frozen=True)
@@ -92,7 +96,11 @@ class Release:
 
     def identity(self) -> tuple:
         """Two releases are the same release when dataset, eval split and model versions agree."""
-        return (self.dataset_digest, self.eval_digest, tuple(sorted((m.name, m.version) for m in self.models)))
+        return (
+            self.dataset_digest,
+            self.eval_digest,
+            tuple(sorted((m.name, m.version) for m in self.models)),
+        )
 
     def same_release(self, other: Release | None) -> bool:
         return other is not None and self.identity() == other.identity()
@@ -109,14 +117,22 @@ class Release:
             "promoted_at": self.promoted_at,
             "forced": self.forced,
             "source": self.source,
-            "dataset": {"digest": self.dataset_digest, "git_rev": self.git_rev,
-                        "git_tag": self.release_id, "dvc_hashes": dict(sorted(self.dvc_hashes.items())),
-                        "raw_batches": list(self.raw_batches)},
+            "dataset": {
+                "digest": self.dataset_digest,
+                "git_rev": self.git_rev,
+                "git_tag": self.release_id,
+                "dvc_hashes": dict(sorted(self.dvc_hashes.items())),
+                "raw_batches": list(self.raw_batches),
+            },
             "models": [m.to_dict() for m in self.models],
-            "evaluation": {"eval_digest": self.eval_digest, "eval_items": self.eval_items,
-                           "evaluate_run_id": self.evaluate_run_id, "pipeline_run": self.pipeline_run,
-                           "metrics": dict(self.metrics),
-                           "intervals": {k: dict(v) for k, v in self.intervals.items()}},
+            "evaluation": {
+                "eval_digest": self.eval_digest,
+                "eval_items": self.eval_items,
+                "evaluate_run_id": self.evaluate_run_id,
+                "pipeline_run": self.pipeline_run,
+                "metrics": dict(self.metrics),
+                "intervals": {k: dict(v) for k, v in self.intervals.items()},
+            },
             **({"extra": dict(self.extra)} if self.extra else {}),
         }
 

@@ -166,7 +166,9 @@ def prepare_training(
     y_text = labels.astype(str)
     trained = tuple(c for c in classes if (y_text == c).any())
     if len(trained) < 2:
-        raise SchemaError(f"the curated labels hold a single class {trained}; the quality model needs two or more")
+        raise SchemaError(
+            f"the curated labels hold a single class {trained}; the quality model needs two or more"
+        )
     code = {c: i for i, c in enumerate(trained)}
     y = y_text.map(code).to_numpy()
     X = prepare_features(items, spec)
@@ -227,7 +229,9 @@ def train(
     spec, trained, X, y, w, valid = data.spec, data.trained_classes, data.X, data.y, data.weights, data.valid
     lgb_params = lightgbm_params(trained, params, seed)
     n_rounds = int(params.get("n_estimators", 500))
-    train_set = lgb.Dataset(X[~valid], y[~valid], weight=None if w is None else w[~valid], free_raw_data=False)
+    train_set = lgb.Dataset(
+        X[~valid], y[~valid], weight=None if w is None else w[~valid], free_raw_data=False
+    )
     callbacks = []
     valid_sets = []
     if valid.any():

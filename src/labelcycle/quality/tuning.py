@@ -150,8 +150,9 @@ def study_name(base: str, data_digest: str, space: Mapping[str, Any], seed: int)
     return f"{base}-{h[:10]}"
 
 
-def open_study(name: str, storage: str | optuna.storages.BaseStorage, *, seed: int | None,
-               pruning: bool) -> optuna.Study:
+def open_study(
+    name: str, storage: str | optuna.storages.BaseStorage, *, seed: int | None, pruning: bool
+) -> optuna.Study:
     """Create or load a study with the tune stage's sampler (TPE) and pruner (median) settings."""
     return optuna.create_study(
         study_name=name,

@@ -92,8 +92,9 @@ def _version_tags(client, name: str, version: str) -> dict[str, str]:
         return {}
 
 
-def registry_state(client, root: Path, names: set[str], versions: set[tuple[str, str]],
-                   tag_keys: set[str] | None = None) -> P.RegistryState:
+def registry_state(
+    client, root: Path, names: set[str], versions: set[tuple[str, str]], tag_keys: set[str] | None = None
+) -> P.RegistryState:
     """Aliases of ``names``, labelcycle's tags on ``versions``, and every ``dataset/vN`` git tag."""
     aliases = {n: _alias(client, n) for n in sorted(names)}
     vt = {}
@@ -125,8 +126,12 @@ def _records(client, kind: str) -> list:
     exp = _experiment_id(client, create=False)
     if exp is None:
         return []
-    return client.search_runs([exp], filter_string=f"tags.`{TAG_KIND}` = '{kind}'", max_results=5000,
-                              order_by=["attributes.start_time DESC"])
+    return client.search_runs(
+        [exp],
+        filter_string=f"tags.`{TAG_KIND}` = '{kind}'",
+        max_results=5000,
+        order_by=["attributes.start_time DESC"],
+    )
 
 
 def _download_json(client, run_id: str, name: str) -> dict:
@@ -173,8 +178,11 @@ def load_release(client, rid: str) -> tuple[Release, pd.DataFrame | None, str]:
     if run is None:
         raise WorkspaceError(f"no release record for {rid} in the MLflow experiment {RELEASES_EXPERIMENT!r}")
     manifest = _download_json(client, run.info.run_id, "manifest.json")
-    return Release.from_manifest(manifest), _download_table(client, run.info.run_id, "predictions.parquet"), \
-        run.info.run_id
+    return (
+        Release.from_manifest(manifest),
+        _download_table(client, run.info.run_id, "predictions.parquet"),
+        run.info.run_id,
+    )
 
 
 def production(client, root: Path) -> tuple[Release | None, pd.DataFrame | None]:
@@ -200,8 +208,14 @@ def _models_from_reports(reports: dict[str, dict]) -> tuple[ModelRef, ...]:
     for stem, data in sorted(reports.items()):
         if data.get("registered_model") and data.get("model_version") not in (None, ""):
             role = stem.removeprefix("train_").removesuffix("_model") or stem
-            out.append(ModelRef(role, str(data["registered_model"]), str(data["model_version"]),
-                                data.get("mlflow_run_id") or None))
+            out.append(
+                ModelRef(
+                    role,
+                    str(data["registered_model"]),
+                    str(data["model_version"]),
+                    data.get("mlflow_run_id") or None,
+                )
+            )
     return tuple(sorted(out, key=lambda m: (m.role != "quality", m.role)))
 
 
@@ -212,7 +226,9 @@ def _find_evaluate_run(client, quality_run: str | None, predictions_md5: str | N
         runs = client.search_runs(
             [e.experiment_id for e in client.search_experiments()],
             filter_string=f"tags.`{TAG_STAGE}` = 'evaluate' and tags.`quality_model.run_id` = '{quality_run}'",
-            order_by=["attributes.start_time DESC"], max_results=50)
+            order_by=["attributes.start_time DESC"],
+            max_results=50,
+        )
     except Exception:
         return None
     for run in runs:
@@ -239,8 +255,14 @@ def _slice_features(items: pd.DataFrame | None) -> pd.DataFrame | None:
     return items[[schema.ITEM_ID, *cols]] if cols else None
 
 
-def _release_from(reports: dict[str, dict], dataset_digest: str, rev: str | None, hashes: dict[str, str],
-                  source: str, eval_run: Any | None) -> Release:
+def _release_from(
+    reports: dict[str, dict],
+    dataset_digest: str,
+    rev: str | None,
+    hashes: dict[str, str],
+    source: str,
+    eval_run: Any | None,
+) -> Release:
     metrics = reports.get("metrics", {})
     return Release(
         dataset_digest=dataset_digest,
@@ -263,21 +285,27 @@ def workspace_candidate(client, root: Path) -> CandidateFacts:
     reports = {p.stem: _read_json(p.read_text()) for p in sorted((root / "reports").glob("*.json"))}
     for needed in ("metrics", "train_quality"):
         if not reports.get(needed):
-            raise WorkspaceError(f"{root / 'reports' / (needed + '.json')}: missing; run `dvc repro` to train and "
-                                 "evaluate a candidate before promoting it")
+            raise WorkspaceError(
+                f"{root / 'reports' / (needed + '.json')}: missing; run `dvc repro` to train and "
+                "evaluate a candidate before promoting it"
+            )
     pred_path = root / "reports/predictions.parquet"
     if not pred_path.exists():
         raise WorkspaceError(f"{pred_path}: missing; run `dvc repro` (stage evaluate)")
     predictions = pd.read_parquet(pred_path)
     curated = root / "data/curated/dataset.parquet"
-    digest = table_digest(pd.read_parquet(curated)) if curated.exists() else \
-        str(reports.get("aggregate", {}).get("curated_digest", ""))
+    digest = (
+        table_digest(pd.read_parquet(curated))
+        if curated.exists()
+        else str(reports.get("aggregate", {}).get("curated_digest", ""))
+    )
     split = root / "data/split/eval.parquet"
     split_digest = table_digest(pd.read_parquet(split)) if split.exists() else None
     rev = vr.resolve(root, "HEAD")
     hashes = vr.release_hashes(root, None)
-    eval_run = _find_evaluate_run(client, reports["train_quality"].get("mlflow_run_id"),
-                                  hashes.get("reports/predictions.parquet"))
+    eval_run = _find_evaluate_run(
+        client, reports["train_quality"].get("mlflow_run_id"), hashes.get("reports/predictions.parquet")
+    )
     items_path = root / "data/interim/items.parquet"
     return CandidateFacts(
         release=_release_from(reports, digest, rev, hashes, "workspace", eval_run),
@@ -305,18 +333,23 @@ def commit_candidate(client, root: Path, rev: str, eval_run: Any | None, source:
         if data:
             reports[stem] = data
     if not reports.get("metrics") or not reports.get("train_quality"):
-        raise WorkspaceError(f"commit {rev[:10]} has no committed reports/metrics.json and "
-                             "reports/train_quality.json; commit the outputs of `dvc repro` first")
+        raise WorkspaceError(
+            f"commit {rev[:10]} has no committed reports/metrics.json and "
+            "reports/train_quality.json; commit the outputs of `dvc repro` first"
+        )
     hashes = vr.release_hashes(root, rev)
     predictions = _cached_table(root, hashes.get("reports/predictions.parquet"))
     if predictions is None and eval_run is not None:
         predictions = _download_table(client, eval_run.info.run_id, "predictions.parquet")
     if predictions is None:
-        raise WorkspaceError(f"the per-item predictions of commit {rev[:10]} are neither in the DVC cache nor in "
-                             "MLflow; run `dvc fetch` or re-run `dvc repro` at that commit")
+        raise WorkspaceError(
+            f"the per-item predictions of commit {rev[:10]} are neither in the DVC cache nor in "
+            "MLflow; run `dvc fetch` or re-run `dvc repro` at that commit"
+        )
     if eval_run is None:
-        eval_run = _find_evaluate_run(client, reports["train_quality"].get("mlflow_run_id"),
-                                      hashes.get("reports/predictions.parquet"))
+        eval_run = _find_evaluate_run(
+            client, reports["train_quality"].get("mlflow_run_id"), hashes.get("reports/predictions.parquet")
+        )
     digest = str(reports.get("aggregate", {}).get("curated_digest") or "")
     curated = _cached_table(root, hashes.get("data/curated/dataset.parquet"))
     if curated is not None:
@@ -347,10 +380,15 @@ def resolve_candidate(client, root: Path, version: str | None) -> CandidateFacts
         if run is not None:
             stage = run.data.tags.get(TAG_STAGE)
             if stage != "evaluate":
-                raise WorkspaceError(f"MLflow run {version} is a {stage or 'non-stage'} run; pass the run id of an "
-                                     "evaluate stage (it judged the models on the frozen eval split)")
-            wanted = {p: run.data.tags[f"dvc.out.{p}"] for p in ("reports/predictions.parquet", "reports/metrics.json")
-                      if f"dvc.out.{p}" in run.data.tags}
+                raise WorkspaceError(
+                    f"MLflow run {version} is a {stage or 'non-stage'} run; pass the run id of an "
+                    "evaluate stage (it judged the models on the frozen eval split)"
+                )
+            wanted = {
+                p: run.data.tags[f"dvc.out.{p}"]
+                for p in ("reports/predictions.parquet", "reports/metrics.json")
+                if f"dvc.out.{p}" in run.data.tags
+            }
             rev = vr.find_commit_with_outputs(root, wanted) if wanted else None
             if rev is None:
                 raise WorkspaceError(
@@ -369,11 +407,16 @@ def resolve_candidate(client, root: Path, version: str | None) -> CandidateFacts
 # ---------------------------------------------------------------- plans
 
 
-def plan_promotion(root: Path, version: str | None = None, *, force: bool = False,
-                   reason: str | None = None) -> tuple[P.Plan, Context]:
+def plan_promotion(
+    root: Path, version: str | None = None, *, force: bool = False, reason: str | None = None
+) -> tuple[P.Plan, Context]:
     """The promotion plan for VERSION (default: the workspace); changes nothing."""
     params = section(PromoteParams, load_params(root / "params.yaml"), "promote")
-    classes = load_params(root / "params.yaml").get("ingest", {}).get("labels") or ["ok", "misleading", "prohibited"]
+    classes = load_params(root / "params.yaml").get("ingest", {}).get("labels") or [
+        "ok",
+        "misleading",
+        "prohibited",
+    ]
     client = _client(root)
     cand = resolve_candidate(client, root, version)
     prod, prod_preds = production(client, root)
@@ -389,14 +432,27 @@ def plan_promotion(root: Path, version: str | None = None, *, force: bool = Fals
     state = registry_state(client, root, names, versions, tag_keys)
     remote = vr.remote_facts(root, cand.rev)
     ev = P.Evidence(
-        candidate=cand.release, production=prod, candidate_predictions=cand.predictions,
-        production_predictions=prod_preds, classes=[str(c) for c in classes],
-        slice_features=_slice_features(cand.items), ingest_passed=cand.ingest_passed,
-        split_digest=cand.split_digest, commit=cand.commit, remote=remote, registered=registered,
-        state=state, next_release_number=next_release_number(client, root),
+        candidate=cand.release,
+        production=prod,
+        candidate_predictions=cand.predictions,
+        production_predictions=prod_preds,
+        classes=[str(c) for c in classes],
+        slice_features=_slice_features(cand.items),
+        ingest_passed=cand.ingest_passed,
+        split_digest=cand.split_digest,
+        commit=cand.commit,
+        remote=remote,
+        registered=registered,
+        state=state,
+        next_release_number=next_release_number(client, root),
     )
-    plan = P.build_plan(ev, params, force=force, reason=reason,
-                        remote_path_note="in .dvc/config.local" if not remote.configured else None)
+    plan = P.build_plan(
+        ev,
+        params,
+        force=force,
+        reason=reason,
+        remote_path_note="in .dvc/config.local" if not remote.configured else None,
+    )
     return plan, Context(root, cand.predictions, cand.rev)
 
 
@@ -404,9 +460,17 @@ def _history(client) -> list[P.AuditEntry]:
     out = []
     for run in _records(client, "audit"):
         t = run.data.tags
-        out.append(P.AuditEntry(run.info.run_id, t.get(TAG_ACTION, ""), t.get(P.TAG_RELEASE) or None,
-                                t.get(TAG_FROM) or None, P.RegistryState(), t.get("labelcycle.at", ""),
-                                t.get(TAG_UNDONE) == "true"))
+        out.append(
+            P.AuditEntry(
+                run.info.run_id,
+                t.get(TAG_ACTION, ""),
+                t.get(P.TAG_RELEASE) or None,
+                t.get(TAG_FROM) or None,
+                P.RegistryState(),
+                t.get("labelcycle.at", ""),
+                t.get(TAG_UNDONE) == "true",
+            )
+        )
     return out
 
 
@@ -456,10 +520,19 @@ def _restore(client, root: Path, plan: P.Plan) -> None:
         _apply_state_action(client, root, a, "restore")
 
 
-def _write_record(client, root: Path, kind: str, tags: dict[str, str], files: dict[str, Any],
-                  metrics: dict[str, float] | None = None, run_name: str | None = None) -> str:
+def _write_record(
+    client,
+    root: Path,
+    kind: str,
+    tags: dict[str, str],
+    files: dict[str, Any],
+    metrics: dict[str, float] | None = None,
+    run_name: str | None = None,
+) -> str:
     exp = _experiment_id(client, create=True, root=root)
-    run = client.create_run(exp, tags={TAG_KIND: kind, **{k: str(v) for k, v in tags.items()}}, run_name=run_name)
+    run = client.create_run(
+        exp, tags={TAG_KIND: kind, **{k: str(v) for k, v in tags.items()}}, run_name=run_name
+    )
     rid = run.info.run_id
     with tempfile.TemporaryDirectory() as tmp:
         for name, content in files.items():
@@ -508,31 +581,53 @@ def execute(plan: P.Plan, ctx: Context) -> dict[str, str]:
             if ctx.predictions is not None:
                 files["predictions.parquet"] = ctx.predictions
             out["release_record"] = _write_record(
-                client, root, "release",
-                {P.TAG_RELEASE: rel.release_id, P.TAG_DATASET_DIGEST: rel.dataset_digest,
-                 P.TAG_GIT_REV: rel.git_rev or "", P.TAG_EVAL_DIGEST: rel.eval_digest or "",
-                 "labelcycle.forced": str(rel.forced).lower(),
-                 "labelcycle.models": ", ".join(f"{m.name}/{m.version}" for m in rel.models)},
-                files, dict(rel.metrics), run_name=f"release {rel.release_id}")
+                client,
+                root,
+                "release",
+                {
+                    P.TAG_RELEASE: rel.release_id,
+                    P.TAG_DATASET_DIGEST: rel.dataset_digest,
+                    P.TAG_GIT_REV: rel.git_rev or "",
+                    P.TAG_EVAL_DIGEST: rel.eval_digest or "",
+                    "labelcycle.forced": str(rel.forced).lower(),
+                    "labelcycle.models": ", ".join(f"{m.name}/{m.version}" for m in rel.models),
+                },
+                files,
+                dict(rel.metrics),
+                run_name=f"release {rel.release_id}",
+            )
         record = {**plan.to_dict(), "at": at, "by": who}
         if rel is not None and plan.action == "promote":
             record["candidate"] = rel.to_manifest()
         target = plan.candidate.release_id if plan.candidate else None
         source = plan.production.release_id if plan.production else None
         out["audit_record"] = _write_record(
-            client, root, "audit",
-            {TAG_ACTION: plan.action, P.TAG_RELEASE: target or "", TAG_FROM: source or "", "labelcycle.at": at,
-             "labelcycle.by": who, "labelcycle.forced": str(bool(plan.force and plan.failed)).lower(),
-             "labelcycle.failed_gates": ",".join(g.name for g in plan.failed),
-             "labelcycle.reason": (plan.reason or "")[:4000], "labelcycle.undoes": plan.undoes or ""},
-            {"plan.json": record}, run_name=f"{plan.action} {target or ''}".strip())
+            client,
+            root,
+            "audit",
+            {
+                TAG_ACTION: plan.action,
+                P.TAG_RELEASE: target or "",
+                TAG_FROM: source or "",
+                "labelcycle.at": at,
+                "labelcycle.by": who,
+                "labelcycle.forced": str(bool(plan.force and plan.failed)).lower(),
+                "labelcycle.failed_gates": ",".join(g.name for g in plan.failed),
+                "labelcycle.reason": (plan.reason or "")[:4000],
+                "labelcycle.undoes": plan.undoes or "",
+            },
+            {"plan.json": record},
+            run_name=f"{plan.action} {target or ''}".strip(),
+        )
     except Exception as exc:
         try:
             _restore(client, root, plan)
         finally:
             if not isinstance(exc, LabelcycleError):
-                raise TrackingError(f"{plan.action} failed ({type(exc).__name__}: {exc}); the aliases, model "
-                                    "tags and git tags were put back as they were") from exc
+                raise TrackingError(
+                    f"{plan.action} failed ({type(exc).__name__}: {exc}); the aliases, model "
+                    "tags and git tags were put back as they were"
+                ) from exc
         raise
     if plan.action == "rollback" and plan.undoes:
         client.set_tag(plan.undoes, TAG_UNDONE, "true")
@@ -554,19 +649,27 @@ def status(root: Path) -> dict[str, Any] | None:
     rel, _, record = load_release(client, rid)
     models = []
     for m in rel.models:
-        models.append({**m.to_dict(), "alias": f"models:/{m.name}@{P.ALIAS}",
-                       "alias_version": _alias(client, m.name)})
+        models.append(
+            {**m.to_dict(), "alias": f"models:/{m.name}@{P.ALIAS}", "alias_version": _alias(client, m.name)}
+        )
     tags = vr.dataset_tags(root)
     raw_md5 = rel.dvc_hashes.get("data/raw")
     lineage = {
         "raw_batches": list(rel.raw_batches),
         "raw": {"path": "data/raw", "dvc_md5": raw_md5},
-        "curated": {"path": "data/curated/dataset.parquet", "digest": rel.dataset_digest,
-                    "dvc_md5": rel.dvc_hashes.get("data/curated/dataset.parquet")},
+        "curated": {
+            "path": "data/curated/dataset.parquet",
+            "digest": rel.dataset_digest,
+            "dvc_md5": rel.dvc_hashes.get("data/curated/dataset.parquet"),
+        },
         "models": [f"{m.name} v{m.version} (run {m.run_id})" for m in rel.models]
-        + [f"{path} (dvc md5 {md5}; not registered)" for path, md5 in sorted(rel.dvc_hashes.items())
-           if path.startswith("models/") and path != "models/quality"
-           and not any(m.role == path.split("/", 1)[1] for m in rel.models)],
+        + [
+            f"{path} (dvc md5 {md5}; not registered)"
+            for path, md5 in sorted(rel.dvc_hashes.items())
+            if path.startswith("models/")
+            and path != "models/quality"
+            and not any(m.role == path.split("/", 1)[1] for m in rel.models)
+        ],
     }
     return {
         "release": rid,
@@ -575,11 +678,19 @@ def status(root: Path) -> dict[str, Any] | None:
         "source": rel.source,
         "release_record_run": record,
         "models": models,
-        "dataset": {"digest": rel.dataset_digest, "git_tag": rid, "git_tag_commit": tags.get(rid),
-                    "git_rev": rel.git_rev, "dvc_hashes": dict(rel.dvc_hashes)},
-        "evaluation": {"eval_digest": rel.eval_digest, "eval_items": rel.eval_items,
-                       "evaluate_run_id": rel.evaluate_run_id,
-                       "metrics": {k: {"value": v, **(rel.intervals.get(k) or {})} for k, v in rel.metrics.items()}},
+        "dataset": {
+            "digest": rel.dataset_digest,
+            "git_tag": rid,
+            "git_tag_commit": tags.get(rid),
+            "git_rev": rel.git_rev,
+            "dvc_hashes": dict(rel.dvc_hashes),
+        },
+        "evaluation": {
+            "eval_digest": rel.eval_digest,
+            "eval_items": rel.eval_items,
+            "evaluate_run_id": rel.evaluate_run_id,
+            "metrics": {k: {"value": v, **(rel.intervals.get(k) or {})} for k, v in rel.metrics.items()},
+        },
         "lineage": lineage,
     }
 
@@ -587,26 +698,38 @@ def status(root: Path) -> dict[str, Any] | None:
 def render_status(s: dict[str, Any] | None) -> str:
     if s is None:
         return "no production release yet; promote one with `labelcycle promote`"
-    lines = [f"production release {s['release']} (promoted {s['promoted_at']}"
-             + (", FORCED" if s["forced"] else "") + f"; from {s['source']})"]
+    lines = [
+        f"production release {s['release']} (promoted {s['promoted_at']}"
+        + (", FORCED" if s["forced"] else "")
+        + f"; from {s['source']})"
+    ]
     lines.append("models:")
     for m in s["models"]:
-        lines.append(f"  {m['role']:<8} {m['name']} v{m['version']} (run {m['run_id']}) = {m['alias']}"
-                     + ("" if m["alias_version"] == m["version"] else f"  [alias now at v{m['alias_version']}!]"))
+        lines.append(
+            f"  {m['role']:<8} {m['name']} v{m['version']} (run {m['run_id']}) = {m['alias']}"
+            + ("" if m["alias_version"] == m["version"] else f"  [alias now at v{m['alias_version']}!]")
+        )
     d = s["dataset"]
-    lines.append(f"dataset: digest {d['digest']}; git tag {d['git_tag']} -> {(d['git_tag_commit'] or 'MISSING')[:10]} "
-                 f"(rev {(d['git_rev'] or '?')[:10]})")
+    lines.append(
+        f"dataset: digest {d['digest']}; git tag {d['git_tag']} -> {(d['git_tag_commit'] or 'MISSING')[:10]} "
+        f"(rev {(d['git_rev'] or '?')[:10]})"
+    )
     for path, md5 in sorted(d["dvc_hashes"].items()):
         if path.startswith(("data/", "models/")):  # every output's hash: --json
             lines.append(f"  dvc {path}: {md5}")
     e = s["evaluation"]
-    lines.append(f"metrics on eval split {e['eval_digest']} ({e['eval_items']} items; evaluate run "
-                 f"{e['evaluate_run_id']}):")
+    lines.append(
+        f"metrics on eval split {e['eval_digest']} ({e['eval_items']} items; evaluate run "
+        f"{e['evaluate_run_id']}):"
+    )
     for k, v in e["metrics"].items():
         ci = f" [{v['ci_low']:.4f}, {v['ci_high']:.4f}]" if "ci_low" in v else ""
         lines.append(f"  {k:<12} {v['value']:.4f}{ci}")
     li = s["lineage"]
-    lines.append("lineage: raw batches " + (", ".join(li["raw_batches"]) or "?")
-                 + f" -> data/raw ({li['raw']['dvc_md5']}) -> curated {li['curated']['digest']} "
-                 f"({li['curated']['dvc_md5']}) -> " + "; ".join(li["models"]))
+    lines.append(
+        "lineage: raw batches "
+        + (", ".join(li["raw_batches"]) or "?")
+        + f" -> data/raw ({li['raw']['dvc_md5']}) -> curated {li['curated']['digest']} "
+        f"({li['curated']['dvc_md5']}) -> " + "; ".join(li["models"])
+    )
     return "\n".join(lines)

@@ -108,10 +108,18 @@ def _journal_add(root: Path, run_id: str, uri: str, stage: str) -> Path | None:
         folder = _journal_dir(root)
         folder.mkdir(parents=True, exist_ok=True)
         entry = folder / f"{run_id}.json"
-        entry.write_text(json.dumps({
-            "run_id": run_id, "tracking_uri": uri, "stage": stage, "pid": os.getpid(),
-            "pid_started": psutil.Process().create_time(), "started": time.time(),
-        }))
+        entry.write_text(
+            json.dumps(
+                {
+                    "run_id": run_id,
+                    "tracking_uri": uri,
+                    "stage": stage,
+                    "pid": os.getpid(),
+                    "pid_started": psutil.Process().create_time(),
+                    "started": time.time(),
+                }
+            )
+        )
         return entry
     except OSError:  # a read-only workspace must not stop the stage; the journal is a safety net
         return None
@@ -161,8 +169,11 @@ def close_orphaned_runs(root: Path, uri: str | None = None) -> list[str]:
             client = mlflow.MlflowClient(tracking_uri=uri)
             run = client.get_run(data["run_id"])
             if run.info.status == "RUNNING":
-                client.set_tag(data["run_id"], TAG_END_REASON,
-                               "orphaned: its process ended before the run was closed; closed by a later stage")
+                client.set_tag(
+                    data["run_id"],
+                    TAG_END_REASON,
+                    "orphaned: its process ended before the run was closed; closed by a later stage",
+                )
                 client.set_terminated(data["run_id"], "FAILED")
                 closed.append(data["run_id"])
         except Exception as exc:
@@ -175,10 +186,15 @@ def close_orphaned_runs(root: Path, uri: str | None = None) -> list[str]:
 def describe_failure(exc: BaseException) -> str:
     """A short cause for a failed tracking request (the full chain stays in the exception's cause)."""
     text = str(exc)
-    for needle, short in (("Connection refused", "connection refused"), ("Read timed out", "read timed out"),
-                          ("timed out", "timed out"), ("Max retries exceeded", "no answer after retries"),
-                          ("RemoteDisconnected", "the server closed the connection"),
-                          ("Connection reset", "connection reset"), ("Connection aborted", "connection aborted")):
+    for needle, short in (
+        ("Connection refused", "connection refused"),
+        ("Read timed out", "read timed out"),
+        ("timed out", "timed out"),
+        ("Max retries exceeded", "no answer after retries"),
+        ("RemoteDisconnected", "the server closed the connection"),
+        ("Connection reset", "connection reset"),
+        ("Connection aborted", "connection aborted"),
+    ):
         if needle in text:
             return short
     first = text.strip().splitlines()[0] if text.strip() else ""
@@ -438,7 +454,11 @@ def stage_run(
             yield handle
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt | SystemExit):
-            reason = "interrupted (SIGTERM)" if isinstance(exc, _Terminated) else f"interrupted ({type(exc).__name__})"
+            reason = (
+                "interrupted (SIGTERM)"
+                if isinstance(exc, _Terminated)
+                else f"interrupted ({type(exc).__name__})"
+            )
         else:
             reason = f"{type(exc).__name__}: {str(exc)[:500]}"
         closed = _end_run("FAILED", reason)

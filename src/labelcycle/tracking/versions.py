@@ -41,8 +41,12 @@ def _experiment_ids(client: Any) -> list[str]:
 
 
 def _stage_runs(client: Any, filter_string: str) -> list[Any]:
-    runs = client.search_runs(_experiment_ids(client), filter_string=filter_string, max_results=5000,
-                              order_by=["attributes.start_time DESC"])
+    runs = client.search_runs(
+        _experiment_ids(client),
+        filter_string=filter_string,
+        max_results=5000,
+        order_by=["attributes.start_time DESC"],
+    )
     return [r for r in runs if r.data.tags.get(TAG_STAGE) and r.data.tags.get(TAG_KIND) != COMPARISON]
 
 
@@ -54,8 +58,12 @@ def _version_from_runs(spec: str, kind: str, runs: list[Any]) -> Version:
     for r in reversed(runs):
         tags.update(r.data.tags)
     return Version(
-        spec=spec, kind=kind, rev=tags.get("mlflow.source.git.commit"), exp_name=tags.get(TAG_DVC_EXP),
-        pipeline_run=tags.get(TAG_PIPELINE_RUN), run_ids=run_ids,
+        spec=spec,
+        kind=kind,
+        rev=tags.get("mlflow.source.git.commit"),
+        exp_name=tags.get(TAG_DVC_EXP),
+        pipeline_run=tags.get(TAG_PIPELINE_RUN),
+        run_ids=run_ids,
     )
 
 
@@ -70,8 +78,12 @@ def resolve_run(root: Path, spec: str) -> Version | None:
         return None
     group = run.data.tags.get(TAG_PIPELINE_RUN)
     if not group:
-        return Version(spec=spec, kind="mlflow_run", rev=run.data.tags.get("mlflow.source.git.commit"),
-                       run_ids={run.data.tags.get(TAG_STAGE, "run"): spec})
+        return Version(
+            spec=spec,
+            kind="mlflow_run",
+            rev=run.data.tags.get("mlflow.source.git.commit"),
+            run_ids={run.data.tags.get(TAG_STAGE, "run"): spec},
+        )
     runs = _stage_runs(client, f"tags.`{TAG_PIPELINE_RUN}` = '{group}'")
     return _version_from_runs(spec, "mlflow_run", runs)
 
@@ -102,8 +114,15 @@ def runs_for(root: Path, version: Version) -> Version:
     if not runs:
         return version
     found = _version_from_runs(version.spec, version.kind, runs)
-    return Version(spec=version.spec, kind=version.kind, rev=version.rev, exp_name=version.exp_name or found.exp_name,
-                   pipeline_run=found.pipeline_run, run_ids=found.run_ids, path=version.path)
+    return Version(
+        spec=version.spec,
+        kind=version.kind,
+        rev=version.rev,
+        exp_name=version.exp_name or found.exp_name,
+        pipeline_run=found.pipeline_run,
+        run_ids=found.run_ids,
+        path=version.path,
+    )
 
 
 def _download(client: Any, run_id: str, artifact: str) -> Path | None:
@@ -179,12 +198,18 @@ def pipeline_versions(root: Path) -> pd.DataFrame:
                 metrics = dict(r.data.metrics)
         version = stages.get("evaluate") or members[-1].info.run_id
         row: dict[str, Any] = {
-            "version": version, "source": "mlflow", "pipeline_run": group,
-            "dvc_exp": tags.get(TAG_DVC_EXP, ""), "git_rev": (tags.get("mlflow.source.git.commit") or "")[:10],
+            "version": version,
+            "source": "mlflow",
+            "pipeline_run": group,
+            "dvc_exp": tags.get(TAG_DVC_EXP, ""),
+            "git_rev": (tags.get("mlflow.source.git.commit") or "")[:10],
             "baseline_rev": (tags.get(TAG_DVC_BASELINE) or "")[:10],
-            "started": pd.to_datetime(members[0].info.start_time, unit="ms", utc=True).strftime("%Y-%m-%d %H:%M"),
+            "started": pd.to_datetime(members[0].info.start_time, unit="ms", utc=True).strftime(
+                "%Y-%m-%d %H:%M"
+            ),
             "stages": ",".join(stages),
-            "curated_digest": tags.get("curated_digest", "")[:12], "eval_digest": tags.get("eval_digest", "")[:12],
+            "curated_digest": tags.get("curated_digest", "")[:12],
+            "eval_digest": tags.get("eval_digest", "")[:12],
         }
         for k in KEY_PARAMS:
             row[k] = params.get(k, "")
@@ -194,15 +219,22 @@ def pipeline_versions(root: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def log_comparison(root: Path, summary: Mapping[str, Any], tags: Mapping[str, str],
-                   metrics: Mapping[str, float], html: str | None) -> str:
+def log_comparison(
+    root: Path,
+    summary: Mapping[str, Any],
+    tags: Mapping[str, str],
+    metrics: Mapping[str, float],
+    html: str | None,
+) -> str:
     """Log a finished comparison as its own MLflow run linking both versions; returns its run id."""
     import mlflow
 
     configure(root)
     try:
-        with mlflow.start_run(run_name=f"compare {tags.get('compare.base', '')} -> {tags.get('compare.candidate', '')}",
-                              tags={TAG_STAGE: "compare", TAG_KIND: COMPARISON, **tags}) as run:
+        with mlflow.start_run(
+            run_name=f"compare {tags.get('compare.base', '')} -> {tags.get('compare.candidate', '')}",
+            tags={TAG_STAGE: "compare", TAG_KIND: COMPARISON, **tags},
+        ) as run:
             mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None and pd.notna(v)})
             mlflow.log_dict(json.loads(json.dumps(summary, default=str)), "comparison.json")
             if html is not None:

@@ -70,8 +70,9 @@ class DatasetDiff:
             "items_removed": self.items_removed,
             "items_common": self.items_common,
             "labels_changed": self.labels_changed,
-            "transitions": {str(r): {str(c): int(v) for c, v in row.items()}
-                            for r, row in self.transitions.iterrows()},
+            "transitions": {
+                str(r): {str(c): int(v) for c, v in row.items()} for r, row in self.transitions.iterrows()
+            },
             "by_annotator": self.by_annotator.head(max_rows).to_dict(orient="records"),
             "by_batch": self.by_batch.head(max_rows).to_dict(orient="records"),
             "by_method": self.by_method.to_dict(orient="records"),
@@ -89,21 +90,32 @@ def _check_labels(df: pd.DataFrame, name: str) -> pd.Series:
     ids = df[schema.ITEM_ID].astype(str)
     if ids.duplicated().any():
         dup = ids[ids.duplicated()].unique()[:3].tolist()
-        raise ValidationError(f"{name} curated labels have duplicated item ids (e.g. {dup!r}); one row per item")
-    return pd.Series(df[schema.LABEL].astype(str).to_numpy(), index=pd.Index(ids.to_numpy(), name=schema.ITEM_ID))
+        raise ValidationError(
+            f"{name} curated labels have duplicated item ids (e.g. {dup!r}); one row per item"
+        )
+    return pd.Series(
+        df[schema.LABEL].astype(str).to_numpy(), index=pd.Index(ids.to_numpy(), name=schema.ITEM_ID)
+    )
 
 
 def _check_annotations(df: pd.DataFrame, name: str) -> pd.DataFrame:
     missing = [c for c in (schema.ITEM_ID, schema.ANNOTATOR_ID, schema.LABEL) if c not in df.columns]
     if missing:
-        raise SchemaError(f"{name} annotations lack column(s) {missing}; expected item_id, annotator_id, label")
-    out = pd.DataFrame({
-        schema.ITEM_ID: df[schema.ITEM_ID].astype(str).to_numpy(),
-        schema.ANNOTATOR_ID: df[schema.ANNOTATOR_ID].astype(str).to_numpy(),
-        schema.LABEL: df[schema.LABEL].astype(str).to_numpy(),
-    })
-    batch_col = schema.BATCH_ID if schema.BATCH_ID in df.columns else (
-        schema.RAW_BATCH if schema.RAW_BATCH in df.columns else None)
+        raise SchemaError(
+            f"{name} annotations lack column(s) {missing}; expected item_id, annotator_id, label"
+        )
+    out = pd.DataFrame(
+        {
+            schema.ITEM_ID: df[schema.ITEM_ID].astype(str).to_numpy(),
+            schema.ANNOTATOR_ID: df[schema.ANNOTATOR_ID].astype(str).to_numpy(),
+            schema.LABEL: df[schema.LABEL].astype(str).to_numpy(),
+        }
+    )
+    batch_col = (
+        schema.BATCH_ID
+        if schema.BATCH_ID in df.columns
+        else (schema.RAW_BATCH if schema.RAW_BATCH in df.columns else None)
+    )
     out["batch"] = df[batch_col].astype(str).to_numpy() if batch_col else "<unknown>"
     return out
 
@@ -111,9 +123,12 @@ def _check_annotations(df: pd.DataFrame, name: str) -> pd.DataFrame:
 def _transitions(base: pd.Series, cand: pd.Series) -> pd.DataFrame:
     labels = sorted(set(base.unique()) | set(cand.unique()))
     if len(base) == 0:
-        return pd.DataFrame(0, index=pd.Index(labels, name=BASE_LABEL), columns=pd.Index(labels, name=CANDIDATE_LABEL))
+        return pd.DataFrame(
+            0, index=pd.Index(labels, name=BASE_LABEL), columns=pd.Index(labels, name=CANDIDATE_LABEL)
+        )
     table = pd.crosstab(
-        pd.Categorical(base.to_numpy(), categories=labels), pd.Categorical(cand.to_numpy(), categories=labels),
+        pd.Categorical(base.to_numpy(), categories=labels),
+        pd.Categorical(cand.to_numpy(), categories=labels),
         dropna=False,
     )
     table.index = pd.Index(labels, name=BASE_LABEL)
@@ -127,32 +142,47 @@ def _by_annotator(changed: pd.DataFrame, ann: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=cols)
     a = ann.merge(changed, on=schema.ITEM_ID, how="inner")
     a = a.drop_duplicates([schema.ITEM_ID, schema.ANNOTATOR_ID])
-    out = a.assign(
-        agrees_with_base=(a[schema.LABEL] == a[BASE_LABEL]).astype("int64"),
-        agrees_with_candidate=(a[schema.LABEL] == a[CANDIDATE_LABEL]).astype("int64"),
-    ).groupby(schema.ANNOTATOR_ID).agg(
-        items_changed=(schema.ITEM_ID, "nunique"),
-        agrees_with_base=("agrees_with_base", "sum"),
-        agrees_with_candidate=("agrees_with_candidate", "sum"),
-    ).reset_index()
-    return out.sort_values(["items_changed", schema.ANNOTATOR_ID], ascending=[False, True]).reset_index(drop=True)[cols]
+    out = (
+        a.assign(
+            agrees_with_base=(a[schema.LABEL] == a[BASE_LABEL]).astype("int64"),
+            agrees_with_candidate=(a[schema.LABEL] == a[CANDIDATE_LABEL]).astype("int64"),
+        )
+        .groupby(schema.ANNOTATOR_ID)
+        .agg(
+            items_changed=(schema.ITEM_ID, "nunique"),
+            agrees_with_base=("agrees_with_base", "sum"),
+            agrees_with_candidate=("agrees_with_candidate", "sum"),
+        )
+        .reset_index()
+    )
+    return out.sort_values(["items_changed", schema.ANNOTATOR_ID], ascending=[False, True]).reset_index(
+        drop=True
+    )[cols]
 
 
-def _by_batch(changed_ids: pd.Index, added: pd.Index, removed: pd.Index,
-              base_ann: pd.DataFrame, cand_ann: pd.DataFrame) -> pd.DataFrame:
+def _by_batch(
+    changed_ids: pd.Index, added: pd.Index, removed: pd.Index, base_ann: pd.DataFrame, cand_ann: pd.DataFrame
+) -> pd.DataFrame:
     cols = ["batch", "items_changed", "items_added", "items_removed"]
     if base_ann.empty and cand_ann.empty:
         return pd.DataFrame(columns=cols)
     both = pd.concat([base_ann, cand_ann], ignore_index=True)
     parts = {}
-    for name, ids, src in (("items_changed", changed_ids, both), ("items_added", added, cand_ann),
-                           ("items_removed", removed, base_ann)):
+    for name, ids, src in (
+        ("items_changed", changed_ids, both),
+        ("items_added", added, cand_ann),
+        ("items_removed", removed, base_ann),
+    ):
         sub = src.loc[src[schema.ITEM_ID].isin(ids), [schema.ITEM_ID, "batch"]]  # filter first: few rows
         parts[name] = sub.groupby("batch")[schema.ITEM_ID].nunique()
     out = pd.DataFrame(parts).fillna(0).astype("int64")
     out = out[(out > 0).any(axis=1)]
     out.index.name = "batch"
-    return out.reset_index().sort_values(["items_changed", "batch"], ascending=[False, True]).reset_index(drop=True)[cols]
+    return (
+        out.reset_index()
+        .sort_values(["items_changed", "batch"], ascending=[False, True])
+        .reset_index(drop=True)[cols]
+    )
 
 
 def _annotation_counts(base_ann: pd.DataFrame, cand_ann: pd.DataFrame) -> dict[str, int]:
@@ -209,11 +239,17 @@ def diff_datasets(
     removed = b.index.difference(c.index)
     bl, cl = b.loc[common], c.loc[common]
     diff_mask = bl.to_numpy() != cl.to_numpy()
-    changed = pd.DataFrame({
-        schema.ITEM_ID: common[diff_mask].to_numpy(),
-        BASE_LABEL: bl.to_numpy()[diff_mask],
-        CANDIDATE_LABEL: cl.to_numpy()[diff_mask],
-    }).sort_values(schema.ITEM_ID, kind="stable").reset_index(drop=True)
+    changed = (
+        pd.DataFrame(
+            {
+                schema.ITEM_ID: common[diff_mask].to_numpy(),
+                BASE_LABEL: bl.to_numpy()[diff_mask],
+                CANDIDATE_LABEL: cl.to_numpy()[diff_mask],
+            }
+        )
+        .sort_values(schema.ITEM_ID, kind="stable")
+        .reset_index(drop=True)
+    )
     has_ann = base_annotations is not None and candidate_annotations is not None
     if has_ann:
         ba = _check_annotations(base_annotations, "base")  # type: ignore[arg-type]
@@ -225,10 +261,17 @@ def diff_datasets(
         by_annotator = _by_annotator(changed, pd.DataFrame())
         by_batch = pd.DataFrame(columns=["batch", "items_changed", "items_added", "items_removed"])
         ann_counts = {}
-    by_method = pd.DataFrame([{
-        "method_base": base_method or "unknown", "method_candidate": candidate_method or "unknown",
-        "items_added": int(len(added)), "items_removed": int(len(removed)), "labels_changed": int(diff_mask.sum()),
-    }])
+    by_method = pd.DataFrame(
+        [
+            {
+                "method_base": base_method or "unknown",
+                "method_candidate": candidate_method or "unknown",
+                "items_added": int(len(added)),
+                "items_removed": int(len(removed)),
+                "labels_changed": int(diff_mask.sum()),
+            }
+        ]
+    )
     return DatasetDiff(
         items_base=int(len(b)),
         items_candidate=int(len(c)),

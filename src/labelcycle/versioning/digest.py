@@ -39,7 +39,9 @@ def _timestamps_as_text(values: pd.Series) -> pd.Series | None:
     ticks = ns.view("int64")[valid]
     if not len(ticks) or not (ticks % 86_400_000_000_000).any():
         return None
-    unit = next(u for u, step in (("s", 10**9), ("ms", 10**6), ("us", 10**3), ("ns", 1)) if not (ticks % step).any())
+    unit = next(
+        u for u, step in (("s", 10**9), ("ms", 10**6), ("us", 10**3), ("ns", 1)) if not (ticks % step).any()
+    )
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -49,7 +51,9 @@ def _timestamps_as_text(values: pd.Series) -> pd.Series | None:
     text = pc.cast(arr, pa.string())
     if tz is not None:
         text = pc.binary_join_element_wise(text, pa.scalar("+00:00"), pa.scalar(""))
-    return pd.Series(text.to_pandas(types_mapper={pa.string(): _DEFAULT_STR}.get), index=values.index).astype(str)
+    return pd.Series(text.to_pandas(types_mapper={pa.string(): _DEFAULT_STR}.get), index=values.index).astype(
+        str
+    )
 
 
 def _canonical_column(values: pd.Series) -> pd.Series:

@@ -30,16 +30,24 @@ def _git(root: Path, *args: str, check: bool = False) -> subprocess.CompletedPro
     env.setdefault("GIT_AUTHOR_EMAIL", "labelcycle@localhost")
     env.setdefault("GIT_COMMITTER_NAME", env["GIT_AUTHOR_NAME"])
     env.setdefault("GIT_COMMITTER_EMAIL", env["GIT_AUTHOR_EMAIL"])
-    res = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=60, env=env, check=False)
+    res = subprocess.run(
+        ["git", *args], cwd=root, capture_output=True, text=True, timeout=60, env=env, check=False
+    )
     if check and res.returncode != 0:
-        raise WorkspaceError(f"git {' '.join(args)} failed in {root}: {res.stderr.strip() or res.stdout.strip()}")
+        raise WorkspaceError(
+            f"git {' '.join(args)} failed in {root}: {res.stderr.strip() or res.stdout.strip()}"
+        )
     return res
 
 
 def dataset_tags(root: Path) -> dict[str, str]:
     """``dataset/vN`` git tag -> the commit it points at."""
-    res = _git(root, "for-each-ref", "--format=%(refname:strip=2) %(objectname) %(*objectname)",
-               f"refs/tags/{GIT_TAG_PREFIX.rsplit('/', 1)[0]}/")
+    res = _git(
+        root,
+        "for-each-ref",
+        "--format=%(refname:strip=2) %(objectname) %(*objectname)",
+        f"refs/tags/{GIT_TAG_PREFIX.rsplit('/', 1)[0]}/",
+    )
     out = {}
     for line in res.stdout.splitlines() if res.returncode == 0 else []:
         parts = line.split()
@@ -58,7 +66,9 @@ def set_tag(root: Path, tag: str, commit: str | None, message: str = "") -> None
 
 def show(root: Path, rev: str, path: str) -> bytes | None:
     """A file's content at ``rev`` (None when absent)."""
-    res = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=root, capture_output=True, timeout=60, check=False)
+    res = subprocess.run(
+        ["git", "show", f"{rev}:{path}"], cwd=root, capture_output=True, timeout=60, check=False
+    )
     return res.stdout if res.returncode == 0 else None
 
 
@@ -118,7 +128,9 @@ def commit_facts(root: Path, rev: str | None, check_workspace: bool) -> CommitFa
     if check_workspace:
         res = _git(root, "status", "--porcelain", "--", *REQUIRED)
         dirty = tuple(sorted({line[3:].strip() for line in res.stdout.splitlines() if line.strip()}))
-        for path, md5 in lock_outs((root / "dvc.lock").read_text() if (root / "dvc.lock").exists() else "").items():
+        for path, md5 in lock_outs(
+            (root / "dvc.lock").read_text() if (root / "dvc.lock").exists() else ""
+        ).items():
             p = root / path
             if md5.endswith(".dir") or not p.is_file():
                 if not p.exists():
@@ -163,7 +175,9 @@ def remote_facts(root: Path, rev: str | None = None) -> RemoteFacts:
                 url = str(default_remote_url(root))
                 ok, err = _local_path_ok(url)
                 missing = tuple(h.value for h in ids if not repo.cache.local.exists(h.value))
-                return RemoteFacts(DEFAULT_REMOTE, url, False, ok, len(ids), len(ids) - len(missing), missing, err)
+                return RemoteFacts(
+                    DEFAULT_REMOTE, url, False, ok, len(ids), len(ids) - len(missing), missing, err
+                )
             url = str(repo.config["remote"].get(name, {}).get("url", "?"))
             ok, err = _local_path_ok(url)
             if not ok:
@@ -171,7 +185,9 @@ def remote_facts(root: Path, rev: str | None = None) -> RemoteFacts:
             try:
                 st = repo.cloud.status(ids, remote=name)
             except Exception as exc:  # any transport error: unreachable
-                return RemoteFacts(name, url, True, False, len(ids), len(ids), (), f"{type(exc).__name__}: {exc}")
+                return RemoteFacts(
+                    name, url, True, False, len(ids), len(ids), (), f"{type(exc).__name__}: {exc}"
+                )
             missing = tuple(sorted(h.value for h in st.missing))
             return RemoteFacts(name, url, True, True, len(ids), len(st.new), missing)
     except WorkspaceError:
@@ -200,8 +216,9 @@ def push(root: Path, remote: str, rev: str | None) -> int:
                 return int(repo.push(remote=remote, revs=[rev], workspace=False) or 0)
             return int(repo.push(remote=remote) or 0)
     except Exception as exc:
-        raise WorkspaceError(f"dvc push to {remote!r} failed: {type(exc).__name__}: {exc}; nothing else was "
-                             "changed") from exc
+        raise WorkspaceError(
+            f"dvc push to {remote!r} failed: {type(exc).__name__}: {exc}; nothing else was changed"
+        ) from exc
 
 
 def cached_file(root: Path, md5: str) -> Path:

@@ -62,8 +62,12 @@ class Version:
 
     def describe(self) -> dict[str, Any]:
         return {
-            "spec": self.spec, "kind": self.kind, "rev": self.rev, "exp_name": self.exp_name,
-            "pipeline_run": self.pipeline_run, "run_ids": dict(self.run_ids),
+            "spec": self.spec,
+            "kind": self.kind,
+            "rev": self.rev,
+            "exp_name": self.exp_name,
+            "pipeline_run": self.pipeline_run,
+            "run_ids": dict(self.run_ids),
             "path": str(self.path) if self.path else None,
         }
 
@@ -83,7 +87,9 @@ class VersionData:
 
 def _git(root: Path, *args: str) -> str | None:
     try:
-        out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30, check=False)
+        out = subprocess.run(
+            ["git", *args], cwd=root, capture_output=True, text=True, timeout=30, check=False
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() if out.returncode == 0 else None
@@ -116,7 +122,9 @@ def resolve_local(root: Path, spec: str) -> Version | None:
     if spec == WORKSPACE:
         return Version(spec=spec, kind="workspace", rev=_git(root, "rev-parse", "HEAD"), path=root)
     folder = Path(spec)
-    if folder.is_dir() and any((folder / rel).exists() for rel in (ARTEFACTS["predictions"], ARTEFACTS["labels"])):
+    if folder.is_dir() and any(
+        (folder / rel).exists() for rel in (ARTEFACTS["predictions"], ARTEFACTS["labels"])
+    ):
         return Version(spec=spec, kind="folder", path=folder.resolve())
     exps = experiment_refs(root)
     if spec in exps:
@@ -162,8 +170,13 @@ def _read_at_rev(root: Path, rev: str, roles: tuple[str, ...]) -> dict[str, Any]
     pending = []
     for role in roles:
         try:
-            out = subprocess.run(["git", "show", f"{rev}:{ARTEFACTS[role]}"], cwd=root, capture_output=True,
-                                 timeout=60, check=False)
+            out = subprocess.run(
+                ["git", "show", f"{rev}:{ARTEFACTS[role]}"],
+                cwd=root,
+                capture_output=True,
+                timeout=60,
+                check=False,
+            )
         except (OSError, subprocess.TimeoutExpired):
             out = None
         if out is not None and out.returncode == 0 and not out.stdout.startswith(b"version https://git-lfs"):
