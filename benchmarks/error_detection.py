@@ -42,8 +42,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from labelcycle import schema  # noqa: E402
-from labelcycle.detection.features import FeatureParams, dawid_skene_em, item_folds  # noqa: E402
-from labelcycle.detection.model import ErrorModelParams, detect_label_errors  # noqa: E402
+from labelcycle.detection.features import dawid_skene_em, item_folds  # noqa: E402
+from labelcycle.detection.model import detect_label_errors  # noqa: E402
+from labelcycle.params import ErrorModelParams, FeatureParams  # noqa: E402
+
+#: the settings the published figures were measured with (majority-vote context, 300 trees); the pipeline's
+#: defaults (params.yaml train_error_model) are leaner
+BENCH_TREES = 300
 
 DATA = REPO.parent / "shared" / "datasets"
 PEER_PY = REPO / "benchmarks" / ".venv-peers-cleanlab" / "bin" / "python"
@@ -178,7 +183,8 @@ def evaluate(name: str, ann: pd.DataFrame, gold: pd.DataFrame, items: pd.DataFra
     ref = ann[schema.ITEM_ID].map(g)
     on_gold = ref.notna().to_numpy()
     y = (ann[schema.LABEL] != ref).to_numpy()[on_gold] if truth_error is None else truth_error[on_gold]
-    params = ErrorModelParams(features=FeatureParams(quality_model=items is not None), min_gold_targets=20)
+    params = ErrorModelParams(features=FeatureParams(aggregator="majority_vote", quality_model=items is not None),
+                              n_estimators=BENCH_TREES, min_gold_targets=20)
     scores, times = {}, {}
     t = time.time()
     scores["ours (no gold)"] = detect_label_errors(ann, classes, items, None, params=params).scores[
@@ -221,7 +227,7 @@ def main() -> None:
     eval_gold, gold_train = split_gold(d.gold, 0.6, "labelcycle-eval-v1")
     all_truth = d.truth_items.rename(columns={"true_label": schema.LABEL})[[schema.ITEM_ID, schema.LABEL]]
     classes = ("ok", "misleading", "prohibited")
-    params = ErrorModelParams()
+    params = ErrorModelParams(features=FeatureParams(aggregator="majority_vote"), n_estimators=BENCH_TREES)
     t = time.time()
     sup = detect_label_errors(ann, classes, d.items, gold_train, exclude_items=eval_gold[schema.ITEM_ID], params=params)
     sup_s = sup.scores["label_error_score"].to_numpy()

@@ -26,7 +26,7 @@ from labelcycle.detection.curate import curate_labels
 from labelcycle.detection.model import detect_label_errors
 from labelcycle.evaluation.bootstrap import bootstrap_metrics
 from labelcycle.evaluation.paired import PredictionSet, compare_paired
-from labelcycle.params import DEFAULT_SEARCH_SPACE, CurateParams, TrainErrorModelParams, TrainQualityParams
+from labelcycle.params import DEFAULT_SEARCH_SPACE, CurateParams, ErrorModelParams, TrainQualityParams
 from labelcycle.quality.model import train
 from labelcycle.quality.tuning import make_objective, parse_space, prepare_tuning_data
 from labelcycle.split import split_gold
@@ -125,7 +125,7 @@ def main() -> None:
     labels_raw = curated_labels(val.annotations, make_aggregator(DEFAULT_METHOD, classes=LABELS).fit(val.annotations))
     _, gold_train = split_gold(val.gold, 0.6, "labelcycle-eval-v1")
     det = detect_label_errors(val.annotations, list(LABELS), val.items.reset_index(drop=True), gold_train,
-                              exclude_items=pd.Series(held), params=TrainErrorModelParams().model_params(DEFAULT_METHOD))
+                              exclude_items=pd.Series(held), params=ErrorModelParams().for_method(DEFAULT_METHOD))
     cur = curate_labels(val.annotations, labels_raw, det.scores, list(LABELS), cp.action, cp.threshold, DEFAULT_METHOD)
     curated = cur.labels.set_index(schema.ITEM_ID)[schema.LABEL].reindex(train_ids)
     keep = curated.notna().to_numpy()

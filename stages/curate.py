@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+from labelcycle import catalog
+from labelcycle.catalog import Catalog
 from labelcycle.curation import agreement_summary, curated_dataset
 from labelcycle.detection.curate import curate_labels
-from labelcycle.params import AggregateParams, CurateParams, IngestParams
 from labelcycle.pipeline import project_root, read_parquet, run_stage, stage_params, write_json, write_parquet
 from labelcycle.tracking.runs import stage_run
 from labelcycle.versioning.digest import table_digest
@@ -14,28 +17,30 @@ STAGE = "curate"
 
 def main() -> None:
     root = project_root()
-    p = stage_params(CurateParams, STAGE, root)
-    method = stage_params(AggregateParams, "aggregate", root).method
-    classes = stage_params(IngestParams, "ingest", root).labels
-    annotations = read_parquet(root / "data/interim/annotations.parquet")
-    items = read_parquet(root / "data/interim/items.parquet")
-    labels_raw = read_parquet(root / "data/curated/labels_raw.parquet")
-    scores = read_parquet(root / "data/curated/error_scores.parquet")
+    cat = Catalog(root)
+    params = stage_params(root)
+    p = params.curate
+    method = params.aggregate.method
+    classes = params.classes
+    annotations = read_parquet(cat.path(catalog.ANNOTATIONS))
+    items = read_parquet(cat.path(catalog.ITEMS))
+    labels_raw = read_parquet(cat.path(catalog.LABELS_RAW))
+    scores = read_parquet(cat.path(catalog.ERROR_SCORES))
     result = curate_labels(annotations, labels_raw, scores, classes, p.action, p.threshold, method)
     dataset = curated_dataset(result.labels, items)
-    write_parquet(result.labels, root / "data/curated/labels.parquet")
-    write_parquet(dataset, root / "data/curated/dataset.parquet")
+    write_parquet(result.labels, cat.path(catalog.LABELS))
+    write_parquet(dataset, cat.path(catalog.DATASET))
     curated_digest = table_digest(dataset)
     summary = {**result.summary, "curated_digest": curated_digest, **agreement_summary(result.labels)}
-    write_json(summary, root / "reports/curate.json")
-    with stage_run(root, STAGE, {STAGE: vars(p), "aggregate": {"method": method}, "ingest": {"labels": classes}}) as run:
-        run.log_dataset(dataset, "curated", "training", curated_digest, "data/curated/dataset.parquet")
+    write_json(summary, cat.path(catalog.CURATE_REPORT))
+    with stage_run(root, STAGE, {STAGE: dataclasses.asdict(p), "aggregate": {"method": method}, "ingest": {"labels": classes}}) as run:
+        run.log_dataset(dataset, "curated", "training", curated_digest, catalog.DATASET)
         run.set_tags({"curated_digest": curated_digest, "curate.action": p.action})
         run.log_metrics({k: v for k, v in summary.items() if isinstance(v, float)})
         # what `labelcycle compare` diffs when a version is named by its MLflow run id
-        run.log_artifact(root / "data/curated/labels.parquet", "curated")
-        run.log_dvc_hashes(["data/curated/labels_raw.parquet", "data/curated/error_scores.parquet"],
-                           ["data/curated/labels.parquet", "data/curated/dataset.parquet"])
+        run.log_artifact(cat.path(catalog.LABELS), "curated")
+        run.log_dvc_hashes([catalog.LABELS_RAW, catalog.ERROR_SCORES],
+                           [catalog.LABELS, catalog.DATASET])
     print(f"curate: {p.action} at {p.threshold}: {int(result.summary['items_before'])} -> "
           f"{int(result.summary['items_after'])} items; curated digest {curated_digest}")
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
+import dataclasses
 
 import pandas as pd
 
-from labelcycle import schema
+from labelcycle import catalog, schema
+from labelcycle.catalog import Catalog, ModelReport
 from labelcycle.evaluation.bootstrap import bootstrap_metrics
 from labelcycle.evaluation.plots import (
     plot_confusion_matrix,
@@ -15,7 +16,6 @@ from labelcycle.evaluation.plots import (
     plot_slice_metric,
 )
 from labelcycle.evaluation.slices import slice_metrics
-from labelcycle.params import EvaluateParams, IngestParams
 from labelcycle.pipeline import (
     project_root,
     read_parquet,
@@ -30,18 +30,20 @@ from labelcycle.tracking.runs import stage_run
 from labelcycle.versioning.digest import table_digest
 
 STAGE = "evaluate"
-HEADLINE = ("accuracy", "macro_f1", "roc_auc_ovr", "pr_auc_ovr", "log_loss", "ece", "brier")
+HEADLINE = catalog.HEADLINE
 SLICE_METRICS = ("accuracy", "macro_f1")
 GOLD = "gold_label"
 
 
 def main() -> None:
     root = project_root()
-    p = stage_params(EvaluateParams, STAGE, root)
-    classes = stage_params(IngestParams, "ingest", root).labels
-    eval_split = read_parquet(root / "data/split/eval.parquet")
-    items = read_parquet(root / "data/interim/items.parquet")
-    model = QualityModel.load(root / "models/quality")
+    cat = Catalog(root)
+    params = stage_params(root)
+    p = params.evaluate
+    classes = params.classes
+    eval_split = read_parquet(cat.path(catalog.EVAL))
+    items = read_parquet(cat.path(catalog.ITEMS))
+    model = QualityModel.load(cat.path(catalog.QUALITY_MODEL))
     eval_items = eval_split[[schema.ITEM_ID]].merge(items, on=schema.ITEM_ID, how="inner")
     pred = model.predict(eval_items).merge(eval_split.rename(columns={schema.LABEL: GOLD}), on=schema.ITEM_ID)
     pred = pred[[schema.ITEM_ID, GOLD, schema.LABEL, *schema.proba_columns(classes)]]
@@ -78,11 +80,11 @@ def main() -> None:
     }
     write_json(
         {**metrics, "ci95": intervals, "eval_items": len(pred), "eval_digest": eval_digest},
-        root / "reports/metrics.json",
+        cat.path(catalog.METRICS),
     )
-    write_parquet(pred, root / "reports/predictions.parquet")
-    table.to_csv(root / "reports/eval_metrics.csv", index=False)
-    slices.to_csv(root / "reports/eval_slices.csv", index=False)
+    write_parquet(pred, cat.path(catalog.PREDICTIONS))
+    table.to_csv(cat.path(catalog.EVAL_METRICS_CSV), index=False)
+    slices.to_csv(cat.path(catalog.EVAL_SLICES_CSV), index=False)
     figures = {
         "confusion_matrix.png": plot_confusion_matrix(y, proba, classes),
         "pr_curves.png": plot_pr_curves(y, proba, classes),
@@ -91,10 +93,10 @@ def main() -> None:
     if len(slices):
         figures["slices_accuracy.png"] = plot_slice_metric(slices, "accuracy")
     for name, fig in figures.items():
-        save_figure(fig, root / "reports/plots" / name)
-    train_info = json.loads((root / "reports/train_quality.json").read_text())
-    with stage_run(root, STAGE, {"evaluate": vars(p)}) as run:
-        run.log_dataset(eval_split, "eval", "evaluation", eval_digest, "data/split/eval.parquet")
+        save_figure(fig, cat.path(catalog.PLOTS) / name)
+    train_info = cat.report(ModelReport, required=True)
+    with stage_run(root, STAGE, {"evaluate": dataclasses.asdict(p)}) as run:
+        run.log_dataset(eval_split, "eval", "evaluation", eval_digest, catalog.EVAL)
         run.log_metrics(metrics)
         run.log_metrics({f"{m}_ci_low": v["ci_low"] for m, v in intervals.items()})
         run.log_metrics({f"{m}_ci_high": v["ci_high"] for m, v in intervals.items()})
@@ -102,9 +104,9 @@ def main() -> None:
         run.set_tags(
             {
                 "eval_digest": eval_digest,
-                "quality_model.run_id": train_info.get("mlflow_run_id", ""),
-                "quality_model.uri": train_info.get("model_uri", ""),
-                "quality_model.version": str(train_info.get("model_version", "")),
+                "quality_model.run_id": train_info.mlflow_run_id or "",
+                "quality_model.uri": train_info.model_uri or "",
+                "quality_model.version": train_info.model_version or "",
             }
         )
         for name, fig in figures.items():
@@ -114,8 +116,8 @@ def main() -> None:
         if len(slices):
             run.log_table(slices, "eval_slices.csv")
         run.log_dvc_hashes(
-            ["data/split/eval.parquet", "data/interim/items.parquet", "models/quality"],
-            ["reports/predictions.parquet", "reports/metrics.json"],
+            [catalog.EVAL, catalog.ITEMS, catalog.QUALITY_MODEL],
+            [catalog.PREDICTIONS, catalog.METRICS],
         )
     shown = ", ".join(
         f"{k} {metrics[k]:.4f} [{intervals[k]['ci_low']:.4f}, {intervals[k]['ci_high']:.4f}]"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from labelcycle import schema
+from labelcycle import catalog, schema
+from labelcycle.catalog import Catalog
 from labelcycle.errors import ValidationError
-from labelcycle.params import IngestParams
 from labelcycle.pipeline import project_root, run_stage, stage_params, write_json, write_parquet
 from labelcycle.tracking.runs import stage_run
 from labelcycle.validation import validate
@@ -14,27 +14,27 @@ from labelcycle.versioning import raw
 from labelcycle.versioning.digest import table_digest
 
 STAGE = "ingest"
-OUT = "data/interim"
 
 
 def main() -> None:
     root = project_root()
-    params = stage_params(IngestParams, STAGE, root)
+    cat = Catalog(root)
+    params = stage_params(root)
     batches = raw.list_batches(root)
     if not batches:
         raise ValidationError(
-            "data/raw holds no batches; add one with `labelcycle ingest --annotations FILE` "
+            f"{catalog.RAW} holds no batches; add one with `labelcycle ingest --annotations FILE` "
             "(or `make run`, which ingests the demo data)"
         )
     tables = raw.read_all(root)
     if tables["annotations"] is None:
         raise ValidationError("no raw batch has an annotations file; ingest one with --annotations")
     # hand the raw tables over (no reference kept here), so they are freed as soon as validation is done
-    result = validate(tables.pop("annotations"), params.labels, tables.pop("items"), tables.pop("gold"))
+    result = validate(tables.pop("annotations"), params.classes, tables.pop("items"), tables.pop("gold"))
     if result.annotations.empty:
         raise ValidationError(
             f"every annotation was quarantined ({result.counts['annotations'].reasons}); "
-            "see data/interim/quarantine.parquet"
+            f"see {catalog.QUARANTINE}"
         )
     items = result.items if result.items is not None else pd.DataFrame({schema.ITEM_ID: pd.Series(dtype=str)})
     gold = (
@@ -42,30 +42,29 @@ def main() -> None:
         if result.gold is not None
         else pd.DataFrame({schema.ITEM_ID: pd.Series(dtype=str), schema.LABEL: pd.Series(dtype=str)})
     )
-    out = root / OUT
-    write_parquet(result.annotations, out / "annotations.parquet")
-    write_parquet(items, out / "items.parquet")
-    write_parquet(gold, out / "gold.parquet")
-    write_parquet(result.quarantine, out / "quarantine.parquet")
+    write_parquet(result.annotations, cat.path(catalog.ANNOTATIONS))
+    write_parquet(items, cat.path(catalog.ITEMS))
+    write_parquet(gold, cat.path(catalog.GOLD))
+    write_parquet(result.quarantine, cat.path(catalog.QUARANTINE))
     report = {
         "batches": [b.digest for b in batches],
         "tables": {name: c.to_dict() for name, c in result.counts.items()},
         "reconciles": result.reconciles,
         "validation_passed": result.reconciles,
     }
-    write_json(report, root / "reports" / "ingest.json")
+    write_json(report, cat.path(catalog.INGEST_REPORT))
 
     digests = {
         "annotations": table_digest(result.annotations.drop(columns=[schema.RAW_BATCH], errors="ignore")),
         "items": table_digest(items),
         "gold": table_digest(gold),
     }
-    with stage_run(root, STAGE, {"ingest": {"labels": params.labels}, "raw_batches": len(batches)}) as run:
+    with stage_run(root, STAGE, {"ingest": {"labels": params.classes}, "raw_batches": len(batches)}) as run:
         run.log_dataset(
-            result.annotations, "raw_annotations", "raw", digests["annotations"], out / "annotations.parquet"
+            result.annotations, "raw_annotations", "raw", digests["annotations"], cat.path(catalog.ANNOTATIONS)
         )
-        run.log_dataset(items, "items", "raw", digests["items"], out / "items.parquet")
-        run.log_dataset(gold, "gold", "raw", digests["gold"], out / "gold.parquet")
+        run.log_dataset(items, "items", "raw", digests["items"], cat.path(catalog.ITEMS))
+        run.log_dataset(gold, "gold", "raw", digests["gold"], cat.path(catalog.GOLD))
         metrics = {}
         for name, c in result.counts.items():
             metrics.update(
@@ -84,7 +83,7 @@ def main() -> None:
         if len(result.quarantine):
             run.log_table(result.quarantine, "quarantine.parquet")
         run.log_dvc_hashes(
-            ["data/raw"], [f"{OUT}/annotations.parquet", f"{OUT}/items.parquet", f"{OUT}/gold.parquet"]
+            [catalog.RAW], [catalog.ANNOTATIONS, catalog.ITEMS, catalog.GOLD]
         )
     for name, c in result.counts.items():
         print(

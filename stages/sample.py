@@ -2,30 +2,34 @@
 
 from __future__ import annotations
 
-from labelcycle import schema
-from labelcycle.params import SampleParams
+import dataclasses
+
+from labelcycle import catalog, schema
+from labelcycle.catalog import Catalog
 from labelcycle.pipeline import project_root, read_parquet, run_stage, stage_params, write_json, write_parquet
 from labelcycle.sampling import sample_training
 from labelcycle.tracking.runs import stage_run
 from labelcycle.versioning.digest import table_digest
 
 STAGE = "sample"
-SOURCE = "data/curated/dataset.parquet"
-OUT = "data/curated/train_sample.parquet"
+SOURCE = catalog.DATASET
+OUT = catalog.TRAIN_SAMPLE
 
 
 def main() -> None:
     root = project_root()
-    p = stage_params(SampleParams, STAGE, root)
-    dataset = read_parquet(root / SOURCE)
+    cat = Catalog(root)
+    params = stage_params(root)
+    p = params.sample
+    dataset = read_parquet(cat.path(SOURCE))
     sample = sample_training(dataset, p.fraction, p.strategy, p.seed)
-    write_parquet(sample, root / OUT)
+    write_parquet(sample, cat.path(OUT))
     digest = table_digest(sample)
     summary = {"items_in": len(dataset), "items_out": len(sample), "sample_digest": digest,
                "curated_digest": table_digest(dataset),
                "label_counts": sample[schema.LABEL].value_counts().to_dict() if len(sample) else {}}
-    write_json(summary, root / "reports/sample.json")
-    with stage_run(root, STAGE, {"sample": vars(p)}) as run:
+    write_json(summary, cat.path(catalog.SAMPLE_REPORT))
+    with stage_run(root, STAGE, {"sample": dataclasses.asdict(p)}) as run:
         run.log_dataset(sample, "train_sample", "training", digest, OUT)
         run.set_tags({"sample_digest": digest, "curated_digest": summary["curated_digest"]})
         run.log_metrics({"items_in": len(dataset), "items_out": len(sample)})

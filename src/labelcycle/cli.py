@@ -123,12 +123,12 @@ def ingest(annotations, items, gold, item_col, annotator_col, label_col, gold_la
     File-level faults stop here with a message; rows that fail validation are reported here and
     quarantined with a reason by the pipeline's ingest stage. Re-ingesting the same files is a no-op.
     """
-    from labelcycle.params import IngestParams, load_params, section
+    from labelcycle.params import load
     from labelcycle.validation import validate
     from labelcycle.versioning import dvc, raw
 
     root = dvc.find_root(repo)
-    labels = section(IngestParams, load_params(root / "params.yaml"), "ingest").labels
+    labels = load(root).classes
     files = [raw.BatchFile("annotations", annotations, _colmap(item_col, annotator_col, label_col, names))]
     if items is not None:
         files.append(raw.BatchFile("items", items, _colmap(item_col, None, None)))
@@ -677,9 +677,9 @@ def _label_set(label_set: str | None, root: Path | None, *frames: pd.DataFrame |
     if label_set:
         return [c.strip() for c in label_set.split(",") if c.strip()]
     if root is not None and (root / "params.yaml").exists():
-        from labelcycle.params import IngestParams, load_params, section
+        from labelcycle.params import load
 
-        return section(IngestParams, load_params(root / "params.yaml"), "ingest").labels
+        return load(root).classes
     seen = set()
     for df in frames:
         if df is not None and schema.LABEL in df.columns:
@@ -756,8 +756,8 @@ def errors(
     from dataclasses import replace
 
     from labelcycle.aggregation import METHODS
-    from labelcycle.detection.features import FeatureParams
-    from labelcycle.detection.model import ErrorModelParams, detect_label_errors
+    from labelcycle.detection.model import detect_label_errors
+    from labelcycle.params import ErrorModelParams, FeatureParams
     from labelcycle.errors import ConfigError, ValidationError
     from labelcycle.readers import read_table
     from labelcycle.validation import validate
@@ -903,12 +903,12 @@ def review_import(batch_file, reviewer, repo) -> None:
 
     from labelcycle.detection.review import parse_review
     from labelcycle.errors import ValidationError
-    from labelcycle.params import IngestParams, load_params, section
+    from labelcycle.params import load
     from labelcycle.readers import ColumnMap, read_table
     from labelcycle.versioning import dvc, raw
 
     root = dvc.find_root(repo)
-    labels = section(IngestParams, load_params(root / "params.yaml"), "ingest").labels
+    labels = load(root).classes
     sheet = read_table(batch_file, "items")
     ann_path = root / "data/interim/annotations.parquet"
     if not ann_path.exists():
@@ -1263,7 +1263,7 @@ def tune_worker(study_name, storage, n_trials, total_trials, threads, seed, hear
     reports/best_params.json, and train_quality trains with the best params.
     """
     from labelcycle.curation import N_ANNOTATIONS
-    from labelcycle.params import IngestParams, TuneParams, load_params, section
+    from labelcycle.params import load
     from labelcycle.pipeline import read_parquet
     from labelcycle.quality import tuning
     from labelcycle.quality.parallel_tuning import dvc_set_args, make_storage, open_study, run_worker
@@ -1272,9 +1272,9 @@ def tune_worker(study_name, storage, n_trials, total_trials, threads, seed, hear
     from labelcycle.versioning.dvc import find_root
 
     root = find_root(repo)
-    params = load_params(root / "params.yaml")
-    p = section(TuneParams, params, "tune")
-    classes = section(IngestParams, params, "ingest").labels
+    params = load(root)
+    p = params.tune
+    classes = params.classes
     if n_trials is None and total_trials is None:
         total_trials = p.n_trials
     dims = tuning.parse_space(p.search_space)

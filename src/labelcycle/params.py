@@ -1,118 +1,274 @@
-"""Typed parameters: one dataclass per ``params.yaml`` section (section name = stage name)."""
+"""Typed parameters: every default of the project, one dataclass per ``params.yaml`` section.
+
+Section name = stage name = ``stages/<name>.py`` (``promote`` is read by ``labelcycle promote`` only).
+The dataclasses here are the only place a default is written: ``params.yaml`` ships exactly these
+values (a test holds the two together), the core takes the same types (the annotator flags are
+:class:`ProfileParams`, the error model is :class:`ErrorModelParams` nesting :class:`FeatureParams`), and
+CLI commands that mirror a stage read the project's params inside a project and these defaults outside
+one (:func:`project_params`).
+
+:func:`load` builds a :class:`Params` from a ``params.yaml`` mapping, nested sections included, and
+rejects unknown keys and wrong values with the section and key named.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 
+from labelcycle import catalog
 from labelcycle.errors import ConfigError
 
 T = TypeVar("T")
 
-
-def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{path}: no params file; run from the project folder (it holds params.yaml)"
-        ) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: is not valid YAML ({exc})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: must be a mapping of sections (ingest:, aggregate:, ...)")
-    return data
+DEFAULT_LABELS = ("ok", "misleading", "prohibited")
 
 
-def section(cls: type[T], params: dict[str, Any], name: str) -> T:
-    """Build the dataclass ``cls`` from ``params[name]``, rejecting unknown keys and wrong types."""
-    raw = params.get(name) or {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"params.yaml: section {name!r} must be a mapping")
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(raw) - set(fields))
-    if unknown:
-        raise ConfigError(
-            f"params.yaml: unknown key(s) {unknown} in section {name!r}; known: {sorted(fields)}"
-        )
-    try:
-        obj = cls(**raw)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"params.yaml: section {name!r}: {exc}") from None
-    return obj
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
 
 
 @dataclass(frozen=True)
 class IngestParams:
-    labels: list[str] = field(default_factory=lambda: ["ok", "misleading", "prohibited"])
+    """Section ``ingest``: the allowed label set, in order."""
+
+    labels: list[str] = field(default_factory=lambda: list(DEFAULT_LABELS))
 
     def __post_init__(self) -> None:
-        if len(self.labels) < 2 or len(set(map(str, self.labels))) != len(self.labels):
-            raise ValueError("labels must list at least two distinct classes")
-        object.__setattr__(self, "labels", [str(x) for x in self.labels])
+        labels = [str(x) for x in (self.labels or [])]
+        _check(len(labels) >= 2 and len(set(labels)) == len(labels),
+               "ingest.labels must list at least two distinct classes")
+        object.__setattr__(self, "labels", labels)
 
 
 @dataclass(frozen=True)
 class SplitParams:
+    """Section ``split``: the frozen gold eval split (hash-assigned per item)."""
+
     eval_fraction: float = 0.6
     salt: str = "labelcycle-eval-v1"
 
     def __post_init__(self) -> None:
-        if not 0 < self.eval_fraction <= 1:
-            raise ValueError("eval_fraction must be in (0, 1]")
+        _check(0 < self.eval_fraction <= 1, "split.eval_fraction must be in (0, 1]")
 
 
 @dataclass(frozen=True)
 class AggregateParams:
-    method: str = "majority_vote"
+    """Section ``aggregate``: the consensus method (see benchmarks/results/aggregation.md)."""
+
+    method: str = "hierarchical_dawid_skene"
 
 
 @dataclass(frozen=True)
-class AnnotatorsParams:
-    """Section ``annotators``: thresholds of the annotator flags (see labelcycle.annotators.profiles)."""
+class ProfileParams:
+    """Section ``annotators``: thresholds of the annotator flags (see labelcycle.annotators.profiles).
+
+    Attributes:
+        spammer_threshold: ``spammer_score`` at or above which an annotator is flagged
+            (0.85: labels nearly independent of the truth).
+        min_labels: annotators with fewer labels are never flagged (too little evidence).
+        fast_ratio: ``duration_ratio`` at or below which an annotator is a fast clicker.
+        prior_strength: Dirichlet pseudo-labels per confusion row for the empirical confusion matrix.
+    """
 
     spammer_threshold: float = 0.85
     min_labels: int = 20
     fast_ratio: float = 0.35
+    prior_strength: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check(0.0 <= self.spammer_threshold <= 1.0,
+               f"spammer_threshold must be in [0, 1], got {self.spammer_threshold}")
+        _check(self.min_labels >= 1, f"min_labels must be >= 1, got {self.min_labels}")
+        _check(self.fast_ratio > 0, f"fast_ratio must be > 0, got {self.fast_ratio}")
+        _check(self.prior_strength >= 0, f"prior_strength must be >= 0, got {self.prior_strength}")
+
+
+@dataclass(frozen=True)
+class FeatureParams:
+    """How the error model's leakage-free context is estimated (labelcycle.detection.features).
+
+    Attributes:
+        n_folds: folds over items for cross-fitting (>= 2).
+        aggregator: ``make_aggregator`` method fitted on the other folds; None: ``aggregate.method``.
+        em_iterations: Dawid-Skene EM steps run on the other folds, started from the aggregator's
+            posteriors (0 keeps the aggregator's posteriors as they are).
+        smoothing: Dirichlet pseudo-counts pulling each annotator's confusion towards the pooled one.
+        quality_model: train the cross-fitted quality model when items with features are given.
+        quality_rounds: boosting rounds of that model.
+        seed: seed for LightGBM.
+    """
+
+    n_folds: int = 5
+    aggregator: str | None = None
+    em_iterations: int = 10
+    smoothing: float = 2.0
+    quality_model: bool = True
+    quality_rounds: int = 150
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check(self.n_folds >= 2, "features.n_folds must be at least 2")
+        _check(self.em_iterations >= 0 and self.smoothing >= 0 and self.quality_rounds >= 1,
+               "features: em_iterations and smoothing must be >= 0 and quality_rounds >= 1")
+
+
+@dataclass(frozen=True)
+class ErrorModelParams:
+    """Section ``train_error_model``: the annotation-error model and its targets.
+
+    Attributes:
+        features: how the leakage-free context is estimated.
+        n_estimators, learning_rate, num_leaves, min_child_samples, lambda_l2: LightGBM settings.
+        n_folds: folds over gold items for out-of-fold scores of the gold annotations.
+        consensus_weight: weight of confident-consensus targets (0 = gold targets only).
+        consensus_threshold: leave-one-out posterior a consensus target needs.
+        min_gold_targets: below this many gold targets (or with a single target class) the supervised
+            model is not trained and the unsupervised score is used.
+        threshold: score at or above which ``is_label_error_issue`` is set.
+        n_jobs: LightGBM threads.
+        seed: LightGBM seed.
+    """
+
+    features: FeatureParams = field(default_factory=FeatureParams)
+    n_estimators: int = 60
+    learning_rate: float = 0.03
+    num_leaves: int = 15
+    min_child_samples: int = 20
+    lambda_l2: float = 1.0
+    n_folds: int = 5
+    consensus_weight: float = 0.0
+    consensus_threshold: float = 0.98
+    min_gold_targets: int = 50
+    threshold: float = 0.5
+    n_jobs: int = 1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check(self.n_folds >= 2, "train_error_model.n_folds must be at least 2")
+        _check(0 <= self.threshold <= 1 and 0 <= self.consensus_threshold <= 1,
+               "train_error_model: threshold and consensus_threshold must be in [0, 1]")
+        _check(self.consensus_weight >= 0, "train_error_model.consensus_weight must be >= 0")
+
+    def for_method(self, method: str) -> ErrorModelParams:
+        """These settings with the context aggregator set to ``method`` where params leave it to
+        ``aggregate.method``."""
+        if self.features.aggregator is not None:
+            return self
+        return dataclasses.replace(self, features=dataclasses.replace(self.features, aggregator=method))
+
+    def lgb_params(self) -> dict:
+        return {
+            "objective": "binary",
+            "learning_rate": self.learning_rate,
+            "num_leaves": self.num_leaves,
+            "min_child_samples": self.min_child_samples,
+            "lambda_l2": self.lambda_l2,
+            "num_threads": self.n_jobs,
+            "seed": self.seed,
+            "deterministic": True,
+            "force_row_wise": True,
+            "verbosity": -1,
+        }
+
+
+@dataclass(frozen=True)
+class CurateParams:
+    """Section ``curate``: what the error scores do to the curated data set."""
+
+    action: str = "relabel"  # none | drop | relabel | downweight
+    threshold: float = 0.5
+
+    def __post_init__(self) -> None:
+        _check(self.action in ("none", "drop", "relabel", "downweight"),
+               f"curate.action must be one of none, drop, relabel, downweight (got {self.action!r})")
+        _check(0 <= self.threshold <= 1, "curate.threshold must be in [0, 1]")
+
+
+@dataclass(frozen=True)
+class SampleParams:
+    """Section ``sample``: training-data sampling (read by tune and train_quality through the sample)."""
+
+    fraction: float = 1.0
+    strategy: str = "uniform"  # uniform | stratified (same fraction of every label)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check(0 < float(self.fraction) <= 1, "sample.fraction must be in (0, 1]")
+        _check(self.strategy in ("uniform", "stratified"), "sample.strategy must be uniform or stratified")
+
+
+DEFAULT_SEARCH_SPACE = {
+    "learning_rate": [0.01, 0.3, "log"],
+    "num_leaves": [8, 128, "log_int"],
+    "min_child_samples": [5, 100, "log_int"],
+    "feature_fraction": [0.5, 1.0, "float"],
+    "lambda_l2": [0.001, 10.0, "log"],
+}
+
+
+@dataclass(frozen=True)
+class TuneParams:
+    """Section ``tune``: the Optuna study of the quality model."""
+
+    n_trials: int = 15
+    timeout: float | None = 120  # seconds; the study stops at whichever comes first
+    seed: int = 0
+    study: str = "quality"  # base name; one study per (training rows, search space, seed)
+    storage: str | None = None  # any Optuna RDB URL; None: sqlite:///<project>/optuna.db
+    pruning: bool = True
+    n_estimators: int = 400
+    early_stopping_rounds: int = 30
+    valid_fraction: float = 0.1
+    n_jobs: int = 2
+    search_space: dict = field(default_factory=lambda: {k: list(v) for k, v in DEFAULT_SEARCH_SPACE.items()})
+
+    def __post_init__(self) -> None:
+        _check(self.n_trials >= 1, "tune.n_trials must be at least 1")
+
+    def storage_url(self, root: Path) -> str:
+        """The Optuna storage: ``tune.storage``, else the project's SQLite file."""
+        return self.storage or f"sqlite:///{root / catalog.OPTUNA_DB}"
+
+
+@dataclass(frozen=True)
+class DaskParams:
+    """``train_quality.dask``: train on a Dask cluster (lightgbm.dask); same outputs and logging."""
+
+    enabled: bool = False
+    scheduler: str | None = None  # tcp://host:8786; None: env LABELCYCLE_DASK_SCHEDULER, else a LocalCluster
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.enabled, bool), f"dask.enabled must be true or false, not {self.enabled!r}")
+        _check(self.scheduler is None or isinstance(self.scheduler, str),
+               f"dask.scheduler must be an address like tcp://host:8786 or null, not {self.scheduler!r}")
+        object.__setattr__(self, "scheduler", self.scheduler or None)
 
 
 @dataclass(frozen=True)
 class TrainQualityParams:
-    n_estimators: int = 500
+    """Section ``train_quality``: the LightGBM quality classifier."""
+
+    n_estimators: int = 400
     learning_rate: float = 0.05
     num_leaves: int = 31
     min_child_samples: int = 20
     feature_fraction: float = 0.9
     lambda_l2: float = 0.0
-    valid_fraction: float = 0.1
+    valid_fraction: float = 0.1  # carved from the curated training data, never from the eval split
     early_stopping_rounds: int = 30
     use_confidence_weights: bool = False
-    use_tuned: bool = True  # take the tune stage's best params (reports/best_params.json) over these
+    use_tuned: bool = True  # take the tune stage's best params over the ones above
     seed: int = 42
     n_jobs: int = 2
     registered_model: str = "labelcycle-quality"
-    #: train on a Dask cluster: {enabled: bool, scheduler: address or null}; with enabled and no
-    #: scheduler, LABELCYCLE_DASK_SCHEDULER or else a LocalCluster is used
-    dask: dict = field(default_factory=lambda: {"enabled": False, "scheduler": None})
-
-    def __post_init__(self) -> None:
-        raw = dict(self.dask or {})
-        unknown = sorted(set(raw) - {"enabled", "scheduler"})
-        if unknown:
-            raise ValueError(f"dask: unknown key(s) {unknown}; known: ['enabled', 'scheduler']")
-        enabled, scheduler = raw.get("enabled", False), raw.get("scheduler")
-        if not isinstance(enabled, bool):
-            raise ValueError(f"dask.enabled must be true or false, not {enabled!r}")
-        if scheduler is not None and not isinstance(scheduler, str):
-            raise ValueError(
-                f"dask.scheduler must be an address like tcp://host:8786 or null, not {scheduler!r}"
-            )
-        object.__setattr__(self, "dask", {"enabled": enabled, "scheduler": scheduler or None})
+    dask: DaskParams = field(default_factory=DaskParams)
 
     def lgb_params(self, tuned: dict | None = None) -> dict:
         """LightGBM parameters of the quality model: these params, overridden by tuned ones when given."""
@@ -129,141 +285,119 @@ class TrainQualityParams:
         return out
 
 
-DEFAULT_SEARCH_SPACE = {
-    "learning_rate": [0.01, 0.3, "log"],
-    "num_leaves": [8, 128, "log_int"],
-    "min_child_samples": [5, 100, "log_int"],
-    "feature_fraction": [0.5, 1.0, "float"],
-    "lambda_l2": [0.001, 10.0, "log"],
-}
-
-
-@dataclass(frozen=True)
-class TuneParams:
-    n_trials: int = 20
-    timeout: float | None = 600
-    seed: int = 0
-    study: str = "quality"
-    storage: str | None = None  # any RDB URL; default sqlite:///<project>/optuna.db
-    pruning: bool = True
-    n_estimators: int = 400
-    early_stopping_rounds: int = 30
-    valid_fraction: float = 0.1
-    n_jobs: int = 2
-    search_space: dict = field(default_factory=lambda: dict(DEFAULT_SEARCH_SPACE))
-
-    def __post_init__(self) -> None:
-        if self.n_trials < 1:
-            raise ValueError("n_trials must be at least 1")
-
-
 @dataclass(frozen=True)
 class EvaluateParams:
+    """Section ``evaluate``: the frozen eval split's metrics and the one metric verdicts are called on."""
+
     n_boot: int = 500
     seed: int = 0
     min_slice_size: int = 30
-
-
-@dataclass(frozen=True)
-class TrainErrorModelParams:
-    """Section ``train_error_model``: the annotation-error model (see labelcycle.detection.model)."""
-
-    n_folds: int = 5
-    em_iterations: int = 10
-    smoothing: float = 2.0
-    quality_rounds: int = 150
-    n_estimators: int = 60
-    learning_rate: float = 0.03
-    num_leaves: int = 15
-    min_child_samples: int = 20
-    lambda_l2: float = 1.0
-    consensus_weight: float = 0.0
-    consensus_threshold: float = 0.98
-    min_gold_targets: int = 50
-    threshold: float = 0.5
-    n_jobs: int = 1
-    seed: int = 0
+    primary_metric: str = "macro_f1"  # what `compare` calls its verdict on and `promote` gates on
 
     def __post_init__(self) -> None:
-        if self.n_folds < 2:
-            raise ValueError("n_folds must be at least 2")
-        if not 0 <= self.threshold <= 1 or not 0 <= self.consensus_threshold <= 1:
-            raise ValueError("threshold and consensus_threshold must be in [0, 1]")
-        if self.consensus_weight < 0:
-            raise ValueError("consensus_weight must be >= 0")
-
-    def model_params(self, aggregator: str):
-        """The detection settings with the aggregator named by ``aggregate.method``."""
-        from labelcycle.detection.features import FeatureParams
-        from labelcycle.detection.model import ErrorModelParams
-
-        feats = FeatureParams(
-            n_folds=self.n_folds,
-            aggregator=aggregator,
-            em_iterations=self.em_iterations,
-            smoothing=self.smoothing,
-            quality_rounds=self.quality_rounds,
-            seed=self.seed,
-        )
-        return ErrorModelParams(
-            features=feats,
-            n_estimators=self.n_estimators,
-            learning_rate=self.learning_rate,
-            num_leaves=self.num_leaves,
-            min_child_samples=self.min_child_samples,
-            lambda_l2=self.lambda_l2,
-            n_folds=self.n_folds,
-            consensus_weight=self.consensus_weight,
-            consensus_threshold=self.consensus_threshold,
-            min_gold_targets=self.min_gold_targets,
-            threshold=self.threshold,
-            n_jobs=self.n_jobs,
-            seed=self.seed,
-        )
-
-
-@dataclass(frozen=True)
-class CurateParams:
-    """Section ``curate``: what the error scores do to the curated data set."""
-
-    action: str = "relabel"  # none | drop | relabel | downweight
-    threshold: float = 0.5
-
-    def __post_init__(self) -> None:
-        if self.action not in ("none", "drop", "relabel", "downweight"):
-            raise ValueError(f"action must be one of none, drop, relabel, downweight (got {self.action!r})")
-        if not 0 <= self.threshold <= 1:
-            raise ValueError("threshold must be in [0, 1]")
-
-
-@dataclass(frozen=True)
-class SampleParams:
-    fraction: float = 1.0
-    strategy: str = "uniform"  # uniform | stratified (same fraction of every label)
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if not 0 < float(self.fraction) <= 1:
-            raise ValueError("fraction must be in (0, 1]")
-        if self.strategy not in ("uniform", "stratified"):
-            raise ValueError("strategy must be uniform or stratified")
+        _check(self.primary_metric in catalog.HEADLINE,
+               f"evaluate.primary_metric must be one of {list(catalog.HEADLINE)}, not {self.primary_metric!r}")
 
 
 @dataclass(frozen=True)
 class PromoteParams:
-    """Evidence gates of ``labelcycle promote`` (see :mod:`labelcycle.promotion`)."""
+    """Section ``promote``: evidence gates of ``labelcycle promote`` (the metric is evaluate.primary_metric)."""
 
-    primary_metric: str = "accuracy"
-    margin: float = 0.01  # non-inferiority: lower end of the paired delta interval must be > -margin
+    margin: float = 0.01  # non-inferiority: lower end of the paired 95% interval of the delta > -margin
     slice_margin: float = 0.05  # no slice may lose more than this on the primary metric (point delta)
     min_slice_size: int = 50  # slices with fewer eval items are not judged
     n_boot: int = 1000
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.margin < 0 or self.slice_margin < 0:
-            raise ValueError("margin and slice_margin must be >= 0")
-        if self.min_slice_size < 1:
-            raise ValueError("min_slice_size must be at least 1")
-        if self.n_boot < 1:
-            raise ValueError("n_boot must be at least 1")
+        _check(self.margin >= 0 and self.slice_margin >= 0, "promote: margin and slice_margin must be >= 0")
+        _check(self.min_slice_size >= 1, "promote.min_slice_size must be at least 1")
+        _check(self.n_boot >= 1, "promote.n_boot must be at least 1")
+
+
+@dataclass(frozen=True)
+class Params:
+    """The whole ``params.yaml``: one field per section, in pipeline order."""
+
+    ingest: IngestParams = field(default_factory=IngestParams)
+    split: SplitParams = field(default_factory=SplitParams)
+    aggregate: AggregateParams = field(default_factory=AggregateParams)
+    annotators: ProfileParams = field(default_factory=ProfileParams)
+    train_error_model: ErrorModelParams = field(default_factory=ErrorModelParams)
+    curate: CurateParams = field(default_factory=CurateParams)
+    sample: SampleParams = field(default_factory=SampleParams)
+    tune: TuneParams = field(default_factory=TuneParams)
+    train_quality: TrainQualityParams = field(default_factory=TrainQualityParams)
+    evaluate: EvaluateParams = field(default_factory=EvaluateParams)
+    promote: PromoteParams = field(default_factory=PromoteParams)
+
+    @property
+    def classes(self) -> list[str]:
+        return self.ingest.labels
+
+    @property
+    def error_model(self) -> ErrorModelParams:
+        """``train_error_model`` with its context aggregator resolved to ``aggregate.method``."""
+        return self.train_error_model.for_method(self.aggregate.method)
+
+
+def build(cls: type[T], raw: Any, where: str) -> T:
+    """The dataclass ``cls`` from the mapping ``raw`` (nested dataclass fields from nested mappings)."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"params.yaml: {where} must be a mapping of keys, not {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ConfigError(f"params.yaml: unknown key(s) {unknown} in {where!r}; known: {sorted(fields)}")
+    kwargs = {}
+    for key, value in raw.items():
+        kind = hints[key]
+        inner = key if where == "params" else f"{where}.{key}"
+        kwargs[key] = build(kind, value, inner) if dataclasses.is_dataclass(kind) else value
+    try:
+        return cls(**kwargs)
+    except ConfigError as exc:
+        raise ConfigError(f"params.yaml: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"params.yaml: section {where!r}: {exc}") from None
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    """A params dataclass as the plain mapping params.yaml holds (nested sections as mappings)."""
+    return dataclasses.asdict(obj)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: no params file; run from the project folder (it holds {catalog.PARAMS})"
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: is not valid YAML ({exc})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: must be a mapping of sections (ingest:, aggregate:, ...)")
+    return data
+
+
+def from_mapping(data: dict[str, Any]) -> Params:
+    """:class:`Params` from a parsed ``params.yaml`` (missing sections take their defaults)."""
+    return build(Params, data, "params")
+
+
+def load(root: Path) -> Params:
+    """The project's params (``<root>/params.yaml``)."""
+    return from_mapping(read_yaml(Path(root) / catalog.PARAMS))
+
+
+def project_params(root: Path | None) -> Params:
+    """The project's params inside a project, the defaults outside one (for commands mirroring a stage)."""
+    if root is not None and (Path(root) / catalog.PARAMS).exists():
+        return load(root)
+    return Params()

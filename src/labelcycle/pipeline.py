@@ -8,14 +8,12 @@ import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pandas as pd
 
-from labelcycle.errors import LabelcycleError
-from labelcycle.params import load_params, section
-
-T = TypeVar("T")
+from labelcycle import params as params_mod
+from labelcycle.errors import LabelcycleError, StateError
 
 #: outputs this process wrote (or is about to write) as a stage; removed again if the stage fails, so a
 #: failed stage leaves no outputs behind for DVC to mistake for results (dvc.lock keeps the last good ones,
@@ -33,12 +31,9 @@ def project_root() -> Path:
     return Path(os.environ.get("DVC_ROOT") or here).resolve()
 
 
-def stage_params(cls: type[T], name: str, root: Path | None = None) -> T:
-    return section(cls, load_params((root or project_root()) / "params.yaml"), name)
-
-
-def all_params(root: Path | None = None) -> dict[str, Any]:
-    return load_params((root or project_root()) / "params.yaml")
+def stage_params(root: Path | None = None) -> params_mod.Params:
+    """The project's params (every section; a stage reads only the ones dvc.yaml lists for it)."""
+    return params_mod.load(root or project_root())
 
 
 def register_output(path: Path) -> Path:
@@ -92,7 +87,7 @@ def save_figure(fig: Any, path: Path) -> None:
 
 def read_parquet(path: Path) -> pd.DataFrame:
     if not path.exists():
-        raise LabelcycleError(f"{path}: missing; run the upstream stage first (`dvc repro`)")
+        raise StateError(f"{path}: missing; run the upstream stage first (`dvc repro`)")
     return pd.read_parquet(path)
 
 

@@ -76,9 +76,9 @@ def project(tmp_path_factory, project_factory):
     (root / ".gitignore").write_text("mlflow.db\nmlartifacts/\ndemo/\noptuna.db\n*.parquet\n")
     set_params(root, split={"eval_fraction": 1.0},
                tune={"n_trials": 1, "n_estimators": 60, "n_jobs": 1},
-               train_error_model={"quality_rounds": 40, "n_jobs": 1},
+               train_error_model={"features": {"quality_rounds": 40}, "n_jobs": 1},
                train_quality={"n_estimators": 12, "n_jobs": 1, "use_tuned": False},
-               evaluate={"n_boot": 100}, promote={"primary_metric": "log_loss", "n_boot": 300})
+               evaluate={"n_boot": 100, "primary_metric": "log_loss"}, promote={"n_boot": 300})
     lc(root, "demo", "--out", "demo", "--items", "3000", "--annotators", "30", "--seed", "1")
     lc(root, "ingest", "--annotations", "demo/annotations.csv", "--items", "demo/items.csv", "--gold", "demo/gold.csv")
     train_and_commit(root, "first release candidate")

@@ -26,7 +26,7 @@ def test_dvc_repro_runs_error_model_then_curate_and_reruns_only_curate_on_its_pa
     assert res.returncode == 0, res.stderr
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["train_error_model"]["min_gold_targets"] = 20  # a small demo has few gold items
-    params["train_error_model"]["quality_rounds"] = 30
+    params["train_error_model"]["features"]["quality_rounds"] = 30
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     res = _run(project, "dvc", "repro", "curate")
     assert res.returncode == 0, res.stdout + res.stderr

@@ -31,8 +31,6 @@ Signals and how they are defined:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 
@@ -46,7 +44,7 @@ from labelcycle.annotators._common import (
     wilson,
 )
 from labelcycle.annotators.agreement import confusion_counts, kappa_from_confusions
-from labelcycle.errors import ConfigError
+from labelcycle.params import ProfileParams
 
 DRIFT_COLUMNS = [
     schema.ANNOTATOR_ID,
@@ -61,33 +59,6 @@ DRIFT_COLUMNS = [
     "n_gold",
     "gold_accuracy",
 ]
-
-
-@dataclass(frozen=True)
-class ProfileParams:
-    """Thresholds of the annotator flags.
-
-    Attributes:
-        spammer_threshold: ``spammer_score`` at or above which an annotator is flagged.
-        min_labels: annotators with fewer labels are never flagged (too little evidence).
-        fast_ratio: ``duration_ratio`` at or below which an annotator is a fast clicker.
-        prior_strength: Dirichlet pseudo-labels per confusion row for the empirical confusion matrix.
-    """
-
-    spammer_threshold: float = 0.85
-    min_labels: int = 20
-    fast_ratio: float = 0.35
-    prior_strength: float = 1.0
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.spammer_threshold <= 1.0:
-            raise ConfigError(f"spammer_threshold must be in [0, 1], got {self.spammer_threshold}")
-        if self.min_labels < 1:
-            raise ConfigError(f"min_labels must be >= 1, got {self.min_labels}")
-        if self.fast_ratio <= 0:
-            raise ConfigError(f"fast_ratio must be > 0, got {self.fast_ratio}")
-        if self.prior_strength < 0:
-            raise ConfigError(f"prior_strength must be >= 0, got {self.prior_strength}")
 
 
 def rank_one_distance(confusions: np.ndarray, observed: np.ndarray | None = None) -> np.ndarray:

@@ -22,14 +22,13 @@ guideline version) use no labels at all.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 
 from labelcycle import schema
-from labelcycle.aggregation import make_aggregator
+from labelcycle.aggregation import DEFAULT_METHOD, make_aggregator
 from labelcycle.errors import SchemaError
+from labelcycle.params import FeatureParams
 from labelcycle.split import hash_unit
 
 FOLD_SALT = "labelcycle-detection-folds"
@@ -64,36 +63,6 @@ PER_CLASS = (
 CATEGORICAL_FEATURES = ("given_label", schema.BATCH_ID, schema.GUIDELINE_VERSION)
 #: extra given-label indicators
 GIVEN_FLAGS = ("others_top_is_given", "model_top_is_given")
-
-
-@dataclass(frozen=True)
-class FeatureParams:
-    """How the context is estimated.
-
-    Attributes:
-        n_folds: folds over items for cross-fitting (>= 2).
-        aggregator: ``make_aggregator`` method name fitted on the other folds.
-        em_iterations: Dawid-Skene EM steps run on the other folds, started from the aggregator's
-            posteriors (0 keeps the aggregator's posteriors as they are).
-        smoothing: Dirichlet pseudo-counts pulling each annotator's confusion towards the pooled one.
-        quality_model: train the cross-fitted quality model when items with features are given.
-        quality_rounds: boosting rounds of that model.
-        seed: seed for LightGBM.
-    """
-
-    n_folds: int = 5
-    aggregator: str = "majority_vote"
-    em_iterations: int = 10
-    smoothing: float = 2.0
-    quality_model: bool = True
-    quality_rounds: int = 150
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.n_folds < 2:
-            raise ValueError("n_folds must be at least 2")
-        if self.em_iterations < 0 or self.smoothing < 0 or self.quality_rounds < 1:
-            raise ValueError("em_iterations and smoothing must be >= 0 and quality_rounds >= 1")
 
 
 def item_folds(item_ids: pd.Series | np.ndarray, n_folds: int, salt: str = FOLD_SALT) -> np.ndarray:
@@ -320,7 +289,7 @@ def annotation_context(
             counts_ann = np.zeros(n_ann)
             skills = np.full(n_ann, np.nan)
         else:
-            agg = make_aggregator(params.aggregator, classes=classes).fit(frame[train_rows])
+            agg = make_aggregator(params.aggregator or DEFAULT_METHOD, classes=classes).fit(frame[train_rows])
             tr_items = np.unique(item_codes[train_rows])
             # align the aggregator's posteriors with our item codes
             init = agg.probas_.reindex(np.asarray(item_index, dtype=object)[tr_items])[

@@ -28,13 +28,13 @@ import pandas as pd
 from labelcycle import schema
 from labelcycle.detection.features import (
     CATEGORICAL_FEATURES,
-    FeatureParams,
     annotation_context,
     feature_names,
     features_from_context,
     item_folds,
 )
 from labelcycle.errors import NotFittedError, SchemaError
+from labelcycle.params import ErrorModelParams
 
 SCORE = "label_error_score"
 ISSUE = "is_label_error_issue"
@@ -42,52 +42,6 @@ OUTPUT_COLUMNS = [schema.ITEM_ID, schema.ANNOTATOR_ID, schema.LABEL, SCORE, ISSU
 MODEL_FILE = "model.txt"
 META_FILE = "meta.json"
 GOLD_FOLD_SALT = "labelcycle-error-model-folds"
-
-
-@dataclass(frozen=True)
-class ErrorModelParams:
-    """Settings of the error model and its targets.
-
-    Attributes:
-        features: how the leakage-free context is estimated.
-        n_estimators, learning_rate, num_leaves, min_child_samples, lambda_l2: LightGBM settings.
-        n_folds: folds over gold items for out-of-fold scores of the gold annotations.
-        consensus_weight: weight of confident-consensus targets (0 = gold targets only).
-        consensus_threshold: leave-one-out posterior a consensus target needs.
-        min_gold_targets: below this many gold targets (or with a single target class) the supervised
-            model is not trained and the unsupervised score is used.
-        threshold: score at or above which ``is_label_error_issue`` is set.
-        n_jobs: LightGBM threads.
-        seed: LightGBM seed.
-    """
-
-    features: FeatureParams = field(default_factory=FeatureParams)
-    n_estimators: int = 300
-    learning_rate: float = 0.03
-    num_leaves: int = 15
-    min_child_samples: int = 20
-    lambda_l2: float = 1.0
-    n_folds: int = 5
-    consensus_weight: float = 0.0
-    consensus_threshold: float = 0.98
-    min_gold_targets: int = 50
-    threshold: float = 0.5
-    n_jobs: int = 1
-    seed: int = 0
-
-    def lgb_params(self) -> dict:
-        return {
-            "objective": "binary",
-            "learning_rate": self.learning_rate,
-            "num_leaves": self.num_leaves,
-            "min_child_samples": self.min_child_samples,
-            "lambda_l2": self.lambda_l2,
-            "num_threads": self.n_jobs,
-            "seed": self.seed,
-            "deterministic": True,
-            "force_row_wise": True,
-            "verbosity": -1,
-        }
 
 
 def gold_targets(

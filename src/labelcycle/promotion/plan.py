@@ -191,10 +191,9 @@ def prediction_set(frame: pd.DataFrame, classes: Sequence[str], eval_digest: str
     return PredictionSet.from_frame(f, classes, eval_digest=eval_digest)
 
 
-def judge(ev: Evidence, params: PromoteParams) -> tuple[g.Gate, ...]:
+def judge(ev: Evidence, params: PromoteParams, metric: str) -> tuple[g.Gate, ...]:
     """Every gate, in :data:`~labelcycle.promotion.gates.ORDER`."""
     cand, prod = ev.candidate, ev.production
-    metric = params.primary_metric
     comparison = slice_table = None
     mismatch = None
     if prod is not None:
@@ -321,6 +320,7 @@ def diff_states(before: RegistryState, after: RegistryState) -> list[Action]:
 def build_plan(
     ev: Evidence,
     params: PromoteParams,
+    metric: str,
     *,
     force: bool = False,
     reason: str | None = None,
@@ -331,7 +331,7 @@ def build_plan(
     Pure: reads nothing, changes nothing. A no-op plan (the candidate already is production) has no
     actions. ``force`` marks the release as forced when some gate failed.
     """
-    gates = judge(ev, params)
+    gates = judge(ev, params, metric)
     prod = ev.production
     if prod is not None and ev.candidate.same_release(prod):
         return Plan(

@@ -21,6 +21,8 @@ import optuna
 import pandas as pd
 
 from labelcycle.errors import ConfigError
+from labelcycle.params import TuneParams
+from labelcycle.quality.data import TrainingRows
 from labelcycle.quality.model import FeatureSpec, prepare_features
 
 KINDS = ("float", "log", "int", "log_int")
@@ -177,3 +179,34 @@ def make_study(name: str, storage: str, seed: int, pruning: bool) -> optuna.Stud
             heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2),
         )
     return open_study(name, rdb, seed=seed, pruning=pruning)
+
+
+@dataclass(frozen=True)
+class Search:
+    """What every process of one tuning study shares: the study's name and its objective."""
+
+    study: str
+    objective: Callable[[optuna.Trial], float]
+
+
+def search_for(train: TrainingRows, classes: list[str], p: TuneParams, n_jobs: int | None = None) -> Search:
+    """The tune stage's search on these training rows (the tune stage and every tune worker call this).
+
+    Args:
+        train: :func:`labelcycle.quality.data.training_rows` of the curated training sample.
+        classes: the label set.
+        p: params ``tune``.
+        n_jobs: LightGBM threads per trial (default ``tune.n_jobs``).
+    """
+    dims = parse_space(p.search_space)
+    data = prepare_tuning_data(train.items, train.labels, classes, p.valid_fraction, p.seed)
+    objective = make_objective(
+        data,
+        dims,
+        n_estimators=p.n_estimators,
+        early_stopping_rounds=p.early_stopping_rounds,
+        n_jobs=p.n_jobs if n_jobs is None else n_jobs,
+        seed=p.seed,
+        pruning=p.pruning,
+    )
+    return Search(study_name(p.study, train.digest(), p.search_space, p.seed), objective)

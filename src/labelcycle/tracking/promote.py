@@ -29,7 +29,7 @@ import pandas as pd
 
 from labelcycle import schema
 from labelcycle.errors import LabelcycleError, TrackingError, WorkspaceError
-from labelcycle.params import PromoteParams, TrainQualityParams, load_params, section
+from labelcycle.params import load as load_params_of
 from labelcycle.promotion import plan as P
 from labelcycle.promotion.gates import CommitFacts
 from labelcycle.promotion.release import ModelRef, Release, release_number
@@ -63,7 +63,7 @@ def _client(root: Path):
 
 
 def _quality_name(root: Path) -> str:
-    return section(TrainQualityParams, load_params(root / "params.yaml"), "train_quality").registered_model
+    return load_params_of(root).train_quality.registered_model
 
 
 def _read_json(data: bytes | str | None) -> dict:
@@ -411,12 +411,8 @@ def plan_promotion(
     root: Path, version: str | None = None, *, force: bool = False, reason: str | None = None
 ) -> tuple[P.Plan, Context]:
     """The promotion plan for VERSION (default: the workspace); changes nothing."""
-    params = section(PromoteParams, load_params(root / "params.yaml"), "promote")
-    classes = load_params(root / "params.yaml").get("ingest", {}).get("labels") or [
-        "ok",
-        "misleading",
-        "prohibited",
-    ]
+    project = load_params_of(root)
+    params, classes = project.promote, project.classes
     client = _client(root)
     cand = resolve_candidate(client, root, version)
     prod, prod_preds = production(client, root)
@@ -449,6 +445,7 @@ def plan_promotion(
     plan = P.build_plan(
         ev,
         params,
+        project.evaluate.primary_metric,
         force=force,
         reason=reason,
         remote_path_note="in .dvc/config.local" if not remote.configured else None,

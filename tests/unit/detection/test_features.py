@@ -15,11 +15,12 @@ from labelcycle.detection.features import (
     item_folds,
     loo_sum,
 )
-from labelcycle.detection.model import ErrorModelParams, detect_label_errors, gold_targets
+from labelcycle.detection.model import detect_label_errors, gold_targets
+from labelcycle.params import ErrorModelParams
 from labelcycle.errors import SchemaError
 
 CLASSES = ("ok", "misleading", "prohibited")
-FAST = FeatureParams(n_folds=3, quality_rounds=10)
+FAST = FeatureParams(n_folds=3, aggregator="majority_vote", quality_rounds=10)
 
 
 def test_loo_sum_excludes_the_row_itself_exactly():

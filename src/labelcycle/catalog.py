@@ -1,0 +1,282 @@
+"""The catalog: every path of a project, and typed readers of the stage reports.
+
+Paths are POSIX strings relative to the project root, because that is how ``dvc.yaml``,
+``dvc.lock`` and ``git show REV:PATH`` name them. Code that needs a file asks this module (``catalog.X``
+for the relative name, :class:`Catalog` for the absolute path under a root); no other module writes a
+``data/``, ``reports/`` or ``models/`` literal.
+
+The report readers turn a stage's ``reports/<stage>.json`` into a frozen dataclass whose fields are the
+keys other code reads. :func:`parse_report` does the same for bytes read at a git revision or from an
+MLflow artifact, so the workspace, git revisions and runs all go through one parser.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from labelcycle.errors import InputFileError, StateError
+
+# -- project files -----------------------------------------------------------------------------------
+PARAMS = "params.yaml"
+DVC_YAML = "dvc.yaml"
+DVC_LOCK = "dvc.lock"
+MLFLOW_DB = "mlflow.db"
+MLARTIFACTS = "mlartifacts"
+OPTUNA_DB = "optuna.db"
+STAGES_DIR = "stages"
+SRC_DIR = "src"
+
+# -- data ----------------------------------------------------------------------------------------------
+RAW = "data/raw"
+RAW_DVC = "data/raw.dvc"
+ANNOTATIONS = "data/interim/annotations.parquet"
+ITEMS = "data/interim/items.parquet"
+GOLD = "data/interim/gold.parquet"
+QUARANTINE = "data/interim/quarantine.parquet"
+EVAL = "data/split/eval.parquet"
+GOLD_TRAIN = "data/split/gold_train.parquet"
+LABELS_RAW = "data/curated/labels_raw.parquet"
+ERROR_SCORES = "data/curated/error_scores.parquet"
+LABELS = "data/curated/labels.parquet"
+DATASET = "data/curated/dataset.parquet"
+TRAIN_SAMPLE = "data/curated/train_sample.parquet"
+DEMO_DIR = "data/demo"
+
+# -- models ----------------------------------------------------------------------------------------------
+ERROR_MODEL = "models/error"
+QUALITY_MODEL = "models/quality"
+
+# -- reports -------------------------------------------------------------------------------------------
+REPORTS = "reports"
+PREDICTIONS = "reports/predictions.parquet"
+EVAL_METRICS_CSV = "reports/eval_metrics.csv"
+EVAL_SLICES_CSV = "reports/eval_slices.csv"
+PLOTS = "reports/plots"
+ANNOTATORS_TABLE = "reports/annotators.parquet"
+ROOT_CAUSES = "reports/root_causes.parquet"
+ANNOTATORS_HTML = "reports/annotators.html"
+REVIEW_SIMULATION = "reports/review_simulation"
+
+
+def report_path(stage: str) -> str:
+    """``reports/<stage>.json``: the metrics file each stage writes (``metrics`` for evaluate)."""
+    return f"{REPORTS}/{stage}.json"
+
+
+INGEST_REPORT = report_path("ingest")
+SPLIT_REPORT = report_path("split")
+AGGREGATE_REPORT = report_path("aggregate")
+ANNOTATORS_REPORT = report_path("annotators")
+ERROR_MODEL_REPORT = report_path("train_error_model")
+CURATE_REPORT = report_path("curate")
+SAMPLE_REPORT = report_path("sample")
+BEST_PARAMS = report_path("best_params")
+TRAIN_QUALITY_REPORT = report_path("train_quality")
+METRICS = report_path("metrics")
+
+#: the DVC-tracked paths a release records (their md5s are tagged on the registered model versions)
+RELEASE_PATHS = (RAW, DATASET, EVAL)
+#: the headline metrics of an evaluation, in display order
+HEADLINE = ("accuracy", "macro_f1", "roc_auc_ovr", "pr_auc_ovr", "log_loss", "ece", "brier")
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The catalog bound to one project root: ``Catalog(root).path(catalog.EVAL)``."""
+
+    root: Path
+
+    def path(self, rel: str) -> Path:
+        return self.root / rel
+
+    def exists(self, rel: str) -> bool:
+        return (self.root / rel).exists()
+
+    def read_json(self, rel: str) -> dict[str, Any] | None:
+        """A report's JSON object, or None when the file does not exist."""
+        path = self.root / rel
+        if not path.exists():
+            return None
+        return _json_object(path.read_bytes(), str(path))
+
+    def report(self, cls: type[R], required: bool = False) -> R | None:
+        """The typed report ``cls`` (e.g. :class:`MetricsReport`), or None when the stage never ran."""
+        data = self.read_json(cls.PATH)
+        if data is None:
+            if required:
+                raise StateError(
+                    f"{self.root / cls.PATH}: missing; run the stage that writes it first (`dvc repro`)"
+                )
+            return None
+        return cls.from_dict(data)
+
+
+def _json_object(raw: bytes | str, where: str) -> dict[str, Any]:
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputFileError(f"{where}: not valid JSON ({exc}); re-run the stage that writes it") from None
+    if not isinstance(data, dict):
+        raise InputFileError(f"{where}: expected a JSON object; re-run the stage that writes it")
+    return data
+
+
+def _str(d: Mapping[str, Any], key: str) -> str | None:
+    v = d.get(key)
+    return None if v in (None, "") else str(v)
+
+
+# -- typed reports ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    PATH = INGEST_REPORT
+    validation_passed: bool | None
+    reconciles: bool | None
+    tables: dict[str, Any] = field(default_factory=dict)
+    batches: list[Any] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> IngestReport:
+        return cls(d.get("validation_passed"), d.get("reconciles"), dict(d.get("tables") or {}),
+                   list(d.get("batches") or []))
+
+
+@dataclass(frozen=True)
+class SplitReport:
+    PATH = SPLIT_REPORT
+    eval_digest: str | None
+    eval_items: int
+    gold_train_items: int
+    eval_label_counts: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> SplitReport:
+        return cls(_str(d, "eval_digest"), int(d.get("eval_items") or 0), int(d.get("gold_train_items") or 0),
+                   dict(d.get("eval_label_counts") or {}))
+
+
+@dataclass(frozen=True)
+class AggregateReport:
+    """``reports/aggregate.json``: the method and the raw consensus (not the curated set: see curate)."""
+
+    PATH = AGGREGATE_REPORT
+    method: str | None
+    labels_raw_digest: str | None
+    summary: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> AggregateReport:
+        summary = {k: v for k, v in d.items() if k not in ("method", "labels_raw_digest")}
+        return cls(_str(d, "method"), _str(d, "labels_raw_digest"), summary)
+
+
+@dataclass(frozen=True)
+class CurateReport:
+    """``reports/curate.json``: the curated data set's digest and what curation changed."""
+
+    PATH = CURATE_REPORT
+    curated_digest: str | None
+    action: str | None
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> CurateReport:
+        summary = {k: v for k, v in d.items() if k not in ("curated_digest", "action")}
+        return cls(_str(d, "curated_digest"), _str(d, "action"), summary)
+
+
+@dataclass(frozen=True)
+class SampleReport:
+    PATH = SAMPLE_REPORT
+    curated_digest: str | None
+    sample_digest: str | None
+    items_in: int
+    items_out: int
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> SampleReport:
+        return cls(_str(d, "curated_digest"), _str(d, "sample_digest"), int(d.get("items_in") or 0),
+                   int(d.get("items_out") or 0))
+
+
+@dataclass(frozen=True)
+class BestParamsReport:
+    PATH = BEST_PARAMS
+    study: str | None
+    params: dict[str, Any]
+    best_value: float | None
+    curated_train_digest: str | None
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> BestParamsReport:
+        return cls(_str(d, "study"), dict(d.get("params") or {}), d.get("best_value"),
+                   _str(d, "curated_train_digest"))
+
+
+@dataclass(frozen=True)
+class ModelReport:
+    """A training stage's report naming the model it registered (``train_quality``, ``train_error_model``)."""
+
+    PATH = TRAIN_QUALITY_REPORT
+    mlflow_run_id: str | None
+    model_uri: str | None
+    registered_model: str | None
+    model_version: str | None
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ModelReport:
+        keys = ("mlflow_run_id", "model_uri", "registered_model", "model_version")
+        return cls(*(_str(d, k) for k in keys), {k: v for k, v in d.items() if k not in keys})
+
+
+@dataclass(frozen=True)
+class ErrorModelReport(ModelReport):
+    PATH = ERROR_MODEL_REPORT
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ErrorModelReport:
+        base = ModelReport.from_dict(d)
+        return cls(base.mlflow_run_id, base.model_uri, base.registered_model, base.model_version, base.metrics)
+
+
+@dataclass(frozen=True)
+class MetricsReport:
+    """``reports/metrics.json``: headline metrics on the frozen eval split, with 95% intervals."""
+
+    PATH = METRICS
+    values: dict[str, float]
+    ci95: dict[str, dict[str, float]]
+    eval_items: int
+    eval_digest: str | None
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> MetricsReport:
+        values = {k: float(v) for k, v in d.items() if isinstance(v, int | float) and not isinstance(v, bool)
+                  and k != "eval_items"}
+        return cls(values, dict(d.get("ci95") or {}), int(d.get("eval_items") or 0), _str(d, "eval_digest"))
+
+    def interval(self, metric: str) -> tuple[float, float] | None:
+        ci = self.ci95.get(metric)
+        return (float(ci["ci_low"]), float(ci["ci_high"])) if ci else None
+
+
+R = TypeVar("R", IngestReport, SplitReport, AggregateReport, CurateReport, SampleReport, BestParamsReport,
+            ModelReport, ErrorModelReport, MetricsReport)
+
+REPORTS_BY_PATH: dict[str, type] = {
+    cls.PATH: cls
+    for cls in (IngestReport, SplitReport, AggregateReport, CurateReport, SampleReport, BestParamsReport,
+                ModelReport, ErrorModelReport, MetricsReport)
+}
+
+
+def parse_report(path: str, raw: bytes | str, where: str | None = None) -> Any:
+    """The typed report at catalog path ``path`` from its bytes (read at a git revision or a run)."""
+    return REPORTS_BY_PATH[path].from_dict(_json_object(raw, where or path))
