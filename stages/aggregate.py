@@ -10,9 +10,8 @@ import dataclasses
 
 from labelcycle import catalog, schema
 from labelcycle.aggregation import make_aggregator
-from labelcycle.catalog import Catalog
 from labelcycle.curation import agreement_summary, curated_labels
-from labelcycle.pipeline import project_root, read_parquet, run_stage, stage_params, write_json, write_parquet
+from labelcycle.pipeline import run_stage, stage_context, write_json, write_parquet
 from labelcycle.tracking.runs import stage_run
 from labelcycle.versioning.digest import table_digest
 
@@ -20,19 +19,23 @@ STAGE = "aggregate"
 
 
 def main() -> None:
-    root = project_root()
-    cat = Catalog(root)
-    params = stage_params(root)
+    ctx = stage_context()
+    params = ctx.params
     p = params.aggregate
     labels_set = params.classes
-    annotations = read_parquet(cat.path(catalog.ANNOTATIONS))
+    annotations = ctx.read(catalog.ANNOTATIONS)
     aggregator = make_aggregator(p.method, classes=labels_set).fit(annotations)
     labels = curated_labels(annotations, aggregator)
-    write_parquet(labels, cat.path(catalog.LABELS_RAW))
+    write_parquet(labels, ctx.path(catalog.LABELS_RAW))
     summary = agreement_summary(labels)
     labels_digest = table_digest(labels)
-    write_json({"method": p.method, "labels_raw_digest": labels_digest, **summary}, cat.path(catalog.AGGREGATE_REPORT))
-    with stage_run(root, STAGE, {"aggregate": dataclasses.asdict(p), "ingest": {"labels": labels_set}}) as run:
+    write_json(
+        {"method": p.method, "labels_raw_digest": labels_digest, **summary},
+        ctx.path(catalog.AGGREGATE_REPORT),
+    )
+    with stage_run(
+        ctx.root, STAGE, {"aggregate": dataclasses.asdict(p), "ingest": {"labels": labels_set}}
+    ) as run:
         run.log_dataset(
             annotations,
             "annotations",
@@ -45,7 +48,7 @@ def main() -> None:
         run.log_metrics({f"agreement.{k}": v for k, v in summary.items()})
         run.log_table(aggregator.skills_.rename("skill").reset_index(), "annotator_skills.csv")
         # what `labelcycle compare` diffs when a version is named by its MLflow run id (labels: curate run)
-        run.log_artifact(cat.path(catalog.ANNOTATIONS), "curated")
+        run.log_artifact(ctx.path(catalog.ANNOTATIONS), "curated")
         run.log_dvc_hashes([catalog.ANNOTATIONS], [catalog.LABELS_RAW])
     print(f"aggregate: {len(labels)} items labelled by {p.method}; consensus digest {labels_digest}")
 

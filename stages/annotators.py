@@ -11,36 +11,24 @@ import dataclasses
 from labelcycle import catalog
 from labelcycle.aggregation import make_aggregator
 from labelcycle.annotators import AnalysisParams, analyse_annotators, render_report
-from labelcycle.catalog import Catalog
-from labelcycle.pipeline import (
-    project_root,
-    read_parquet,
-    run_stage,
-    stage_params,
-    write_json,
-    write_parquet,
-    write_text,
-)
+from labelcycle.pipeline import run_stage, stage_context, write_json, write_parquet, write_text
 from labelcycle.tracking.runs import stage_run
 
 STAGE = "annotators"
 
 
 def main() -> None:
-    root = project_root()
-    cat = Catalog(root)
-    params = stage_params(root)
+    ctx = stage_context()
+    params = ctx.params
     p = params.annotators
     method = params.aggregate.method
     classes = params.classes
-    annotations = read_parquet(cat.path(catalog.ANNOTATIONS))
-    items = read_parquet(cat.path(catalog.ITEMS))
+    annotations = ctx.read(catalog.ANNOTATIONS)
+    items = ctx.read(catalog.ITEMS)
     # descriptive analytics only (nothing here trains a model), so all gold is used, eval split included
-    gold = read_parquet(cat.path(catalog.GOLD))
+    gold = ctx.read(catalog.GOLD)
     aggregator = make_aggregator(method, classes=classes).fit(annotations)
-    settings = AnalysisParams(
-        profile=p
-    )
+    settings = AnalysisParams(profile=p)
     analysis = analyse_annotators(
         annotations,
         aggregator,
@@ -48,24 +36,24 @@ def main() -> None:
         gold=gold if len(gold) else None,
         params=settings,
     )
-    write_parquet(analysis.table, cat.path(catalog.ANNOTATORS_TABLE))
-    write_parquet(analysis.root_causes, cat.path(catalog.ROOT_CAUSES))
-    write_text(render_report(analysis, title=f"Annotators ({method})"), cat.path(catalog.ANNOTATORS_HTML))
+    write_parquet(analysis.table, ctx.path(catalog.ANNOTATORS_TABLE))
+    write_parquet(analysis.root_causes, ctx.path(catalog.ROOT_CAUSES))
+    write_text(render_report(analysis, title=f"Annotators ({method})"), ctx.path(catalog.ANNOTATORS_HTML))
     agreement = {
         k: v for k, v in analysis.agreement.items() if isinstance(v, int | float) and not isinstance(v, bool)
     }
     top = analysis.root_causes["finding"].head(3).tolist() if len(analysis.root_causes) else []
     write_json(
         {"method": method, "spammers": analysis.spammers, "top_root_causes": top, **agreement},
-        cat.path(catalog.ANNOTATORS_REPORT),
+        ctx.path(catalog.ANNOTATORS_REPORT),
     )
-    with stage_run(root, STAGE, {STAGE: dataclasses.asdict(p), "aggregate": {"method": method}}) as run:
+    with stage_run(ctx.root, STAGE, {STAGE: dataclasses.asdict(p), "aggregate": {"method": method}}) as run:
         run.set_tags({"spammers": ",".join(analysis.spammers)[:4000], "aggregate.method": method})
         run.log_metrics({f"agreement.{k}": v for k, v in agreement.items()})
         run.log_table(analysis.table, "annotators.parquet")
         run.log_table(analysis.table, "annotators.csv")
         run.log_table(analysis.root_causes, "root_causes.csv")
-        run.log_artifact(cat.path(catalog.ANNOTATORS_HTML))
+        run.log_artifact(ctx.path(catalog.ANNOTATORS_HTML))
         run.log_dvc_hashes(
             [catalog.ANNOTATIONS, catalog.ITEMS, catalog.GOLD],
             [catalog.ANNOTATORS_TABLE, catalog.ROOT_CAUSES],

@@ -5,8 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from labelcycle import catalog, schema
-from labelcycle.catalog import Catalog
-from labelcycle.pipeline import project_root, read_parquet, run_stage, stage_params, write_json, write_parquet
+from labelcycle.pipeline import run_stage, stage_context, write_json, write_parquet
 from labelcycle.sampling import sample_training
 from labelcycle.tracking.runs import stage_run
 from labelcycle.versioning.digest import table_digest
@@ -17,25 +16,30 @@ OUT = catalog.TRAIN_SAMPLE
 
 
 def main() -> None:
-    root = project_root()
-    cat = Catalog(root)
-    params = stage_params(root)
+    ctx = stage_context()
+    params = ctx.params
     p = params.sample
-    dataset = read_parquet(cat.path(SOURCE))
+    dataset = ctx.read(SOURCE)
     sample = sample_training(dataset, p.fraction, p.strategy, p.seed)
-    write_parquet(sample, cat.path(OUT))
+    write_parquet(sample, ctx.path(OUT))
     digest = table_digest(sample)
-    summary = {"items_in": len(dataset), "items_out": len(sample), "sample_digest": digest,
-               "curated_digest": table_digest(dataset),
-               "label_counts": sample[schema.LABEL].value_counts().to_dict() if len(sample) else {}}
-    write_json(summary, cat.path(catalog.SAMPLE_REPORT))
-    with stage_run(root, STAGE, {"sample": dataclasses.asdict(p)}) as run:
+    summary = {
+        "items_in": len(dataset),
+        "items_out": len(sample),
+        "sample_digest": digest,
+        "curated_digest": table_digest(dataset),
+        "label_counts": sample[schema.LABEL].value_counts().to_dict() if len(sample) else {},
+    }
+    write_json(summary, ctx.path(catalog.SAMPLE_REPORT))
+    with stage_run(ctx.root, STAGE, {"sample": dataclasses.asdict(p)}) as run:
         run.log_dataset(sample, "train_sample", "training", digest, OUT)
         run.set_tags({"sample_digest": digest, "curated_digest": summary["curated_digest"]})
         run.log_metrics({"items_in": len(dataset), "items_out": len(sample)})
         run.log_dvc_hashes([SOURCE], [OUT])
-    print(f"sample: {len(sample)} of {len(dataset)} curated items ({p.strategy}, fraction {p.fraction}); "
-          f"digest {digest}")
+    print(
+        f"sample: {len(sample)} of {len(dataset)} curated items ({p.strategy}, fraction {p.fraction}); "
+        f"digest {digest}"
+    )
 
 
 if __name__ == "__main__":

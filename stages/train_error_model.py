@@ -6,9 +6,8 @@ import dataclasses
 import shutil
 
 from labelcycle import catalog, schema
-from labelcycle.catalog import Catalog
 from labelcycle.detection.model import SCORE, detect_label_errors
-from labelcycle.pipeline import project_root, read_parquet, run_stage, stage_params, write_json, write_parquet
+from labelcycle.pipeline import run_stage, stage_context, write_json, write_parquet
 from labelcycle.tracking.runs import stage_run
 from labelcycle.versioning.digest import table_digest
 
@@ -18,40 +17,64 @@ SCORES = catalog.ERROR_SCORES
 
 
 def main() -> None:
-    root = project_root()
-    cat = Catalog(root)
-    params = stage_params(root)
+    ctx = stage_context()
+    params = ctx.params
     method = params.aggregate.method
     classes = params.classes
-    annotations = read_parquet(cat.path(catalog.ANNOTATIONS))
-    items = read_parquet(cat.path(catalog.ITEMS))
-    gold_train = read_parquet(cat.path(catalog.GOLD_TRAIN))
-    eval_split = read_parquet(cat.path(catalog.EVAL))
+    annotations = ctx.read(catalog.ANNOTATIONS)
+    items = ctx.read(catalog.ITEMS)
+    gold_train = ctx.read(catalog.GOLD_TRAIN)
+    eval_split = ctx.read(catalog.EVAL)
     # gold_train never holds eval items; exclude_items makes sure of it a second time
-    result = detect_label_errors(annotations, classes, items, gold_train, exclude_items=eval_split[schema.ITEM_ID],
-                                 params=params.error_model)
-    model_dir = cat.path(MODEL_DIR)
+    result = detect_label_errors(
+        annotations,
+        classes,
+        items,
+        gold_train,
+        exclude_items=eval_split[schema.ITEM_ID],
+        params=params.error_model,
+    )
+    model_dir = ctx.path(MODEL_DIR)
     if model_dir.exists():
         shutil.rmtree(model_dir)
     model_dir.mkdir(parents=True)
     if result.model is not None:
         result.model.save(model_dir)
     (model_dir / "README.txt").write_text(result.message + "\n")
-    write_parquet(result.scores, cat.path(SCORES))
-    summary = {"supervised": result.supervised, "message": result.message, "annotations": len(result.scores),
-               "flagged": int(result.scores["is_label_error_issue"].sum()),
-               "mean_score": float(result.scores[SCORE].mean()), **result.metrics}
-    write_json(summary, cat.path(catalog.ERROR_MODEL_REPORT))
-    with stage_run(root, STAGE, {STAGE: dataclasses.asdict(params.error_model), "aggregate": {"method": method}, "ingest": {"labels": classes}}) as run:
+    write_parquet(result.scores, ctx.path(SCORES))
+    summary = {
+        "supervised": result.supervised,
+        "message": result.message,
+        "annotations": len(result.scores),
+        "flagged": int(result.scores["is_label_error_issue"].sum()),
+        "mean_score": float(result.scores[SCORE].mean()),
+        **result.metrics,
+    }
+    write_json(summary, ctx.path(catalog.ERROR_MODEL_REPORT))
+    with stage_run(
+        ctx.root,
+        STAGE,
+        {
+            STAGE: dataclasses.asdict(params.error_model),
+            "aggregate": {"method": method},
+            "ingest": {"labels": classes},
+        },
+    ) as run:
         run.log_dataset(gold_train, "gold_train", "training", table_digest(gold_train), catalog.GOLD_TRAIN)
         run.log_dataset(eval_split, "eval", "excluded", table_digest(eval_split), catalog.EVAL)
-        run.log_metrics({k: v for k, v in summary.items() if isinstance(v, int | float) and not isinstance(v, bool)})
+        run.log_metrics(
+            {k: v for k, v in summary.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+        )
         run.set_tags({"error_model.supervised": result.supervised, "eval_digest": table_digest(eval_split)})
         if result.model is not None:
-            run.log_table(result.model.importance().rename_axis("feature").reset_index(), "feature_importance.csv")
+            run.log_table(
+                result.model.importance().rename_axis("feature").reset_index(), "feature_importance.csv"
+            )
             run.log_artifact(model_dir, "error_model")
         run.log_dvc_hashes([catalog.ANNOTATIONS, catalog.GOLD_TRAIN], [SCORES])
-    print(f"train_error_model: {result.message}; {summary['flagged']} of {len(result.scores)} annotations flagged")
+    print(
+        f"train_error_model: {result.message}; {summary['flagged']} of {len(result.scores)} annotations flagged"
+    )
 
 
 if __name__ == "__main__":

@@ -7,12 +7,14 @@ import os
 import shutil
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from labelcycle import params as params_mod
+from labelcycle.catalog import Catalog
 from labelcycle.errors import LabelcycleError, StateError
 
 #: outputs this process wrote (or is about to write) as a stage; removed again if the stage fails, so a
@@ -34,6 +36,28 @@ def project_root() -> Path:
 def stage_params(root: Path | None = None) -> params_mod.Params:
     """The project's params (every section; a stage reads only the ones dvc.yaml lists for it)."""
     return params_mod.load(root or project_root())
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """What a stage needs from its project: the root, its catalog, its params."""
+
+    root: Path
+    catalog: Catalog
+    params: params_mod.Params
+
+    def path(self, rel: str) -> Path:
+        return self.catalog.path(rel)
+
+    def read(self, rel: str) -> pd.DataFrame:
+        """A Parquet input of the stage (a clear error when an upstream stage has not run)."""
+        return read_parquet(self.catalog.path(rel))
+
+
+def stage_context() -> StageContext:
+    """The project this stage runs in (see :func:`project_root`)."""
+    root = project_root()
+    return StageContext(root, Catalog(root), stage_params(root))
 
 
 def register_output(path: Path) -> Path:
