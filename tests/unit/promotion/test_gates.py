@@ -133,3 +133,22 @@ def test_models_gate():
 @pytest.mark.parametrize("name", g.ORDER)
 def test_gate_names_are_stable(name):
     assert name == name.lower() and " " not in name
+
+
+def test_comparison_gates_name_the_metric_they_judge_in_every_outcome():
+    cmp = compare_paired(_set(GOLD, GOLD), _set(GOLD, GOLD), n_boot=50, random_state=0)
+    non_inferiority = [
+        g.non_inferiority_gate(None, "log_loss", 0.01),
+        g.non_inferiority_gate(None, "log_loss", 0.01, candidate_value=0.3),
+        g.non_inferiority_gate(None, "log_loss", 0.01, mismatch="different items"),
+        g.non_inferiority_gate(cmp, "log_loss", 0.01),
+    ]
+    table = _slice_rows({"EU": (60, 0.0)}).assign(metric="log_loss")
+    slices = [
+        g.slices_gate(None, "log_loss", 0.05, 50),
+        g.slices_gate(None, "log_loss", 0.05, 50, no_features=True),
+        g.slices_gate(None, "log_loss", 0.05, 50, mismatch="different items"),
+        g.slices_gate(table, "log_loss", 0.05, 100),
+        g.slices_gate(table, "log_loss", 0.05, 50),
+    ]
+    assert [gate.evidence for gate in non_inferiority + slices if "log_loss" not in gate.evidence] == []
