@@ -8,7 +8,9 @@ own fields. :mod:`~labelcycle.promotion.status` reads the production release and
 
 The CLI calls::
 
-    from labelcycle.promotion import plan_promotion, plan_rollback, execute, status, render_status, render_plan
+    from labelcycle.promotion import (
+        plan_promotion, plan_rollback, execute, status, render_status, render_plan,
+    )
 """
 
 from labelcycle.promotion.execute import Context, execute

@@ -111,8 +111,13 @@ def _models(reports: Reports) -> tuple[ModelRef, ...]:
 
 
 def _release(
-    reports: Reports, m: MetricsReport, dataset_digest: str, rev: str | None, hashes: dict[str, str],
-    source: str, eval_run: RunRef | None,
+    reports: Reports,
+    m: MetricsReport,
+    dataset_digest: str,
+    rev: str | None,
+    hashes: dict[str, str],
+    source: str,
+    eval_run: RunRef | None,
 ) -> Release:
     return Release(
         dataset_digest=dataset_digest,
@@ -161,13 +166,16 @@ def workspace_candidate(registry: Registry, root: Path) -> Candidate:
     if reports.metrics is None or quality is None:
         missing = catalog.METRICS if reports.metrics is None else catalog.TRAIN_QUALITY_REPORT
         raise WorkspaceError(
-            f"{cat.path(missing)}: missing; run `dvc repro` to train and evaluate a candidate before promoting it"
+            f"{cat.path(missing)}: missing; run `dvc repro` to train and evaluate a candidate before "
+            "promoting it"
         )
     predictions = _read_table(cat.path(catalog.PREDICTIONS))
     if predictions is None:
         raise WorkspaceError(f"{cat.path(catalog.PREDICTIONS)}: missing; run `dvc repro` (stage evaluate)")
     curated = _read_table(cat.path(catalog.DATASET))
-    digest = table_digest(curated) if curated is not None else (reports.curate and reports.curate.curated_digest)
+    digest = (
+        table_digest(curated) if curated is not None else (reports.curate and reports.curate.curated_digest)
+    )
     split = _read_table(cat.path(catalog.EVAL))
     rev = git.resolve_rev(root, "HEAD")
     hashes = dvc.recorded_hashes(root)
@@ -183,7 +191,9 @@ def workspace_candidate(registry: Registry, root: Path) -> Candidate:
     )
 
 
-def commit_candidate(registry: Registry, root: Path, rev: str, eval_run: RunRef | None, source: str) -> Candidate:
+def commit_candidate(
+    registry: Registry, root: Path, rev: str, eval_run: RunRef | None, source: str
+) -> Candidate:
     """The candidate committed at ``rev``: its reports and ``dvc.lock``; tables from the DVC cache."""
     reports = read_reports(root, rev)
     quality = reports.models.get("quality")
@@ -204,7 +214,9 @@ def commit_candidate(registry: Registry, root: Path, rev: str, eval_run: RunRef 
     if eval_run is None:
         eval_run = registry.find_evaluate_run(quality.mlflow_run_id, hashes.get(catalog.PREDICTIONS))
     curated = _cached_table(root, hashes.get(catalog.DATASET))
-    digest = table_digest(curated) if curated is not None else (reports.curate and reports.curate.curated_digest)
+    digest = (
+        table_digest(curated) if curated is not None else (reports.curate and reports.curate.curated_digest)
+    )
     items = _cached_table(root, hashes.get(catalog.ITEMS))
     return Candidate(
         release=_release(reports, reports.metrics, digest or "", rev, hashes, source, eval_run),
@@ -234,12 +246,17 @@ def resolve_candidate(registry: Registry, root: Path, version: str | None) -> Ca
                 f"MLflow run {version} is a {stage or 'non-stage'} run; pass the run id of an "
                 "evaluate stage (it judged the models on the frozen eval split)"
             )
-        wanted = {p: run.tags[TAG_DVC_OUT + p] for p in (catalog.PREDICTIONS, catalog.METRICS) if TAG_DVC_OUT + p in run.tags}
+        wanted = {
+            p: run.tags[TAG_DVC_OUT + p]
+            for p in (catalog.PREDICTIONS, catalog.METRICS)
+            if TAG_DVC_OUT + p in run.tags
+        }
         rev = dvc.find_commit_with_outputs(root, wanted) if wanted else None
         if rev is None:
             raise WorkspaceError(
-                f"data-committed: no commit's {catalog.DVC_LOCK} records the outputs of evaluate run {version} "
-                f"({wanted}); commit {catalog.DVC_LOCK} (and {catalog.RAW_DVC}) after the `dvc repro` that made it"
+                f"data-committed: no commit's {catalog.DVC_LOCK} records the outputs of evaluate run "
+                f"{version} ({wanted}); commit {catalog.DVC_LOCK} (and {catalog.RAW_DVC}) after the "
+                "`dvc repro` that made it"
             )
         return commit_candidate(registry, root, rev, run, f"run:{version}")
     rev = git.resolve_rev(root, version)
@@ -271,14 +288,18 @@ def _slice_features(items: pd.DataFrame | None) -> pd.DataFrame | None:
     return items[[schema.ITEM_ID, *cols]] if cols else None
 
 
-def gather_evidence(registry: Registry, root: Path, params: Params, version: str | None) -> tuple[P.Evidence, Candidate]:
+def gather_evidence(
+    registry: Registry, root: Path, params: Params, version: str | None
+) -> tuple[P.Evidence, Candidate]:
     """Everything :func:`~labelcycle.promotion.plan.build_plan` judges, for VERSION against production."""
     cand = resolve_candidate(registry, root, version)
     rid = records.current_release_id(registry, params.train_quality.registered_model)
     prod, prod_preds = (None, None) if rid is None else records.load_release(registry, rid)[:2]
     names = {m.name for m in cand.release.models} | ({m.name for m in prod.models} if prod else set())
     versions = {(m.name, m.version) for m in cand.release.models}
-    registered = {(m.name, m.version): registry.version_source_run(m.name, m.version) for m in cand.release.models}
+    registered = {
+        (m.name, m.version): registry.version_source_run(m.name, m.version) for m in cand.release.models
+    }
     tag_keys = set(P.model_version_tags(cand.release.with_id("x")))
     ev = P.Evidence(
         candidate=cand.release,

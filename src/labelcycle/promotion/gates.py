@@ -106,7 +106,9 @@ def non_inferiority_gate(
         return Gate(NON_INFERIORITY, False, f"{metric}: cannot compare with production: {mismatch}")
     if comparison is None:
         shown = f"; candidate {candidate_value:.4f}" if candidate_value is not None else ""
-        return Gate(NON_INFERIORITY, True, f"{metric}: no production release to compare with{shown}", applies=False)
+        return Gate(
+            NON_INFERIORITY, True, f"{metric}: no production release to compare with{shown}", applies=False
+        )
     row = comparison.row(metric)
     lo, hi, delta = float(row["ci_low"]), float(row["ci_high"]), float(row["delta"])
     pct = int(round(comparison.confidence * 100))
@@ -144,12 +146,19 @@ def slices_gate(
     if mismatch:
         return Gate(SLICES, False, f"{metric}: cannot compare slices with production: {mismatch}")
     if table is None:
-        why = "no categorical item features to slice by" if no_features else "no production release to compare with"
+        why = (
+            "no categorical item features to slice by"
+            if no_features
+            else "no production release to compare with"
+        )
         return Gate(SLICES, True, f"{metric}: {why}", applies=False)
     rows = table[(table["metric"] == metric) & (table["n"] >= min_slice_size)]
     if rows.empty:
         return Gate(
-            SLICES, True, f"{metric}: no slice has >= {min_slice_size} eval items; nothing to judge", applies=False
+            SLICES,
+            True,
+            f"{metric}: no slice has >= {min_slice_size} eval items; nothing to judge",
+            applies=False,
         )
     sign = 1.0 if higher_is_better(metric) else -1.0
     loss = -sign * rows["delta"].astype(float)  # > 0: the candidate is worse on this slice
@@ -184,8 +193,7 @@ def ingest_gate(validation_passed: bool | None, source: str = catalog.INGEST_REP
         return Gate(
             INGEST,
             False,
-            f"{source}: validation_passed is false (row counts do not reconcile); "
-            f"see {catalog.QUARANTINE}",
+            f"{source}: validation_passed is false (row counts do not reconcile); see {catalog.QUARANTINE}",
         )
     return Gate(INGEST, True, f"{source}: validation_passed is true")
 
@@ -224,7 +232,8 @@ def committed_gate(facts: CommitFacts) -> Gate:
         return Gate(
             COMMITTED,
             False,
-            "; ".join(problems) + f"; run `dvc repro`, then `git add {' '.join(facts.required)} && git commit`",
+            "; ".join(problems)
+            + f"; run `dvc repro`, then `git add {' '.join(facts.required)} && git commit`",
         )
     return Gate(
         COMMITTED,

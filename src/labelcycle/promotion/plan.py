@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from labelcycle import catalog
+from labelcycle import catalog, schema
 from labelcycle.errors import EvalSetMismatchError
 from labelcycle.evaluation.paired import PredictionSet, compare_paired
 from labelcycle.evaluation.slices import slice_paired
@@ -200,7 +200,11 @@ GOLD = "gold_label"
 
 def prediction_set(frame: pd.DataFrame, classes: Sequence[str], eval_digest: str | None) -> PredictionSet:
     """A :class:`PredictionSet` from the evaluate stage's ``reports/predictions.parquet`` layout."""
-    f = frame.drop(columns=["label"]).rename(columns={GOLD: "label"}) if GOLD in frame.columns else frame
+    f = (
+        frame.drop(columns=[schema.LABEL]).rename(columns={GOLD: schema.LABEL})
+        if GOLD in frame.columns
+        else frame
+    )
     return PredictionSet.from_frame(f, classes, eval_digest=eval_digest)
 
 
@@ -376,7 +380,9 @@ def audit_record_action(
     data: dict[str, Any] = {"run_name": f"{action} {release or ''}".strip(), "tags": tags}
     if undoes:
         data.update(undoes=undoes, rolled_back=from_release)
-    return Action(AUDIT_RECORD, release or "", "write the audit record (plan, evidence, reason) to MLflow", data)
+    return Action(
+        AUDIT_RECORD, release or "", "write the audit record (plan, evidence, reason) to MLflow", data
+    )
 
 
 def build_plan(
@@ -388,7 +394,7 @@ def build_plan(
     reason: str | None = None,
     remote_path_note: str | None = None,
 ) -> Plan:
-    """The promotion plan: gates judged on ``metric``, and the actions that would make the candidate production.
+    """The promotion plan: gates judged on ``metric``; the actions that would make the candidate production.
 
     Pure: reads nothing, changes nothing. A no-op plan (the candidate already is production) has no
     actions. ``force`` marks the release as forced when some gate failed.
@@ -405,7 +411,16 @@ def build_plan(
     prod = ev.production
     if prod is not None and ev.candidate.same_release(prod):
         return Plan(
-            "promote", prod, prod, gates, (), ev.state, ev.state, noop=True, force=force, reason=reason,
+            "promote",
+            prod,
+            prod,
+            gates,
+            (),
+            ev.state,
+            ev.state,
+            noop=True,
+            force=force,
+            reason=reason,
             metric=metric,
         )
     failed = [x.name for x in gates if not x.passed]
@@ -446,5 +461,14 @@ def build_plan(
         )
     )
     return Plan(
-        "promote", cand, prod, gates, tuple(actions), ev.state, after, force=force, reason=reason, metric=metric
+        "promote",
+        cand,
+        prod,
+        gates,
+        tuple(actions),
+        ev.state,
+        after,
+        force=force,
+        reason=reason,
+        metric=metric,
     )

@@ -64,8 +64,8 @@ def current_release_id(registry: Registry, quality_model: str) -> str | None:
     rid = registry.version_tags(quality_model, version).get(P.TAG_RELEASE)
     if not rid:
         raise WorkspaceError(
-            f"{quality_model}@{P.ALIAS} points at v{version}, which carries no {P.TAG_RELEASE} tag: it was set "
-            "outside labelcycle. Remove the alias or promote with labelcycle so a release record exists"
+            f"{quality_model}@{P.ALIAS} points at v{version}, which carries no {P.TAG_RELEASE} tag: it was "
+            "set outside labelcycle. Remove the alias or promote with labelcycle so a release record exists"
         )
     return rid
 

@@ -53,7 +53,8 @@ def promotion_to_undo(history: Sequence[AuditEntry], current: str | None) -> Aud
                 )
             return entry
     raise WorkspaceError(
-        f"no recorded promotion to {current} that is not already undone; cannot tell which release preceded it"
+        f"no recorded promotion to {current} that is not already undone; cannot tell which release "
+        "preceded it"
     )
 
 

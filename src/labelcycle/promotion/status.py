@@ -45,7 +45,11 @@ def status(root: Path) -> dict[str, Any] | None:
         return None
     rel, _, record = records.load_release(registry, rid)
     models = [
-        {**m.to_dict(), "alias": f"models:/{m.name}@{P.ALIAS}", "alias_version": registry.alias(m.name, P.ALIAS)}
+        {
+            **m.to_dict(),
+            "alias": f"models:/{m.name}@{P.ALIAS}",
+            "alias_version": registry.alias(m.name, P.ALIAS),
+        }
         for m in rel.models
     ]
     return {

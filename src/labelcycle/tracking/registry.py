@@ -119,7 +119,9 @@ class Registry:
         try:
             runs = self.client.search_runs(
                 [e.experiment_id for e in self.client.search_experiments()],
-                filter_string=f"tags.`{TAG_STAGE}` = 'evaluate' and tags.`{TAG_EVALUATED_RUN}` = '{quality_run}'",
+                filter_string=(
+                    f"tags.`{TAG_STAGE}` = 'evaluate' and tags.`{TAG_EVALUATED_RUN}` = '{quality_run}'"
+                ),
                 order_by=["attributes.start_time DESC"],
                 max_results=50,
             )
@@ -203,8 +205,9 @@ class Registry:
             run_name: the run's name for people.
         """
         exp = self._records_experiment(create=True)
-        run = self.client.create_run(exp, tags={TAG_KIND: kind, **{k: str(v) for k, v in tags.items()}},
-                                     run_name=run_name)
+        run = self.client.create_run(
+            exp, tags={TAG_KIND: kind, **{k: str(v) for k, v in tags.items()}}, run_name=run_name
+        )
         rid = run.info.run_id
         with tempfile.TemporaryDirectory() as tmp:
             for name, content in files.items():

@@ -67,9 +67,7 @@ def lock_outs(lock_text: str | bytes | None) -> dict[str, str]:
 def dvc_file_outs(text: str | bytes | None, folder: str) -> dict[str, str]:
     """Output path (relative to the root) -> md5 recorded in the text of a ``.dvc`` file in ``folder``."""
     data = yaml.safe_load(text or "") or {}
-    return {
-        f"{folder}/{e['path']}".lstrip("/"): e["md5"] for e in data.get("outs", []) or [] if "md5" in e
-    }
+    return {f"{folder}/{e['path']}".lstrip("/"): e["md5"] for e in data.get("outs", []) or [] if "md5" in e}
 
 
 def _is_dvc_file(rel: str) -> bool:
@@ -95,7 +93,9 @@ def recorded_hashes(root: Path, rev: str | None = None) -> dict[str, str]:
         }
     else:
         lock = git.show_file(root, rev, catalog.DVC_LOCK)
-        dvc_files = {rel: git.show_file(root, rev, rel) for rel in git.list_files(root, rev) if _is_dvc_file(rel)}
+        dvc_files = {
+            rel: git.show_file(root, rev, rel) for rel in git.list_files(root, rev) if _is_dvc_file(rel)
+        }
     out = lock_outs(lock)
     for rel, text in sorted(dvc_files.items()):
         out.update(dvc_file_outs(text, rel.rpartition("/")[0]))
@@ -193,7 +193,9 @@ def remote_status(root: Path, rev: str | None = None) -> RemoteStatus:
                 except Exception as exc:  # any transport error: unreachable
                     error = f"{type(exc).__name__}: {exc}"
                 else:
-                    return RemoteStatus(name, url, len(ids), len(st.new), tuple(sorted(h.value for h in st.missing)))
+                    return RemoteStatus(
+                        name, url, len(ids), len(st.new), tuple(sorted(h.value for h in st.missing))
+                    )
             return RemoteStatus(name, url, len(ids), len(ids), (), error)
     except WorkspaceError:
         raise

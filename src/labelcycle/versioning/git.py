@@ -37,7 +37,13 @@ def git(root: Path, *args: str, check: bool = False) -> str | None:
     """
     try:
         res = subprocess.run(
-            ["git", *args], cwd=root, capture_output=True, text=True, timeout=TIMEOUT_S, env=_env(), check=False
+            ["git", *args],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_S,
+            env=_env(),
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         if check:
@@ -93,7 +99,12 @@ def list_files(root: Path, rev: str) -> list[str]:
 def tags(root: Path, prefix: str) -> dict[str, str]:
     """Every git tag whose name starts with ``prefix`` -> the commit it points at (annotated tags peeled)."""
     folder = prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
-    out = git(root, "for-each-ref", "--format=%(refname:strip=2) %(objectname) %(*objectname)", f"refs/tags/{folder}")
+    out = git(
+        root,
+        "for-each-ref",
+        "--format=%(refname:strip=2) %(objectname) %(*objectname)",
+        f"refs/tags/{folder}",
+    )
     found = {}
     for line in (out or "").splitlines():
         parts = line.split()

@@ -22,26 +22,54 @@ GOLD = ["a"] * 10 + ["b"] * 10
 
 def _preds(pred: list[str], confidence: float = 0.9) -> pd.DataFrame:
     p = np.array([confidence if x == "a" else 1 - confidence for x in pred])
-    return pd.DataFrame({"item_id": [f"i{k}" for k in range(20)], "gold_label": GOLD, "label": pred,
-                         "proba_a": p, "proba_b": 1 - p})
+    return pd.DataFrame(
+        {
+            "item_id": [f"i{k}" for k in range(20)],
+            "gold_label": GOLD,
+            "label": pred,
+            "proba_a": p,
+            "proba_b": 1 - p,
+        }
+    )
 
 
 def _release(version: str, digest: str = "ds1", rid: str | None = None) -> Release:
-    return Release(dataset_digest=digest, git_rev="c" * 40, dvc_hashes={"data/raw": "r1.dir"},
-                   raw_batches=("b1",), eval_digest="e1", metrics={"accuracy": 0.9}, intervals={},
-                   models=(ModelRef("quality", "q", version, f"run{version}"),), release_id=rid)
+    return Release(
+        dataset_digest=digest,
+        git_rev="c" * 40,
+        dvc_hashes={"data/raw": "r1.dir"},
+        raw_batches=("b1",),
+        eval_digest="e1",
+        metrics={"accuracy": 0.9},
+        intervals={},
+        models=(ModelRef("quality", "q", version, f"run{version}"),),
+        release_id=rid,
+    )
 
 
-def _evidence(cand: Release, prod: Release | None, cand_pred: list[str], prod_pred: list[str] | None = None,
-              state: P.RegistryState | None = None, **kw) -> P.Evidence:
+def _evidence(
+    cand: Release,
+    prod: Release | None,
+    cand_pred: list[str],
+    prod_pred: list[str] | None = None,
+    state: P.RegistryState | None = None,
+    **kw,
+) -> P.Evidence:
     features = pd.DataFrame({"item_id": [f"i{k}" for k in range(20)], "region": ["EU", "US"] * 10})
     args = dict(
-        candidate=cand, production=prod, candidate_predictions=_preds(cand_pred),
-        production_predictions=_preds(prod_pred) if prod_pred else None, classes=CLASSES,
-        slice_features=features, ingest_passed=True, split_digest="e1", commit=CommitFacts("c" * 40),
+        candidate=cand,
+        production=prod,
+        candidate_predictions=_preds(cand_pred),
+        production_predictions=_preds(prod_pred) if prod_pred else None,
+        classes=CLASSES,
+        slice_features=features,
+        ingest_passed=True,
+        split_digest="e1",
+        commit=CommitFacts("c" * 40),
         remote=RemoteFacts("r", "/remote", True, True, total=3, to_push=3),
         registered={(m.name, m.version): m.run_id for m in cand.models},
-        state=state or P.RegistryState({"q": None}, {}, {}), next_release_number=1,
+        state=state or P.RegistryState({"q": None}, {}, {}),
+        next_release_number=1,
     )
     args.update(kw)
     return P.Evidence(**args)
@@ -52,8 +80,14 @@ def test_first_promotion_checks_what_applies_and_plans_push_tag_tags_alias_and_r
     assert plan.allowed and not plan.noop and plan.candidate.release_id == "dataset/v1"
     assert [x.name for x in plan.gates] == list(P.g.ORDER)
     assert {x.name for x in plan.gates if not x.applies} == {"non-inferiority", "slices"}
-    assert [a.kind for a in plan.actions] == [P.DVC_PUSH, P.GIT_TAG, P.MODEL_TAGS, P.SET_ALIAS,
-                                              P.RELEASE_RECORD, P.AUDIT_RECORD]
+    assert [a.kind for a in plan.actions] == [
+        P.DVC_PUSH,
+        P.GIT_TAG,
+        P.MODEL_TAGS,
+        P.SET_ALIAS,
+        P.RELEASE_RECORD,
+        P.AUDIT_RECORD,
+    ]
     assert plan.after.aliases == {"q": "1"}
     assert plan.after.git_tags == {"dataset/v1": "c" * 40}
     assert plan.after.version_tags["q/1"][P.TAG_RELEASE] == "dataset/v1"
@@ -104,13 +138,18 @@ def test_every_action_carries_what_carrying_it_out_needs():
     audit = by_kind[P.AUDIT_RECORD].data
     assert audit["run_name"] == "promote dataset/v1"
     assert {k: audit["tags"][k] for k in (P.TAG_ACTION, P.TAG_RELEASE, P.TAG_FROM, "labelcycle.reason")} == {
-        P.TAG_ACTION: "promote", P.TAG_RELEASE: "dataset/v1", P.TAG_FROM: "", "labelcycle.reason": "first"}
+        P.TAG_ACTION: "promote",
+        P.TAG_RELEASE: "dataset/v1",
+        P.TAG_FROM: "",
+        "labelcycle.reason": "first",
+    }
 
 
 def test_a_forced_plan_audits_the_gates_it_overrode():
     prod = _release("1", rid="dataset/v1")
-    plan = P.build_plan(_evidence(_release("2", "ds2"), prod, ["a"] * 20, GOLD), PARAMS, METRIC, force=True,
-                        reason="hotfix")
+    plan = P.build_plan(
+        _evidence(_release("2", "ds2"), prod, ["a"] * 20, GOLD), PARAMS, METRIC, force=True, reason="hotfix"
+    )
     audit = plan.actions[-1]
     assert audit.kind == P.AUDIT_RECORD and audit.data["tags"]["labelcycle.forced"] == "true"
     assert audit.data["tags"]["labelcycle.failed_gates"] == "non-inferiority,slices"
@@ -119,8 +158,9 @@ def test_a_forced_plan_audits_the_gates_it_overrode():
 
 def test_force_allows_a_refused_plan_and_marks_the_release_forced():
     prod = _release("1", rid="dataset/v1")
-    plan = P.build_plan(_evidence(_release("2", "ds2"), prod, ["a"] * 20, GOLD), PARAMS, METRIC, force=True,
-                        reason="hotfix")
+    plan = P.build_plan(
+        _evidence(_release("2", "ds2"), prod, ["a"] * 20, GOLD), PARAMS, METRIC, force=True, reason="hotfix"
+    )
     assert plan.allowed and plan.candidate.forced and "FORCED" in render_plan(plan)
 
 
@@ -145,7 +185,11 @@ def test_a_better_candidate_moves_the_alias_and_adds_a_tag():
 
 
 def _apply(state: P.RegistryState, actions) -> P.RegistryState:
-    aliases, vt, tags = dict(state.aliases), {k: dict(v) for k, v in state.version_tags.items()}, dict(state.git_tags)
+    aliases, vt, tags = (
+        dict(state.aliases),
+        {k: dict(v) for k, v in state.version_tags.items()},
+        dict(state.git_tags),
+    )
     for a in actions:
         if a.kind == P.SET_ALIAS:
             aliases[a.data["name"]] = a.data["version"]
@@ -160,8 +204,11 @@ def _apply(state: P.RegistryState, actions) -> P.RegistryState:
 
 
 def test_rollback_actions_restore_the_state_before_the_promotion_exactly():
-    before = P.RegistryState({"q": "1", "err": "4"}, {"q/2": {P.TAG_RELEASE: None}, "q/1": {P.TAG_RELEASE: "dataset/v1"}},
-                             {"dataset/v1": "a" * 40})
+    before = P.RegistryState(
+        {"q": "1", "err": "4"},
+        {"q/2": {P.TAG_RELEASE: None}, "q/1": {P.TAG_RELEASE: "dataset/v1"}},
+        {"dataset/v1": "a" * 40},
+    )
     prev = _release("1", rid="dataset/v1")
     after = P.promoted_state(before, _release("2").with_id("dataset/v2"), prev)
     assert after.aliases == {"q": "2", "err": "4"}
@@ -175,18 +222,32 @@ def test_rollback_actions_restore_the_state_before_the_promotion_exactly():
 
 def test_a_rollback_audit_action_names_the_promotion_it_undoes_and_the_release_it_rolls_back():
     entry = R.AuditEntry("run9", "promote", "dataset/v2", "dataset/v1", P.RegistryState(), "2030")
-    plan = R.build_rollback_plan(entry, P.RegistryState(), _release("2", rid="dataset/v2"),
-                                 _release("1", rid="dataset/v1"), "bad")
+    plan = R.build_rollback_plan(
+        entry, P.RegistryState(), _release("2", rid="dataset/v2"), _release("1", rid="dataset/v1"), "bad"
+    )
     audit = plan.actions[-1]
     assert audit.data["undoes"] == "run9" and audit.data["rolled_back"] == "dataset/v2"
-    assert audit.data["tags"][P.TAG_ACTION] == "rollback" and audit.data["tags"][P.TAG_RELEASE] == "dataset/v1"
+    assert (
+        audit.data["tags"][P.TAG_ACTION] == "rollback" and audit.data["tags"][P.TAG_RELEASE] == "dataset/v1"
+    )
     assert audit.data["tags"]["labelcycle.reason"] == "bad"
 
 
 def test_a_role_missing_from_the_new_release_loses_its_alias():
-    prev = Release("d", "c", {}, (), "e", {}, {}, (ModelRef("quality", "q", "1"), ModelRef("error", "err", "3")),
-                   release_id="dataset/v1")
-    after = P.promoted_state(P.RegistryState({"q": "1", "err": "3"}), _release("2").with_id("dataset/v2"), prev)
+    prev = Release(
+        "d",
+        "c",
+        {},
+        (),
+        "e",
+        {},
+        {},
+        (ModelRef("quality", "q", "1"), ModelRef("error", "err", "3")),
+        release_id="dataset/v1",
+    )
+    after = P.promoted_state(
+        P.RegistryState({"q": "1", "err": "3"}), _release("2").with_id("dataset/v2"), prev
+    )
     assert after.aliases == {"q": "2", "err": None}
 
 
