@@ -155,5 +155,9 @@ def test_promote_refuse_promote_rollback(project, monkeypatch):
     assert sorted(r.data.tags["labelcycle.action"] for r in audits) == ["promote", "promote", "rollback"]
     assert next(r for r in audits if r.data.tags["labelcycle.action"] == "rollback").data.tags[
         "labelcycle.reason"] == "test"
+    # the gates judged evaluate.primary_metric, and the audit record says so
+    second = next(r for r in audits if r.data.tags["labelcycle.release"] == "dataset/v2")
+    plan = json.loads(Path(client.download_artifacts(second.info.run_id, "plan.json", str(root.parent))).read_text())
+    assert plan["metric"] == "log_loss" and plan["actions"][-1]["kind"] == "audit-record"
     # dataset/v1 was the first release: there is nothing before it
     assert "first release" in lc(root, "rollback", ok=False).stderr

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from labelcycle import catalog
 from labelcycle.evaluation.metrics import higher_is_better
 from labelcycle.evaluation.paired import PairedComparison
 
@@ -62,21 +63,21 @@ def eval_digest_gate(
             EVAL_DIGEST,
             False,
             "the candidate's evaluation records no eval digest "
-            "(reports/metrics.json eval_digest); re-run `dvc repro` to evaluate it",
+            f"({catalog.METRICS} eval_digest); re-run `dvc repro` to evaluate it",
         )
     if split_digest and split_digest != candidate:
         return Gate(
             EVAL_DIGEST,
             False,
             f"the candidate's predictions were made on eval split {candidate} but "
-            f"data/split/eval.parquet has digest {split_digest}; re-run `dvc repro`",
+            f"{catalog.EVAL} has digest {split_digest}; re-run `dvc repro`",
         )
     if not has_production:
         return Gate(
             EVAL_DIGEST,
             True,
             f"no production release yet; candidate evaluated on eval split {candidate}"
-            + (" (= data/split/eval.parquet)" if split_digest else ""),
+            + (f" (= {catalog.EVAL})" if split_digest else ""),
         )
     if candidate != production:
         return Gate(
@@ -102,10 +103,12 @@ def non_inferiority_gate(
     ``mismatch`` is the reason a comparison could not be made (the gate fails).
     """
     if mismatch:
-        return Gate(NON_INFERIORITY, False, f"cannot compare with production: {mismatch}")
+        return Gate(NON_INFERIORITY, False, f"{metric}: cannot compare with production: {mismatch}")
     if comparison is None:
-        shown = f"; candidate {metric} {candidate_value:.4f}" if candidate_value is not None else ""
-        return Gate(NON_INFERIORITY, True, f"no production release to compare with{shown}", applies=False)
+        shown = f"; candidate {candidate_value:.4f}" if candidate_value is not None else ""
+        return Gate(
+            NON_INFERIORITY, True, f"{metric}: no production release to compare with{shown}", applies=False
+        )
     row = comparison.row(metric)
     lo, hi, delta = float(row["ci_low"]), float(row["ci_high"]), float(row["delta"])
     pct = int(round(comparison.confidence * 100))
@@ -141,18 +144,21 @@ def slices_gate(
     is reported as evidence. ``None`` means no production release (the gate does not apply).
     """
     if mismatch:
-        return Gate(SLICES, False, f"cannot compare slices with production: {mismatch}")
+        return Gate(SLICES, False, f"{metric}: cannot compare slices with production: {mismatch}")
     if table is None:
         why = (
             "no categorical item features to slice by"
             if no_features
             else "no production release to compare with"
         )
-        return Gate(SLICES, True, why, applies=False)
+        return Gate(SLICES, True, f"{metric}: {why}", applies=False)
     rows = table[(table["metric"] == metric) & (table["n"] >= min_slice_size)]
     if rows.empty:
         return Gate(
-            SLICES, True, f"no slice has >= {min_slice_size} eval items; nothing to judge", applies=False
+            SLICES,
+            True,
+            f"{metric}: no slice has >= {min_slice_size} eval items; nothing to judge",
+            applies=False,
         )
     sign = 1.0 if higher_is_better(metric) else -1.0
     loss = -sign * rows["delta"].astype(float)  # > 0: the candidate is worse on this slice
@@ -179,7 +185,7 @@ def slices_gate(
     return Gate(SLICES, True, f"{judged}; none loses more than {slice_margin:.3f}; worst {fmt(worst)}")
 
 
-def ingest_gate(validation_passed: bool | None, source: str = "reports/ingest.json") -> Gate:
+def ingest_gate(validation_passed: bool | None, source: str = catalog.INGEST_REPORT) -> Gate:
     """The candidate's ingest validation passed (counts reconcile)."""
     if validation_passed is None:
         return Gate(INGEST, False, f"{source}: no validation result recorded; run `dvc repro` (stage ingest)")
@@ -187,8 +193,7 @@ def ingest_gate(validation_passed: bool | None, source: str = "reports/ingest.js
         return Gate(
             INGEST,
             False,
-            f"{source}: validation_passed is false (row counts do not reconcile); "
-            "see data/interim/quarantine.parquet",
+            f"{source}: validation_passed is false (row counts do not reconcile); see {catalog.QUARANTINE}",
         )
     return Gate(INGEST, True, f"{source}: validation_passed is true")
 
@@ -199,21 +204,21 @@ class CommitFacts:
 
     Attributes:
         git_rev: the commit (None outside git or before the first commit).
-        required: paths that must be committed (``dvc.lock``, ``data/raw.dvc``).
+        required: paths that must be committed (``dvc.lock`` and the raw data's ``.dvc`` file).
         untracked: required paths absent from that commit.
         dirty: required paths whose working copy or index differs from the commit.
         out_of_sync: workspace outputs whose content differs from what ``dvc.lock`` records.
     """
 
     git_rev: str | None
-    required: tuple[str, ...] = ("dvc.lock", "data/raw.dvc")
+    required: tuple[str, ...] = (catalog.DVC_LOCK, catalog.RAW_DVC)
     untracked: tuple[str, ...] = ()
     dirty: tuple[str, ...] = ()
     out_of_sync: tuple[str, ...] = ()
 
 
 def committed_gate(facts: CommitFacts) -> Gate:
-    """``dvc.lock`` and ``data/raw.dvc`` are committed and clean, and the workspace matches ``dvc.lock``."""
+    """The required DVC files are committed and clean, and the workspace matches ``dvc.lock``."""
     problems = []
     if not facts.git_rev:
         problems.append("the project has no git commit")
@@ -222,18 +227,19 @@ def committed_gate(facts: CommitFacts) -> Gate:
     if facts.dirty:
         problems.append(f"uncommitted changes in {', '.join(facts.dirty)}")
     if facts.out_of_sync:
-        problems.append(f"workspace differs from dvc.lock: {'; '.join(facts.out_of_sync)}")
+        problems.append(f"workspace differs from {catalog.DVC_LOCK}: {'; '.join(facts.out_of_sync)}")
     if problems:
         return Gate(
             COMMITTED,
             False,
-            "; ".join(problems) + "; run `dvc repro`, then `git add dvc.lock data/raw.dvc && git commit`",
+            "; ".join(problems)
+            + f"; run `dvc repro`, then `git add {' '.join(facts.required)} && git commit`",
         )
     return Gate(
         COMMITTED,
         True,
         f"{', '.join(facts.required)} committed and clean at {facts.git_rev[:10]}; "
-        "the workspace outputs match dvc.lock",
+        f"the workspace outputs match {catalog.DVC_LOCK}",
     )
 
 
@@ -304,7 +310,7 @@ def models_gate(models: Sequence, registered: Mapping[tuple[str, str], str | Non
         return Gate(
             MODELS,
             False,
-            "the candidate names no registered model (reports/train_quality.json "
+            f"the candidate names no registered model ({catalog.TRAIN_QUALITY_REPORT} "
             "model_version); re-run train_quality with a registered_model name",
         )
     problems, ok = [], []

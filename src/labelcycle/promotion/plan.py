@@ -2,8 +2,11 @@
 
 The registry and git state a release touches is a :class:`RegistryState` (``production`` aliases,
 labelcycle's model-version tags, ``dataset/vN`` git tags). A promotion's actions are the difference
-between the state before and the state after; a rollback's are the difference between now and the
-state recorded before the promotion it undoes, so it restores aliases and tags exactly.
+between the state before and the state after, plus the records; a rollback's are the difference between
+now and the state recorded before the promotion it undoes, so it restores aliases and tags exactly.
+
+Every action carries in its ``data`` all that carrying it out needs (:mod:`labelcycle.promotion.execute`
+reads nothing else), so the plan that is shown and audited is exactly what is done.
 """
 
 from __future__ import annotations
@@ -14,23 +17,30 @@ from typing import Any
 
 import pandas as pd
 
-from labelcycle.errors import EvalSetMismatchError, WorkspaceError
+from labelcycle import catalog, schema
+from labelcycle.errors import EvalSetMismatchError
 from labelcycle.evaluation.paired import PredictionSet, compare_paired
 from labelcycle.evaluation.slices import slice_paired
 from labelcycle.params import PromoteParams
 from labelcycle.promotion import gates as g
-from labelcycle.promotion.release import Release
+from labelcycle.promotion.release import Release, release_id
 
 ALIAS = "production"
+# tags on promoted model versions and on the records
 TAG_RELEASE = "labelcycle.release"
 TAG_DATASET_DIGEST = "labelcycle.dataset_digest"
 TAG_GIT_REV = "labelcycle.git_rev"
 TAG_EVAL_DIGEST = "labelcycle.eval_digest"
 TAG_DVC_PREFIX = "labelcycle.dvc."
-#: DVC paths whose hashes go on each promoted model version (all hashes go in the release manifest)
-TAGGED_DVC_PATHS = ("data/raw", "data/curated/dataset.parquet", "data/split/eval.parquet")
+# tags on audit records
+TAG_ACTION = "labelcycle.action"
+TAG_FROM = "labelcycle.from_release"
+TAG_AT = "labelcycle.at"
+TAG_BY = "labelcycle.by"
+TAG_UNDONE = "labelcycle.undone"
+TAG_ROLLED_BACK = "labelcycle.rolled_back"
 
-# action kinds, in the order they are carried out
+# action kinds, in the order a plan carries them out
 CONFIGURE_REMOTE = "configure-remote"
 DVC_PUSH = "dvc-push"
 GIT_TAG = "git-tag"
@@ -38,7 +48,6 @@ MODEL_TAGS = "model-version-tags"
 SET_ALIAS = "alias"
 RELEASE_RECORD = "release-record"
 AUDIT_RECORD = "audit-record"
-KIND_ORDER = (CONFIGURE_REMOTE, DVC_PUSH, GIT_TAG, MODEL_TAGS, SET_ALIAS, RELEASE_RECORD, AUDIT_RECORD)
 
 
 @dataclass(frozen=True)
@@ -76,7 +85,7 @@ class Action:
     """One change the plan makes.
 
     Attributes:
-        kind: one of :data:`KIND_ORDER`.
+        kind: one of the action kinds (:data:`CONFIGURE_REMOTE` ... :data:`AUDIT_RECORD`).
         target: what it changes (model name, git tag, remote).
         detail: one line for people.
         data: what the executor needs (versions, tags, commit, ...).
@@ -106,6 +115,8 @@ class Plan:
         noop: the candidate already is production.
         force: ``--force`` was given.
         reason: ``--reason`` text.
+        undoes: a rollback's audit record of the promotion it undoes.
+        metric: the primary metric the gates judged (None for a rollback).
     """
 
     action: str
@@ -118,7 +129,8 @@ class Plan:
     noop: bool = False
     force: bool = False
     reason: str | None = None
-    undoes: str | None = None  # rollback: the audit record of the promotion being undone
+    undoes: str | None = None
+    metric: str | None = None
 
     @property
     def failed(self) -> list[g.Gate]:
@@ -136,6 +148,7 @@ class Plan:
             "force": self.force,
             "reason": self.reason,
             "undoes": self.undoes,
+            "metric": self.metric,
             "allowed": self.allowed,
             "failed_gates": [x.name for x in self.failed],
             "candidate": self.candidate.to_manifest() if self.candidate else None,
@@ -149,7 +162,7 @@ class Plan:
 
 @dataclass(frozen=True)
 class Evidence:
-    """Everything :func:`build_plan` judges, gathered by ``tracking/promote.py``.
+    """Everything :func:`build_plan` judges, gathered by :mod:`labelcycle.promotion.facts`.
 
     Attributes:
         candidate: the candidate release (no ``release_id`` yet).
@@ -187,7 +200,11 @@ GOLD = "gold_label"
 
 def prediction_set(frame: pd.DataFrame, classes: Sequence[str], eval_digest: str | None) -> PredictionSet:
     """A :class:`PredictionSet` from the evaluate stage's ``reports/predictions.parquet`` layout."""
-    f = frame.drop(columns=["label"]).rename(columns={GOLD: "label"}) if GOLD in frame.columns else frame
+    f = (
+        frame.drop(columns=[schema.LABEL]).rename(columns={GOLD: schema.LABEL})
+        if GOLD in frame.columns
+        else frame
+    )
     return PredictionSet.from_frame(f, classes, eval_digest=eval_digest)
 
 
@@ -237,7 +254,7 @@ def judge(ev: Evidence, params: PromoteParams, metric: str) -> tuple[g.Gate, ...
     )
 
 
-def release_tags(release: Release) -> dict[str, str]:
+def model_version_tags(release: Release) -> dict[str, str]:
     """The tags a promotion puts on each of the release's model versions."""
     tags = {
         TAG_RELEASE: release.release_id or "",
@@ -245,7 +262,7 @@ def release_tags(release: Release) -> dict[str, str]:
         TAG_GIT_REV: release.git_rev or "",
         TAG_EVAL_DIGEST: release.eval_digest or "",
     }
-    for path in TAGGED_DVC_PATHS:
+    for path in catalog.RELEASE_PATHS:
         if path in release.dvc_hashes:
             tags[TAG_DVC_PREFIX + path] = release.dvc_hashes[path]
     return tags
@@ -258,7 +275,7 @@ def promoted_state(before: RegistryState, release: Release, previous: Release | 
         for m in previous.models:  # a role the new release lacks loses its production alias
             aliases[m.name] = None
     version_tags = {k: dict(v) for k, v in before.version_tags.items()}
-    tags = release_tags(release)
+    tags = model_version_tags(release)
     for m in release.models:
         aliases[m.name] = m.version
         key = f"{m.name}/{m.version}"
@@ -317,6 +334,57 @@ def diff_states(before: RegistryState, after: RegistryState) -> list[Action]:
     return actions
 
 
+def release_record_action(release: Release) -> Action:
+    """Record ``release`` (with its id) in MLflow: its manifest, tags naming it, and its predictions."""
+    rid = release.release_id or ""
+    tags = {
+        TAG_RELEASE: rid,
+        TAG_DATASET_DIGEST: release.dataset_digest,
+        TAG_GIT_REV: release.git_rev or "",
+        TAG_EVAL_DIGEST: release.eval_digest or "",
+        "labelcycle.forced": str(release.forced).lower(),
+        "labelcycle.models": ", ".join(f"{m.name}/{m.version}" for m in release.models),
+    }
+    return Action(
+        RELEASE_RECORD,
+        rid,
+        f"record release {rid} in MLflow (manifest + predictions)",
+        {"run_name": f"release {rid}", "tags": tags, "manifest": release.to_manifest()},
+    )
+
+
+def audit_record_action(
+    action: str,
+    release: str | None,
+    from_release: str | None,
+    *,
+    forced: bool = False,
+    failed: Sequence[str] = (),
+    reason: str | None = None,
+    undoes: str | None = None,
+) -> Action:
+    """Write the audit record of ``action`` (``promote``, ``rollback``) that makes ``release`` production.
+
+    A rollback's record also marks the audit record it ``undoes`` as undone and the release record of
+    ``from_release`` as rolled back.
+    """
+    tags = {
+        TAG_ACTION: action,
+        TAG_RELEASE: release or "",
+        TAG_FROM: from_release or "",
+        "labelcycle.forced": str(forced).lower(),
+        "labelcycle.failed_gates": ",".join(failed),
+        "labelcycle.reason": (reason or "")[:4000],
+        "labelcycle.undoes": undoes or "",
+    }
+    data: dict[str, Any] = {"run_name": f"{action} {release or ''}".strip(), "tags": tags}
+    if undoes:
+        data.update(undoes=undoes, rolled_back=from_release)
+    return Action(
+        AUDIT_RECORD, release or "", "write the audit record (plan, evidence, reason) to MLflow", data
+    )
+
+
 def build_plan(
     ev: Evidence,
     params: PromoteParams,
@@ -326,19 +394,38 @@ def build_plan(
     reason: str | None = None,
     remote_path_note: str | None = None,
 ) -> Plan:
-    """The promotion plan: gates judged, and the actions that would make the candidate production.
+    """The promotion plan: gates judged on ``metric``; the actions that would make the candidate production.
 
     Pure: reads nothing, changes nothing. A no-op plan (the candidate already is production) has no
     actions. ``force`` marks the release as forced when some gate failed.
+
+    Args:
+        ev: the facts.
+        params: the gates' margins and bootstrap settings.
+        metric: the primary metric (``evaluate.primary_metric``) the comparison gates judge.
+        force: carry the plan out although gates failed.
+        reason: why (recorded in the audit record).
+        remote_path_note: where an unconfigured remote will be configured, for the action's text.
     """
     gates = judge(ev, params, metric)
     prod = ev.production
     if prod is not None and ev.candidate.same_release(prod):
         return Plan(
-            "promote", prod, prod, gates, (), ev.state, ev.state, noop=True, force=force, reason=reason
+            "promote",
+            prod,
+            prod,
+            gates,
+            (),
+            ev.state,
+            ev.state,
+            noop=True,
+            force=force,
+            reason=reason,
+            metric=metric,
         )
-    rid = f"dataset/v{ev.next_release_number}"
-    cand = ev.candidate.with_id(rid, forced=force and any(not x.passed for x in gates))
+    failed = [x.name for x in gates if not x.passed]
+    rid = release_id(ev.next_release_number)
+    cand = ev.candidate.with_id(rid, forced=force and bool(failed))
     after = promoted_state(ev.state, cand, prod)
     actions: list[Action] = []
     r = ev.remote
@@ -362,117 +449,26 @@ def build_plan(
             )
         )
     actions.extend(diff_states(ev.state, after))
-    actions.append(Action(RELEASE_RECORD, rid, f"record release {rid} in MLflow (manifest + predictions)"))
-    actions.append(Action(AUDIT_RECORD, rid, "write the audit record (plan, evidence, reason) to MLflow"))
-    return Plan("promote", cand, prod, gates, tuple(actions), ev.state, after, force=force, reason=reason)
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    """One promotion or rollback as recorded in MLflow.
-
-    Attributes:
-        run_id: the audit record's run.
-        action: ``promote`` or ``rollback``.
-        release: the release that became production.
-        from_release: the release that was production before.
-        before: the state before.
-        at: when (ISO time; entries sort by it).
-        undone: a later rollback undid this promotion.
-    """
-
-    run_id: str
-    action: str
-    release: str | None
-    from_release: str | None
-    before: RegistryState
-    at: str
-    undone: bool = False
-
-
-def promotion_to_undo(history: Sequence[AuditEntry], current: str | None) -> AuditEntry:
-    """The promotion a rollback undoes: the latest not yet undone promotion to the current release.
-
-    Raises:
-        WorkspaceError: no production release, or it has no earlier release to return to.
-    """
-    if not current:
-        raise WorkspaceError("there is no production release to roll back (`labelcycle status` shows it)")
-    for entry in sorted(history, key=lambda e: e.at, reverse=True):
-        if entry.action == "promote" and entry.release == current and not entry.undone:
-            if entry.from_release is None:
-                raise WorkspaceError(
-                    f"{current} was the first release; there is no previous release to roll back to"
-                )
-            return entry
-    raise WorkspaceError(
-        f"no recorded promotion to {current} that is not already undone; cannot tell which release preceded it"
-    )
-
-
-def build_rollback_plan(
-    entry: AuditEntry,
-    now: RegistryState,
-    current: Release | None,
-    previous: Release | None,
-    reason: str | None,
-) -> Plan:
-    """Restore the state recorded before ``entry``'s promotion, exactly."""
-    actions = diff_states(now, entry.before)
-    actions.append(Action(AUDIT_RECORD, entry.from_release or "", "write the audit record to MLflow"))
-    return Plan(
-        "rollback",
-        previous,
-        current,
-        (),
-        tuple(actions),
-        now,
-        entry.before,
-        reason=reason,
-        undoes=entry.run_id,
-    )
-
-
-def render_plan(plan: Plan, dry_run: bool = False) -> str:
-    """The plan as text: candidate, production, every gate with evidence, and what would change."""
-    lines = []
-    if plan.action == "promote":
-        cand = plan.candidate
-        lines.append(f"candidate:  {cand.describe() if cand else '-'}")
-        if cand is not None and cand.metrics:
-            shown = []
-            for k in ("accuracy", "macro_f1"):
-                if k in cand.metrics:
-                    ci = cand.intervals.get(k, {})
-                    shown.append(
-                        f"{k} {cand.metrics[k]:.4f}"
-                        + (f" [{ci['ci_low']:.4f}, {ci['ci_high']:.4f}]" if ci else "")
-                    )
-            lines.append(f"            {', '.join(shown)} on {cand.eval_items or '?'} eval items")
-        lines.append(f"production: {plan.production.describe() if plan.production else '(none yet)'}")
-        lines.append("gates:")
-        for x in plan.gates:
-            mark = ("PASS" if x.applies else "n/a ") if x.passed else "FAIL"
-            lines.append(f"  [{mark}] {x.name}: {x.evidence}")
-    else:
-        lines.append(f"production: {plan.production.describe() if plan.production else '(none)'}")
-        lines.append(f"restore:    {plan.candidate.describe() if plan.candidate else '(none)'}")
-    if plan.noop:
-        lines.append(
-            f"no-op: {plan.production.release_id if plan.production else 'this release'} is already "
-            "production with the same dataset, eval split and model versions; nothing to do"
+    actions.append(release_record_action(cand))
+    actions.append(
+        audit_record_action(
+            "promote",
+            rid,
+            prod.release_id if prod else None,
+            forced=force and bool(failed),
+            failed=failed,
+            reason=reason,
         )
-        return "\n".join(lines)
-    head = "would change" if (dry_run or not plan.allowed) else "changes"
-    lines.append(f"{head}:")
-    lines.extend(f"  - {a.detail}" for a in plan.actions)
-    if plan.failed:
-        names = ", ".join(x.name for x in plan.failed)
-        if plan.force:
-            lines.append(f"FORCED past failing gate(s) {names}: reason: {plan.reason}")
-        else:
-            lines.append(
-                f"refused: gate(s) failed: {names}. Nothing was changed. "
-                "Fix the cause, or override with --force --reason TEXT (recorded in the audit log)."
-            )
-    return "\n".join(lines)
+    )
+    return Plan(
+        "promote",
+        cand,
+        prod,
+        gates,
+        tuple(actions),
+        ev.state,
+        after,
+        force=force,
+        reason=reason,
+        metric=metric,
+    )

@@ -1,4 +1,8 @@
-"""What a release is: one curated dataset version, the models trained on it, and the evaluation."""
+"""What a release is: one curated dataset version, the models trained on it, and the evaluation.
+
+A release is the domain object. Its id is ``dataset/vN``; a git tag of the same name, registry aliases
+and model-version tags, and a release record in MLflow are how it is recorded.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +10,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-#: tag prefix of git tags that record dataset releases (``dataset/v1``, ``dataset/v2``, ...)
-GIT_TAG_PREFIX = "dataset/v"
+#: prefix of release ids (``dataset/v1``, ``dataset/v2``, ...), which are also the names of their git tags
+RELEASE_ID_PREFIX = "dataset/v"
 
 
 def release_id(number: int) -> str:
-    return f"{GIT_TAG_PREFIX}{int(number)}"
+    """The id of the ``number``-th release: 7 -> ``dataset/v7``."""
+    return f"{RELEASE_ID_PREFIX}{int(number)}"
 
 
 def release_number(rid: str | None) -> int | None:
     """``dataset/v7`` -> 7; anything else -> None."""
-    if not rid or not rid.startswith(GIT_TAG_PREFIX):
+    if not rid or not rid.startswith(RELEASE_ID_PREFIX):
         return None
-    tail = rid[len(GIT_TAG_PREFIX) :]
+    tail = rid[len(RELEASE_ID_PREFIX) :]
     return int(tail) if tail.isdigit() else None
 
 
@@ -38,10 +43,6 @@ class ModelRef:
     version: str
     run_id: str | None = None
 
-    @property
-    def uri(self) -> str:
-        return f"models:/{self.name}/{self.version}"
-
     def to_dict(self) -> dict[str, Any]:
         return {"role": self.role, "name": self.name, "version": self.version, "run_id": self.run_id}
 
@@ -60,15 +61,15 @@ class Release:
     """A candidate or promoted release.
 
     Attributes:
-        dataset_digest: full-content digest of ``data/curated/dataset.parquet``.
-        git_rev: the commit whose ``dvc.lock`` and ``data/raw.dvc`` describe the data.
-        dvc_hashes: DVC md5 per path (``dvc.lock`` outputs and ``data/raw``).
+        dataset_digest: full-content digest of the curated data set (``catalog.DATASET``).
+        git_rev: the commit whose DVC files (``dvc.lock``, the raw data's ``.dvc``) describe the data.
+        dvc_hashes: DVC md5 per path (every output DVC records).
         raw_batches: raw batch digests the curated data was built from (lineage).
         eval_digest: digest of the frozen gold eval split the models were judged on.
         metrics: headline metrics on the eval split.
         intervals: ``metric -> {"ci_low", "ci_high"}``.
         models: registered model versions (quality, and error when present).
-        source: where the candidate came from (``workspace`` or ``run:<evaluate run id>``).
+        source: where the candidate came from (``workspace``, ``run:<evaluate run id>``, ``git:<rev>``).
         evaluate_run_id: the MLflow run of the evaluation.
         pipeline_run: the ``labelcycle.pipeline_run`` tag of the evaluation.
         eval_items: number of eval items.

@@ -1,13 +1,25 @@
-"""DVC access: track raw batches, read the hashes DVC recorded for stage outputs."""
+"""DVC access: the project root, tracking raw batches, recorded output hashes, the remote and push.
+
+Hashes come from what DVC recorded (``dvc.lock`` and ``.dvc`` files), in the workspace or at a git
+revision; the remote functions open the DVC repository only when called.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from labelcycle import catalog
 from labelcycle.errors import WorkspaceError
+from labelcycle.versioning import git
+from labelcycle.versioning.digest import file_md5
+
+#: the folder whose ``.dvc`` files (``data/raw.dvc``) record data outside the pipeline
+DATA_DIR = catalog.RAW_DVC.rpartition("/")[0]
 
 
 def find_root(start: Path | None = None) -> Path:
@@ -22,41 +34,195 @@ def find_root(start: Path | None = None) -> Path:
     )
 
 
-def track(root: Path, path: Path) -> None:
-    """``dvc add`` a path (relative to root), staging the .dvc file in git where git is used."""
+def _repo(root: Path):
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
     from dvc.repo import Repo
 
+    return Repo(str(root))
+
+
+def track(root: Path, path: Path) -> None:
+    """``dvc add`` a path (relative to root), staging the .dvc file in git where git is used."""
     try:
-        with Repo(str(root)) as repo:
+        with _repo(root) as repo:
             repo.add(str(path))
     except Exception as exc:  # DVC raises many types; turn them into one clear message
         raise WorkspaceError(f"dvc add {path} failed in {root}: {exc}") from exc
 
 
-def recorded_hashes(root: Path) -> dict[str, str]:
-    """Path -> md5 for every output recorded in ``dvc.lock`` and in ``*.dvc`` files at the top levels."""
-    out: dict[str, str] = {}
-    lock = root / "dvc.lock"
-    if lock.exists():
-        data = yaml.safe_load(lock.read_text()) or {}
-        for stage in (data.get("stages") or {}).values():
-            for entry in stage.get("outs", []) or []:
-                if "md5" in entry:
-                    out[entry["path"]] = entry["md5"]
-    for dvc_file in [p for p in (*root.glob("*.dvc"), *root.glob("data/*.dvc")) if p.is_file()]:
-        data = yaml.safe_load(dvc_file.read_text()) or {}
-        for entry in data.get("outs", []) or []:
+# -- recorded hashes ---------------------------------------------------------------------------------
+
+
+def lock_outs(lock_text: str | bytes | None) -> dict[str, str]:
+    """Output path -> md5 recorded in the text of a ``dvc.lock``."""
+    data = yaml.safe_load(lock_text or "") or {}
+    out = {}
+    for stage in (data.get("stages") or {}).values():
+        for entry in stage.get("outs", []) or []:
             if "md5" in entry:
-                rel = (dvc_file.parent / entry["path"]).relative_to(root)
-                out[str(rel)] = entry["md5"]
+                out[entry["path"]] = entry["md5"]
     return out
 
 
-def stage_lock(root: Path, stage: str) -> dict:
-    """The ``dvc.lock`` entry of one stage (empty before it first ran)."""
-    lock = root / "dvc.lock"
-    if not lock.exists():
-        return {}
-    data = yaml.safe_load(lock.read_text()) or {}
-    return (data.get("stages") or {}).get(stage, {}) or {}
+def dvc_file_outs(text: str | bytes | None, folder: str) -> dict[str, str]:
+    """Output path (relative to the root) -> md5 recorded in the text of a ``.dvc`` file in ``folder``."""
+    data = yaml.safe_load(text or "") or {}
+    return {f"{folder}/{e['path']}".lstrip("/"): e["md5"] for e in data.get("outs", []) or [] if "md5" in e}
+
+
+def _is_dvc_file(rel: str) -> bool:
+    """A ``.dvc`` file at the top level or directly in the data folder."""
+    folder, _, name = rel.rpartition("/")
+    return name.endswith(".dvc") and folder in ("", DATA_DIR)
+
+
+def recorded_hashes(root: Path, rev: str | None = None) -> dict[str, str]:
+    """Path -> md5 of every output ``dvc.lock`` records and of every top-level or data ``.dvc`` file.
+
+    Args:
+        root: the project root.
+        rev: read the files committed at this git revision (None: the workspace).
+    """
+    if rev is None:
+        lock_path = root / catalog.DVC_LOCK
+        lock = lock_path.read_text() if lock_path.exists() else None
+        dvc_files = {
+            str(p.relative_to(root)): p.read_text()
+            for p in (*root.glob("*.dvc"), *root.glob(f"{DATA_DIR}/*.dvc"))
+            if p.is_file()
+        }
+    else:
+        lock = git.show_file(root, rev, catalog.DVC_LOCK)
+        dvc_files = {
+            rel: git.show_file(root, rev, rel) for rel in git.list_files(root, rev) if _is_dvc_file(rel)
+        }
+    out = lock_outs(lock)
+    for rel, text in sorted(dvc_files.items()):
+        out.update(dvc_file_outs(text, rel.rpartition("/")[0]))
+    return out
+
+
+def find_commit_with_outputs(root: Path, wanted: Mapping[str, str]) -> str | None:
+    """The newest commit whose ``dvc.lock`` records every ``path -> md5`` in ``wanted``."""
+    for commit in git.commits_touching(root, catalog.DVC_LOCK):
+        outs = lock_outs(git.show_file(root, commit, catalog.DVC_LOCK))
+        if all(outs.get(p) == md5 for p, md5 in wanted.items()):
+            return commit
+    return None
+
+
+def out_of_sync(root: Path) -> tuple[str, ...]:
+    """Workspace outputs whose content differs from what ``dvc.lock`` records, each with what to do.
+
+    A file output is hashed; a folder output is only checked to exist (its content is left to
+    ``dvc status``).
+    """
+    lock_path = root / catalog.DVC_LOCK
+    problems = []
+    for path, md5 in lock_outs(lock_path.read_text() if lock_path.exists() else "").items():
+        p = root / path
+        if md5.endswith(".dir") or not p.is_file():
+            if not p.exists():
+                problems.append(f"{path} missing (run `dvc checkout`)")
+            continue
+        if file_md5(p) != md5:
+            problems.append(f"{path} changed since {catalog.DVC_LOCK}")
+    return tuple(problems)
+
+
+def cached_file(root: Path, md5: str) -> Path:
+    """Where DVC keeps the file with this md5 in the local cache."""
+    return root / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+
+
+# -- the remote ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RemoteStatus:
+    """Where the DVC objects of a revision are, relative to the default remote.
+
+    Attributes:
+        name: the default remote (None: the project configures none).
+        url: its location (None without a default remote).
+        total: objects the revision's outputs are made of.
+        to_push: objects in the local cache that the remote lacks (all cached ones without a remote).
+        missing: objects in neither the local cache nor the remote.
+        error: why the remote could not be reached (None: reachable, or no remote).
+    """
+
+    name: str | None
+    url: str | None
+    total: int
+    to_push: int
+    missing: tuple[str, ...] = ()
+    error: str | None = None
+
+
+def folder_error(url: str) -> str | None:
+    """Why a local remote ``url`` cannot be written (None: it can, or it is not a local folder)."""
+    if "://" in url and not url.startswith("file://"):
+        return None
+    probe = Path(url.removeprefix("file://"))
+    while not probe.exists():
+        probe = probe.parent
+    if probe.is_dir() and os.access(probe, os.W_OK):
+        return None
+    return f"{probe} is not a writable folder"
+
+
+def remote_status(root: Path, rev: str | None = None) -> RemoteStatus:
+    """Which of the objects of ``rev`` (None: the workspace) the default remote lacks; changes nothing.
+
+    Raises:
+        WorkspaceError: the DVC project cannot be read.
+    """
+    try:
+        with _repo(root) as repo:
+            used = repo.used_objs(revs=[rev] if rev else None, force=True, push=True)
+            ids = [h for odb, hashes in used.items() if odb is None for h in hashes]
+            name = repo.config["core"].get("remote")
+            if not name:
+                uncached = tuple(sorted(h.value for h in ids if not repo.cache.local.exists(h.value)))
+                return RemoteStatus(None, None, len(ids), len(ids) - len(uncached), uncached)
+            url = str(repo.config["remote"].get(name, {}).get("url", "?"))
+            error = folder_error(url)
+            if error is None:
+                try:
+                    st = repo.cloud.status(ids, remote=name)
+                except Exception as exc:  # any transport error: unreachable
+                    error = f"{type(exc).__name__}: {exc}"
+                else:
+                    return RemoteStatus(
+                        name, url, len(ids), len(st.new), tuple(sorted(h.value for h in st.missing))
+                    )
+            return RemoteStatus(name, url, len(ids), len(ids), (), error)
+    except WorkspaceError:
+        raise
+    except Exception as exc:
+        raise WorkspaceError(f"cannot read the DVC project at {root}: {type(exc).__name__}: {exc}") from exc
+
+
+def configure_default_remote(root: Path, name: str, url: str) -> None:
+    """Add ``name -> url`` as the default remote in ``.dvc/config.local`` (machine-local)."""
+    Path(url).mkdir(parents=True, exist_ok=True)
+    with _repo(root) as repo, repo.config.edit("local") as conf:
+        conf["remote"][name] = {"url": url}
+        conf["core"]["remote"] = name
+
+
+def push(root: Path, remote: str, rev: str | None) -> int:
+    """``dvc push`` the objects of ``rev`` (the workspace when None or HEAD) to ``remote``; objects sent.
+
+    Raises:
+        WorkspaceError: the push failed (nothing else was changed by it).
+    """
+    try:
+        with _repo(root) as repo:
+            if rev and rev != (git.head_commit(root) or ""):
+                return int(repo.push(remote=remote, revs=[rev], workspace=False) or 0)
+            return int(repo.push(remote=remote) or 0)
+    except Exception as exc:
+        raise WorkspaceError(
+            f"dvc push to {remote!r} failed: {type(exc).__name__}: {exc}; nothing else was changed"
+        ) from exc

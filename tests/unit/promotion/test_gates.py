@@ -70,17 +70,33 @@ def test_non_inferiority_does_not_apply_without_production_and_fails_on_a_mismat
 
 
 def _slice_rows(deltas: dict[str, tuple[int, float]]) -> pd.DataFrame:
-    return pd.DataFrame([
-        {"slice_column": "region", "slice_value": k, "n": n, "metric": "accuracy", "base": 0.8,
-         "candidate": 0.8 + d, "delta": d, "ci_low": d - 0.05, "ci_high": d + 0.05, "p_value": 0.5}
-        for k, (n, d) in deltas.items()
-    ])
+    return pd.DataFrame(
+        [
+            {
+                "slice_column": "region",
+                "slice_value": k,
+                "n": n,
+                "metric": "accuracy",
+                "base": 0.8,
+                "candidate": 0.8 + d,
+                "delta": d,
+                "ci_low": d - 0.05,
+                "ci_high": d + 0.05,
+                "p_value": 0.5,
+            }
+            for k, (n, d) in deltas.items()
+        ]
+    )
 
 
 def test_slices_gate_fails_on_a_large_slice_that_loses_more_than_the_margin_and_names_it():
     table = _slice_rows({"EU": (60, -0.06), "US": (80, 0.02)})
     gate = g.slices_gate(table, "accuracy", 0.05, 50)
-    assert not gate.passed and "region=EU (n=60)" in gate.evidence and "US" not in gate.evidence.split("regress")[1]
+    assert (
+        not gate.passed
+        and "region=EU (n=60)" in gate.evidence
+        and "US" not in gate.evidence.split("regress")[1]
+    )
 
 
 def test_slices_gate_ignores_small_slices_and_losses_within_the_margin():
@@ -103,8 +119,14 @@ def test_ingest_gate():
 def test_committed_gate_lists_every_problem():
     ok = g.committed_gate(g.CommitFacts("abc123"))
     assert ok.passed
-    bad = g.committed_gate(g.CommitFacts("abc123", untracked=("data/raw.dvc",), dirty=("dvc.lock",),
-                                         out_of_sync=("reports/metrics.json changed since dvc.lock",)))
+    bad = g.committed_gate(
+        g.CommitFacts(
+            "abc123",
+            untracked=("data/raw.dvc",),
+            dirty=("dvc.lock",),
+            out_of_sync=("reports/metrics.json changed since dvc.lock",),
+        )
+    )
     assert not bad.passed
     assert "not committed: data/raw.dvc" in bad.evidence and "uncommitted changes in dvc.lock" in bad.evidence
     assert "reports/metrics.json" in bad.evidence
@@ -112,12 +134,16 @@ def test_committed_gate_lists_every_problem():
 
 
 def test_remote_gate():
-    assert g.remote_gate(g.RemoteFacts("r", "/x", True, True, total=5, to_push=0)).evidence.startswith("all 5")
+    assert g.remote_gate(g.RemoteFacts("r", "/x", True, True, total=5, to_push=0)).evidence.startswith(
+        "all 5"
+    )
     push = g.remote_gate(g.RemoteFacts("r", "/x", True, True, total=5, to_push=2))
     assert push.passed and "2 of 5" in push.evidence
     first = g.remote_gate(g.RemoteFacts("labelcycle-local", "/x", False, True, total=5, to_push=5))
     assert first.passed and "will be configured" in first.evidence
-    assert not g.remote_gate(g.RemoteFacts("r", "s3://b", True, False, total=5, to_push=5, error="timeout")).passed
+    assert not g.remote_gate(
+        g.RemoteFacts("r", "s3://b", True, False, total=5, to_push=5, error="timeout")
+    ).passed
     missing = g.remote_gate(g.RemoteFacts("r", "/x", True, True, total=5, missing=("abc",)))
     assert not missing.passed and "abc" in missing.evidence
 
@@ -133,3 +159,22 @@ def test_models_gate():
 @pytest.mark.parametrize("name", g.ORDER)
 def test_gate_names_are_stable(name):
     assert name == name.lower() and " " not in name
+
+
+def test_comparison_gates_name_the_metric_they_judge_in_every_outcome():
+    cmp = compare_paired(_set(GOLD, GOLD), _set(GOLD, GOLD), n_boot=50, random_state=0)
+    non_inferiority = [
+        g.non_inferiority_gate(None, "log_loss", 0.01),
+        g.non_inferiority_gate(None, "log_loss", 0.01, candidate_value=0.3),
+        g.non_inferiority_gate(None, "log_loss", 0.01, mismatch="different items"),
+        g.non_inferiority_gate(cmp, "log_loss", 0.01),
+    ]
+    table = _slice_rows({"EU": (60, 0.0)}).assign(metric="log_loss")
+    slices = [
+        g.slices_gate(None, "log_loss", 0.05, 50),
+        g.slices_gate(None, "log_loss", 0.05, 50, no_features=True),
+        g.slices_gate(None, "log_loss", 0.05, 50, mismatch="different items"),
+        g.slices_gate(table, "log_loss", 0.05, 100),
+        g.slices_gate(table, "log_loss", 0.05, 50),
+    ]
+    assert [gate.evidence for gate in non_inferiority + slices if "log_loss" not in gate.evidence] == []
