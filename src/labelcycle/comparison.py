@@ -200,7 +200,9 @@ def version_slices(base: VersionData, candidate: VersionData, eval_ids: Sequence
     cols = [
         c
         for c in items.columns
-        if c != schema.ITEM_ID and not pd.api.types.is_numeric_dtype(items[c]) and 1 < items[c].nunique() <= 50
+        if c != schema.ITEM_ID
+        and not pd.api.types.is_numeric_dtype(items[c])
+        and 1 < items[c].nunique() <= 50
     ]
     if not cols:
         return None

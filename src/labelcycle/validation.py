@@ -85,8 +85,8 @@ class ValidationResult:
             return
         counts = self.counts["annotations"]
         raise ValidationError(
-            f"{source}: none of its {counts.read} rows is valid ({counts.reasons_text()}); check {fix} and the "
-            "column mapping"
+            f"{source}: none of its {counts.read} rows is valid ({counts.reasons_text()}); check {fix} "
+            "and the column mapping"
         )
 
 

@@ -1,4 +1,4 @@
-"""One condition, one error: a file with no valid annotation row is a ValidationError with one message shape."""
+"""One condition, one error: no valid annotation row is a ValidationError with one message shape."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ def test_require_annotations_raises_a_validation_error_naming_file_count_reasons
     result = validate(ann, ["ok", "bad"])
     with pytest.raises(
         ValidationError,
-        match=r"^x\.csv: none of its 2 rows is valid \(unknown_label: 2\); check --labels and the column mapping$",
+        match=r"^x\.csv: none of its 2 rows is valid \(unknown_label: 2\); check --labels and the column "
+        r"mapping$",
     ):
         result.require_annotations("x.csv", "--labels")
 
@@ -31,7 +32,9 @@ def test_require_annotations_raises_a_validation_error_naming_file_count_reasons
     [("ingest", "--annotations", "bad.csv"), ("annotators", "bad.csv"), ("errors", "bad.csv", "-o", "e.csv")],
     ids=["ingest", "annotators", "errors"],
 )
-def test_no_valid_rows_gives_the_same_message_shape_and_exit_code_in_every_command(project, monkeypatch, args):
+def test_no_valid_rows_gives_the_same_message_shape_and_exit_code_in_every_command(
+    project, monkeypatch, args
+):
     (project / "bad.csv").write_text(BAD)
     monkeypatch.chdir(project)
 

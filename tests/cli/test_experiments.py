@@ -11,12 +11,18 @@ from click.testing import CliRunner
 
 from labelcycle.cli import main
 
-GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@t",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@t",
+}
 
 
 def git(root: Path, *args: str) -> str:
-    res = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, env={**os.environ, **GIT_ENV},
-                         check=True)
+    res = subprocess.run(
+        ["git", *args], cwd=root, capture_output=True, text=True, env={**os.environ, **GIT_ENV}, check=True
+    )
     return res.stdout.strip()
 
 
@@ -24,8 +30,12 @@ def write_reports(root: Path, curated_digest: str) -> None:
     """The reports the pipeline leaves: aggregate.json has no curated digest, curate.json has it."""
     reports = root / "reports"
     reports.mkdir(exist_ok=True)
-    (reports / "metrics.json").write_text(json.dumps({"accuracy": 0.8, "macro_f1": 0.7, "eval_digest": "e" * 64}))
-    (reports / "aggregate.json").write_text(json.dumps({"method": "majority_vote", "labels_raw_digest": "r" * 64}))
+    (reports / "metrics.json").write_text(
+        json.dumps({"accuracy": 0.8, "macro_f1": 0.7, "eval_digest": "e" * 64})
+    )
+    (reports / "aggregate.json").write_text(
+        json.dumps({"method": "majority_vote", "labels_raw_digest": "r" * 64})
+    )
     (reports / "curate.json").write_text(json.dumps({"curated_digest": curated_digest, "action": "relabel"}))
 
 
@@ -34,7 +44,9 @@ def test_experiments_shows_the_curated_digest_of_workspace_and_dvc_experiment_ro
     git(project, "add", "reports")
     git(project, "commit", "-qm", "experiment outputs")
     sha = git(project, "rev-parse", "HEAD")
-    git(project, "update-ref", "refs/exps/ab/cdef0123456789/my-exp", sha)  # as `dvc exp run -n my-exp` leaves it
+    git(
+        project, "update-ref", "refs/exps/ab/cdef0123456789/my-exp", sha
+    )  # as `dvc exp run -n my-exp` leaves it
     write_reports(project, "d" * 64)  # the workspace has moved on since
     monkeypatch.chdir(project)
 

@@ -19,7 +19,10 @@ from labelcycle import params as params_mod
 from labelcycle.cli import main
 
 SRC = Path(__file__).resolve().parents[2] / "src"
-ANN = "item_id,annotator_id,label\ni1,a,ok\ni1,b,ok\ni1,c,misleading\ni2,a,prohibited\ni2,b,prohibited\ni3,c,ok\n"
+ANN = (
+    "item_id,annotator_id,label\ni1,a,ok\ni1,b,ok\ni1,c,misleading\ni2,a,prohibited\ni2,b,prohibited\n"
+    "i3,c,ok\n"
+)
 
 
 def set_params(root: Path, **sections: dict) -> None:
@@ -61,8 +64,11 @@ def detect_spy(monkeypatch):
 
 
 def test_errors_inside_a_project_uses_the_projects_error_model_params(project, monkeypatch, detect_spy):
-    set_params(project, aggregate={"method": "majority_vote"},
-               train_error_model={"n_estimators": 7, "threshold": 0.3, "features": {"n_folds": 3}})
+    set_params(
+        project,
+        aggregate={"method": "majority_vote"},
+        train_error_model={"n_estimators": 7, "threshold": 0.3, "features": {"n_folds": 3}},
+    )
     (project / "a.csv").write_text(ANN)
     monkeypatch.chdir(project)
 
@@ -105,7 +111,11 @@ def test_errors_method_and_threshold_options_override_the_projects_params(projec
 
 
 def test_aggregate_inside_a_project_uses_the_projects_method_and_label_set(project, monkeypatch):
-    set_params(project, aggregate={"method": "majority_vote"}, ingest={"labels": ["ok", "misleading", "prohibited", "spam"]})
+    set_params(
+        project,
+        aggregate={"method": "majority_vote"},
+        ingest={"labels": ["ok", "misleading", "prohibited", "spam"]},
+    )
     (project / "a.csv").write_text(ANN)
     monkeypatch.chdir(project)
 
@@ -115,7 +125,11 @@ def test_aggregate_inside_a_project_uses_the_projects_method_and_label_set(proje
     assert "by majority_vote" in res.stdout
     out = pd.read_csv(project / "out.csv")
     assert [c for c in out.columns if c.startswith("proba_")] == [
-        "proba_ok", "proba_misleading", "proba_prohibited", "proba_spam"]
+        "proba_ok",
+        "proba_misleading",
+        "proba_prohibited",
+        "proba_spam",
+    ]
 
 
 def test_aggregate_outside_a_project_uses_the_default_method(tmp_path, monkeypatch):
@@ -147,8 +161,9 @@ def _predictions(n: int, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     gold = np.asarray(classes)[np.arange(n) % 3]
     pred = np.where(rng.random(n) < 0.7, np.arange(n) % 3, (np.arange(n) + 1) % 3)
-    frame = pd.DataFrame({"item_id": [f"e{i}" for i in range(n)], "gold_label": gold,
-                          "label": np.asarray(classes)[pred]})
+    frame = pd.DataFrame(
+        {"item_id": [f"e{i}" for i in range(n)], "gold_label": gold, "label": np.asarray(classes)[pred]}
+    )
     for j, c in enumerate(classes):
         frame[f"proba_{c}"] = np.where(pred == j, 0.7, 0.15)
     return frame
@@ -189,34 +204,41 @@ def test_compare_verdict_metric_outside_a_project_is_the_default(tmp_path, monke
 def _curated(project: Path, n: int = 240) -> None:
     rng = np.random.default_rng(0)
     labels = np.asarray(["ok", "misleading", "prohibited"])[rng.integers(0, 3, n)]
-    dataset = pd.DataFrame({
-        "item_id": [f"i{i:04d}" for i in range(n)],
-        "price": rng.normal(size=n) + (labels == "prohibited"),
-        "length": rng.normal(size=n) + (labels == "misleading"),
-        "label": labels,
-        "confidence": rng.uniform(0.5, 1.0, n),
-        "n_annotations": rng.integers(1, 5, n),
-    })
+    dataset = pd.DataFrame(
+        {
+            "item_id": [f"i{i:04d}" for i in range(n)],
+            "price": rng.normal(size=n) + (labels == "prohibited"),
+            "length": rng.normal(size=n) + (labels == "misleading"),
+            "label": labels,
+            "confidence": rng.uniform(0.5, 1.0, n),
+            "n_annotations": rng.integers(1, 5, n),
+        }
+    )
     (project / "data/curated").mkdir(parents=True)
     (project / "data/split").mkdir(parents=True)
     dataset.to_parquet(project / "data/curated/dataset.parquet", index=False)
     eval_ids = dataset["item_id"].iloc[::4]
     pd.DataFrame({"item_id": eval_ids, "label": dataset["label"].iloc[::4]}).to_parquet(
-        project / "data/split/eval.parquet", index=False)
+        project / "data/split/eval.parquet", index=False
+    )
 
 
 def _stage(project: Path, name: str) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
-    res = subprocess.run([sys.executable, f"stages/{name}.py"], cwd=project, capture_output=True, text=True,
-                         env=env)
+    res = subprocess.run(
+        [sys.executable, f"stages/{name}.py"], cwd=project, capture_output=True, text=True, env=env
+    )
     assert res.returncode == 0, res.stdout + res.stderr
 
 
 def test_tune_worker_joins_the_study_the_tune_stage_opens_when_sample_fraction_is_half(project):
     import optuna
 
-    set_params(project, sample={"fraction": 0.5},
-               tune={"n_trials": 1, "n_estimators": 20, "timeout": None, "n_jobs": 1})
+    set_params(
+        project,
+        sample={"fraction": 0.5},
+        tune={"n_trials": 1, "n_estimators": 20, "timeout": None, "n_jobs": 1},
+    )
     _curated(project)
     _stage(project, "sample")
     _stage(project, "tune")

@@ -171,7 +171,8 @@ def export_sheet(
     if stratify_by == "label":
         strata = pri[CURRENT]
     elif stratify_by is not None and items is not None:
-        strata = pri[schema.ITEM_ID].map(items.set_index(schema.ITEM_ID)[stratify_by].astype(str)).fillna("(none)")
+        by_item = items.set_index(schema.ITEM_ID)[stratify_by].astype(str)
+        strata = pri[schema.ITEM_ID].map(by_item).fillna("(none)")
     return review_sheet(select_for_review(pri, budget, by=by, stratify=strata), annotations, items)
 
 

@@ -4,6 +4,9 @@ Every stage run of one ``dvc repro`` / ``dvc exp run`` shares the tag ``labelcyc
 version named by any of those run ids is the group of sibling runs. The evaluate run holds
 ``predictions.parquet`` and the metrics; the curate run holds ``curated/labels.parquet`` and the
 aggregate run ``curated/annotations.parquet``.
+
+:func:`resolve_version` and :func:`load_version` are the entry points for any version name: MLflow run
+ids here, the others through :mod:`labelcycle.versioning.versions`.
 """
 
 from __future__ import annotations
@@ -110,8 +113,8 @@ def resolve_version(root: Path, spec: str) -> Version:
         tried += ", an MLflow run id (32 hex characters)"
     if version is None:
         raise UnknownVersionError(
-            f"unknown version {spec!r} in {root}: it is not {tried}; list versions with `labelcycle experiments` "
-            "(or `dvc exp show`, `git tag`)"
+            f"unknown version {spec!r} in {root}: it is not {tried}; list versions with "
+            "`labelcycle experiments` (or `dvc exp show`, `git tag`)"
         )
     return version
 

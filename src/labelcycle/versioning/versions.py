@@ -125,9 +125,9 @@ class VersionData:
         else:
             where = f"{catalog.PREDICTIONS} is not at revision {str(v.rev)[:10]} (nor in the local DVC cache)"
         raise MissingPredictionsError(
-            f"{role} version {v.spec!r} ({v.kind}) has no saved predictions: {where}; run the pipeline through "
-            "its evaluate stage for that version (`dvc repro` / `dvc exp run`), or pick another version from "
-            "`labelcycle experiments`"
+            f"{role} version {v.spec!r} ({v.kind}) has no saved predictions: {where}; run the pipeline "
+            "through its evaluate stage for that version (`dvc repro` / `dvc exp run`), or pick another "
+            "version from `labelcycle experiments`"
         )
 
     @property
