@@ -3,29 +3,37 @@
 Pieces: the row-level diff of the curated data (:mod:`labelcycle.versioning.diff`), the paired
 comparison of the saved per-item predictions on the same frozen gold eval items
 (:mod:`labelcycle.evaluation.paired`, no retraining), per-slice deltas, and a verdict on the primary
-metric. :func:`render_html` turns the report into one offline HTML page (plots inlined as base64 PNG).
+metric. :func:`compare_data` does all of it for two loaded versions
+(:func:`labelcycle.tracking.versions.load_version`), :func:`comparison_record` gives the tags and metrics
+a comparison is logged with, and :func:`render_html` turns the report into one offline HTML page (plots
+inlined as base64 PNG).
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import io
+import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from labelcycle import schema
+from labelcycle import catalog, schema
 from labelcycle.errors import EvalSetMismatchError, SchemaError
 from labelcycle.evaluation.paired import PairedComparison, PredictionSet, compare_paired, verdict
 from labelcycle.evaluation.slices import slice_paired
-from labelcycle.versioning.diff import DatasetDiff
+from labelcycle.params import EvaluateParams
+from labelcycle.versioning.diff import DatasetDiff, diff_datasets
+from labelcycle.versioning.versions import Version, VersionData
 
 GOLD = "gold_label"
-PRIMARY_METRIC = "macro_f1"
+PRIMARY_METRIC = EvaluateParams().primary_metric
 SLICE_METRICS = ("accuracy", "macro_f1")
 
 
@@ -103,7 +111,7 @@ def prediction_set(predictions: pd.DataFrame, eval_digest: str | None, name: str
     """
     if GOLD not in predictions.columns:
         raise SchemaError(
-            f"{name} predictions lack the {GOLD!r} column; expected reports/predictions.parquet as the "
+            f"{name} predictions lack the {GOLD!r} column; expected {catalog.PREDICTIONS} as the "
             "evaluate stage writes it (item_id, gold_label, label, proba_<class>...)"
         )
     classes = classes_of(predictions)
@@ -181,6 +189,110 @@ def compare_versions(
         primary_metric=primary_metric,
         dataset_diff=dataset_diff,
     )
+
+
+def version_slices(base: VersionData, candidate: VersionData, eval_ids: Sequence[str]) -> pd.DataFrame | None:
+    """``item_id`` plus the categorical item columns (2 to 50 values) of the eval items, for per-slice
+    deltas; None when neither version has items or some eval item has none."""
+    items = base.items if base.items is not None else candidate.items
+    if items is None:
+        return None
+    cols = [
+        c
+        for c in items.columns
+        if c != schema.ITEM_ID
+        and not pd.api.types.is_numeric_dtype(items[c])
+        and 1 < items[c].nunique() <= 50
+    ]
+    if not cols:
+        return None
+    frame = items[[schema.ITEM_ID, *cols]].assign(**{schema.ITEM_ID: items[schema.ITEM_ID].astype(str)})
+    frame = frame[frame[schema.ITEM_ID].isin(set(eval_ids))]
+    return frame if len(frame) == len(set(eval_ids)) else None
+
+
+def compare_data(
+    base: VersionData,
+    candidate: VersionData,
+    *,
+    n_boot: int = 1000,
+    n_boot_rank: int = 200,
+    seed: int = 0,
+    primary_metric: str = PRIMARY_METRIC,
+) -> ComparisonReport:
+    """:func:`compare_versions` on two loaded versions, with their curated-data diff and item slices.
+
+    Raises:
+        MissingPredictionsError: a version has no saved predictions.
+        EvalSetMismatchError: the versions were evaluated on different eval sets.
+    """
+    base_predictions = base.require_predictions("base")
+    candidate_predictions = candidate.require_predictions("candidate")
+    diff = None
+    if base.labels is not None and candidate.labels is not None:
+        diff = diff_datasets(
+            base.labels,
+            candidate.labels,
+            base_annotations=base.annotations,
+            candidate_annotations=candidate.annotations,
+            base_method=base.aggregation_method,
+            candidate_method=candidate.aggregation_method,
+        )
+    eval_ids = base_predictions[schema.ITEM_ID].astype(str).tolist()
+    report = compare_versions(
+        base_predictions,
+        candidate_predictions,
+        base_eval_digest=base.metrics.get("eval_digest"),
+        candidate_eval_digest=candidate.metrics.get("eval_digest"),
+        dataset_diff=diff,
+        slices=version_slices(base, candidate, eval_ids),
+        base=base.version.describe(),
+        candidate=candidate.version.describe(),
+        n_boot=n_boot,
+        n_boot_rank=n_boot_rank,
+        seed=seed,
+        primary_metric=primary_metric,
+    )
+    if diff is None:
+        report = dataclasses.replace(report, notes=("curated labels missing for a version: no dataset diff",))
+    return report
+
+
+def comparison_record(
+    report: ComparisonReport, versions: tuple[Version, Version]
+) -> tuple[dict[str, str], dict[str, float | None]]:
+    """The tags and metrics a comparison is logged with: both versions (with the runs that made them),
+    the verdict, the dataset diff's counts and every metric's base/candidate/delta/interval/p-value."""
+    tags = {"labelcycle.verdict": report.verdict, "labelcycle.primary_metric": report.primary_metric}
+    for role, v in zip(("base", "candidate"), versions, strict=True):
+        tags.update(
+            {
+                f"compare.{role}": v.spec,
+                f"compare.{role}.kind": v.kind,
+                f"compare.{role}.rev": v.rev or "",
+                f"compare.{role}.dvc_exp": v.exp_name or "",
+                f"compare.{role}.pipeline_run": v.pipeline_run or "",
+                f"compare.{role}.run_ids": json.dumps(dict(v.run_ids)),
+            }
+        )
+        for stage, run_id in v.run_ids.items():
+            tags[f"compare.{role}.run.{stage}"] = run_id
+    diff = report.dataset_diff
+    if diff is not None:
+        tags.update(
+            {
+                "dataset_diff.items_added": str(diff.items_added),
+                "dataset_diff.items_removed": str(diff.items_removed),
+                "dataset_diff.labels_changed": str(diff.labels_changed),
+            }
+        )
+    metrics = {}
+    for name, m in report.metrics_dict().items():
+        if "__" in name:
+            continue
+        for k in ("base", "candidate", "delta", "ci_low", "ci_high", "p_value"):
+            metrics[f"{name}.{k}"] = m[k]
+    return tags, metrics
 
 
 # --- HTML ----------------------------------------------------------------------------------------

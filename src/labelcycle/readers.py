@@ -7,7 +7,7 @@ faults (an empty id, an unknown label, a bad number) are not the reader's busine
 quarantines those rows with a reason each.
 
 Text formats are read with every column as a string so that validation sees the values as written
-(``1`` and ``1.0`` stay distinct, ``NA`` stays ``NA``).
+(``1`` and ``1.0`` stay distinct, ``NA`` stays ``NA``). :func:`write_table` writes the same formats.
 """
 
 from __future__ import annotations
@@ -348,3 +348,19 @@ def _read_jsonl(path: Path, compression: str | None) -> pd.DataFrame:
     for col in df.columns:
         df[col] = df[col].map(lambda v: "" if v is None else (v if isinstance(v, str) else json.dumps(v)))
     return df
+
+
+def write_table(df: pd.DataFrame, path: Path) -> None:
+    """Write CSV, TSV, Parquet or JSONL by the extension of ``path`` (compressed by a further suffix).
+
+    Raises:
+        InputFileError: the extension is not one labelcycle writes.
+    """
+    fmt, compression = detect_format(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "parquet":
+        df.to_parquet(path, index=False)
+    elif fmt == "jsonl":
+        df.to_json(path, orient="records", lines=True, compression=compression, date_format="iso")
+    else:
+        df.to_csv(path, index=False, sep="," if fmt == "csv" else "\t", compression=compression)

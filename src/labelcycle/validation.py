@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from labelcycle import schema
+from labelcycle.errors import ValidationError
 from labelcycle.readers import SOURCE_ROW
 
 SOURCE_FILE = "_source_file"
@@ -40,6 +41,10 @@ class TableCounts:
     @property
     def reconciles(self) -> bool:
         return self.read == self.kept + self.merged + self.quarantined
+
+    def reasons_text(self) -> str:
+        """The quarantine reasons as ``reason: count, ...``."""
+        return ", ".join(f"{k}: {v}" for k, v in self.reasons.items())
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -65,6 +70,24 @@ class ValidationResult:
     @property
     def reconciles(self) -> bool:
         return all(c.reconciles for c in self.counts.values())
+
+    def require_annotations(self, source: object, fix: str) -> None:
+        """Stop when no annotation row is valid.
+
+        Args:
+            source: what the rows were read from (a file name), named first in the message.
+            fix: what to check besides the column mapping (e.g. ``--labels``).
+
+        Raises:
+            ValidationError: every annotation row was quarantined.
+        """
+        if not self.annotations.empty:
+            return
+        counts = self.counts["annotations"]
+        raise ValidationError(
+            f"{source}: none of its {counts.read} rows is valid ({counts.reasons_text()}); check {fix} "
+            "and the column mapping"
+        )
 
 
 class _Quarantine:

@@ -85,10 +85,10 @@ def test_compare_refuses_an_unknown_version(tmp_path, monkeypatch):
     res = CliRunner().invoke(main, ["compare", "a", "nope"])
     assert res.exit_code == 2
     assert "unknown version 'nope'" in res.output and "labelcycle experiments" in res.output
-    from labelcycle.cli import _resolve_version
+    from labelcycle.tracking.versions import resolve_version
 
     with pytest.raises(UnknownVersionError, match=r"unknown version '0123456789abcdef0123456789abcdef'"):
-        _resolve_version(tmp_path, "0123456789abcdef0123456789abcdef")
+        resolve_version(tmp_path, "0123456789abcdef0123456789abcdef")
 
 
 def test_compare_refuses_a_version_without_saved_predictions(tmp_path, monkeypatch):

@@ -146,6 +146,14 @@ def test_experiments_lists_mlflow_and_dvc_versions_together(versions):
     assert "cand" in table and "aggregate.method" in table
 
 
+def test_experiments_workspace_row_carries_the_curate_stage_digest(versions):
+    root, _, _ = versions
+    rows = json.loads(lc(root, "experiments", "--json").stdout)
+    (workspace,) = [r for r in rows if r["version"] == "workspace"]
+    curated = json.loads((root / "reports/curate.json").read_text())["curated_digest"]
+    assert workspace["curated_digest"] == curated[:12]
+
+
 def test_compare_refuses_an_unknown_version(versions):
     root, _, _ = versions
     res = lc(root, "compare", "v1", "no-such-version", check=False)

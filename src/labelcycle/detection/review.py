@@ -2,8 +2,8 @@
 
 Pure functions on DataFrames: :func:`item_priorities` turns annotation error scores and the consensus
 into one priority per item, :func:`select_for_review` picks a budget (optionally stratified),
-:func:`review_sheet` makes the file reviewers work from, and :func:`parse_review` validates what they
-return into an annotations table.
+:func:`review_sheet` makes the file reviewers work from (:func:`export_sheet` does all three for the
+pipeline's tables), and :func:`parse_review` validates what they return into an annotations table.
 """
 
 from __future__ import annotations
@@ -133,6 +133,47 @@ def review_sheet(
     out[REVIEW_LABEL] = ""
     out[REVIEWER] = ""
     return out
+
+
+def stratum_columns(items: pd.DataFrame | None) -> list[str]:
+    """What the budget may be stratified by: ``label`` (the current label) or an item feature column."""
+    return ["label", *(schema.feature_columns(list(items.columns)) if items is not None else [])]
+
+
+def export_sheet(
+    scores: pd.DataFrame,
+    labels: pd.DataFrame,
+    annotations: pd.DataFrame,
+    budget: int,
+    *,
+    by: str = PRIORITY,
+    stratify_by: str | None = None,
+    items: pd.DataFrame | None = None,
+    gold: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """The review sheet of the ``budget`` items most worth re-reviewing (one row per item).
+
+    Args:
+        scores: annotation error scores (``item_id, label, label_error_score``).
+        labels: consensus per item (``item_id, label, confidence``).
+        annotations: the annotations (for the labels each item was given).
+        budget: number of items.
+        by: ranking column (``priority``, ``uncertainty`` or ``label_doubt``).
+        stratify_by: one of :func:`stratum_columns`, or None.
+        items: item features (copied into the sheet; strata by feature), or None.
+        gold: gold labels; items that have one are never sent for review.
+    """
+    pri = item_priorities(scores, labels)
+    if gold is not None:  # audited items already have an expert label
+        pri = pri[~pri[schema.ITEM_ID].isin(set(gold[schema.ITEM_ID].astype(str)))]
+    pri = pri.reset_index(drop=True)
+    strata = None
+    if stratify_by == "label":
+        strata = pri[CURRENT]
+    elif stratify_by is not None and items is not None:
+        by_item = items.set_index(schema.ITEM_ID)[stratify_by].astype(str)
+        strata = pri[schema.ITEM_ID].map(by_item).fillna("(none)")
+    return review_sheet(select_for_review(pri, budget, by=by, stratify=strata), annotations, items)
 
 
 def parse_review(

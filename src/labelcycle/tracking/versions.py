@@ -4,6 +4,9 @@ Every stage run of one ``dvc repro`` / ``dvc exp run`` shares the tag ``labelcyc
 version named by any of those run ids is the group of sibling runs. The evaluate run holds
 ``predictions.parquet`` and the metrics; the curate run holds ``curated/labels.parquet`` and the
 aggregate run ``curated/annotations.parquet``.
+
+:func:`resolve_version` and :func:`load_version` are the entry points for any version name: MLflow run
+ids here, the others through :mod:`labelcycle.versioning.versions`.
 """
 
 from __future__ import annotations
@@ -17,16 +20,24 @@ from typing import Any
 
 import pandas as pd
 
-from labelcycle.errors import TrackingError
+from labelcycle import catalog
+from labelcycle.errors import TrackingError, UnknownVersionError
 from labelcycle.tracking.runs import TAG_DVC_BASELINE, TAG_DVC_EXP, TAG_PIPELINE_RUN, TAG_STAGE, configure
-from labelcycle.versioning.versions import Version, VersionData
+from labelcycle.versioning.versions import (
+    KEY_METRICS,
+    KEY_PARAMS,
+    Version,
+    VersionData,
+    load_local,
+    predictions_md5,
+    resolve_local,
+)
 
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 TAG_KIND = "labelcycle.kind"
 COMPARISON = "comparison"
-#: params shown by `labelcycle experiments`
-KEY_PARAMS = ("aggregate.method", "sample.fraction", "sample.strategy", "train_quality.use_tuned")
-KEY_METRICS = ("accuracy", "macro_f1", "roc_auc_ovr", "log_loss")
+#: the tag the evaluate run's DVC md5 of the predictions is logged under
+TAG_PREDICTIONS_MD5 = f"dvc.out.{catalog.PREDICTIONS}"
 
 
 def _client(root: Path) -> Any:
@@ -88,20 +99,45 @@ def resolve_run(root: Path, spec: str) -> Version | None:
     return _version_from_runs(spec, "mlflow_run", runs)
 
 
+def resolve_version(root: Path, spec: str) -> Version:
+    """A version name -> :class:`Version`: workspace, folder, DVC experiment, git revision or MLflow run id.
+
+    Raises:
+        UnknownVersionError: ``spec`` is none of those.
+    """
+    tried = "workspace, a project folder, a DVC experiment name, a git revision or tag"
+    version = resolve_run(root, spec) if RUN_ID.match(spec) else None
+    if version is None:
+        version = resolve_local(root, spec)
+    if version is None and not RUN_ID.match(spec):
+        tried += ", an MLflow run id (32 hex characters)"
+    if version is None:
+        raise UnknownVersionError(
+            f"unknown version {spec!r} in {root}: it is not {tried}; list versions with "
+            "`labelcycle experiments` (or `dvc exp show`, `git tag`)"
+        )
+    return version
+
+
+def load_version(root: Path, version: Version) -> VersionData:
+    """The artefacts compare reads of ``version``: from MLflow for a run, else from git/DVC or the folder."""
+    if version.kind == "mlflow_run":
+        return load_run_version(root, version)
+    return load_local(root, version)
+
+
 def runs_for(root: Path, version: Version) -> Version:
     """``version`` with the MLflow runs that made it, if any.
 
-    The pipeline run whose evaluate run tagged the same DVC md5 of ``reports/predictions.parquet`` wins
+    The pipeline run whose evaluate run tagged the same DVC md5 of the predictions wins
     (exact); otherwise the newest runs tagged with the version's DVC experiment name.
     """
-    from labelcycle.versioning.versions import predictions_md5
-
     try:
         client = _client(root)
         runs: list[Any] = []
         md5 = predictions_md5(root, version)
         if md5:
-            hits = _stage_runs(client, f"tags.`dvc.out.reports/predictions.parquet` = '{md5}'")
+            hits = _stage_runs(client, f"tags.`{TAG_PREDICTIONS_MD5}` = '{md5}'")
             if hits:
                 group = hits[0].data.tags.get(TAG_PIPELINE_RUN)
                 runs = _stage_runs(client, f"tags.`{TAG_PIPELINE_RUN}` = '{group}'")

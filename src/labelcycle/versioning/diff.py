@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from labelcycle import schema
+from labelcycle import catalog, schema
 from labelcycle.errors import SchemaError, ValidationError
 
 BASE_LABEL = "base_label"
@@ -85,7 +85,7 @@ def _check_labels(df: pd.DataFrame, name: str) -> pd.Series:
     if missing:
         raise SchemaError(
             f"{name} curated labels lack column(s) {missing}; expected the curated-label table "
-            f"({schema.ITEM_ID}, {schema.LABEL}, ...) from data/curated/labels.parquet"
+            f"({schema.ITEM_ID}, {schema.LABEL}, ...) from {catalog.LABELS}"
         )
     ids = df[schema.ITEM_ID].astype(str)
     if ids.duplicated().any():

@@ -1,9 +1,9 @@
-"""Dataset versions on the DVC/git side: name -> version, and a version's artefacts.
+"""Dataset versions on the DVC/git side: name -> version, a version's artefacts, the versions table.
 
 A version is named by the user as one of:
 
 * ``workspace``: the current working tree of the project;
-* a folder holding a project's outputs (``reports/predictions.parquet``, ``data/curated/...``);
+* a folder holding a project's outputs (its predictions, curated labels, ...);
 * a DVC experiment name (``dvc exp run -n NAME`` or the generated name): the experiment's commit;
 * a git revision or tag.
 
@@ -24,17 +24,39 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from labelcycle import catalog
+from labelcycle.catalog import Catalog, CurateReport, MetricsReport
+from labelcycle.errors import InputFileError, MissingPredictionsError
+
 WORKSPACE = "workspace"
 
 #: what compare reads of a version, by role
 ARTEFACTS: dict[str, str] = {
-    "labels": "data/curated/labels.parquet",
-    "annotations": "data/interim/annotations.parquet",
-    "predictions": "reports/predictions.parquet",
-    "metrics": "reports/metrics.json",
-    "params": "params.yaml",
-    "items": "data/interim/items.parquet",
+    "labels": catalog.LABELS,
+    "annotations": catalog.ANNOTATIONS,
+    "predictions": catalog.PREDICTIONS,
+    "metrics": catalog.METRICS,
+    "params": catalog.PARAMS,
+    "items": catalog.ITEMS,
 }
+#: params shown by `labelcycle experiments`
+KEY_PARAMS = ("aggregate.method", "sample.fraction", "sample.strategy", "train_quality.use_tuned")
+#: metrics shown by `labelcycle experiments`
+KEY_METRICS = ("accuracy", "macro_f1", "roc_auc_ovr", "log_loss")
+#: the columns of the versions table, in display order (those present are shown)
+TABLE_COLUMNS = ("version", "source", "dvc_exp", "git_rev", "curated_digest", "eval_digest", *KEY_PARAMS,
+                 *KEY_METRICS)
+
+
+def git_output(root: Path, *args: str) -> str | None:
+    """``git ARGS`` run in ``root``: its stripped stdout, or None when git fails or is missing."""
+    try:
+        out = subprocess.run(
+            ["git", *args], cwd=root, capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
 
 
 @dataclass(frozen=True)
@@ -84,20 +106,40 @@ class VersionData:
     metrics: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
 
+    def require_predictions(self, role: str) -> pd.DataFrame:
+        """The saved per-item predictions on the gold eval split.
 
-def _git(root: Path, *args: str) -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", *args], cwd=root, capture_output=True, text=True, timeout=30, check=False
+        Args:
+            role: ``base`` or ``candidate`` (named in the message).
+
+        Raises:
+            MissingPredictionsError: the version has none; the message says where they were looked for.
+        """
+        if self.predictions is not None:
+            return self.predictions
+        v = self.version
+        if v.kind == "mlflow_run":
+            where = "its pipeline run has no evaluate-stage run with predictions.parquet"
+        elif v.path is not None:
+            where = f"{v.path / catalog.PREDICTIONS} is missing"
+        else:
+            where = f"{catalog.PREDICTIONS} is not at revision {str(v.rev)[:10]} (nor in the local DVC cache)"
+        raise MissingPredictionsError(
+            f"{role} version {v.spec!r} ({v.kind}) has no saved predictions: {where}; run the pipeline "
+            "through its evaluate stage for that version (`dvc repro` / `dvc exp run`), or pick another "
+            "version from `labelcycle experiments`"
         )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
+
+    @property
+    def aggregation_method(self) -> str | None:
+        """The version's ``aggregate.method`` param, when recorded."""
+        agg = self.params.get("aggregate") or {}
+        return str(agg.get("method")) if isinstance(agg, dict) and agg.get("method") else None
 
 
 def experiment_refs(root: Path) -> dict[str, str]:
     """DVC experiment name -> commit, from the ``refs/exps/<baseline>/<name>`` refs git holds."""
-    out = _git(root, "for-each-ref", "--format=%(refname) %(objectname)", "refs/exps/")
+    out = git_output(root, "for-each-ref", "--format=%(refname) %(objectname)", "refs/exps/")
     refs: dict[str, str] = {}
     for line in (out or "").splitlines():
         ref, _, sha = line.partition(" ")
@@ -109,7 +151,7 @@ def experiment_refs(root: Path) -> dict[str, str]:
 
 def experiment_baseline(root: Path, name: str) -> str | None:
     """The baseline commit of a DVC experiment (from its ref path)."""
-    out = _git(root, "for-each-ref", "--format=%(refname)", "refs/exps/")
+    out = git_output(root, "for-each-ref", "--format=%(refname)", "refs/exps/")
     for ref in (out or "").splitlines():
         parts = ref.split("/")
         if len(parts) == 5 and parts[4] == name:
@@ -120,7 +162,7 @@ def experiment_baseline(root: Path, name: str) -> str | None:
 def resolve_local(root: Path, spec: str) -> Version | None:
     """Resolve ``workspace``, a folder, a DVC experiment name or a git revision; None when none fits."""
     if spec == WORKSPACE:
-        return Version(spec=spec, kind="workspace", rev=_git(root, "rev-parse", "HEAD"), path=root)
+        return Version(spec=spec, kind="workspace", rev=git_output(root, "rev-parse", "HEAD"), path=root)
     folder = Path(spec)
     if folder.is_dir() and any(
         (folder / rel).exists() for rel in (ARTEFACTS["predictions"], ARTEFACTS["labels"])
@@ -129,7 +171,7 @@ def resolve_local(root: Path, spec: str) -> Version | None:
     exps = experiment_refs(root)
     if spec in exps:
         return Version(spec=spec, kind="dvc_exp", rev=exps[spec], exp_name=spec)
-    rev = _git(root, "rev-parse", "--verify", "--quiet", f"{spec}^{{commit}}")
+    rev = git_output(root, "rev-parse", "--verify", "--quiet", f"{spec}^{{commit}}")
     if rev:
         return Version(spec=spec, kind="git", rev=rev)
     return None
@@ -209,7 +251,7 @@ def predictions_md5(root: Path, version: Version) -> str | None:
         return file_md5(p) if p.is_file() else None
     if not version.rev:
         return None
-    text = _git(root, "show", f"{version.rev}:dvc.lock")
+    text = git_output(root, "show", f"{version.rev}:{catalog.DVC_LOCK}")
     if not text:
         return None
     lock = yaml.safe_load(text) or {}
@@ -218,3 +260,87 @@ def predictions_md5(root: Path, version: Version) -> str | None:
             if out.get("path") == rel and out.get("md5"):
                 return str(out["md5"])
     return None
+
+
+# -- the versions table (`labelcycle experiments`) -------------------------------------------------
+
+
+def _report_at(root: Path, rev: str, cls: type) -> Any:
+    """The typed report ``cls`` committed at ``rev``; None when absent or unreadable."""
+    text = git_output(root, "show", f"{rev}:{cls.PATH}")
+    if not text:
+        return None
+    try:
+        return catalog.parse_report(cls.PATH, text, f"{rev[:10]}:{cls.PATH}")
+    except InputFileError:
+        return None
+
+
+def _params_text(text: str | None) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(text) if text else {}
+    except yaml.YAMLError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _version_row(
+    name: str,
+    source: str,
+    rev: str | None,
+    params: Mapping[str, Any],
+    metrics: MetricsReport | None,
+    curate: CurateReport | None,
+) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "version": name,
+        "source": source,
+        "dvc_exp": name if source == "dvc" else "",
+        "git_rev": (rev or "")[:10],
+        "curated_digest": ((curate.curated_digest if curate else None) or "")[:12],
+        "eval_digest": ((metrics.eval_digest if metrics else None) or "")[:12],
+    }
+    for k in KEY_PARAMS:
+        section, _, key = k.partition(".")
+        values = params.get(section)
+        row[k] = str(values.get(key, "")) if isinstance(values, dict) else ""
+    for k in KEY_METRICS:
+        row[k] = metrics.values.get(k) if metrics else None
+    return row
+
+
+def versions_table(root: Path, runs: pd.DataFrame) -> pd.DataFrame:
+    """Every version of the project, one row each: what ``labelcycle experiments`` lists.
+
+    Args:
+        root: the project.
+        runs: the MLflow pipeline runs (:func:`labelcycle.tracking.versions.pipeline_versions`; empty
+            when the tracking store is out of reach). A DVC experiment that has one is marked
+            ``mlflow+dvc``; the others get a row of their own (``dvc``) from their committed params and
+            reports, and the workspace one (``workspace``) when it holds an evaluation.
+
+    Returns:
+        The rows: ``version, source, dvc_exp, git_rev, curated_digest, eval_digest``, the
+        :data:`KEY_PARAMS` and the :data:`KEY_METRICS` (the curated digest is the curate stage's).
+    """
+    table = runs.copy()
+    rows = []
+    for name, sha in experiment_refs(root).items():
+        hit = table[table["dvc_exp"] == name] if len(table) else table
+        if len(hit):
+            table.loc[hit.index, "source"] = "mlflow+dvc"
+            continue
+        params = _params_text(git_output(root, "show", f"{sha}:{catalog.PARAMS}"))
+        rows.append(_version_row(name, "dvc", sha, params, _report_at(root, sha, MetricsReport),
+                                 _report_at(root, sha, CurateReport)))
+    cat = Catalog(root)
+    if cat.exists(catalog.METRICS):
+        params = _params_text(cat.path(catalog.PARAMS).read_text()) if cat.exists(catalog.PARAMS) else {}
+        rows.append(_version_row(WORKSPACE, "workspace", git_output(root, "rev-parse", "HEAD"), params,
+                                 cat.report(MetricsReport), cat.report(CurateReport)))
+    return pd.concat([table, pd.DataFrame(rows)], ignore_index=True) if rows else table
+
+
+def shown(table: pd.DataFrame) -> pd.DataFrame:
+    """The versions table with the columns worth printing (:data:`TABLE_COLUMNS`), in that order."""
+    return table[[c for c in TABLE_COLUMNS if c in table.columns]] if len(table) else table

@@ -1,0 +1,171 @@
+"""Data commands: ``demo``, ``ingest``, ``aggregate``, ``predict``."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import click
+
+from labelcycle import catalog, schema
+from labelcycle.cli.options import (
+    colmap,
+    column_options,
+    item_col_option,
+    labels_option,
+    repo_option,
+    stage_defaults,
+)
+from labelcycle.errors import LabelcycleError
+
+
+@click.command()
+@click.option(
+    "--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Folder to write into."
+)
+@click.option("--items", "n_items", type=click.IntRange(min=10), default=22_000, show_default=True)
+@click.option("--annotators", "n_annotators", type=click.IntRange(min=6), default=120, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def demo(out_dir: Path, n_items: int, n_annotators: int, seed: int) -> None:
+    """Write a synthetic ads-moderation data set with known truth.
+
+    OUT/annotations.csv, OUT/items.csv and OUT/gold.csv are what a vendor would deliver; OUT/truth/
+    holds the hidden truth for benchmarks and tests (the pipeline never reads it).
+    """
+    from labelcycle.demo import generate
+    from labelcycle.readers import write_table
+
+    data = generate(n_items=n_items, n_annotators=n_annotators, seed=seed)
+    truth = out_dir / "truth"
+    truth.mkdir(parents=True, exist_ok=True)
+    write_table(data.annotations, out_dir / "annotations.csv")
+    write_table(data.items, out_dir / "items.csv")
+    write_table(data.gold, out_dir / "gold.csv")
+    data.truth_items.to_parquet(truth / "items.parquet", index=False)
+    data.truth_annotators.to_parquet(truth / "annotators.parquet", index=False)
+    data.truth_annotations.to_parquet(truth / "annotations.parquet", index=False)
+    click.echo(
+        f"demo: {len(data.items)} items, {len(data.annotations)} annotations by {n_annotators} annotators, "
+        f"{len(data.gold)} gold items -> {out_dir} (truth in {truth})"
+    )
+
+
+@click.command()
+@click.option("--annotations", type=click.Path(path_type=Path), required=True, help="Annotations file.")
+@click.option("--items", type=click.Path(path_type=Path), default=None, help="Items (features) file.")
+@click.option("--gold", type=click.Path(path_type=Path), default=None, help="Gold labels file.")
+@column_options
+@click.option("--gold-label-col", default=None, help="The gold file's name for the label column.")
+@click.option(
+    "--no-header",
+    "names",
+    default=None,
+    metavar="COLS",
+    help="The annotations file has no header; its columns in order, e.g. 'annotator_id,item_id,label'.",
+)
+@repo_option()
+def ingest(annotations, items, gold, item_col, annotator_col, label_col, gold_label_col, names, repo) -> None:
+    """Validate a delivery and add it under data/raw/ as a new content-addressed batch (tracked by DVC).
+
+    File-level faults stop here with a message; rows that fail validation are reported here and
+    quarantined with a reason by the pipeline's ingest stage. Re-ingesting the same files is a no-op.
+    """
+    from labelcycle.params import load
+    from labelcycle.validation import validate
+    from labelcycle.versioning import dvc, raw
+
+    root = dvc.find_root(repo)
+    labels = load(root).classes
+    files = [raw.BatchFile("annotations", annotations, colmap(item_col, annotator_col, label_col, names))]
+    if items is not None:
+        files.append(raw.BatchFile("items", items, colmap(item_col, None, None)))
+    if gold is not None:
+        files.append(raw.BatchFile("gold", gold, colmap(item_col, None, gold_label_col or label_col)))
+    tables = raw.read_batch_files(files)
+    result = validate(tables["annotations"], labels, tables.get("items"), tables.get("gold"))
+    for name, c in result.counts.items():
+        reasons = c.reasons_text()
+        click.echo(
+            f"  {name}: {c.read} rows, {c.kept} valid, {c.merged} merged repeats, "
+            f"{c.quarantined} to quarantine" + (f" ({reasons})" if reasons else "")
+        )
+    result.require_annotations(annotations, f"the label set in {catalog.PARAMS} (ingest.labels)")
+    batch, new = raw.write_batch(root, files, {k: len(v) for k, v in tables.items()})
+    if not new:
+        click.echo(f"ingest: batch {batch.digest} is already in {catalog.RAW} (same content); nothing to do")
+        return
+    dvc.track(root, raw.RAW_DIR)
+    click.echo(
+        f"ingest: added batch {batch.digest} -> {batch.path.relative_to(root)}; tracked by DVC "
+        f"({catalog.RAW_DVC}). Run `dvc repro` to curate and retrain."
+    )
+
+
+@click.command()
+@click.argument("annotations_file", metavar="ANNOTATIONS", type=click.Path(path_type=Path))
+@click.option(
+    "--method",
+    default=None,
+    help="Aggregation method (default: the project's aggregate.method, else the recommended one).",
+)
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Output file; CSV or Parquet by extension.",
+)
+@labels_option
+@column_options
+def aggregate(annotations_file, method, out, label_set, item_col, annotator_col, label_col) -> None:
+    """One label per item: item_id, label, confidence and a probability per class."""
+    from labelcycle.aggregation import make_aggregator
+    from labelcycle.readers import read_table, write_table
+
+    here = stage_defaults()
+    df = read_table(annotations_file, "annotations", colmap(item_col, annotator_col, label_col))
+    df = df[[schema.ITEM_ID, schema.ANNOTATOR_ID, schema.LABEL]]
+    method = method or here.params.aggregate.method
+    agg = make_aggregator(method, classes=here.labels(label_set)).fit(df)
+    write_table(agg.result_frame(), out)
+    click.echo(f"aggregate: {len(agg.labels_)} items from {len(df)} annotations by {method} -> {out}")
+
+
+@click.command()
+@click.argument("items_file", metavar="ITEMS", type=click.Path(path_type=Path))
+@click.option(
+    "-o", "--out", type=click.Path(path_type=Path), required=True, help="Output file (CSV/Parquet/...)."
+)
+@click.option(
+    "--model",
+    "model_uri",
+    default=None,
+    help=f"MLflow model URI (e.g. models:/labelcycle-quality@production); default: {catalog.QUALITY_MODEL}.",
+)
+@item_col_option
+def predict(items_file, out, model_uri, item_col) -> None:
+    """Class and per-class probabilities for each item."""
+    from labelcycle.catalog import Catalog
+    from labelcycle.readers import SOURCE_ROW, read_table, write_table
+    from labelcycle.validation import coerce_feature
+    from labelcycle.versioning.dvc import find_root
+
+    items = read_table(items_file, "items", colmap(item_col, None, None)).drop(columns=[SOURCE_ROW])
+    for col in schema.feature_columns(list(items.columns)):
+        items[col] = coerce_feature(items[col])
+    if model_uri:
+        from labelcycle.tracking.models import predict_with
+        from labelcycle.tracking.runs import configure
+
+        with contextlib.suppress(LabelcycleError):  # outside a project: MLFLOW_TRACKING_URI alone decides
+            configure(find_root())
+        result = predict_with(model_uri, items)
+    else:
+        from labelcycle.quality.model import QualityModel
+
+        result = QualityModel.load(Catalog(find_root()).path(catalog.QUALITY_MODEL)).predict(items)
+    write_table(result, out)
+    click.echo(f"predict: {len(result)} items -> {out} ({result[schema.LABEL].value_counts().to_dict()})")
+
+
+COMMANDS = [demo, ingest, aggregate, predict]

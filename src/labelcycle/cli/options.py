@@ -1,0 +1,122 @@
+"""Options shared by several commands (project folder, label set, column mapping), defined once, and where
+a command that mirrors a stage takes its settings from."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+import click
+import pandas as pd
+
+from labelcycle import catalog, schema
+from labelcycle.errors import LabelcycleError
+from labelcycle.params import Params, project_params
+from labelcycle.readers import ColumnMap
+
+F = TypeVar("F", bound=Callable)
+
+REPO_HELP = "Project folder (default: the one holding the current folder)."
+
+
+def repo_option(help: str = REPO_HELP) -> Callable[[F], F]:  # noqa: A002  (click's own keyword)
+    """``--repo DIR``: the project folder."""
+    return click.option("--repo", type=click.Path(path_type=Path, file_okay=False), default=None, help=help)
+
+
+def column_options(f: F) -> F:
+    """``--item-col``, ``--annotator-col``, ``--label-col``: the file's names for the contract's columns."""
+    f = click.option("--label-col", default=None, help="The file's name for the label column.")(f)
+    f = click.option("--annotator-col", default=None, help="The file's name for the annotator id column.")(f)
+    return item_col_option(f)
+
+
+def item_col_option(f: F) -> F:
+    """``--item-col`` alone (commands that read items only)."""
+    return click.option("--item-col", default=None, help="The file's name for the item id column.")(f)
+
+
+def labels_option(f: F) -> F:
+    """``--labels A,B,C``: the label set (see :meth:`StageDefaults.labels`)."""
+    return click.option(
+        "--labels",
+        "label_set",
+        default=None,
+        help="Comma-separated label set (default: the project's ingest.labels, else the labels seen).",
+    )(f)
+
+
+def colmap(
+    item_col: str | None, annotator_col: str | None, label_col: str | None, names: str | None = None
+) -> ColumnMap:
+    """The :class:`ColumnMap` of the column options (``names``: ``--no-header``'s comma-separated list)."""
+    return ColumnMap(
+        item_col=item_col,
+        annotator_col=annotator_col,
+        label_col=label_col,
+        names=tuple(n.strip() for n in names.split(",")) if names else None,
+    )
+
+
+def split_labels(text: str) -> list[str]:
+    """``"a, b,,c"`` -> ``["a", "b", "c"]``."""
+    return [c.strip() for c in text.split(",") if c.strip()]
+
+
+def labels_seen(*frames: pd.DataFrame | None) -> list[str]:
+    """The distinct non-empty labels of the frames, sorted."""
+    seen: set[str] = set()
+    for df in frames:
+        if df is not None and schema.LABEL in df.columns:
+            values = df[schema.LABEL].dropna().astype(str).str.strip()
+            seen |= set(values[values != ""])
+    return sorted(seen)
+
+
+def find_project(repo: Path | None = None) -> Path | None:
+    """The DVC project holding ``repo`` (default: the current folder), or None outside one."""
+    from labelcycle.versioning.dvc import find_root
+
+    try:
+        return find_root(repo)
+    except LabelcycleError:
+        return None
+
+
+def maybe_root(repo: Path | None = None) -> Path | None:
+    """Like :func:`find_project`, but a ``--repo`` that is not a project is an error."""
+    from labelcycle.versioning.dvc import find_root
+
+    return find_root(repo) if repo is not None else find_project()
+
+
+@dataclass(frozen=True)
+class StageDefaults:
+    """Settings of a command that mirrors a stage: the project's params inside a project, the defaults of
+    :mod:`labelcycle.params` outside one.
+
+    Attributes:
+        root: the project, or None outside one.
+        params: its params (defaults outside a project, or when it has no params.yaml).
+    """
+
+    root: Path | None
+    params: Params = field(default_factory=Params)
+
+    @property
+    def in_project(self) -> bool:
+        return self.root is not None and (self.root / catalog.PARAMS).exists()
+
+    def labels(self, label_set: str | None) -> list[str] | None:
+        """``--labels``, else the project's ``ingest.labels``; None outside a project (the labels seen)."""
+        if label_set:
+            return split_labels(label_set)
+        return list(self.params.classes) if self.in_project else None
+
+
+def stage_defaults() -> StageDefaults:
+    """The :class:`StageDefaults` of the current folder."""
+    root = find_project()
+    return StageDefaults(root, project_params(root))

@@ -1,0 +1,91 @@
+"""Release commands: ``promote``, ``status``, ``rollback`` (the production release, behind evidence gates)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from labelcycle.cli.options import repo_option
+from labelcycle.errors import ConfigError, PromotionRefusedError
+
+
+@click.command()
+@click.argument("version", required=False)
+@click.option("--dry-run", is_flag=True, help="Print the plan (gates, evidence, changes) and change nothing.")
+@click.option(
+    "--force", is_flag=True, help="Promote although gates failed (needs --reason; recorded as forced)."
+)
+@click.option("--reason", default=None, help="Why: recorded in the audit record (required with --force).")
+@repo_option()
+def promote(version, dry_run, force, reason, repo) -> None:
+    """Make a release (curated dataset + its models + their evaluation) production, behind evidence gates.
+
+    VERSION defaults to the workspace (HEAD, dvc.lock, reports/); it may be the MLflow run id of an
+    evaluate stage, or a git revision. The plan is computed and printed first; it is carried out only
+    when every gate passes (or with --force --reason), and never with --dry-run.
+    """
+    from labelcycle.promotion import render_plan
+    from labelcycle.tracking.promote import execute, plan_promotion
+    from labelcycle.versioning.dvc import find_root
+
+    if force and not (reason and reason.strip()):
+        raise ConfigError(
+            "--force needs --reason TEXT: say why the failing gates may be overridden (it is audited)"
+        )
+    plan, ctx = plan_promotion(find_root(repo), version, force=force, reason=reason)
+    click.echo(render_plan(plan, dry_run=dry_run))
+    if plan.noop:
+        return
+    if not plan.allowed:
+        names = ", ".join(g.name for g in plan.failed)
+        raise PromotionRefusedError(f"promotion refused: gate(s) {names} failed; nothing was changed")
+    if dry_run:
+        click.echo("dry run: nothing was changed")
+        return
+    records = execute(plan, ctx)
+    rel = plan.candidate
+    click.echo(
+        f"promoted {rel.release_id if rel else ''}"
+        + (" (FORCED)" if plan.failed else "")
+        + f"; release record run {records.get('release_record')}, audit record run "
+        f"{records.get('audit_record')}"
+    )
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@repo_option()
+def status(as_json, repo) -> None:
+    """The production release: models, dataset version, metrics with intervals, lineage."""
+    from labelcycle.tracking.promote import render_status
+    from labelcycle.tracking.promote import status as release_status
+    from labelcycle.versioning.dvc import find_root
+
+    s = release_status(find_root(repo))
+    click.echo(json.dumps(s, indent=2, sort_keys=True, default=str) if as_json else render_status(s))
+
+
+@click.command()
+@click.option("--dry-run", is_flag=True, help="Print what would be restored and change nothing.")
+@click.option("--reason", default=None, help="Why: recorded in the audit record.")
+@repo_option()
+def rollback(dry_run, reason, repo) -> None:
+    """Restore the previous production release exactly (aliases, model tags, git tags); audited."""
+    from labelcycle.promotion import render_plan
+    from labelcycle.tracking.promote import execute, plan_rollback
+    from labelcycle.versioning.dvc import find_root
+
+    plan, ctx = plan_rollback(find_root(repo), reason)
+    click.echo(render_plan(plan, dry_run=dry_run))
+    if dry_run:
+        click.echo("dry run: nothing was changed")
+        return
+    records = execute(plan, ctx)
+    click.echo(
+        f"rolled back to {plan.candidate.release_id if plan.candidate else '?'}; audit record run "
+        f"{records.get('audit_record')}"
+    )
+
+
+COMMANDS = [promote, status, rollback]

@@ -1,0 +1,150 @@
+"""Version commands: ``experiments`` (every dataset version side by side) and ``compare`` (two of them)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import pandas as pd
+
+from labelcycle.cli.options import find_project, repo_option
+from labelcycle.params import EvaluateParams
+
+
+def print_table(df: pd.DataFrame) -> None:
+    """A plain aligned text table (floats to 4 decimals, missing values blank); ``(none)`` when empty."""
+    if df.empty:
+        click.echo("(none)")
+        return
+    shown = df.copy()
+    for col in shown.columns:
+        if pd.api.types.is_float_dtype(shown[col]):
+            shown[col] = shown[col].map(lambda v: "" if pd.isna(v) else f"{v:.4f}")
+    shown = shown.fillna("").astype(str)
+    widths = {c: max(len(str(c)), *(len(v) for v in shown[c])) for c in shown.columns}
+    click.echo("  ".join(str(c).ljust(widths[c]) for c in shown.columns))
+    click.echo("  ".join("-" * widths[c] for c in shown.columns))
+    for _, row in shown.iterrows():
+        click.echo("  ".join(row[c].ljust(widths[c]) for c in shown.columns))
+
+
+def _root(repo: Path | None) -> tuple[Path, Path | None]:
+    """The folder versions are resolved in (the project, else ``--repo`` or the current folder: folder
+    versions work outside a project) and the project itself (None outside one)."""
+    project = find_project(repo)
+    return project or (repo or Path.cwd()).resolve(), project
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the versions as a JSON list.")
+@repo_option()
+def experiments(as_json: bool, repo: Path | None) -> None:
+    """List dataset versions (MLflow pipeline runs, DVC experiments, the workspace) side by side.
+
+    Any value of the version column can be passed to `labelcycle compare`.
+    """
+    from labelcycle.errors import TrackingError
+    from labelcycle.tracking.versions import pipeline_versions
+    from labelcycle.versioning.versions import shown, versions_table
+
+    root, _ = _root(repo)
+    try:
+        runs = pipeline_versions(root)
+    except TrackingError as exc:
+        click.echo(f"warning: MLflow runs not listed: {exc}", err=True)
+        runs = pd.DataFrame()
+    table = versions_table(root, runs)
+    if as_json:
+        click.echo(json.dumps(json.loads(table.to_json(orient="records")), indent=2))
+        return
+    print_table(shown(table))
+
+
+@click.command()
+@click.argument("base")
+@click.argument("candidate")
+@click.option("--json", "as_json", is_flag=True, help="Print the full comparison as one JSON object.")
+@click.option(
+    "--html",
+    "html_out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write an offline HTML report (plots inlined) to this file.",
+)
+@click.option(
+    "--metric",
+    "primary_metric",
+    default=None,
+    help="Metric the verdict is made on (default: the project's evaluate.primary_metric, else "
+    f"{EvaluateParams().primary_metric}).",
+)
+@click.option(
+    "--n-boot",
+    type=click.IntRange(min=10),
+    default=1000,
+    show_default=True,
+    help="Paired bootstrap resamples.",
+)
+@click.option(
+    "--n-boot-auc",
+    type=click.IntRange(min=10),
+    default=200,
+    show_default=True,
+    help="Resamples for ROC-AUC / PR-AUC (the costly metrics on large eval sets).",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--no-log", is_flag=True, help="Do not log the comparison to MLflow.")
+@repo_option()
+def compare(
+    base, candidate, as_json, html_out, primary_metric, n_boot, n_boot_auc, seed, no_log, repo
+) -> None:
+    """Compare two dataset versions by downstream impact on the frozen gold eval split.
+
+    BASE and CANDIDATE: `workspace`, a project folder, a DVC experiment name, a git revision or tag, or an
+    MLflow run id (any stage run of a pipeline run). Uses the saved per-item predictions (no retraining).
+    """
+    from labelcycle.comparison import compare_data, comparison_record, render_html
+    from labelcycle.evaluation.metrics import SUMMARY_METRICS
+    from labelcycle.params import project_params
+    from labelcycle.tracking.versions import load_version, resolve_version
+
+    root, project = _root(repo)
+    metric = primary_metric or project_params(project).evaluate.primary_metric
+    versions = [resolve_version(root, spec) for spec in (base, candidate)]
+    data = [load_version(root, v) for v in versions]
+    report = compare_data(
+        data[0], data[1], n_boot=n_boot, n_boot_rank=n_boot_auc, seed=seed, primary_metric=metric
+    )
+    page = render_html(report) if html_out is not None else None
+    if page is not None:
+        html_out.parent.mkdir(parents=True, exist_ok=True)
+        html_out.write_text(page)
+    out = report.to_dict()
+    if not no_log:
+        from labelcycle.tracking.versions import log_comparison, runs_for
+
+        linked = tuple(runs_for(root, v) if v.kind != "mlflow_run" else v for v in versions)
+        out["base"], out["candidate"] = linked[0].describe(), linked[1].describe()
+        tags, metrics = comparison_record(report, linked)
+        out["mlflow_run_id"] = log_comparison(root, out, tags, metrics, page)
+    if as_json:
+        click.echo(json.dumps(out, indent=2, default=str))
+        return
+    diff = report.dataset_diff
+    if diff is not None:
+        click.echo(
+            f"dataset diff: {diff.items_added} items added, {diff.items_removed} removed, "
+            f"{diff.labels_changed} labels changed (of {diff.items_common} common items)"
+        )
+    click.echo(f"paired on {report.paired.n} gold eval items ({report.paired.n_boot} resamples):")
+    table = report.paired.table[report.paired.table["metric"].isin(SUMMARY_METRICS)]
+    print_table(table[["metric", "base", "candidate", "delta", "ci_low", "ci_high", "p_value"]])
+    click.echo(f"verdict ({metric}): {report.verdict}")
+    if html_out is not None:
+        click.echo(f"report: {html_out}")
+    if "mlflow_run_id" in out:
+        click.echo(f"logged to MLflow as run {out['mlflow_run_id']}")
+
+
+COMMANDS = [experiments, compare]
