@@ -25,8 +25,7 @@ def promote(version, dry_run, force, reason, repo) -> None:
     evaluate stage, or a git revision. The plan is computed and printed first; it is carried out only
     when every gate passes (or with --force --reason), and never with --dry-run.
     """
-    from labelcycle.promotion import render_plan
-    from labelcycle.tracking.promote import execute, plan_promotion
+    from labelcycle.promotion import execute, plan_promotion, render_plan
     from labelcycle.versioning.dvc import find_root
 
     if force and not (reason and reason.strip()):
@@ -58,8 +57,8 @@ def promote(version, dry_run, force, reason, repo) -> None:
 @repo_option()
 def status(as_json, repo) -> None:
     """The production release: models, dataset version, metrics with intervals, lineage."""
-    from labelcycle.tracking.promote import render_status
-    from labelcycle.tracking.promote import status as release_status
+    from labelcycle.promotion import render_status
+    from labelcycle.promotion import status as release_status
     from labelcycle.versioning.dvc import find_root
 
     s = release_status(find_root(repo))
@@ -72,8 +71,7 @@ def status(as_json, repo) -> None:
 @repo_option()
 def rollback(dry_run, reason, repo) -> None:
     """Restore the previous production release exactly (aliases, model tags, git tags); audited."""
-    from labelcycle.promotion import render_plan
-    from labelcycle.tracking.promote import execute, plan_rollback
+    from labelcycle.promotion import execute, plan_rollback, render_plan
     from labelcycle.versioning.dvc import find_root
 
     plan, ctx = plan_rollback(find_root(repo), reason)

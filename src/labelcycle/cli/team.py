@@ -12,16 +12,7 @@ import click
 from labelcycle import catalog
 from labelcycle.cli.options import repo_option
 from labelcycle.errors import LabelcycleError
-
-
-def _masked(url: str) -> str:
-    """The database URL with any password masked."""
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url.split("@")[-1]
+from labelcycle.masking import mask
 
 
 @click.command()
@@ -82,7 +73,7 @@ def server(
         click.echo(shlex.join(plan.command))
         return
     if plan.needs_database and ensure_database(plan.backend_store_uri):
-        click.echo(f"server: created the PostgreSQL database for {_masked(plan.backend_store_uri)}")
+        click.echo(f"server: created the PostgreSQL database for {mask(plan.backend_store_uri)}")
     click.echo(
         f"server: MLflow tracking server on {plan.url} (backend {plan.backend_store_uri.split('@')[-1]}, "
         f"artifacts {plan.artifacts_destination}); use it with: export MLFLOW_TRACKING_URI={plan.url}"

@@ -27,6 +27,7 @@ import yaml
 from labelcycle import catalog
 from labelcycle.catalog import Catalog, CurateReport, MetricsReport
 from labelcycle.errors import InputFileError, MissingPredictionsError
+from labelcycle.versioning.git import git
 
 WORKSPACE = "workspace"
 
@@ -47,16 +48,6 @@ KEY_METRICS = ("accuracy", "macro_f1", "roc_auc_ovr", "log_loss")
 TABLE_COLUMNS = ("version", "source", "dvc_exp", "git_rev", "curated_digest", "eval_digest", *KEY_PARAMS,
                  *KEY_METRICS)
 
-
-def git_output(root: Path, *args: str) -> str | None:
-    """``git ARGS`` run in ``root``: its stripped stdout, or None when git fails or is missing."""
-    try:
-        out = subprocess.run(
-            ["git", *args], cwd=root, capture_output=True, text=True, timeout=30, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
 
 
 @dataclass(frozen=True)
@@ -139,7 +130,7 @@ class VersionData:
 
 def experiment_refs(root: Path) -> dict[str, str]:
     """DVC experiment name -> commit, from the ``refs/exps/<baseline>/<name>`` refs git holds."""
-    out = git_output(root, "for-each-ref", "--format=%(refname) %(objectname)", "refs/exps/")
+    out = git(root, "for-each-ref", "--format=%(refname) %(objectname)", "refs/exps/")
     refs: dict[str, str] = {}
     for line in (out or "").splitlines():
         ref, _, sha = line.partition(" ")
@@ -151,7 +142,7 @@ def experiment_refs(root: Path) -> dict[str, str]:
 
 def experiment_baseline(root: Path, name: str) -> str | None:
     """The baseline commit of a DVC experiment (from its ref path)."""
-    out = git_output(root, "for-each-ref", "--format=%(refname)", "refs/exps/")
+    out = git(root, "for-each-ref", "--format=%(refname)", "refs/exps/")
     for ref in (out or "").splitlines():
         parts = ref.split("/")
         if len(parts) == 5 and parts[4] == name:
@@ -162,7 +153,7 @@ def experiment_baseline(root: Path, name: str) -> str | None:
 def resolve_local(root: Path, spec: str) -> Version | None:
     """Resolve ``workspace``, a folder, a DVC experiment name or a git revision; None when none fits."""
     if spec == WORKSPACE:
-        return Version(spec=spec, kind="workspace", rev=git_output(root, "rev-parse", "HEAD"), path=root)
+        return Version(spec=spec, kind="workspace", rev=git(root, "rev-parse", "HEAD"), path=root)
     folder = Path(spec)
     if folder.is_dir() and any(
         (folder / rel).exists() for rel in (ARTEFACTS["predictions"], ARTEFACTS["labels"])
@@ -171,7 +162,7 @@ def resolve_local(root: Path, spec: str) -> Version | None:
     exps = experiment_refs(root)
     if spec in exps:
         return Version(spec=spec, kind="dvc_exp", rev=exps[spec], exp_name=spec)
-    rev = git_output(root, "rev-parse", "--verify", "--quiet", f"{spec}^{{commit}}")
+    rev = git(root, "rev-parse", "--verify", "--quiet", f"{spec}^{{commit}}")
     if rev:
         return Version(spec=spec, kind="git", rev=rev)
     return None
@@ -251,7 +242,7 @@ def predictions_md5(root: Path, version: Version) -> str | None:
         return file_md5(p) if p.is_file() else None
     if not version.rev:
         return None
-    text = git_output(root, "show", f"{version.rev}:{catalog.DVC_LOCK}")
+    text = git(root, "show", f"{version.rev}:{catalog.DVC_LOCK}")
     if not text:
         return None
     lock = yaml.safe_load(text) or {}
@@ -267,7 +258,7 @@ def predictions_md5(root: Path, version: Version) -> str | None:
 
 def _report_at(root: Path, rev: str, cls: type) -> Any:
     """The typed report ``cls`` committed at ``rev``; None when absent or unreadable."""
-    text = git_output(root, "show", f"{rev}:{cls.PATH}")
+    text = git(root, "show", f"{rev}:{cls.PATH}")
     if not text:
         return None
     try:
@@ -330,13 +321,13 @@ def versions_table(root: Path, runs: pd.DataFrame) -> pd.DataFrame:
         if len(hit):
             table.loc[hit.index, "source"] = "mlflow+dvc"
             continue
-        params = _params_text(git_output(root, "show", f"{sha}:{catalog.PARAMS}"))
+        params = _params_text(git(root, "show", f"{sha}:{catalog.PARAMS}"))
         rows.append(_version_row(name, "dvc", sha, params, _report_at(root, sha, MetricsReport),
                                  _report_at(root, sha, CurateReport)))
     cat = Catalog(root)
     if cat.exists(catalog.METRICS):
         params = _params_text(cat.path(catalog.PARAMS).read_text()) if cat.exists(catalog.PARAMS) else {}
-        rows.append(_version_row(WORKSPACE, "workspace", git_output(root, "rev-parse", "HEAD"), params,
+        rows.append(_version_row(WORKSPACE, "workspace", git(root, "rev-parse", "HEAD"), params,
                                  cat.report(MetricsReport), cat.report(CurateReport)))
     return pd.concat([table, pd.DataFrame(rows)], ignore_index=True) if rows else table
 
