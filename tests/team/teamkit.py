@@ -66,7 +66,7 @@ def pg_url_fixture():
             f"PostgreSQL is not reachable at {PG_BASE} ({why}); the team tests need one "
             "(set LABELCYCLE_TEST_PG_URL)"
         )
-    from labelcycle.rdb import drop_database
+    from labelcycle.databases import drop_database
 
     url = f"{PG_BASE}/lc_test_{uuid.uuid4().hex[:10]}"
     yield url

@@ -9,7 +9,7 @@ import pytest
 from teamkit import BIN, demo_project, dvc, locked_stages, runs_of
 
 from labelcycle.errors import TrackingError
-from labelcycle.rdb import ensure_database
+from labelcycle.databases import ensure_database
 from labelcycle.tracking.server import plan_server
 
 
