@@ -79,6 +79,7 @@ def test_dask_training_gives_a_quality_model_like_the_local_one(small_demo, tmp_
     assert abs(remote.valid_metrics["valid_multi_logloss"] - local.valid_metrics["valid_multi_logloss"]) < 0.1
 
 
+@pytest.mark.slow  # another full pipeline: the default suite runs one in tests/e2e/test_pipeline.py
 def test_train_quality_stage_on_a_dask_cluster_logs_like_the_local_one(pg_server, tmp_path, monkeypatch):
     project = demo_project(tmp_path / "proj")
     env = {"MLFLOW_TRACKING_URI": pg_server.url}

@@ -36,6 +36,7 @@ def test_unreachable_postgres_says_where_and_what_to_check():
         ensure_database("postgresql://postgres@127.0.0.1:1/labelcycle")
 
 
+@pytest.mark.slow  # another full pipeline: the default suite runs one in tests/e2e/test_pipeline.py
 def test_pipeline_runs_against_a_postgres_backed_server(pg_server, tmp_path):
     project = demo_project(tmp_path / "proj")
     res = dvc(project, "repro", "train_quality", env={"MLFLOW_TRACKING_URI": pg_server.url})
