@@ -11,7 +11,6 @@ import pytest
 from tests.conftest import BIN, demo_project, dvc
 
 from labelcycle import catalog
-from labelcycle.quality.parallel_tuning import dvc_set_args
 
 
 def _prepared_project(tmp_path, n_items=400, rounds=30):
@@ -41,12 +40,6 @@ def _worker(project, storage, *args):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-    )
-
-
-def test_dvc_set_args_turns_best_params_into_an_experiment_command():
-    assert dvc_set_args({"num_leaves": 15, "learning_rate": 0.1}) == (
-        "-S train_quality.learning_rate=0.1 -S train_quality.num_leaves=15"
     )
 
 
