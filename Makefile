@@ -41,5 +41,8 @@ test: install
 test-all: install
 	$(BIN)/python -m pytest -q
 
+LINT_PATHS := src stages tests benchmarks scripts
+
 lint: install
-	$(BIN)/ruff check src stages tests benchmarks
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)

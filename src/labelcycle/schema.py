@@ -47,9 +47,6 @@ class TableSpec:
     def known(self) -> tuple[str, ...]:
         return self.required + self.optional
 
-    def type_of(self, column: str) -> str:
-        return dict(self.types).get(column, "str")
-
 
 ANNOTATIONS = TableSpec(
     name="annotations",

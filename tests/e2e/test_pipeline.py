@@ -4,54 +4,38 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import mlflow
 import pandas as pd
 import pytest
+import yaml
+from tests.conftest import lc, set_params, sh
 
+from labelcycle import catalog
 from labelcycle.versioning.digest import table_digest
 
 pytestmark = pytest.mark.e2e
 
 STAGES = {"ingest", "split", "aggregate", "annotators", "train_error_model", "curate", "sample", "tune", "train_quality", "evaluate"}
-
-
-def sh(cwd: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    res = subprocess.run(
-        list(args), cwd=cwd, capture_output=True, text=True, env={**os.environ, **(env or {})}
-    )
-    assert res.returncode == 0, f"{args} failed:\n{res.stdout}\n{res.stderr}"
-    return res
-
-
-def lc(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    return sh(cwd, sys.executable, "-m", "labelcycle.cli", *args)
+#: rows of the demo's annotations file: more than MLflow's pandas digest reads (its first 10,000 rows)
+BEYOND = 10_000
 
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory, project_factory):
     root = project_factory(tmp_path_factory.mktemp("e2e") / "proj")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
+    uri = f"sqlite:///{root / catalog.MLFLOW_DB}"
     os.environ["MLFLOW_TRACKING_URI"] = uri
     # a small, fast quality model
-    params = (root / "params.yaml").read_text().replace("n_estimators: 400", "n_estimators: 60")
-    params = params.replace("n_jobs: 2", "n_jobs: 1").replace("n_boot: 500", "n_boot: 100")
-    params = params.replace("n_trials: 15", "n_trials: 3").replace("min_slice_size: 30", "min_slice_size: 5")
-    (root / "params.yaml").write_text(params)
-    lc(root, "demo", "--out", "demo", "--items", "1500", "--annotators", "30", "--seed", "1")
-    lc(
+    set_params(
         root,
-        "ingest",
-        "--annotations",
-        "demo/annotations.csv",
-        "--items",
-        "demo/items.csv",
-        "--gold",
-        "demo/gold.csv",
+        tune={"n_estimators": 60, "n_jobs": 1, "n_trials": 3},
+        train_quality={"n_estimators": 60, "n_jobs": 1},
+        evaluate={"n_boot": 100, "min_slice_size": 5},
     )
+    # 2,700 items: about 10,900 annotations, so some items are judged only after row 10,000
+    lc(root, "demo", "--out", "demo", "--items", "2700", "--annotators", "30", "--seed", "1")
+    lc(root, "ingest", "--annotations", "demo/annotations.csv", "--items", "demo/items.csv", "--gold", "demo/gold.csv")
     first = sh(root, "dvc", "repro", env={"MLFLOW_TRACKING_URI": uri})
     return root, uri, first
 
@@ -71,7 +55,31 @@ def test_every_stage_logs_one_run_grouped_by_one_tag(pipeline):
     agg = first[first["tags.labelcycle.stage"] == "aggregate"].iloc[0]
     assert agg["params.aggregate.method"] == "hierarchical_dawid_skene"
     assert agg["metrics.agreement.items"] > 0
-    assert any(c.startswith("tags.dvc.out.data/curated/dataset.parquet") for c in runs.columns)
+
+
+def test_dvc_tags_of_every_stage_run_equal_the_md5s_in_dvc_lock(pipeline):
+    root, uri, _ = pipeline
+    lock = yaml.safe_load((root / catalog.DVC_LOCK).read_text())["stages"]
+    runs = _runs(uri)
+    runs = runs[runs["tags.labelcycle.stage"].isin(STAGES)].sort_values("start_time")
+    tagged = set()
+    for _, run in runs.groupby("tags.labelcycle.stage").tail(1).iterrows():  # the run dvc.lock records
+        stage = run["tags.labelcycle.stage"]
+        recorded = {
+            f"{kind[:-1]}.{entry['path']}": entry["md5"] for kind in ("deps", "outs") for entry in lock[stage].get(kind, [])
+        }
+        tags = {
+            col[len("tags.dvc.") :]: value
+            for col, value in run.items()
+            if col.startswith(("tags.dvc.dep.", "tags.dvc.out.")) and isinstance(value, str)
+        }
+        for key, md5 in tags.items():
+            assert key in recorded, f"{stage} tags {key}, which dvc.lock does not record for it"
+            assert md5 == recorded[key], f"{stage}: tag {key} = {md5}, dvc.lock has {recorded[key]}"
+        if tags:
+            tagged.add(stage)
+    # every stage but tune (its inputs are train_quality's too) tags its DVC hashes
+    assert tagged == STAGES - {"tune"}
 
 
 def test_dataset_inputs_carry_the_full_content_digest(pipeline):
@@ -80,10 +88,10 @@ def test_dataset_inputs_carry_the_full_content_digest(pipeline):
     runs = _runs(uri)
     run_id = runs[runs["tags.labelcycle.stage"] == "curate"]["run_id"].iloc[0]
     inputs = {d.dataset.name: d.dataset for d in client.get_run(run_id).inputs.dataset_inputs}
-    curated = pd.read_parquet(root / "data/curated/dataset.parquet")
+    curated = pd.read_parquet(root / catalog.DATASET)
     assert inputs["curated"].digest == table_digest(curated)
     ev = runs[runs["tags.labelcycle.stage"] == "evaluate"].iloc[0]
-    split = json.loads((root / "reports/split.json").read_text())
+    split = json.loads((root / catalog.SPLIT_REPORT).read_text())
     assert ev["tags.eval_digest"] == split["eval_digest"]
 
 
@@ -104,7 +112,7 @@ def test_tuning_trials_are_nested_under_the_tune_run(pipeline):
     tune = runs[runs["tags.labelcycle.stage"] == "tune"].iloc[0]
     trials = runs[runs["tags.mlflow.parentRunId"] == tune["run_id"]]
     assert len(trials) == 3 and set(trials["tags.optuna.state"]) <= {"COMPLETE", "PRUNED"}
-    best = json.loads((root / "reports/best_params.json").read_text())
+    best = json.loads((root / catalog.BEST_PARAMS).read_text())
     train = runs[runs["tags.labelcycle.stage"] == "train_quality"].iloc[0]
     assert train["params.tuned_study"] == best["study"]
     assert float(train["params.lgb.learning_rate"]) == pytest.approx(best["params"]["learning_rate"])
@@ -112,17 +120,17 @@ def test_tuning_trials_are_nested_under_the_tune_run(pipeline):
 
 def test_metrics_and_plot_are_written(pipeline):
     root, _, _ = pipeline
-    metrics = json.loads((root / "reports/metrics.json").read_text())
+    metrics = json.loads((root / catalog.METRICS).read_text())
     assert {"accuracy", "macro_f1", "roc_auc_ovr", "pr_auc_ovr", "log_loss", "ece"} <= set(metrics)
     assert 0.4 < metrics["accuracy"] <= 1.0
     ci = metrics["ci95"]["accuracy"]
     assert ci["ci_low"] <= metrics["accuracy"] <= ci["ci_high"]
-    slices = pd.read_csv(root / "reports/eval_slices.csv")
+    slices = pd.read_csv(root / catalog.EVAL_SLICES_CSV)
     assert {"category", "region"} <= set(slices["slice_column"]) and (slices["n"] > 0).all()
-    preds = pd.read_parquet(root / "reports/predictions.parquet")
+    preds = pd.read_parquet(root / catalog.PREDICTIONS)
     assert len(preds) == metrics["eval_items"] and preds["item_id"].is_unique
-    assert (root / "reports/plots/confusion_matrix.png").stat().st_size > 1000
-    ingest = json.loads((root / "reports/ingest.json").read_text())
+    assert (root / catalog.PLOTS / "confusion_matrix.png").stat().st_size > 1000
+    ingest = json.loads((root / catalog.INGEST_REPORT).read_text())
     assert ingest["reconciles"] and ingest["tables"]["annotations"]["read"] > 0
 
 
@@ -137,18 +145,24 @@ def test_second_repro_is_a_no_op(pipeline):
 def test_one_relabel_after_row_10000_changes_the_curated_digest_and_reruns(pipeline):
     root, uri, _ = pipeline
     ann = pd.read_csv(root / "demo/annotations.csv")
-    assert len(ann) > 5000
-    # relabel every annotation of one item late in the file: a new delivery of those rows
-    item = ann["item_id"].iloc[-1]
+    assert len(ann) > BEYOND
+    # an item judged only after row 10,000, relabelled in a new delivery of its rows
+    first_row = ann.reset_index().groupby("item_id")["index"].min()
+    item = first_row[first_row >= BEYOND].index[-1]
     rows = ann[ann["item_id"] == item].copy()
-    old = pd.read_parquet(root / "data/curated/labels.parquet").set_index("item_id").loc[item, "label"]
+    assert rows.index.min() >= BEYOND
+    old = pd.read_parquet(root / catalog.LABELS).set_index("item_id").loc[item, "label"]
     rows["label"] = "prohibited" if old != "prohibited" else "ok"
     rows["created_at"] = "2030-01-01T00:00:00Z"
     rows.to_csv(root / "relabel.csv", index=False)
-    before = table_digest(pd.read_parquet(root / "data/curated/dataset.parquet"))
+    before = table_digest(pd.read_parquet(root / catalog.DATASET))
     lc(root, "ingest", "--annotations", "relabel.csv")
-    sh(root, "dvc", "repro", env={"MLFLOW_TRACKING_URI": uri})
-    after = table_digest(pd.read_parquet(root / "data/curated/dataset.parquet"))
+    res = sh(root, "dvc", "repro", "curate", env={"MLFLOW_TRACKING_URI": uri})
+    after = table_digest(pd.read_parquet(root / catalog.DATASET))
     assert before != after
-    q = pd.read_parquet(root / "data/interim/quarantine.parquet")
+    # what depends on the annotations reran; the gold split did not
+    for stage in ("ingest", "aggregate", "train_error_model", "curate"):
+        assert f"Running stage '{stage}'" in res.stdout, res.stdout
+    assert "Running stage 'split'" not in res.stdout
+    q = pd.read_parquet(root / catalog.QUARANTINE)
     assert (q["reason"] == "duplicate_item_annotator").sum() == len(rows)  # the old judgements, with reasons

@@ -6,36 +6,16 @@ import json
 
 import numpy as np
 import pytest
-from teamkit import demo_project, dvc, runs_of
+from tests.conftest import demo_project, dvc, runs_of
 
-from labelcycle import schema
+from labelcycle import catalog, schema
 from labelcycle.aggregation import MajorityVote
 from labelcycle.curation import curated_dataset, curated_labels
 from labelcycle.errors import ConfigError
-from labelcycle.params import TrainQualityParams
-from labelcycle.quality.distributed import best_iteration, dask_client, scheduler_address, train_on_dask
+from labelcycle.quality.distributed import dask_client, train_on_dask
 from labelcycle.quality.model import QualityModel, train
 
 distributed = pytest.importorskip("distributed")
-
-
-def test_best_iteration_follows_lightgbm_early_stopping():
-    assert best_iteration([5, 4, 3, 3.5, 3.2, 3.1, 2.0], patience=3) == 3  # stops before the late 2.0
-    assert best_iteration([5, 4, 3, 3.5, 3.2, 2.0], patience=3) == 6
-    assert best_iteration([1.0], patience=5) == 1
-
-
-def test_dask_params_are_validated_and_the_scheduler_comes_from_params_then_env(monkeypatch):
-    assert TrainQualityParams().dask == {"enabled": False, "scheduler": None}
-    with pytest.raises(ValueError, match="unknown key"):
-        TrainQualityParams(dask={"enabled": True, "workers": 3})
-    with pytest.raises(ValueError, match="dask.enabled must be true or false"):
-        TrainQualityParams(dask={"enabled": "yes"})
-    monkeypatch.setenv("LABELCYCLE_DASK_SCHEDULER", "tcp://10.0.0.1:8786")
-    assert scheduler_address("tcp://h:1") == "tcp://h:1"
-    assert scheduler_address(None) == "tcp://10.0.0.1:8786"
-    monkeypatch.delenv("LABELCYCLE_DASK_SCHEDULER")
-    assert scheduler_address(None) is None
 
 
 def test_unreachable_scheduler_is_a_clear_error():
@@ -79,12 +59,13 @@ def test_dask_training_gives_a_quality_model_like_the_local_one(small_demo, tmp_
     assert abs(remote.valid_metrics["valid_multi_logloss"] - local.valid_metrics["valid_multi_logloss"]) < 0.1
 
 
+@pytest.mark.slow  # another full pipeline: the default suite runs one in tests/e2e/test_pipeline.py
 def test_train_quality_stage_on_a_dask_cluster_logs_like_the_local_one(pg_server, tmp_path, monkeypatch):
     project = demo_project(tmp_path / "proj")
     env = {"MLFLOW_TRACKING_URI": pg_server.url}
     assert dvc(project, "repro", "train_quality", env=env).returncode == 0
-    params = (project / "params.yaml").read_text().replace("    enabled: false", "    enabled: true")
-    (project / "params.yaml").write_text(params)
+    params = (project / catalog.PARAMS).read_text().replace("    enabled: false", "    enabled: true")
+    (project / catalog.PARAMS).write_text(params)
     with distributed.LocalCluster(
         n_workers=1,
         threads_per_worker=1,
@@ -110,7 +91,7 @@ def test_train_quality_stage_on_a_dask_cluster_logs_like_the_local_one(pg_server
     assert set(remote.data.params) == set(local.data.params)
     assert remote.data.params["train_quality.dask.enabled"] == "True"
     assert remote.data.tags["model.version"] == "2"
-    info = json.loads((project / "reports/train_quality.json").read_text())
+    info = json.loads((project / catalog.TRAIN_QUALITY_REPORT).read_text())
     assert info["mlflow_run_id"] == remote.info.run_id
-    model = QualityModel.load(project / "models/quality")
+    model = QualityModel.load(project / catalog.QUALITY_MODEL)
     assert model.booster.num_trees() == 3 * int(remote.data.metrics["best_iteration"])

@@ -10,8 +10,9 @@ import textwrap
 import time
 
 import pytest
-from teamkit import BIN, Server, demo_project, dvc, free_port, locked_stages, runs_of
+from tests.conftest import BIN, Server, demo_project, dvc, free_port, locked_stages, runs_of
 
+from labelcycle import catalog
 from labelcycle.errors import TrackingError
 from labelcycle.pipeline import run_stage, write_json, write_parquet
 from labelcycle.tracking.runs import close_orphaned_runs, configure, stage_run
@@ -26,8 +27,8 @@ def test_unreachable_server_fails_the_stage_in_seconds_with_a_clear_message(tmp_
     assert f"cannot reach the MLflow tracking store at {dead} (connection refused)" in res.stderr + res.stdout
     assert "Traceback" not in res.stderr + res.stdout
     assert time.time() - start < 60  # short retries, not MLflow's minutes-long default
-    assert not (project / "data/interim/annotations.parquet").exists()
-    assert not (project / "dvc.lock").exists()
+    assert not (project / catalog.ANNOTATIONS).exists()
+    assert not (project / catalog.DVC_LOCK).exists()
 
 
 def test_a_failed_stage_removes_what_it_wrote(tmp_path, monkeypatch, capsys):
@@ -48,7 +49,7 @@ def test_a_failed_stage_removes_what_it_wrote(tmp_path, monkeypatch, capsys):
 
 
 def test_sigterm_during_a_stage_run_closes_it_as_failed(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = f"sqlite:///{tmp_path / catalog.MLFLOW_DB}"
     script = textwrap.dedent(f"""
         import time
         from pathlib import Path
@@ -68,7 +69,7 @@ def test_sigterm_during_a_stage_run_closes_it_as_failed(tmp_path):
 
 
 def test_a_run_whose_process_was_killed_is_closed_by_the_next_stage(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = f"sqlite:///{tmp_path / catalog.MLFLOW_DB}"
     script = textwrap.dedent(f"""
         import os, signal
         from pathlib import Path
@@ -140,9 +141,9 @@ def test_server_killed_during_dvc_repro_leaves_dvc_consistent(pg_url, tmp_path):
         out = proc.communicate(timeout=300)[0]
         assert proc.returncode != 0
         assert "MLflow tracking store" in out and "Traceback" not in out
-        lock = (project / "dvc.lock").read_text() if (project / "dvc.lock").exists() else ""
+        lock = (project / catalog.DVC_LOCK).read_text() if (project / catalog.DVC_LOCK).exists() else ""
         assert "  aggregate:" not in lock and "  train_quality:" not in lock
-        assert not (project / "models/quality").exists()
+        assert not (project / catalog.QUALITY_MODEL).exists()
         server.start()
         res = dvc(project, "repro", "train_quality", env={"MLFLOW_TRACKING_URI": server.url})
         assert res.returncode == 0, res.stdout + res.stderr

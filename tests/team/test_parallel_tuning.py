@@ -8,16 +8,16 @@ import time
 
 import optuna
 import pytest
-from teamkit import BIN, demo_project, dvc
+from tests.conftest import BIN, demo_project, dvc
 
-from labelcycle.quality.parallel_tuning import dvc_set_args
+from labelcycle import catalog
 
 
 def _prepared_project(tmp_path, n_items=400, rounds=30):
     project = demo_project(tmp_path / "proj", n_items=n_items)
-    params = (project / "params.yaml").read_text().replace("n_estimators: 30", f"n_estimators: {rounds}")
-    (project / "params.yaml").write_text(params)
-    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    params = (project / catalog.PARAMS).read_text().replace("n_estimators: 30", f"n_estimators: {rounds}")
+    (project / catalog.PARAMS).write_text(params)
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / catalog.MLFLOW_DB}"}
     res = dvc(project, "repro", "curate", "split", env=env)
     assert res.returncode == 0, res.stdout + res.stderr
     return project
@@ -40,12 +40,6 @@ def _worker(project, storage, *args):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-    )
-
-
-def test_dvc_set_args_turns_best_params_into_an_experiment_command():
-    assert dvc_set_args({"num_leaves": 15, "learning_rate": 0.1}) == (
-        "-S train_quality.learning_rate=0.1 -S train_quality.num_leaves=15"
     )
 
 
@@ -77,18 +71,18 @@ def test_two_workers_share_one_study_on_postgres(pg_url, tmp_path):
 @pytest.mark.slow
 def test_workers_fill_the_tune_stage_study_and_train_quality_uses_its_best(pg_url, tmp_path):
     project = _prepared_project(tmp_path)
-    params = (project / "params.yaml").read_text().replace("  storage: null", f"  storage: {pg_url}")
-    (project / "params.yaml").write_text(params.replace("n_trials: 2", "n_trials: 4"))
+    params = (project / catalog.PARAMS).read_text().replace("  storage: null", f"  storage: {pg_url}")
+    (project / catalog.PARAMS).write_text(params.replace("n_trials: 2", "n_trials: 4"))
     workers = [_worker_default(project, "--seed", str(i)) for i in range(2)]
     outs = [w.communicate(timeout=600)[0] for w in workers]
     assert [w.returncode for w in workers] == [0, 0], outs
     res = dvc(
-        project, "repro", "train_quality", env={"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+        project, "repro", "train_quality", env={"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / catalog.MLFLOW_DB}"}
     )
     assert res.returncode == 0, res.stdout + res.stderr
     import json
 
-    best = json.loads((project / "reports/best_params.json").read_text())
+    best = json.loads((project / catalog.BEST_PARAMS).read_text())
     (study_name,) = optuna.get_all_study_names(pg_url)
     study = optuna.load_study(study_name=study_name, storage=pg_url)
     assert best["study"] == study_name and best["params"] == study.best_params
@@ -100,11 +94,11 @@ def test_a_killed_worker_does_not_stop_the_study(pg_url, tmp_path):
     # long trials so the kill lands inside one; a short heartbeat so the survivor notices quickly
     project = _prepared_project(tmp_path, rounds=3000)
     params = (
-        (project / "params.yaml")
+        (project / catalog.PARAMS)
         .read_text()
         .replace("early_stopping_rounds: 30", "early_stopping_rounds: 3000")
     )
-    (project / "params.yaml").write_text(params)
+    (project / catalog.PARAMS).write_text(params)
     victim = _worker(project, pg_url, "--n-trials", "5", "--heartbeat", "1", "--grace", "2")
     deadline = time.time() + 120
     while time.time() < deadline:

@@ -11,7 +11,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from teamkit import BIN, Server, demo_project, dvc, free_port
+from tests.conftest import BIN, Server, demo_project, dvc, free_port
+
+from labelcycle import catalog
 
 boto3 = pytest.importorskip("boto3")
 pytest.importorskip("moto")
@@ -65,7 +67,7 @@ def test_dvc_push_and_pull_through_an_s3_compatible_remote(s3, tmp_path):
     shutil.copytree(project / "data" / "raw", before)
     shutil.rmtree(project / "data" / "raw")
     shutil.rmtree(project / ".dvc" / "cache")
-    res = dvc(project, "pull", "data/raw.dvc")
+    res = dvc(project, "pull", catalog.RAW_DVC)
     assert res.returncode == 0, res.stdout + res.stderr
     cmp = filecmp.dircmp(before, project / "data" / "raw")
     assert not cmp.diff_files and not cmp.left_only and not cmp.right_only
@@ -76,7 +78,7 @@ def test_dvc_push_and_pull_through_an_s3_compatible_remote(s3, tmp_path):
 def test_mlflow_server_stores_artifacts_in_s3(s3, tmp_path):
     endpoint, client = s3
     server = Server(
-        f"sqlite:///{tmp_path / 'mlflow.db'}",
+        f"sqlite:///{tmp_path / catalog.MLFLOW_DB}",
         f"s3://{BUCKET}/mlflow",
         tmp_path,
         env={"MLFLOW_S3_ENDPOINT_URL": endpoint, **CREDENTIALS},

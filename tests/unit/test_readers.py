@@ -34,11 +34,13 @@ def test_read_parquet_and_jsonl_and_gzip_give_the_same_table(tmp_path):
 
 def test_column_mapping_renames_to_the_contract(tmp_path):
     path = tmp_path / "answer.csv"
-    path.write_text("question,worker,answer\nq1,w1,0\n")
+    path.write_text("question,worker,answer\nq1,w1,0\nq2,w2,1\n")
     df = read_table(
         path, "annotations", ColumnMap(item_col="question", annotator_col="worker", label_col="answer")
     )
-    assert {"item_id", "annotator_id", "label"} <= set(df.columns)
+    # each mapped column's values land under its contract name, and the source names are gone
+    assert df[["item_id", "annotator_id", "label"]].values.tolist() == [["q1", "w1", "0"], ["q2", "w2", "1"]]
+    assert not {"question", "worker", "answer"} & set(df.columns)
 
 
 def test_headerless_file_takes_names(tmp_path):

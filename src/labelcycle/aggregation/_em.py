@@ -58,11 +58,6 @@ class Codes:
         k = self.n_classes
         return np.tile(np.eye(k), (self.n_annotators, 1))
 
-    def pair_counts(self) -> np.ndarray:
-        """``A x K`` number of rows of each annotator with each given label."""
-        per_pair = np.asarray(self.by_pair.sum(axis=1)).ravel()
-        return per_pair.reshape(self.n_annotators, self.n_classes)
-
     def rows_per_annotator(self) -> np.ndarray:
         """Number of annotation rows of each annotator."""
         per_pair = np.asarray(self.by_pair.sum(axis=1)).ravel()

@@ -117,9 +117,6 @@ class BaseAggregator:
     def fit_predict(self, annotations: pd.DataFrame) -> pd.Series:
         return self.fit(annotations).labels_
 
-    def fit_predict_proba(self, annotations: pd.DataFrame) -> pd.DataFrame:
-        return self.fit(annotations).probas_
-
     def _check_fitted(self) -> None:
         if not hasattr(self, "probas_"):
             raise NotFittedError(f"{type(self).__name__} is not fitted; call fit(annotations) first")

@@ -18,7 +18,7 @@ posterior that the given label is right, and says so in :attr:`DetectionResult.m
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import lightgbm as lgb
@@ -313,7 +313,3 @@ def detect_label_errors(
     )
     return DetectionResult(base[OUTPUT_COLUMNS], feats, context, True, msg, metrics, model, targets)
 
-
-def params_dict(params: ErrorModelParams) -> dict:
-    """Flat dict of the settings, for logging."""
-    return asdict(params)

@@ -23,6 +23,7 @@ from typing import Any
 
 import pandas as pd
 
+from labelcycle import catalog
 from labelcycle.errors import TrackingError
 from labelcycle.versioning import git
 
@@ -44,8 +45,13 @@ HTTP_DEFAULTS = {
 
 
 def tracking_uri(root: Path) -> str:
-    """``MLFLOW_TRACKING_URI`` when set, else the project's SQLite store ``mlflow.db``."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(root / 'mlflow.db').resolve()}"
+    """``MLFLOW_TRACKING_URI`` when set, else the project's SQLite store (:data:`catalog.MLFLOW_DB`)."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or local_store_uri(root)
+
+
+def local_store_uri(root: Path) -> str:
+    """The project's SQLite tracking store: ``sqlite:///<root>/mlflow.db``."""
+    return f"sqlite:///{(root / catalog.MLFLOW_DB).resolve()}"
 
 
 def configure(root: Path) -> str:
@@ -68,7 +74,7 @@ def configure(root: Path) -> str:
         if exp is None:
             location = None
             if uri.startswith("sqlite:") or "://" not in uri:
-                location = (root / "mlartifacts").resolve().as_uri()
+                location = (root / catalog.MLARTIFACTS).resolve().as_uri()
             try:
                 exp_id = client.create_experiment(name, artifact_location=location)
             except Exception:
@@ -430,7 +436,7 @@ def stage_run(
         TAG_STAGE: stage,
         TAG_PIPELINE_RUN: pipeline_run_id(),
         "mlflow.source.type": "JOB",
-        "mlflow.source.name": f"stages/{stage}.py",
+        "mlflow.source.name": f"{catalog.STAGES_DIR}/{stage}.py",
     }
     if commit:
         tags["mlflow.source.git.commit"] = commit
@@ -468,7 +474,7 @@ def stage_run(
             later = "" if closed else " (it will be marked FAILED by the next stage that reaches the store)"
             raise TrackingError(
                 f"stage {stage}: the MLflow tracking store at {uri} failed mid-run ({describe_failure(exc)}); run "
-                f"{run.info.run_id} is FAILED{later}. Nothing of this stage is recorded in dvc.lock; once the "
+                f"{run.info.run_id} is FAILED{later}. Nothing of this stage is recorded in {catalog.DVC_LOCK}; once the "
                 "server is back, rerun `dvc repro`"
             ) from exc
         raise
@@ -478,5 +484,5 @@ def stage_run(
     if not finished:
         raise TrackingError(
             f"stage {stage}: the MLflow tracking store at {uri} did not accept the end of run {run.info.run_id}; "
-            "nothing of this stage is recorded in dvc.lock; once the server is back, rerun `dvc repro`"
+            f"nothing of this stage is recorded in {catalog.DVC_LOCK}; once the server is back, rerun `dvc repro`"
         )

@@ -13,7 +13,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from labelcycle.rdb import is_postgres
+from labelcycle import catalog
+from labelcycle.databases import is_postgres
+from labelcycle.tracking.runs import local_store_uri
 
 LEAN_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
@@ -49,10 +51,10 @@ def plan_server(
     allowed_hosts: str | None = None,
 ) -> ServerPlan:
     """The command and environment of a lean MLflow tracking server for the project at ``root``."""
-    backend = backend_store_uri or f"sqlite:///{(root / 'mlflow.db').resolve()}"
+    backend = backend_store_uri or local_store_uri(root)
     if backend.startswith("postgres://"):
         backend = "postgresql://" + backend[len("postgres://") :]
-    artifacts = artifacts_destination or str((root / "mlartifacts").resolve())
+    artifacts = artifacts_destination or str((root / catalog.MLARTIFACTS).resolve())
     cmd = [
         sys.executable,
         "-m",

@@ -1,4 +1,4 @@
-"""Raw batches: immutable, content-addressed folders under ``data/raw/``.
+"""Raw batches: immutable, content-addressed folders under ``data/raw/`` (:data:`catalog.RAW`).
 
 A batch is the files of one delivery (annotations, optionally items and gold), copied byte for byte
 into ``data/raw/<digest>/`` with a ``manifest.json`` that records where they came from, how their
@@ -19,13 +19,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from labelcycle import schema
+from labelcycle import catalog, schema
 from labelcycle.errors import WorkspaceError
 from labelcycle.readers import ColumnMap, detect_format, read_table
 from labelcycle.validation import SOURCE_FILE
 from labelcycle.versioning.digest import file_sha256
 
-RAW_DIR = Path("data") / "raw"
+#: the raw batches' folder relative to the project root (``dvc add``-ed as one output)
+RAW_DIR = Path(catalog.RAW)
 MANIFEST = "manifest.json"
 ROLES = ("annotations", "items", "gold")
 DIGEST_CHARS = 16
@@ -131,7 +132,7 @@ def load_batch(path: Path) -> Batch:
         manifest = json.loads(manifest_path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise WorkspaceError(
-            f"{manifest_path}: cannot read the batch manifest ({exc}); restore the batch with `dvc checkout data/raw`"
+            f"{manifest_path}: cannot read the batch manifest ({exc}); restore the batch with `dvc checkout {catalog.RAW}`"
         ) from None
     return Batch(digest=path.name, path=path, manifest=manifest)
 

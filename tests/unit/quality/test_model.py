@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from labelcycle.errors import NotFittedError, SchemaError
-from labelcycle.quality.model import QualityModel, train
+from labelcycle.quality.model import QualityModel, prepare_training, train
 
 CLASSES = ["ok", "misleading", "prohibited"]
 
@@ -44,6 +44,8 @@ def test_unseen_category_and_missing_class_are_handled():
 def test_early_stopping_split_never_uses_rows_outside_the_given_training_items():
     items, y = _data()
     res = train(items, y, CLASSES, params={"n_estimators": 30, "num_threads": 1}, valid_fraction=0.2, seed=0)
+    # a real split (not an empty one that passes trivially) that partitions exactly the given rows
+    assert res.n_valid == prepare_training(items, y, CLASSES, valid_fraction=0.2, seed=0).valid.sum() > 0
     assert res.n_train + res.n_valid == len(items)
 
 
