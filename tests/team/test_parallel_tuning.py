@@ -18,7 +18,7 @@ def _prepared_project(tmp_path, n_items=400, rounds=30):
     params = (project / catalog.PARAMS).read_text().replace("n_estimators: 30", f"n_estimators: {rounds}")
     (project / catalog.PARAMS).write_text(params)
     env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / catalog.MLFLOW_DB}"}
-    res = dvc(project, "repro", "curate", "split", env=env)
+    res = dvc(project, "repro", "sample", "split", env=env)
     assert res.returncode == 0, res.stdout + res.stderr
     return project
 
@@ -50,7 +50,7 @@ def test_tune_worker_outside_a_prepared_project_says_what_to_run(project):
         capture_output=True,
         text=True,
     )
-    assert res.returncode != 0 and "dataset.parquet: missing; run the upstream stage first" in res.stderr
+    assert res.returncode != 0 and "train_sample.parquet: missing; run the upstream stage first" in res.stderr
 
 
 @pytest.mark.slow

@@ -4,10 +4,10 @@ import dataclasses
 
 import pytest
 import yaml
+from tests.conftest import REPO_ROOT
 
 from labelcycle import params as P
 from labelcycle.errors import ConfigError
-from tests.conftest import REPO_ROOT
 
 
 def test_params_yaml_ships_exactly_the_dataclass_defaults():

@@ -60,7 +60,7 @@ def server(
     import signal
     import subprocess
 
-    from labelcycle.rdb import ensure_database
+    from labelcycle.databases import ensure_database
     from labelcycle.tracking.server import plan_server
     from labelcycle.versioning.dvc import find_root
 
@@ -141,12 +141,12 @@ def tune_worker(study_name, storage, n_trials, total_trials, threads, seed, hear
     writes reports/best_params.json, and train_quality trains with the best params.
     """
     from labelcycle.catalog import Catalog
+    from labelcycle.databases import ensure_database
     from labelcycle.params import load
     from labelcycle.pipeline import read_parquet
     from labelcycle.quality.data import training_rows
     from labelcycle.quality.parallel_tuning import dvc_set_args, make_storage, run_worker
     from labelcycle.quality.tuning import open_study, search_for
-    from labelcycle.rdb import ensure_database
     from labelcycle.versioning.dvc import find_root
 
     root = find_root(repo)

@@ -20,8 +20,6 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from labelcycle.quality.tuning import open_study  # noqa: F401  (the tune stage's sampler/pruner; used by the CLI)
-
 #: default heartbeat: a killed worker's trial is retried after about heartbeat + grace seconds
 HEARTBEAT_S = 30
 GRACE_S = 120

@@ -16,8 +16,8 @@ from labelcycle.detection.features import (
     loo_sum,
 )
 from labelcycle.detection.model import detect_label_errors, gold_targets
-from labelcycle.params import ErrorModelParams
 from labelcycle.errors import SchemaError
+from labelcycle.params import ErrorModelParams
 
 CLASSES = ("ok", "misleading", "prohibited")
 FAST = FeatureParams(n_folds=3, aggregator="majority_vote", quality_rounds=10)
