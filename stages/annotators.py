@@ -10,7 +10,7 @@ import dataclasses
 
 from labelcycle import catalog
 from labelcycle.aggregation import make_aggregator
-from labelcycle.annotators import AnalysisParams, analyse_annotators, render_report
+from labelcycle.annotators import analyse_annotators, render_report
 from labelcycle.pipeline import run_stage, stage_context, write_json, write_parquet, write_text
 from labelcycle.tracking.runs import stage_run
 
@@ -28,13 +28,12 @@ def main() -> None:
     # descriptive analytics only (nothing here trains a model), so all gold is used, eval split included
     gold = ctx.read(catalog.GOLD)
     aggregator = make_aggregator(method, classes=classes).fit(annotations)
-    settings = AnalysisParams(profile=p)
     analysis = analyse_annotators(
         annotations,
         aggregator,
         items=items if items.shape[1] > 1 else None,
         gold=gold if len(gold) else None,
-        params=settings,
+        params=p,
     )
     write_parquet(analysis.table, ctx.path(catalog.ANNOTATORS_TABLE))
     write_parquet(analysis.root_causes, ctx.path(catalog.ROOT_CAUSES))

@@ -102,15 +102,20 @@ def _module_path(module: str) -> str:
 
 def _params_read(tree: ast.Module) -> set[str]:
     """Params keys the stage reads through the ``Params`` returned by ``stage_params``."""
-    names = {
-        target.id
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Assign)
-        and isinstance(node.value, ast.Call)
-        and getattr(node.value.func, "id", None) == "stage_params"
-        for target in node.targets
-        if isinstance(target, ast.Name)
-    }
+    def assigned_from(test) -> set[str]:
+        return {
+            target.id
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Assign) and test(node.value)
+            for target in node.targets
+            if isinstance(target, ast.Name)
+        }
+
+    contexts = assigned_from(lambda v: isinstance(v, ast.Call) and getattr(v.func, "id", None) == "stage_context")
+    names = assigned_from(
+        lambda v: (isinstance(v, ast.Call) and getattr(v.func, "id", None) == "stage_params")
+        or (isinstance(v, ast.Attribute) and v.attr == "params" and getattr(v.value, "id", None) in contexts)
+    )
     inner = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
     sections = {f.name for f in dataclasses.fields(Params)}
     keys: set[str] = set()
@@ -121,7 +126,9 @@ def _params_read(tree: ast.Module) -> set[str]:
         while isinstance(node, ast.Attribute):
             chain.insert(0, node.attr)
             node = node.value
-        if not (isinstance(node, ast.Name) and node.id in names):
+        if isinstance(node, ast.Name) and node.id in contexts and chain[:1] == ["params"] and len(chain) > 1:
+            chain = chain[1:]
+        elif not (isinstance(node, ast.Name) and node.id in names):
             continue
         if chain[0] in PROPERTIES:
             keys |= PROPERTIES[chain[0]]

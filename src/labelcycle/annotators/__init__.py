@@ -12,16 +12,16 @@ from labelcycle.annotators.agreement import (
     fleiss_kappa,
     krippendorff_alpha,
 )
-from labelcycle.annotators.analysis import AnalysisParams, AnnotatorAnalysis, analyse_annotators
+from labelcycle.annotators.analysis import AnnotatorAnalysis, analyse_annotators
 from labelcycle.annotators.profiles import (
-    ProfileParams,
     annotator_confusions,
     annotator_drift,
     annotator_table,
     rank_one_distance,
 )
 from labelcycle.annotators.report import render_report
-from labelcycle.annotators.rootcause import RootCauseParams, root_causes
+from labelcycle.annotators.rootcause import root_causes
+from labelcycle.params import AnalysisParams, ProfileParams, RootCauseParams
 
 __all__ = [
     "AgreementStat",

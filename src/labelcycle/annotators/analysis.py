@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -11,29 +11,12 @@ from labelcycle import schema
 from labelcycle.annotators._common import check_annotations, check_gold, classes_of, consensus_of
 from labelcycle.annotators.agreement import agreement_summary
 from labelcycle.annotators.profiles import (
-    ProfileParams,
     annotator_confusions,
     annotator_drift,
     annotator_table,
 )
-from labelcycle.annotators.rootcause import RootCauseParams, root_causes
-
-
-@dataclass(frozen=True)
-class AnalysisParams:
-    """Settings of :func:`analyse_annotators`.
-
-    Attributes:
-        profile: thresholds of the annotator flags.
-        root_cause: settings of the root-cause search.
-        exclude_spammers: leave flagged spammers out of the root-cause search (they are reported in the
-            annotator table; their random disagreement would otherwise drown systematic patterns and
-            inflate the baseline).
-    """
-
-    profile: ProfileParams = field(default_factory=ProfileParams)
-    root_cause: RootCauseParams = field(default_factory=RootCauseParams)
-    exclude_spammers: bool = True
+from labelcycle.annotators.rootcause import root_causes
+from labelcycle.params import AnalysisParams
 
 
 @dataclass(frozen=True)

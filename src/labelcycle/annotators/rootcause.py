@@ -49,8 +49,6 @@ continuity correction).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -66,7 +64,19 @@ from labelcycle.annotators._common import (
     reference_labels,
     wilson,
 )
-from labelcycle.errors import ConfigError
+from labelcycle.annotators.groupstats import (
+    Group,
+    bh_threshold,
+    describe_conditions,
+    dominant_share,
+    finding_text,
+    given_pattern,
+    guideline_onset,
+    interaction_lower,
+    onset_split,
+    rate_stats,
+)
+from labelcycle.params import RootCauseParams
 
 ROOT_CAUSE_COLUMNS = [
     "rank",
@@ -95,75 +105,6 @@ ROOT_CAUSE_COLUMNS = [
 ]
 
 MISSING = "(missing)"
-
-
-@dataclass(frozen=True)
-class RootCauseParams:
-    """Settings of :func:`root_causes`.
-
-    Attributes:
-        max_order: largest number of factors combined in one group (1 to 3).
-        min_support: smallest group (labels) considered.
-        z: normal quantile of the Wilson intervals (1.96 = 95%).
-        max_levels: categorical item features with more distinct values are skipped.
-        numeric_bins: quantile bins for numeric item features (0 = skip numeric features).
-        onset_alpha: significance level of the onset (change-point) test.
-        fdr: false discovery rate of the reported findings (Benjamini-Hochberg over the groups tested);
-            membership of cohorts only needs the per-group ``z`` interval.
-        pattern_share: share of a group's disagreements its dominant given label must have for the group
-            to join an annotator cohort.
-        max_annotator_share: a cohort naming more than this share of all annotators (and more than
-            three) is dropped: "most annotators label X as Y" describes the item slice (reported as a slice
-            finding without an annotator condition when it stands out), not a group of annotators.
-        top_k: rows returned (0 = all).
-        max_candidates: candidates kept for de-duplication (the strongest by score; bounds memory).
-        use_gold: compare against gold labels where available (else the consensus everywhere).
-        exclude_annotators: annotators left out (e.g. flagged spammers, reported elsewhere).
-    """
-
-    max_order: int = 3
-    min_support: int = 20
-    z: float = 1.96
-    max_levels: int = 30
-    numeric_bins: int = 4
-    onset_alpha: float = 0.001
-    fdr: float = 0.05
-    pattern_share: float = 0.5
-    max_annotator_share: float = 0.25
-    top_k: int = 20
-    max_candidates: int = 2000
-    use_gold: bool = True
-    exclude_annotators: tuple[str, ...] = field(default_factory=tuple)
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.max_order <= 3:
-            raise ConfigError(f"max_order must be 1, 2 or 3, got {self.max_order}")
-        if self.min_support < 1:
-            raise ConfigError(f"min_support must be >= 1, got {self.min_support}")
-        if self.z <= 0:
-            raise ConfigError(f"z must be > 0, got {self.z}")
-        if not 0 < self.fdr < 1:
-            raise ConfigError(f"fdr must be in (0, 1), got {self.fdr}")
-        if not 0 < self.max_annotator_share <= 1:
-            raise ConfigError(f"max_annotator_share must be in (0, 1], got {self.max_annotator_share}")
-        if not 0 < self.onset_alpha < 1:
-            raise ConfigError(f"onset_alpha must be in (0, 1), got {self.onset_alpha}")
-
-
-@dataclass
-class _Group:
-    conditions: dict[str, tuple[str, ...]]  # factor -> allowed values
-    rows: np.ndarray  # sorted row positions of the group
-    since: str | None = None
-    context_guideline: str | None = None
-    n: int = 0
-    k: int = 0
-    explained: bool = False  # a parent group (one condition fewer) is as bad or worse
-    annotator_explained: bool = False  # the annotator is as bad or worse on their other labels
-
-    @property
-    def order(self) -> int:
-        return len(self.conditions) + (self.since is not None)
 
 
 def _factor_frame(
@@ -218,219 +159,6 @@ def _parent_counts(
     keys, k, n = group_counts[parent]
     at = np.searchsorted(keys, _group_key(parent, codes, rows))
     return k[at], n[at]
-
-
-def _bh_z(z_scores: np.ndarray, fdr: float) -> float:
-    """The one-sided z threshold of the Benjamini-Hochberg procedure at ``fdr`` over these test statistics.
-
-    The Wilson lower bound at ``z`` exceeds the baseline exactly when the score statistic exceeds ``z``,
-    so the threshold plugs into the Wilson gate. With no rejection it is the Bonferroni threshold.
-    """
-    m = max(len(z_scores), 1)
-    p_sorted = np.sort(stats.norm.sf(z_scores))
-    passed = np.flatnonzero(p_sorted <= fdr * np.arange(1, len(p_sorted) + 1) / m)
-    p_star = fdr * (passed[-1] + 1) / m if len(passed) else fdr / m
-    return float(stats.norm.isf(p_star))
-
-
-def _stats(k: np.ndarray, n: np.ndarray, p0: float, z: float) -> dict[str, np.ndarray]:
-    lo, hi = wilson(k, n, z)
-    rate = k / n
-    logit = np.log((k + 0.5) / (n - k + 0.5)) - np.log(p0 / (1 - p0))
-    return {
-        "rate": rate,
-        "rate_lo": lo,
-        "rate_hi": hi,
-        "rate_diff": rate - p0,
-        "rate_diff_lo": lo - p0,
-        "rate_diff_hi": hi - p0,
-        "lift": rate / p0,
-        "log_odds_ratio": logit,
-        "excess": n * (rate - p0),
-        "score": n * (lo - p0),
-    }
-
-
-def _dominant(rows: np.ndarray, conf_code: np.ndarray, n_conf: int) -> tuple[int, int, int]:
-    """(dominant confusion code, its count, number of disagreements) among ``rows``."""
-    codes = conf_code[rows]
-    codes = codes[codes >= 0]
-    if len(codes) == 0:
-        return -1, 0, 0
-    counts = np.bincount(codes, minlength=n_conf)
-    best = int(np.argmax(counts))
-    return best, int(counts[best]), int(len(codes))
-
-
-def _given_pattern(rows: np.ndarray, given_code: np.ndarray, n_given: int) -> tuple[int, int, int]:
-    """(most frequent given label code among the disagreements of ``rows``, its count, disagreements)."""
-    codes = given_code[rows]
-    codes = codes[codes >= 0]
-    if len(codes) == 0:
-        return -1, 0, 0
-    counts = np.bincount(codes, minlength=n_given)
-    best = int(np.argmax(counts))
-    return best, int(counts[best]), int(len(codes))
-
-
-def _guideline_onset(
-    group: _Group, gv_idx: np.ndarray | None, gv_names: np.ndarray, period_idx: np.ndarray, order: list[str]
-) -> _Group:
-    """Name the onset of a group conditioned on a guideline version that is the same as "since <period>".
-
-    When, across all labels, the group's guideline version(s) are used exactly from one period on (every
-    label of that period and later, none before), the condition reads "since <period> (guideline v2)".
-    """
-    vals = group.conditions.get(schema.GUIDELINE_VERSION)
-    if gv_idx is None or vals is None or group.since is not None or not order:
-        return group
-    allowed = np.isin(gv_names[gv_idx], list(vals))
-    known = period_idx >= 0
-    if not allowed[known].any():
-        return group
-    start = int(period_idx[known & allowed].min())
-    if start == 0 or not np.array_equal(allowed[known], period_idx[known] >= start):
-        return group
-    return replace(group, since=order[start])
-
-
-def _newcombe_lo(k1: float, n1: float, k2: float, n2: float, z1: float, z2: float) -> float:
-    """Lower bound of Newcombe's hybrid score interval for ``k1/n1 - k2/n2`` (method 10), with the Wilson
-    quantile ``z1`` for the first rate and ``z2`` for the second."""
-    l1, _ = wilson(k1, n1, z1)
-    _, u2 = wilson(k2, n2, z2)
-    p1, p2 = k1 / n1, k2 / n2
-    return float(p1 - p2 - np.sqrt((p1 - float(l1)) ** 2 + (float(u2) - p2) ** 2))
-
-
-def _interaction_lo(
-    group: _Group,
-    cond_mask: Callable[[str, tuple[str, ...]], np.ndarray],
-    since_mask: Callable[[str], np.ndarray],
-    dis: np.ndarray,
-    z: float,
-    z_ref: float,
-) -> float:
-    """How much more often the group disagrees than its simpler explanations, at 95% (lower bound).
-
-    Each simpler explanation drops one condition (the annotators, a slice, the onset): "the same
-    annotators on other items", "other annotators on the same items", "the same group before the onset".
-    The group is compared with the rest of each such parent (Newcombe interval of the difference of two
-    rates; the group's rate at ``z`` as it was selected among many, the parent's rest at ``z_ref``) and the
-    smallest lower bound is returned; a parent with no other rows is skipped. A single-condition group is
-    compared with all other labels. ``inf`` when no comparison exists.
-    """
-    parts: list[tuple[str, np.ndarray]] = [(f, cond_mask(f, v)) for f, v in group.conditions.items()]
-    if group.since is not None:
-        parts.append(("since", since_mask(group.since)))
-    k1, n1 = float(group.k), float(group.n)
-    best = np.inf
-    for j in range(len(parts)):
-        others = [m for i, (_, m) in enumerate(parts) if i != j]
-        parent = np.logical_and.reduce(others) if others else np.ones(len(dis), dtype=bool)
-        n_p = float(np.count_nonzero(parent))
-        k_p = float(np.count_nonzero(parent & dis))
-        n2, k2 = n_p - n1, k_p - k1
-        if n2 < 1:
-            continue
-        best = min(best, _newcombe_lo(k1, n1, k2, n2, z, z_ref))
-    return best
-
-
-def _onset(
-    group: _Group,
-    period_idx: np.ndarray,
-    order: list[str],
-    disagree: np.ndarray,
-    p0: float,
-    params: RootCauseParams,
-) -> _Group:
-    """Restrict ``group`` to the periods from its onset when the excess starts at one period."""
-    idx = period_idx[group.rows]
-    ok = idx >= 0
-    idx = idx[ok]
-    d = disagree[group.rows][ok]
-    n_per = np.bincount(idx, minlength=len(order)).astype(np.float64)
-    k_per = np.bincount(idx, weights=d, minlength=len(order))
-    present = np.flatnonzero(n_per > 0)
-    if len(present) < 2:
-        return group
-
-    def ll(k: np.ndarray, n: np.ndarray) -> np.ndarray:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            p = k / n
-            return np.nan_to_num(k * np.log(p)) + np.nan_to_num((n - k) * np.log1p(-p))
-
-    cn, ck = np.cumsum(n_per), np.cumsum(k_per)
-    splits = present[1:]  # the post segment starts at this period index
-    pre_n, pre_k = cn[splits - 1], ck[splits - 1]
-    post_n, post_k = cn[-1] - pre_n, ck[-1] - pre_k
-    lr = 2 * (ll(pre_k, pre_n) + ll(post_k, post_n) - ll(ck[-1:], cn[-1:]))
-    up = post_k / post_n > pre_k / pre_n
-    lr = np.where(up, lr, -np.inf)
-    best = int(np.argmax(lr))
-    if lr[best] < stats.chi2.ppf(1 - params.onset_alpha, 1):
-        return group
-    pre_lo, _ = wilson(pre_k[best], pre_n[best], params.z)
-    if float(pre_lo) > p0:
-        return group
-    start = int(splits[best])
-    return replace(group, rows=group.rows[period_idx[group.rows] >= start], since=order[start])
-
-
-def _describe(conditions: dict[str, tuple[str, ...]]) -> str:
-    parts = []
-    for f, vals in conditions.items():
-        parts.append(f"{f}={vals[0]}" if len(vals) == 1 else f"{f} in {{{', '.join(vals)}}}")
-    return " & ".join(parts)
-
-
-def _finding(row: dict[str, object], per_name: str | None, ref_word: str) -> str:
-    conds = dict(row["_conditions"])  # type: ignore[call-overload]
-    ann = conds.pop(schema.ANNOTATOR_ID, None)
-    single = ann is not None and len(ann) == 1
-    label_verb, disagree_verb = ("labels", "disagrees") if single else ("label", "disagree")
-    if ann is None:
-        who = "annotators"
-    elif single:
-        who = f"annotator {ann[0]}"
-    else:
-        who = f"annotators {', '.join(ann)}"
-    period_txt = ""
-    if per_name is not None and per_name in conds:
-        vals = conds.pop(per_name)
-        period_txt = f" in {'batch' if per_name == schema.BATCH_ID else 'week'} {', '.join(vals)}"
-    if row["since_period"]:
-        period_txt = f" since {'batch' if per_name == schema.BATCH_ID else 'week'} {row['since_period']}"
-    guide = conds.pop(schema.GUIDELINE_VERSION, None)
-    if guide is not None:
-        period_txt += f" (guideline {', '.join(guide)})"
-    elif row["guideline_version"]:
-        period_txt += f" (guideline {row['guideline_version']})"
-    where = _describe(conds)
-    subject = f"{where} items" if where else "items"
-    dom = str(row["dominant_confusion"])
-    share = float(row["dominant_share"])  # type: ignore[arg-type]
-    n_dis = int(row["n_disagree"])  # type: ignore[call-overload]
-    if dom and share >= 0.5:
-        true, given = dom.split(" -> ")
-        what = (
-            f"{who} {label_verb} {subject} as '{given}' where {ref_word} says '{true}' "
-            f"({share:.0%} of {n_dis} disagreements)"
-        )
-    elif row["_given"] and float(row["_given_share"]) >= 0.5:  # type: ignore[arg-type]
-        what = (
-            f"{who} {label_verb} {subject} as '{row['_given']}' where {ref_word} says '{row['_given_from']}' "
-            f"({float(row['_given_share']):.0%} of {n_dis} disagreements)"  # type: ignore[arg-type]
-        )
-    else:
-        what = f"{who} {disagree_verb} with {ref_word} on {subject} (mixed; most often {dom}, {share:.0%})"
-    return (
-        f"{what}{period_txt}: {float(row['rate']):.0%} disagree vs {float(row['baseline']):.0%} baseline "  # type: ignore[arg-type]
-        f"(n={int(row['n'])}, {100 * float(row['rate_diff']):+.0f} pp, 95% CI "  # type: ignore[call-overload,arg-type]
-        f"[{100 * float(row['rate_diff_lo']):+.0f}, {100 * float(row['rate_diff_hi']):+.0f}], "  # type: ignore[arg-type]
-        f"lift {float(row['lift']):.1f})"  # type: ignore[arg-type]
-    )
 
 
 def root_causes(
@@ -499,7 +227,7 @@ def root_causes(
     # 1. enumerate candidates; a group of several factors whose lower bound does not exceed the rate of
     # one of its parents (the group without one condition) is explained by that parent (step 4's rule,
     # applied early so that the sub-slices of a bad annotator do not crowd out other groups)
-    cands: list[_Group] = []
+    cands: list[Group] = []
     tested_z: list[np.ndarray] = []  # score-test statistics of every group tested (rate > baseline)
     group_counts: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # combo -> keys, k, n
     for r in range(1, params.max_order + 1):
@@ -530,18 +258,18 @@ def root_causes(
                 rows = np.flatnonzero(inv == gi)
                 conds = {c: (str(factors[c].iat[int(rows[0])]),) for c in combo}
                 cands.append(
-                    _Group(conds, rows, explained=bool(explained[j]), annotator_explained=bool(overall[j]))
+                    Group(conds, rows, explained=bool(explained[j]), annotator_explained=bool(overall[j]))
                 )
 
     # 2. cohorts of annotators sharing a pattern (the same wrong label on the same slice); a "cohort" of
     # most annotators describes the slice, not a group of annotators, and is left out
     n_annotators = int(pd.Series(ann[schema.ANNOTATOR_ID]).nunique())
     max_cohort = max(3, int(params.max_annotator_share * n_annotators))
-    by_key: dict[tuple, list[_Group]] = {}
+    by_key: dict[tuple, list[Group]] = {}
     for gr in cands:
         if gr.annotator_explained or schema.ANNOTATOR_ID not in gr.conditions or len(gr.conditions) < 2:
             continue
-        dom, dom_n, n_dis = _given_pattern(gr.rows, given_code, n_given)
+        dom, dom_n, n_dis = given_pattern(gr.rows, given_code, n_given)
         if dom < 0 or dom_n < params.pattern_share * n_dis:
             continue
         rest = tuple(sorted((f, v) for f, v in gr.conditions.items() if f != schema.ANNOTATOR_ID))
@@ -551,7 +279,7 @@ def root_causes(
             continue
         names = tuple(sorted(m.conditions[schema.ANNOTATOR_ID][0] for m in members))
         rows = np.unique(np.concatenate([m.rows for m in members]))
-        cands.append(_Group({schema.ANNOTATOR_ID: names, **dict(rest)}, rows))
+        cands.append(Group({schema.ANNOTATOR_ID: names, **dict(rest)}, rows))
     # a cohort member must be worse on the slice than on their other labels (the bad-everywhere annotator
     # joins none) but may be explained by a parent (a cohort inflates its slice); as findings of their own,
     # explained groups are dropped
@@ -560,7 +288,7 @@ def root_causes(
     # 3. onset within the period sequence
     if per_name is not None and len(order) >= 2:
         cands = [
-            _onset(gr, period_idx, order, disagree, p0, params) if per_name not in gr.conditions else gr
+            onset_split(gr, period_idx, order, disagree, p0, params) if per_name not in gr.conditions else gr
             for gr in cands
         ]
     gv_idx, gv_names = (
@@ -568,7 +296,7 @@ def root_causes(
         if schema.GUIDELINE_VERSION in factors.columns
         else (None, None)
     )
-    cands = [_guideline_onset(gr, gv_idx, np.asarray(gv_names), period_idx, order) for gr in cands]
+    cands = [guideline_onset(gr, gv_idx, np.asarray(gv_names), period_idx, order) for gr in cands]
     for gr in cands:
         gr.n = len(gr.rows)
         gr.k = int(disagree[gr.rows].sum())
@@ -585,9 +313,9 @@ def root_causes(
         return empty
 
     # identical row sets: keep the simplest description (then one with an onset)
-    cands.sort(key=lambda gr: (len(gr.conditions), gr.since is None, _describe(gr.conditions)))
+    cands.sort(key=lambda gr: (len(gr.conditions), gr.since is None, describe_conditions(gr.conditions)))
     seen: set[bytes] = set()
-    unique: list[_Group] = []
+    unique: list[Group] = []
     for gr in cands:
         sig = gr.rows.tobytes()
         if sig not in seen:
@@ -615,7 +343,7 @@ def root_causes(
     alive &= ~parent_explained
 
     # 5. greedy selection on the rows not yet explained by a better finding, ranked by effect size
-    z_sel = max(params.z, _bh_z(np.concatenate(tested_z), params.fdr))
+    z_sel = max(params.z, bh_threshold(np.concatenate(tested_z), params.fdr))
     alive_idx = np.flatnonzero(alive)
     dis_bool = disagree > 0
     # the ranked effects are simultaneous 95% bounds over the groups that compete for a rank (Bonferroni),
@@ -641,10 +369,10 @@ def root_causes(
     p0_given = np.bincount(given_code[given_code >= 0], minlength=n_given) / len(ann)
     pattern_lo = np.empty(len(alive_idx))
     for j, i in enumerate(alive_idx):
-        gdom, gdom_n, _ = _given_pattern(cands[i].rows, given_code, n_given)
+        gdom, gdom_n, _ = given_pattern(cands[i].rows, given_code, n_given)
         pattern_lo[j] = float(wilson(gdom_n, cands[i].n, z_rank)[0]) - p0_given[gdom] if gdom >= 0 else 0.0
     inter_lo = np.array(
-        [_interaction_lo(cands[i], cond_mask, since_mask, dis_bool, z_rank, params.z) for i in alive_idx],
+        [interaction_lower(cands[i], cond_mask, since_mask, dis_bool, z_rank, params.z) for i in alive_idx],
         dtype=np.float64,
     )
     sub = masks[alive_idx]
@@ -673,7 +401,7 @@ def root_causes(
         return empty
 
     # 6. describe
-    st = _stats(k_arr, n_arr, p0, params.z)
+    st = rate_stats(k_arr, n_arr, p0, params.z)
     rows = []
     ref_sources = set(source)
     ref_word = (
@@ -686,8 +414,8 @@ def root_causes(
     gv = factors[schema.GUIDELINE_VERSION].to_numpy() if schema.GUIDELINE_VERSION in factors.columns else None
     for i, residual_score in picks:
         gr = cands[i]
-        dom, dom_n, n_dis = _dominant(gr.rows, conf_code, n_conf)
-        gdom, gdom_n, _ = _given_pattern(gr.rows, given_code, n_given)
+        dom, dom_n, n_dis = dominant_share(gr.rows, conf_code, n_conf)
+        gdom, gdom_n, _ = given_pattern(gr.rows, given_code, n_given)
         given_from = ""
         if gdom >= 0:
             sel = gr.rows[given_code[gr.rows] == gdom]
@@ -704,7 +432,7 @@ def root_causes(
             "_given_share": gdom_n / n_dis if n_dis else 0.0,
             "_given_from": given_from,
             "annotators": ", ".join(gr.conditions.get(schema.ANNOTATOR_ID, ())),
-            "conditions": _describe(gr.conditions) + (f" & {per_name}>={gr.since}" if gr.since else ""),
+            "conditions": describe_conditions(gr.conditions) + (f" & {per_name}>={gr.since}" if gr.since else ""),
             "factors": "+".join(list(gr.conditions) + ([per_name] if gr.since and per_name else [])),
             "n": gr.n,
             "n_disagree": gr.k,
@@ -719,7 +447,7 @@ def root_causes(
         }
         rows.append(row)
     out = pd.DataFrame(rows)
-    out["finding"] = [_finding(r, per_name, ref_word) for r in out.to_dict("records")]
+    out["finding"] = [finding_text(r, per_name, ref_word) for r in out.to_dict("records")]
     out["rank"] = np.arange(1, len(out) + 1)
     out = out.drop(columns=["_conditions", "_given", "_given_share", "_given_from"])
     return out[ROOT_CAUSE_COLUMNS]

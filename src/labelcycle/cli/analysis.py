@@ -67,7 +67,7 @@ def annotators(
 ) -> None:
     """Annotator quality, spammers, drift, agreement and root causes of disagreement."""
     from labelcycle.aggregation import make_aggregator
-    from labelcycle.annotators import AnalysisParams, analyse_annotators, render_report
+    from labelcycle.annotators import analyse_annotators, render_report
     from labelcycle.readers import read_table, write_table
     from labelcycle.validation import validate
 
@@ -93,7 +93,7 @@ def annotators(
         df[[schema.ITEM_ID, schema.ANNOTATOR_ID, schema.LABEL]]
     )
     analysis = analyse_annotators(
-        df, agg, items=result.items, gold=result.gold, params=AnalysisParams(profile=here.params.annotators)
+        df, agg, items=result.items, gold=result.gold, params=here.params.annotators
     )
     if out is not None:
         write_table(analysis.table, out)

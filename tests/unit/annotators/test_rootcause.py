@@ -94,7 +94,7 @@ def test_root_cause_params_reject_order_four():
 def test_benjamini_hochberg_threshold_is_bonferroni_without_signal_and_adapts_with_it():
     from scipy import stats
 
-    from labelcycle.annotators.rootcause import _bh_z
+    from labelcycle.annotators.groupstats import bh_threshold as _bh_z
 
     m = 1000
     noise = np.zeros(m)  # every p-value 0.5: nothing to reject
