@@ -204,7 +204,7 @@ def track_batch(root: Path, batch: Batch) -> None:
         reason = " ".join(str(exc).split())
         raise WorkspaceError(
             f"{reason}; batch {batch.digest} was taken out of {catalog.RAW} again, so nothing changed: "
-            "fix that and ingest again"
+            "fix that and run the command again"
         ) from None
 
 
