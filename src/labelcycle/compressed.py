@@ -114,10 +114,12 @@ class InputLimits:
         if self.max_bytes is not None:
             limits.append((self.max_bytes, "the limit for one input file"))
         if self.max_ratio is not None:
-            by_ratio = max(self.ratio_floor, int(self.max_ratio * compressed_bytes))
-            limits.append(
-                (by_ratio, f"{self.max_ratio:g}x its compressed size of {human_size(compressed_bytes)}")
-            )
+            size = human_size(compressed_bytes)
+            by_ratio = int(self.max_ratio * compressed_bytes)
+            if by_ratio > self.ratio_floor:
+                limits.append((by_ratio, f"{self.max_ratio:g}x its compressed size of {size}"))
+            else:
+                limits.append((self.ratio_floor, f"over {self.max_ratio:g}x its compressed size of {size}"))
         return min(limits) if limits else (None, "")
 
 
