@@ -7,11 +7,17 @@ faults (an empty id, an unknown label, a bad number) are not the reader's busine
 quarantines those rows with a reason each.
 
 Text formats are read with every column as a string so that validation sees the values as written
-(``1`` and ``1.0`` stay distinct, ``NA`` stays ``NA``). :func:`write_table` writes the same formats.
+(``1`` and ``1.0`` stay distinct, ``NA``, ``none`` and ``null`` stay text). Only an empty cell is
+missing, unless the delivery declares its own markers (:attr:`ColumnMap.na_values`, ``--na-values``).
+
+Compressed files are read through :func:`labelcycle.compressed.open_compressed`, which stops at
+:class:`~labelcycle.compressed.InputLimits` (a decompression bomb is refused early, with little memory).
+:func:`write_table` writes the same formats.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from collections.abc import Mapping
@@ -23,6 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from labelcycle import schema
+from labelcycle.compressed import CORRUPT_STREAM_ERRORS, InputLimits, decompression_failed, open_compressed
 from labelcycle.errors import InputFileError, SchemaError
 
 #: extension (lower case, compression suffix removed) -> format name
@@ -52,6 +59,8 @@ class ColumnMap:
         label_col: the file's name for ``label``.
         names: column names for a file without a header row (e.g. ``worker,item,label``).
         extra: any further renames, file name -> contract name.
+        na_values: cell values the file uses for "no value" (``--na-values NA,null``), matched exactly
+            after trimming spaces; they are read as empty cells. Without them only an empty cell is empty.
     """
 
     item_col: str | None = None
@@ -59,6 +68,7 @@ class ColumnMap:
     label_col: str | None = None
     names: tuple[str, ...] | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
+    na_values: tuple[str, ...] = ()
 
     def renames(self) -> dict[str, str]:
         out = dict(self.extra)
@@ -72,13 +82,18 @@ class ColumnMap:
         return out
 
     def to_dict(self) -> dict[str, object]:
-        return {
+        """The mapping as JSON (batch manifests). ``na_values`` appears only when declared, so a mapping
+        without markers serialises (and digests) as it did before markers existed."""
+        out: dict[str, object] = {
             "item_col": self.item_col,
             "annotator_col": self.annotator_col,
             "label_col": self.label_col,
             "names": list(self.names) if self.names else None,
             "extra": dict(self.extra),
         }
+        if self.na_values:
+            out["na_values"] = list(self.na_values)
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object] | None) -> ColumnMap:
@@ -91,6 +106,7 @@ class ColumnMap:
             label_col=data.get("label_col"),  # type: ignore[arg-type]
             names=tuple(names) if names else None,  # type: ignore[arg-type]
             extra=dict(data.get("extra") or {}),  # type: ignore[call-overload]
+            na_values=tuple(data.get("na_values") or ()),  # type: ignore[arg-type]
         )
 
 
@@ -113,19 +129,31 @@ def detect_format(path: Path) -> tuple[str, str | None]:
     return FORMATS[ext], compression
 
 
-def read_table(path: str | Path, kind: str, columns: ColumnMap | None = None) -> pd.DataFrame:
+def read_table(
+    path: str | Path, kind: str, columns: ColumnMap | None = None, limits: InputLimits | None = None
+) -> pd.DataFrame:
     """Read one table of ``kind`` (annotations, items, gold) and map its columns onto the contract.
 
     The result has the contract's column names, string ids, and a ``_source_row`` column with the
-    1-based data-row number (the header is not a data row).
+    1-based data-row number (the header is not a data row). Cells equal to one of the declared
+    ``columns.na_values`` are read as empty.
+
+    Args:
+        path: the file; the format and compression come from its extension.
+        kind: ``annotations``, ``items`` or ``gold``.
+        columns: how the file names the contract's columns, and its missing-value markers.
+        limits: how far a compressed file may expand (default:
+            :meth:`~labelcycle.compressed.InputLimits.from_env`).
 
     Raises:
-        InputFileError: the file is missing, unreadable, empty or malformed.
+        InputFileError: the file is missing, unreadable, empty, malformed or expands past ``limits``.
         SchemaError: a required column is missing.
+        ConfigError: ``LABELCYCLE_MAX_INPUT_BYTES`` is not a size.
     """
     path = Path(path)
     spec = schema.SPECS[kind]
     columns = columns or ColumnMap()
+    limits = limits if limits is not None else InputLimits.from_env()
     if not path.exists():
         raise InputFileError(f"{path}: no such file; check the path (it is resolved from {Path.cwd()})")
     if path.is_dir():
@@ -134,11 +162,11 @@ def read_table(path: str | Path, kind: str, columns: ColumnMap | None = None) ->
         raise InputFileError(f"{path}: the file is empty; export the {kind} table again with a header row")
     fmt, compression = detect_format(path)
     if fmt in ("csv", "tsv"):
-        df = _read_delimited(path, "," if fmt == "csv" else "\t", compression, columns.names)
+        df = _read_delimited(path, "," if fmt == "csv" else "\t", compression, columns.names, limits)
     elif fmt == "parquet":
         df = _read_parquet(path)
     else:
-        df = _read_jsonl(path, compression)
+        df = _read_jsonl(path, compression, limits)
     if df.shape[1] == 0:
         raise InputFileError(f"{path}: no columns found; the {kind} table needs a header row")
     if len(df) == 0:
@@ -173,18 +201,38 @@ def read_table(path: str | Path, kind: str, columns: ColumnMap | None = None) ->
             f"{path}: missing required column(s) {missing} for the {kind} table; found {list(df.columns)}. "
             f"Rename them in the file or map them with {hint or 'the column options'}"
         )
+    if columns.na_values:
+        _blank_markers(df, columns.na_values)
     df[SOURCE_ROW] = range(1, len(df) + 1)
     return df.reset_index(drop=True)
 
 
+def _blank_markers(df: pd.DataFrame, markers: tuple[str, ...]) -> None:
+    """Set the text cells equal to one of ``markers`` (after trimming spaces) to ``""``, in place."""
+    wanted = {str(m).strip() for m in markers}
+    for col in df.columns:
+        values = df[col]
+        if not (pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)):
+            continue
+        hit = values.notna() & values.astype(str).str.strip().isin(wanted)
+        if hit.any():
+            df[col] = values.where(~hit, "")
+
+
 def _read_delimited(
-    path: Path, sep: str, compression: str | None, names: tuple[str, ...] | None
+    path: Path,
+    sep: str,
+    compression: str | None,
+    names: tuple[str, ...] | None,
+    limits: InputLimits | None = None,
 ) -> pd.DataFrame:
     if compression is None:
         fast = _read_delimited_arrow(path, sep, names)
         if fast is not None:
             return fast
-    return _read_delimited_pandas(path, sep, compression, names)
+        return _read_delimited_pandas(path, sep, None, names)
+    with open_compressed(path, compression, limits or InputLimits.from_env()) as stream:
+        return _read_delimited_pandas(path, sep, stream, names)
 
 
 _UTF8_BOM = b"\xef\xbb\xbf"
@@ -244,16 +292,16 @@ def _read_delimited_arrow(path: Path, sep: str, names: tuple[str, ...] | None) -
 
 
 def _read_delimited_pandas(
-    path: Path, sep: str, compression: str | None, names: tuple[str, ...] | None
+    path: Path, sep: str, stream: io.BufferedReader | None, names: tuple[str, ...] | None
 ) -> pd.DataFrame:
+    """Read with pandas from ``path``, or from ``stream`` (its decompressed content) when given."""
     try:
         return pd.read_csv(
-            path,
+            stream if stream is not None else path,
             sep=sep,
             dtype=str,
             keep_default_na=False,
             na_filter=False,
-            compression=compression,
             header=None if names else "infer",
             names=list(names) if names else None,
             encoding="utf-8",
@@ -261,7 +309,7 @@ def _read_delimited_pandas(
             quoting=3 if sep == "\t" else 0,  # TSV exports carry raw quotes in text fields
         )
     except UnicodeDecodeError:
-        line = _first_bad_utf8_line(path) if compression is None else None
+        line = _first_bad_utf8_line(path) if stream is None else None
         where = f"line {line}" if line else "somewhere inside the compressed file"
         raise InputFileError(
             f"{path}: is not valid UTF-8 ({where}); re-export it as UTF-8, e.g. "
@@ -285,6 +333,8 @@ def _read_delimited_pandas(
         raise InputFileError(
             f"{path}: cannot read the file ({exc}); is it complete and not corrupt?"
         ) from None
+    except CORRUPT_STREAM_ERRORS as exc:  # a decompressor's own error (lzma, zlib) through the parser
+        raise decompression_failed(path, exc) from None
 
 
 def _first_bad_utf8_line(path: Path) -> int | None:
@@ -315,17 +365,16 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     return df
 
 
-def _read_jsonl(path: Path, compression: str | None) -> pd.DataFrame:
-    import bz2
-    import gzip
-    import lzma
+def _open_text(path: Path, compression: str | None, limits: InputLimits) -> io.TextIOBase:
+    if compression is None:
+        return path.open("rt", encoding="utf-8")
+    return io.TextIOWrapper(open_compressed(path, compression, limits), encoding="utf-8")
 
-    openers = {None: open, "gzip": gzip.open, "bz2": bz2.open, "xz": lzma.open}
-    if compression not in openers:
-        raise InputFileError(f"{path}: compression {compression} is not supported for JSONL; use gzip")
+
+def _read_jsonl(path: Path, compression: str | None, limits: InputLimits | None = None) -> pd.DataFrame:
     records = []
     try:
-        with openers[compression](path, "rt", encoding="utf-8") as fh:
+        with _open_text(path, compression, limits or InputLimits.from_env()) as fh:
             for lineno, line in enumerate(fh, start=1):
                 if not line.strip():
                     continue
@@ -344,6 +393,8 @@ def _read_jsonl(path: Path, compression: str | None) -> pd.DataFrame:
                 records.append(obj)
     except UnicodeDecodeError as exc:
         raise InputFileError(f"{path}: is not valid UTF-8 ({exc.reason}); re-export it as UTF-8") from None
+    except CORRUPT_STREAM_ERRORS as exc:  # a corrupt or truncated compressed stream
+        raise decompression_failed(path, exc) from None
     df = pd.DataFrame.from_records(records)
     for col in df.columns:
         df[col] = df[col].map(lambda v: "" if v is None else (v if isinstance(v, str) else json.dumps(v)))

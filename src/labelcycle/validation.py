@@ -5,6 +5,10 @@ item rows merged, which are counted too). Nothing is dropped without a row in th
 
 The quarantine table has one row per rejected input row: ``table, raw_batch, source_file, source_row,
 reason, detail, record`` where ``record`` is the original row as JSON.
+
+A cell is missing only when it is empty (or spaces only) or a real null: ``NA``, ``none``, ``null``,
+``N/A`` and ``nan`` are values like any other (a region ``NA``, a label ``none``). A delivery that uses
+such words for "no value" declares them when it is read (``--na-values``, see :mod:`labelcycle.readers`).
 """
 
 from __future__ import annotations
@@ -23,9 +27,6 @@ from labelcycle.readers import SOURCE_ROW
 
 SOURCE_FILE = "_source_file"
 QUARANTINE_COLUMNS = ["table", schema.RAW_BATCH, "source_file", "source_row", "reason", "detail", "record"]
-
-#: values read as "no value" in text files
-_EMPTY = {"", "na", "n/a", "nan", "null", "none"}
 
 
 @dataclass
@@ -121,10 +122,6 @@ class _Quarantine:
         return pd.concat(self.frames, ignore_index=True)
 
 
-#: a value holding any of these characters cannot be one of ``_EMPTY`` (they are neither whitespace nor
-#: in any of its words, and lower-casing keeps them out), so only the other values need the full check
-_NEVER_EMPTY = "[0-9bcdfghijkmpqrstvwxyzBCDFGHIJKMPQRSTVWXYZ]"
-
 _DEFAULT_STR = pd.Series(["x"]).dtype
 
 
@@ -135,22 +132,14 @@ def _arrow_strings(values: pd.Series) -> pa.ChunkedArray | pa.Array | None:
     return pa.array(values.array)
 
 
-def _is_empty_slow(values: pd.Series) -> pd.Series:
-    return values.isna() | values.astype(str).str.strip().str.lower().isin(_EMPTY)
-
-
 def _is_empty(values: pd.Series) -> pd.Series:
+    """Missing cells: nulls, and text that is empty or whitespace only (nothing else)."""
     arr = _arrow_strings(values)
     if arr is None:
-        return _is_empty_slow(values)
-    never = pc.match_substring_regex(arr, _NEVER_EMPTY).to_numpy(zero_copy_only=False)
-    maybe = np.flatnonzero(~never.astype(bool, copy=False)) if arr.null_count == 0 else None
-    if maybe is None:  # nulls: the full check everywhere (rare: text files have none)
-        return _is_empty_slow(values)
-    out = np.zeros(len(values), dtype=bool)
-    if len(maybe):
-        out[maybe] = _is_empty_slow(values.iloc[maybe]).to_numpy(dtype=bool)
-    return pd.Series(out, index=values.index)
+        return values.isna() | values.astype(str).str.strip().eq("")
+    empty = pc.or_(pc.equal(pc.binary_length(arr), 0), pc.utf8_is_space(arr))
+    empty = pc.fill_null(empty, True).to_numpy(zero_copy_only=False)
+    return pd.Series(empty.astype(bool, copy=False), index=values.index)
 
 
 def _isin(values: pd.Series, allowed: pd.Series) -> pd.Series:

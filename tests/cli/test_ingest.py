@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from tests.conftest import set_params, sh
+
+from labelcycle import catalog
+from labelcycle.versioning import raw
 
 GOOD = "item_id,annotator_id,label\ni1,a,ok\ni1,b,misleading\ni2,a,prohibited\n"
 
@@ -20,7 +25,7 @@ def run_cli(cwd: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def tree_state(root: Path) -> dict[str, str]:
-    raw = root / "data" / "raw"
+    raw = root / catalog.RAW
     if not raw.exists():
         return {}
     return {
@@ -34,10 +39,10 @@ def test_ingest_adds_a_content_addressed_batch_once(project):
     (project / "a.csv").write_text(GOOD)
     first = run_cli(project, "ingest", "--annotations", "a.csv")
     assert first.returncode == 0, first.stderr
-    batches = [p for p in (project / "data" / "raw").iterdir() if p.is_dir()]
+    batches = [p for p in (project / catalog.RAW).iterdir() if p.is_dir()]
     assert len(batches) == 1
     assert (batches[0] / "annotations.csv").read_text() == GOOD  # byte for byte
-    assert (project / "data" / "raw.dvc").exists()
+    assert (project / catalog.RAW_DVC).exists()
     before = tree_state(project)
     again = run_cli(project, "ingest", "--annotations", "a.csv")
     assert again.returncode == 0 and "already in data/raw" in again.stdout
@@ -145,3 +150,112 @@ def test_aggregate_command_writes_the_contract(tmp_path):
         "proba_prohibited",
     ]
     assert list(out["label"]) == ["ok", "prohibited"]  # i1 tie ok/misleading -> first class in the label set
+
+
+# -- missing-value markers --------------------------------------------------------------------------------
+
+
+def test_na_region_and_none_label_survive_ingest_and_declared_markers_are_kept_with_the_batch(project):
+    set_params(project, ingest={"labels": ["ok", "none", "prohibited"]})
+    (project / "a.csv").write_text("item_id,annotator_id,label\ni1,a,none\ni2,a,ok\ni3,a,null\n")
+    (project / "items.csv").write_text("item_id,region\ni1,NA\ni2,EU\ni3,null\n")
+    res = run_cli(project, "ingest", "--annotations", "a.csv", "--items", "items.csv", "--na-values", "null")
+    assert res.returncode == 0, res.stderr
+    (batch,) = [p for p in (project / catalog.RAW).iterdir() if p.is_dir()]
+    manifest = json.loads((batch / raw.MANIFEST).read_text())
+    assert all(f["columns"]["na_values"] == ["null"] for f in manifest["files"].values())
+    sh(project, sys.executable, "stages/ingest.py")  # what `dvc repro ingest` runs
+    region = pd.read_parquet(project / catalog.ITEMS).set_index("item_id")["region"]
+    assert region.dropna().to_dict() == {"i1": "NA", "i2": "EU"} and pd.isna(region["i3"])
+    ann = pd.read_parquet(project / catalog.ANNOTATIONS)
+    assert ann[["item_id", "label"]].values.tolist() == [["i1", "none"], ["i2", "ok"]]  # i3's null is missing
+
+
+# -- decompression limits ----------------------------------------------------------------------------------
+
+
+def test_a_decompression_bomb_is_refused_in_one_error_line_and_the_limit_is_an_option(project):
+    import gzip
+
+    with gzip.open(project / "bomb.csv.gz", "wb") as fh:
+        fh.write(b"item_id,annotator_id,label\n" + b"i1,a,ok\n" * (20 * 2**20 // 8))
+    res = run_cli(project, "ingest", "--annotations", "bomb.csv.gz")
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    (line,) = res.stderr.strip().splitlines()
+    assert line.startswith("error: bomb.csv.gz: decompresses to more than") and "--max-input-size" in line
+    assert not (project / catalog.RAW).exists()
+    (project / "small.csv.gz").write_bytes(gzip.compress(GOOD.encode() * 1000))
+    res = run_cli(project, "ingest", "--annotations", "small.csv.gz", "--max-input-size", "10KB")
+    assert res.returncode == 2 and "decompresses to more than 9.8 KiB" in res.stderr
+    res = run_cli(project, "ingest", "--annotations", "small.csv.gz", "--max-input-size", "lots")
+    assert res.returncode == 2 and "--max-input-size" in res.stderr and "'lots'" in res.stderr
+
+
+# -- races and unwritable folders --------------------------------------------------------------------------
+
+
+def _temp_folders(root: Path) -> list[str]:
+    found = [p.name for p in (root / catalog.RAW).iterdir() if p.name.startswith(".")]
+    staging = raw.staging_dir(root)
+    return found + ([p.name for p in staging.iterdir()] if staging.exists() else [])
+
+
+def test_two_concurrent_ingests_of_the_same_batch_make_one_batch_and_no_temporary_folders(project):
+    rows = "".join(f"i{k},a{k % 7},ok\n" for k in range(100_000))
+    (project / "big.csv").write_text("item_id,annotator_id,label\n" + rows)
+    cmd = [sys.executable, "-m", "labelcycle.cli", "ingest", "--annotations", "big.csv"]
+    procs = [
+        subprocess.Popen(cmd, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    results = [(p.wait(timeout=300), *p.communicate()) for p in procs]
+    for code, _out, err in results:
+        assert "Traceback" not in err
+        assert code == 0 or (len(err.strip().splitlines()) == 1 and err.startswith("error: ")), err
+    assert sum("added batch" in out for _, out, _ in results) == 1
+    batches = [p for p in (project / catalog.RAW).iterdir() if p.is_dir() and not p.name.startswith(".")]
+    assert len(batches) == 1
+    assert _temp_folders(project) == []
+    assert (project / catalog.RAW_DVC).exists()
+
+
+def _without_root_override() -> list[str]:
+    """A command prefix under which root obeys file permissions (None: not possible here)."""
+    import os
+    import shutil
+
+    if os.geteuid() != 0:
+        return []
+    if not shutil.which("setpriv"):
+        pytest.skip("running as root without setpriv: a read-only folder cannot be simulated")
+    return ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--"]
+
+
+def test_a_read_only_raw_folder_ends_in_one_error_line_and_changes_nothing(project):
+    (project / "good.csv").write_text(GOOD)
+    assert run_cli(project, "ingest", "--annotations", "good.csv").returncode == 0
+    before = tree_state(project)
+    (project / "other.csv").write_text(GOOD + "i3,c,ok\n")
+    raw_dir = project / catalog.RAW
+    raw_dir.chmod(0o555)
+    try:
+        res = subprocess.run(
+            [
+                *_without_root_override(),
+                sys.executable,
+                "-m",
+                "labelcycle.cli",
+                "ingest",
+                "--annotations",
+                "other.csv",
+            ],
+            cwd=project,
+            capture_output=True,
+            text=True,
+        )
+    finally:
+        raw_dir.chmod(0o755)
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    (line,) = res.stderr.strip().splitlines()
+    assert line.startswith("error: cannot write into data/raw") and "chmod" in line
+    assert tree_state(project) == before and _temp_folders(project) == []

@@ -141,3 +141,125 @@ def test_arrow_fast_path_with_names_reads_exactly_like_pandas(tmp_path):
     expected = readers._read_delimited_pandas(path, ",", None, names)
     pd.testing.assert_frame_equal(readers._read_delimited(path, ",", None, names), expected)
     assert readers._read_delimited_arrow(path, ",", names) is not None
+
+
+# -- missing values: only an empty cell, unless the file's markers are declared -----------------------
+
+NA_LIKE = ["NA", "none", "null", "N/A", "nan", "NULL", "None"]
+
+
+@pytest.mark.parametrize("name", ["v.csv", "v.tsv", "v.csv.gz", "v.jsonl"])
+def test_na_like_words_are_read_as_text_and_only_an_empty_cell_is_empty(tmp_path, name):
+    frame = pd.DataFrame(
+        {
+            "item_id": [f"i{k}" for k in range(len(NA_LIKE) + 1)],
+            "annotator_id": "a",
+            "label": [*NA_LIKE, ""],
+        }
+    )
+    path = tmp_path / name
+    if name.endswith(".jsonl"):
+        frame.to_json(path, orient="records", lines=True)
+    else:
+        frame.to_csv(path, index=False, sep="\t" if ".tsv" in name else ",")
+    df = read_table(path, "annotations")
+    assert df["label"].tolist() == [*NA_LIKE, ""]
+
+
+@pytest.mark.parametrize("name", ["v.csv", "v.csv.gz", "v.jsonl"])
+def test_declared_na_values_are_read_as_empty_cells_and_nothing_else_is(tmp_path, name):
+    frame = pd.DataFrame(
+        {"item_id": ["i1", "i2", "i3", "i4"], "annotator_id": "a", "label": ["NA", "null", "none", "ok"]}
+    )
+    path = tmp_path / name
+    if name.endswith(".jsonl"):
+        frame.to_json(path, orient="records", lines=True)
+    else:
+        frame.to_csv(path, index=False)
+    df = read_table(path, "annotations", ColumnMap(na_values=("NA", "null")))
+    assert df["label"].tolist() == ["", "", "none", "ok"]
+
+
+def test_declared_na_values_travel_in_the_column_map_and_absent_ones_leave_it_as_before():
+    declared = ColumnMap(item_col="q", na_values=("NA", "null"))
+    assert ColumnMap.from_dict(declared.to_dict()) == declared
+    # a mapping without markers serialises as it always did (batch digests of old deliveries stay put)
+    assert "na_values" not in ColumnMap(item_col="q").to_dict()
+
+
+# -- decompression limits --------------------------------------------------------------------------------
+
+
+def _bomb(path, n_bytes: int, opener=gzip.open) -> None:
+    """A compressed CSV that expands to about ``n_bytes`` (one short row repeated)."""
+    row = b"i1,a,ok\n"
+    block = row * (1 << 17)
+    with opener(path, "wb") as fh:
+        fh.write(b"item_id,annotator_id,label\n")
+        for _ in range(n_bytes // len(block)):
+            fh.write(block)
+
+
+def test_a_gzip_bomb_is_refused_early_with_a_message_saying_what_to_do(tmp_path):
+    import time
+
+    path = tmp_path / "bomb.csv.gz"
+    _bomb(path, 200 * 2**20)  # about 300 KB expanding to 200 MiB (the issue: 509 KB to 200 MB)
+    assert path.stat().st_size < 1_000_000
+    start = time.perf_counter()
+    with pytest.raises(InputFileError, match=r"bomb\.csv\.gz: decompresses to more than .*--max-input-size"):
+        read_table(path, "annotations")
+    assert time.perf_counter() - start < 30  # stops at the limit (the issue: 288 s and 6.6 GB)
+
+
+@pytest.mark.parametrize("suffix", [".csv.gz", ".csv.bz2", ".csv.xz", ".jsonl.gz"])
+def test_every_compression_counts_decompressed_bytes_against_the_limit(tmp_path, suffix):
+    import bz2
+    import lzma
+
+    from labelcycle.compressed import InputLimits
+
+    opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}[suffix[suffix.rindex(".") :]]
+    path = tmp_path / f"big{suffix}"
+    if suffix.startswith(".jsonl"):
+        with opener(path, "wb") as fh:
+            fh.write(b'{"item_id": "i1", "annotator_id": "a", "label": "ok"}\n' * 40_000)
+    else:
+        _bomb(path, 2 * 2**20, opener)
+    with pytest.raises(InputFileError, match=r"decompresses to more than 1\.0 MiB"):
+        read_table(path, "annotations", limits=InputLimits(max_bytes=2**20, max_ratio=None))
+
+
+def test_an_explicit_limit_lets_a_genuine_high_ratio_file_through(tmp_path):
+    from labelcycle.compressed import InputLimits
+
+    path = tmp_path / "repetitive.csv.gz"
+    _bomb(path, 18 * 2**20)  # over the ratio floor (16 MiB) at a ratio far above 100x
+    with pytest.raises(InputFileError, match="decompresses to more than"):
+        read_table(path, "annotations")
+    df = read_table(path, "annotations", limits=InputLimits.explicit(64 * 2**20))
+    assert len(df) == 18 * 2**20 // 8
+
+
+def test_the_environment_sets_the_limit_and_a_bad_value_is_a_config_error(tmp_path, monkeypatch):
+    from labelcycle.compressed import MAX_INPUT_ENV, InputLimits
+    from labelcycle.errors import ConfigError
+
+    monkeypatch.setenv(MAX_INPUT_ENV, "1MiB")
+    assert InputLimits.from_env() == InputLimits.explicit(2**20)
+    path = tmp_path / "small.csv.gz"
+    _bomb(path, 2 * 2**20)
+    with pytest.raises(InputFileError, match=r"more than 1\.0 MiB.*LABELCYCLE_MAX_INPUT_BYTES"):
+        read_table(path, "annotations")
+    monkeypatch.setenv(MAX_INPUT_ENV, "lots")
+    with pytest.raises(ConfigError, match=r"LABELCYCLE_MAX_INPUT_BYTES='lots'.*e\.g\. 4GiB"):
+        InputLimits.from_env()
+
+
+def test_parse_size_reads_plain_bytes_and_binary_and_decimal_units():
+    from labelcycle.compressed import parse_size
+
+    assert parse_size("1024") == 1024
+    assert parse_size("4GiB") == 4 * 2**30
+    assert parse_size("500 MB") == 500 * 10**6
+    assert parse_size("2g") == 2 * 2**30

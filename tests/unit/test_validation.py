@@ -74,12 +74,39 @@ def test_without_created_at_the_later_row_wins():
     assert res.counts["annotations"].reasons == {"duplicate_item_annotator": 1}
 
 
-def test_fast_empty_check_matches_the_full_one():
-    from labelcycle.validation import _is_empty, _is_empty_slow
-
-    values = pd.Series(
-        ["", " ", "NA", " n/A ", "NaN", "null", "None", "nan ", "no", "ok", "i1", "1.5", "\u2003none\t", "İ", "K", "la"],
-        dtype="str",
+def test_na_none_and_null_are_values_and_only_an_empty_cell_is_missing():
+    labels = ["ok", "none", "prohibited"]
+    ann = pd.DataFrame(
+        {
+            "item_id": ["i1", "i2", "NA", "i3"],
+            "annotator_id": ["null", "a", "a", "a"],
+            "label": ["none", "ok", "ok", " "],
+        }
     )
-    assert _is_empty(values).tolist() == _is_empty_slow(values).tolist()
-    assert _is_empty(values.astype(object)).tolist() == _is_empty_slow(values).tolist()
+    items = pd.DataFrame(
+        {
+            "item_id": ["i1", "i2", "NA", "i3"],
+            "region": ["NA", "EU", "", "nan"],
+            "price": ["1", "N/A", "2", "3"],
+        }
+    )
+    res = validate(ann, labels, items)
+    assert res.annotations.values.tolist() == [["i1", "null", "none"], ["i2", "a", "ok"], ["NA", "a", "ok"]]
+    assert res.counts["annotations"].reasons == {"missing_label": 1}  # the blank label only
+    region = res.items["region"]
+    assert region[region.notna()].tolist() == ["NA", "EU", "nan"] and region.isna().tolist() == [
+        False,
+        False,
+        True,
+        False,
+    ]
+    assert res.items["price"].tolist() == ["1", "N/A", "2", "3"]  # N/A is text, so the column is too
+
+
+def test_the_arrow_empty_check_matches_python_strip_on_every_whitespace():
+    from labelcycle.validation import _is_empty
+
+    values = ["", " ", "\t", "\u2003", "\u00a0", "\u200b", "\u3000 ", "NA", "none", "x", "\x85", " ok "]
+    expected = [v.strip() == "" for v in values]
+    assert _is_empty(pd.Series(values, dtype="str")).tolist() == expected
+    assert _is_empty(pd.Series([*values, None], dtype=object)).tolist() == [*expected, True]

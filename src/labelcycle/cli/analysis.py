@@ -20,6 +20,9 @@ from labelcycle.cli.options import (
 )
 from labelcycle.errors import ConfigError, InputFileError, StateError
 
+#: sheet formats people open in spreadsheet programs: their text cells are made formula-safe
+SPREADSHEET_FORMATS = ("csv", "tsv")
+
 
 @click.command()
 @click.argument("annotations_file", metavar="ANNOTATIONS", type=click.Path(path_type=Path))
@@ -238,7 +241,8 @@ def review() -> None:
     "--out",
     type=click.Path(path_type=Path),
     required=True,
-    help="Review sheet (CSV/TSV/Parquet/JSONL).",
+    help="Review sheet (CSV/TSV/Parquet/JSONL). In CSV/TSV, text cells a spreadsheet would run as a formula "
+    "get a leading apostrophe.",
 )
 @click.option(
     "--stratify-by",
@@ -262,15 +266,22 @@ def review() -> None:
 )
 @repo_option()
 def review_export(budget, out, stratify_by, rank_by, scores_file, repo) -> None:
-    """Pick the BUDGET items most worth re-reviewing (one row per item) into a sheet to fill in."""
+    """Pick the BUDGET items most worth re-reviewing (one row per item) into a sheet to fill in.
+
+    Formula-safe: in a CSV or TSV sheet, every text cell (ids, labels, feature values) that starts with
+    =, +, -, @, a tab or a carriage return, or with an apostrophe, gets one leading apostrophe, so a
+    spreadsheet shows it as text instead of running it. `review import` removes that apostrophe again,
+    so ids round-trip exactly. Parquet and JSONL sheets are written as they are.
+    """
     from labelcycle.catalog import Catalog
     from labelcycle.detection.review import export_sheet, stratum_columns
     from labelcycle.readers import detect_format, read_table, write_table
+    from labelcycle.spreadsheet import escape_frame
     from labelcycle.versioning.dvc import find_root
 
     if budget < 1:
         raise ConfigError(f"--budget must be a positive number of items, got {budget}")
-    detect_format(out)
+    fmt, _ = detect_format(out)
     cat = Catalog(find_root(repo))
     needed = [("annotations", catalog.ANNOTATIONS), ("labels", catalog.LABELS_RAW)]
     if scores_file is None:
@@ -298,7 +309,7 @@ def review_export(budget, out, stratify_by, rank_by, scores_file, repo) -> None:
         items=items,
         gold=pd.read_parquet(cat.path(catalog.GOLD)) if cat.exists(catalog.GOLD) else None,
     )
-    write_table(sheet, out)
+    write_table(escape_frame(sheet) if fmt in SPREADSHEET_FORMATS else sheet, out)
     click.echo(
         f"review export: {len(sheet)} items -> {out}; fill in review_label (and reviewer_id), then "
         f"`labelcycle review import {out}`"
@@ -307,21 +318,42 @@ def review_export(budget, out, stratify_by, rank_by, scores_file, repo) -> None:
 
 @review.command("import")
 @click.argument("batch_file", metavar="BATCH", type=click.Path(path_type=Path))
-@click.option("--reviewer", default=None, help="Reviewer id for rows that leave reviewer_id empty.")
+@click.option(
+    "--reviewer",
+    default=None,
+    help="Reviewer id for rows that leave reviewer_id empty (recorded as reviewer:<id>).",
+)
 @repo_option()
 def review_import(batch_file, reviewer, repo) -> None:
-    """Validate a filled-in review sheet and add its labels as a new raw batch (tracked by DVC)."""
+    """Validate a filled-in review sheet and add its labels as a new raw batch (tracked by DVC).
+
+    Reviewer ids are recorded as reviewer:<id> (e.g. reviewer:alice), so a reviewer never merges with a
+    crowd annotator of the same name. The apostrophes `review export` put before formula-like cells of a
+    CSV/TSV sheet are removed. Importing the same sheet (same bytes) again is a no-op.
+    """
     import tempfile
 
     from labelcycle.catalog import Catalog
     from labelcycle.detection.review import parse_review
     from labelcycle.params import load
-    from labelcycle.readers import ColumnMap, read_table
+    from labelcycle.readers import ColumnMap, detect_format, read_table
+    from labelcycle.spreadsheet import unescape_frame
     from labelcycle.versioning import dvc, raw
+    from labelcycle.versioning.digest import file_sha256
 
     root = dvc.find_root(repo)
     labels = load(root).classes
     sheet = read_table(batch_file, "items")
+    if detect_format(batch_file)[0] in SPREADSHEET_FORMATS:
+        sheet = unescape_frame(sheet)
+    sheet_sha256 = file_sha256(batch_file)
+    done = raw.find_batch(root, kind="review", sheet_sha256=sheet_sha256)
+    if done is not None:
+        click.echo(
+            f"review import: {batch_file} was already imported as batch {done.digest} "
+            f"({done.ingested_at}); nothing to do"
+        )
+        return
     ann_path = Catalog(root).path(catalog.ANNOTATIONS)
     if not ann_path.exists():
         raise StateError(f"{ann_path}: missing; run `dvc repro ingest` before importing reviews")
@@ -330,13 +362,14 @@ def review_import(batch_file, reviewer, repo) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "annotations.csv"
         reviewed.to_csv(path, index=False)
+        origin = {"kind": "review", "sheet": str(batch_file.resolve()), "sheet_sha256": sheet_sha256}
         batch, new = raw.write_batch(
-            root, [raw.BatchFile("annotations", path, ColumnMap())], {"annotations": len(reviewed)}
+            root, [raw.BatchFile("annotations", path, ColumnMap())], {"annotations": len(reviewed)}, origin
         )
     if not new:
         click.echo(f"review import: batch {batch.digest} is already in {catalog.RAW}; nothing to do")
         return
-    dvc.track(root, raw.RAW_DIR)
+    raw.track_batch(root, batch)
     click.echo(
         f"review import: {len(reviewed)} reviewed labels ({skipped} rows left blank) -> batch "
         f"{batch.digest}; run `dvc repro` to see the impact"

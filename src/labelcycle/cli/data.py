@@ -1,4 +1,4 @@
-"""Data commands: ``demo``, ``ingest``, ``aggregate``, ``predict``."""
+"""Data commands: ``demo``, ``ingest``, ``verify``, ``aggregate``, ``predict``."""
 
 from __future__ import annotations
 
@@ -11,12 +11,15 @@ from labelcycle import catalog, schema
 from labelcycle.cli.options import (
     colmap,
     column_options,
+    input_limits,
     item_col_option,
     labels_option,
+    max_input_size_option,
+    na_values_option,
     repo_option,
     stage_defaults,
 )
-from labelcycle.errors import LabelcycleError
+from labelcycle.errors import LabelcycleError, WorkspaceError
 
 
 @click.command()
@@ -63,25 +66,51 @@ def demo(out_dir: Path, n_items: int, n_annotators: int, seed: int) -> None:
     metavar="COLS",
     help="The annotations file has no header; its columns in order, e.g. 'annotator_id,item_id,label'.",
 )
+@na_values_option
+@max_input_size_option
 @repo_option()
-def ingest(annotations, items, gold, item_col, annotator_col, label_col, gold_label_col, names, repo) -> None:
+def ingest(
+    annotations,
+    items,
+    gold,
+    item_col,
+    annotator_col,
+    label_col,
+    gold_label_col,
+    names,
+    na_values,
+    max_input_size,
+    repo,
+) -> None:
     """Validate a delivery and add it under data/raw/ as a new content-addressed batch (tracked by DVC).
 
     File-level faults stop here with a message; rows that fail validation are reported here and
-    quarantined with a reason by the pipeline's ingest stage. Re-ingesting the same files is a no-op.
+    quarantined with a reason by the pipeline's ingest stage. Re-ingesting the same files is a no-op,
+    and so is a second ingest of the same files running at the same time.
+
+    Only an empty cell is a missing value: NA, none, null, N/A and nan are read as text. Declare the
+    words a delivery uses for "no value" with --na-values; they are recorded with the batch, so the
+    pipeline reads it the same way. Compressed files that expand too far are refused (--max-input-size).
     """
     from labelcycle.params import load
     from labelcycle.validation import validate
     from labelcycle.versioning import dvc, raw
 
+    limits = input_limits(max_input_size)
     root = dvc.find_root(repo)
     labels = load(root).classes
-    files = [raw.BatchFile("annotations", annotations, colmap(item_col, annotator_col, label_col, names))]
+    files = [
+        raw.BatchFile(
+            "annotations", annotations, colmap(item_col, annotator_col, label_col, names, na_values)
+        )
+    ]
     if items is not None:
-        files.append(raw.BatchFile("items", items, colmap(item_col, None, None)))
+        files.append(raw.BatchFile("items", items, colmap(item_col, None, None, None, na_values)))
     if gold is not None:
-        files.append(raw.BatchFile("gold", gold, colmap(item_col, None, gold_label_col or label_col)))
-    tables = raw.read_batch_files(files)
+        files.append(
+            raw.BatchFile("gold", gold, colmap(item_col, None, gold_label_col or label_col, None, na_values))
+        )
+    tables = raw.read_batch_files(files, limits)
     result = validate(tables["annotations"], labels, tables.get("items"), tables.get("gold"))
     for name, c in result.counts.items():
         reasons = c.reasons_text()
@@ -94,10 +123,39 @@ def ingest(annotations, items, gold, item_col, annotator_col, label_col, gold_la
     if not new:
         click.echo(f"ingest: batch {batch.digest} is already in {catalog.RAW} (same content); nothing to do")
         return
-    dvc.track(root, raw.RAW_DIR)
+    raw.track_batch(root, batch)
     click.echo(
         f"ingest: added batch {batch.digest} -> {batch.path.relative_to(root)}; tracked by DVC "
         f"({catalog.RAW_DVC}). Run `dvc repro` to curate and retrain."
+    )
+
+
+@click.command()
+@repo_option()
+def verify(repo) -> None:
+    """Check every raw batch against its manifest (sha256 of each file, nothing missing or added).
+
+    Exits 0 when the store is intact; otherwise lists each batch and file that differs and exits 1.
+    The ingest stage runs the same check on every run and refuses a changed batch.
+    """
+    from labelcycle.versioning import dvc, raw
+
+    root = dvc.find_root(repo)
+    problems = raw.verify_store(root)
+    if not problems:
+        batches = raw.list_batches(root)
+        n_files = sum(len(b.manifest.get("files") or {}) for b in batches)
+        click.echo(
+            f"verify: {len(batches)} raw batches ({n_files} files) match their manifests in {catalog.RAW}"
+        )
+        return
+    for problem in problems:
+        click.echo(f"  {problem}")
+    differing = {p.batch for p in problems}
+    entries = {p.name for p in (root / raw.RAW_DIR).iterdir() if not p.name.startswith(".")} | differing
+    raise WorkspaceError(
+        f"{len(differing)} of {len(entries)} raw batches differ from their manifests (listed above); "
+        f"{raw.RESTORE_HINT}"
     )
 
 
@@ -168,4 +226,4 @@ def predict(items_file, out, model_uri, item_col) -> None:
     click.echo(f"predict: {len(result)} items -> {out} ({result[schema.LABEL].value_counts().to_dict()})")
 
 
-COMMANDS = [demo, ingest, aggregate, predict]
+COMMANDS = [demo, ingest, verify, aggregate, predict]

@@ -12,7 +12,16 @@ import click
 import pandas as pd
 
 from labelcycle import catalog, schema
-from labelcycle.errors import LabelcycleError
+from labelcycle.compressed import (
+    DEFAULT_MAX_INPUT_BYTES,
+    MAX_INPUT_ENV,
+    MAX_RATIO,
+    RATIO_FLOOR,
+    InputLimits,
+    human_size,
+    parse_size,
+)
+from labelcycle.errors import ConfigError, LabelcycleError
 from labelcycle.params import Params, project_params
 from labelcycle.readers import ColumnMap
 
@@ -38,6 +47,46 @@ def item_col_option(f: F) -> F:
     return click.option("--item-col", default=None, help="The file's name for the item id column.")(f)
 
 
+def na_values_option(f: F) -> F:
+    """``--na-values NA,null``: the cell values a file uses for "no value" (default: only an empty cell)."""
+    return click.option(
+        "--na-values",
+        default=None,
+        metavar="WORDS",
+        help="Comma-separated cell values that mean 'no value' in these files, e.g. 'NA,null' (matched "
+        "exactly after trimming spaces). Default: only an empty cell is missing; NA, none, null are values.",
+    )(f)
+
+
+def max_input_size_option(f: F) -> F:
+    """``--max-input-size SIZE``: how far a compressed input file may expand (:func:`input_limits`)."""
+    return click.option(
+        "--max-input-size",
+        default=None,
+        metavar="SIZE",
+        help=f"Refuse a compressed file that decompresses to more than SIZE (e.g. 8GiB, 500MB). Default: "
+        f"{human_size(DEFAULT_MAX_INPUT_BYTES)}, and at most {MAX_RATIO:g}x the compressed size past "
+        f"{human_size(RATIO_FLOOR)} (a decompression bomb); an explicit SIZE replaces both. The environment "
+        f"variable {MAX_INPUT_ENV} sets it too.",
+    )(f)
+
+
+def input_limits(max_input_size: str | None) -> InputLimits | None:
+    """The limits of ``--max-input-size`` (None when not given: the environment's, else the defaults).
+
+    Raises:
+        ConfigError: the value is not a size.
+    """
+    if max_input_size is None:
+        return None
+    try:
+        return InputLimits.explicit(parse_size(max_input_size))
+    except ValueError:
+        raise ConfigError(
+            f"--max-input-size {max_input_size!r} is not a size; give bytes or a unit, e.g. 8GiB or 500MB"
+        ) from None
+
+
 def labels_option(f: F) -> F:
     """``--labels A,B,C``: the label set (see :meth:`StageDefaults.labels`)."""
     return click.option(
@@ -49,14 +98,20 @@ def labels_option(f: F) -> F:
 
 
 def colmap(
-    item_col: str | None, annotator_col: str | None, label_col: str | None, names: str | None = None
+    item_col: str | None,
+    annotator_col: str | None,
+    label_col: str | None,
+    names: str | None = None,
+    na_values: str | None = None,
 ) -> ColumnMap:
-    """The :class:`ColumnMap` of the column options (``names``: ``--no-header``'s comma-separated list)."""
+    """The :class:`ColumnMap` of the column options (``names``: ``--no-header``'s comma-separated list;
+    ``na_values``: ``--na-values``' comma-separated list)."""
     return ColumnMap(
         item_col=item_col,
         annotator_col=annotator_col,
         label_col=label_col,
         names=tuple(n.strip() for n in names.split(",")) if names else None,
+        na_values=tuple(v.strip() for v in na_values.split(",") if v.strip()) if na_values else (),
     )
 
 

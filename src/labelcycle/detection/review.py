@@ -4,6 +4,10 @@ Pure functions on DataFrames: :func:`item_priorities` turns annotation error sco
 into one priority per item, :func:`select_for_review` picks a budget (optionally stratified),
 :func:`review_sheet` makes the file reviewers work from (:func:`export_sheet` does all three for the
 pipeline's tables), and :func:`parse_review` validates what they return into an annotations table.
+
+Reviewers are not crowd annotators: every reviewer id is recorded as ``reviewer:<id>``
+(:func:`reviewer_annotator_id`), so a reviewer called ``alice`` never merges with a crowd annotator
+``alice`` in the aggregation or the annotator profiles.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ CURRENT = "current_label"
 REVIEW_LABEL = "review_label"
 REVIEWER = "reviewer_id"
 LABELS_SEEN = "labels_seen"
+#: the prefix that keeps reviewer ids apart from crowd annotator ids
+REVIEWER_PREFIX = "reviewer:"
 STRATEGIES = ("error_model", "uncertainty", "random")
 
 
@@ -176,6 +182,11 @@ def export_sheet(
     return review_sheet(select_for_review(pri, budget, by=by, stratify=strata), annotations, items)
 
 
+def reviewer_annotator_id(reviewer: str) -> str:
+    """The annotator id of a reviewer: ``alice`` -> ``reviewer:alice`` (an id already prefixed stays)."""
+    return reviewer if reviewer.startswith(REVIEWER_PREFIX) else REVIEWER_PREFIX + reviewer
+
+
 def parse_review(
     batch: pd.DataFrame,
     classes: tuple[str, ...] | list[str],
@@ -187,7 +198,8 @@ def parse_review(
     """Validate a returned review sheet into an annotations table.
 
     Rows with an empty ``review_label`` were not reviewed and are skipped. Every other row must name a
-    known item, a label from the label set and a reviewer (the column, or ``default_reviewer``).
+    known item, a label from the label set and a reviewer (the column, or ``default_reviewer``). The
+    reviewer becomes the annotator ``reviewer:<id>`` (:func:`reviewer_annotator_id`).
 
     Args:
         batch: the sheet as read (``item_id, review_label`` and optionally ``reviewer_id``).
@@ -248,7 +260,7 @@ def parse_review(
     out = pd.DataFrame(
         {
             schema.ITEM_ID: item[done].to_numpy(),
-            schema.ANNOTATOR_ID: reviewer[done].to_numpy(),
+            schema.ANNOTATOR_ID: reviewer[done].map(reviewer_annotator_id).to_numpy(),
             schema.LABEL: label[done].to_numpy(),
             schema.CREATED_AT: now.strftime("%Y-%m-%dT%H:%M:%SZ"),
             schema.BATCH_ID: f"review-{now.strftime('%Y%m%d')}",

@@ -2,17 +2,31 @@
 
 A batch is the files of one delivery (annotations, optionally items and gold), copied byte for byte
 into ``data/raw/<digest>/`` with a ``manifest.json`` that records where they came from, how their
-columns map onto the contract, and their checksums. The digest is computed from the files' content and
-the column mapping, so ingesting the same delivery twice is a no-op. Files are made read-only.
+columns map onto the contract (missing-value markers included), and their sha256 checksums. The digest
+is computed from the files' content and the column mapping, so ingesting the same delivery twice is a
+no-op. Files are made read-only.
+
+Writing is atomic and safe to race: a batch is assembled in a staging folder outside ``data/raw``
+(:func:`staging_dir`, under ``.dvc/tmp``) and renamed into place in one step, so ``data/raw`` never holds
+a half-written batch or a temporary folder; of two ingests of the same delivery, the second finds the
+identical batch already there. Staging folders of ingests that died are removed by the next one.
+
+Reading verifies: :func:`read_all` (what the ingest stage reads) refuses a batch whose files no longer
+match its manifest, and :func:`verify_store` lists every difference in the store (``labelcycle verify``).
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import stat
+import time
+import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +34,7 @@ from pathlib import Path
 import pandas as pd
 
 from labelcycle import catalog, schema
+from labelcycle.compressed import InputLimits
 from labelcycle.errors import WorkspaceError
 from labelcycle.readers import ColumnMap, detect_format, read_table
 from labelcycle.validation import SOURCE_FILE
@@ -30,6 +45,13 @@ RAW_DIR = Path(catalog.RAW)
 MANIFEST = "manifest.json"
 ROLES = ("annotations", "items", "gold")
 DIGEST_CHARS = 16
+#: a staging folder older than this is stale even if its process id is in use again
+STALE_AFTER_S = 24 * 3600
+#: what to do about a batch that differs from its manifest
+RESTORE_HINT = (
+    f"raw batches never change after ingest: restore it with `dvc checkout {catalog.RAW}` "
+    "(`labelcycle verify` checks the whole store), and bring corrected labels in as a new batch"
+)
 
 
 @dataclass(frozen=True)
@@ -59,61 +81,264 @@ class Batch:
     def ingested_at(self) -> str:
         return str(self.manifest.get("ingested_at", ""))
 
+    @property
+    def origin(self) -> dict:
+        """What the batch was made from beyond its files (e.g. a review sheet), as recorded."""
+        return dict(self.manifest.get("origin") or {})
 
-def batch_digest(files: list[BatchFile]) -> str:
-    """Digest of a delivery: each file's role, content hash and column mapping."""
+
+@dataclass(frozen=True)
+class Problem:
+    """One difference between the raw store and its manifests.
+
+    Attributes:
+        batch: the batch folder's name (or the odd entry's name in ``data/raw``).
+        file: the file inside it ("" for the entry itself).
+        kind: ``changed``, ``missing``, ``unexpected`` or ``unreadable``.
+        detail: what is wrong, for people.
+    """
+
+    batch: str
+    file: str
+    kind: str
+    detail: str
+
+    def __str__(self) -> str:
+        where = f"{catalog.RAW}/{self.batch}" + (f"/{self.file}" if self.file else "")
+        return f"{where}: {self.detail}"
+
+
+def _digest(entries: list[tuple[str, str, Mapping]]) -> str:
+    """Digest of ``(role, sha256, column mapping)`` entries, in role order."""
     h = hashlib.sha256()
-    for f in sorted(files, key=lambda f: f.role):
-        h.update(f.role.encode())
-        h.update(file_sha256(f.path).encode())
-        h.update(json.dumps(f.columns.to_dict(), sort_keys=True).encode())
+    for role, sha, columns in sorted(entries, key=lambda e: e[0]):
+        h.update(role.encode())
+        h.update(str(sha).encode())
+        h.update(json.dumps(columns, sort_keys=True).encode())
     return h.hexdigest()[:DIGEST_CHARS]
 
 
-def read_batch_files(files: list[BatchFile]) -> dict[str, pd.DataFrame]:
-    """Read every file of a delivery (file-level validation: raises on unreadable files)."""
-    return {f.role: read_table(f.path, f.role, f.columns) for f in files}
+def batch_digest(files: list[BatchFile]) -> str:
+    """Digest of a delivery: each file's role, content hash and column mapping."""
+    return _digest([(f.role, file_sha256(f.path), f.columns.to_dict()) for f in files])
 
 
-def write_batch(root: Path, files: list[BatchFile], row_counts: dict[str, int]) -> tuple[Batch, bool]:
+def read_batch_files(files: list[BatchFile], limits: InputLimits | None = None) -> dict[str, pd.DataFrame]:
+    """Read every file of a delivery (file-level validation: raises on unreadable files).
+
+    Args:
+        files: the delivery.
+        limits: how far a compressed file may expand (default: the environment's, else the defaults).
+    """
+    return {f.role: read_table(f.path, f.role, f.columns, limits) for f in files}
+
+
+# -- writing ---------------------------------------------------------------------------------------------
+
+
+def staging_dir(root: Path) -> Path:
+    """Where batches are assembled before their rename into ``data/raw``: ``.dvc/tmp/raw-staging`` (git and
+    DVC ignore it), or ``.labelcycle/raw-staging`` in a folder that is not a DVC project."""
+    base = root / ".dvc" / "tmp" if (root / ".dvc").is_dir() else root / ".labelcycle"
+    return base / "raw-staging"
+
+
+def write_batch(
+    root: Path, files: list[BatchFile], row_counts: dict[str, int], origin: Mapping | None = None
+) -> tuple[Batch, bool]:
     """Copy a delivery into ``data/raw/<digest>/``; returns the batch and whether it is new.
 
-    The copy is made in a temporary folder and renamed into place, so a crash never leaves a
-    half-written batch; the copied files are made read-only.
+    The copy is assembled in :func:`staging_dir` and renamed into place, so neither a crash nor a full
+    disk leaves anything in ``data/raw``; the copied files are made read-only. When the same delivery
+    is already there (ingested before, or by a concurrent ingest that finished first), nothing is
+    written and the existing batch is returned.
+
+    Args:
+        root: the project.
+        files: the delivery.
+        row_counts: rows read per role (recorded in the manifest).
+        origin: what the batch was made from beyond its files, recorded as the manifest's ``origin``.
+
+    Raises:
+        WorkspaceError: the batch cannot be written (no space, no permission; nothing is left behind),
+            or a batch in the store differs from its manifest (nothing is written, so that the
+            ``dvc add`` that follows a new batch never records a changed batch).
     """
     digest = batch_digest(files)
     raw = root / RAW_DIR
     target = raw / digest
-    if (target / MANIFEST).exists():
-        return load_batch(target), False
-    raw.mkdir(parents=True, exist_ok=True)
-    tmp = raw / f".tmp-{digest}-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
+    existing = _existing(target)
+    if existing is not None:
+        return existing, False
+    remove_stale_staging(root)
+    problems = verify_store(root)
+    if problems:  # `dvc add` after this batch would record the changed files as the store's new state
+        more = f" (and {len(problems) - 1} more difference(s))" if len(problems) > 1 else ""
+        raise WorkspaceError(f"{problems[0]}{more}; nothing was added: {RESTORE_HINT}")
+    staged = stage_batch(root, digest, files, row_counts, origin)
+    try:
+        raw.mkdir(parents=True, exist_ok=True)
+        os.rename(staged, target)  # atomic; fails when another ingest put the batch there first
+    except OSError as exc:
+        shutil.rmtree(staged, ignore_errors=True)
+        existing = _existing(target)
+        if existing is not None:
+            return existing, False
+        raise _write_error(root, raw, exc) from None
+    return load_batch(target), True
+
+
+def track_batch(root: Path, batch: Batch) -> None:
+    """``dvc add data/raw`` after ``batch`` was written; when that fails, the batch is taken out again, so
+    ``data/raw`` stays what ``data/raw.dvc`` records (and the next ingest of the delivery is not a no-op).
+
+    Raises:
+        WorkspaceError: ``dvc add`` failed (one line: DVC's reason and what to do).
+    """
+    from labelcycle.versioning import dvc
+
+    try:
+        dvc.track(root, RAW_DIR)
+    except WorkspaceError as exc:
+        remove_batch(batch)
+        reason = " ".join(str(exc).split())
+        raise WorkspaceError(
+            f"{reason}; batch {batch.digest} was taken out of {catalog.RAW} again, so nothing changed: "
+            "fix that and run the command again"
+        ) from None
+
+
+def remove_batch(batch: Batch) -> None:
+    """Delete a batch folder (its files are read-only; the folder is not)."""
+    for child in batch.path.iterdir():
+        child.chmod(stat.S_IRUSR | stat.S_IWUSR)
+    shutil.rmtree(batch.path, ignore_errors=True)
+
+
+def stage_batch(
+    root: Path, digest: str, files: list[BatchFile], row_counts: dict[str, int], origin: Mapping | None
+) -> Path:
+    """Assemble a batch (copies, manifest, read-only files) in a fresh folder under :func:`staging_dir`.
+
+    Raises:
+        WorkspaceError: a write failed; the folder is removed again.
+    """
+    base = staging_dir(root)
+    tmp = base / f"{digest}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     manifest: dict = {
         "batch": digest,
         "ingested_at": datetime.now(UTC).isoformat(timespec="microseconds"),
         "files": {},
     }
-    for f in files:
-        fmt, _ = detect_format(f.path)
-        name = f.role + _extension(f.path)
-        shutil.copyfile(f.path, tmp / name)
-        manifest["files"][f.role] = {
-            "file": name,
-            "source_path": str(f.path.resolve()),
-            "sha256": file_sha256(tmp / name),
-            "bytes": (tmp / name).stat().st_size,
-            "format": fmt,
-            "rows": int(row_counts.get(f.role, 0)),
-            "columns": f.columns.to_dict(),
-        }
-    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    for child in tmp.iterdir():
-        child.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
-    tmp.rename(target)
-    return load_batch(target), True
+    if origin:
+        manifest["origin"] = dict(origin)
+    try:
+        tmp.mkdir(parents=True)
+        for f in files:
+            fmt, _ = detect_format(f.path)
+            name = f.role + _extension(f.path)
+            shutil.copyfile(f.path, tmp / name)
+            manifest["files"][f.role] = {
+                "file": name,
+                "source_path": str(f.path.resolve()),
+                "sha256": file_sha256(tmp / name),
+                "bytes": (tmp / name).stat().st_size,
+                "format": fmt,
+                "rows": int(row_counts.get(f.role, 0)),
+                "columns": f.columns.to_dict(),
+            }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        for child in tmp.iterdir():
+            child.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise _write_error(root, base, exc) from None
+    return tmp
+
+
+def _existing(target: Path) -> Batch | None:
+    """The batch at ``target`` when it is there and intact; None when there is none.
+
+    Raises:
+        WorkspaceError: something is there but it is not the intact batch.
+    """
+    if not target.exists():
+        return None
+    if not (target / MANIFEST).is_file():
+        raise WorkspaceError(
+            f"{catalog.RAW}/{target.name}: exists but has no {MANIFEST} (left by a copy made by hand?); "
+            "remove that folder and ingest again"
+        )
+    batch = load_batch(target)
+    problems = verify_batch(batch)
+    if problems:
+        raise WorkspaceError(
+            f"{problems[0]}; this delivery's batch is already there but damaged: {RESTORE_HINT}"
+        )
+    return batch
+
+
+def _write_error(root: Path, where: Path, exc: OSError) -> WorkspaceError:
+    """The one-line error for a failed write: what, where, what to do (nothing was added)."""
+    rel = where.relative_to(root) if where.is_relative_to(root) else where
+    reason = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return WorkspaceError(
+            f"no space left on the device while writing into {rel} ({reason}); nothing was added to "
+            f"{catalog.RAW}: free some space and ingest again"
+        )
+    if exc.errno == errno.EXDEV:
+        return WorkspaceError(
+            f"cannot move a batch from {staging_dir(root).relative_to(root)} into {rel}: they are on different "
+            f"file systems; keep {catalog.RAW} inside the project folder (DVC's cache may live elsewhere: "
+            "`dvc cache dir`), then ingest again"
+        )
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return WorkspaceError(
+            f"cannot write into {rel} ({reason}); nothing was added to {catalog.RAW}. Make it writable "
+            f"(`chmod u+w {rel}`) or run as its owner, then ingest again"
+        )
+    return WorkspaceError(
+        f"cannot write the batch into {rel} ({reason}); nothing was added to {catalog.RAW}. "
+        "Check the folder and ingest again"
+    )
+
+
+_STAGING_PID = re.compile(r"-(\d+)(?:-[0-9a-f]{8})?$")
+
+
+def remove_stale_staging(root: Path) -> list[Path]:
+    """Remove the staging folders of ingests that are no longer running (and ``.tmp-*`` folders that
+    older versions left inside ``data/raw``); returns what was removed."""
+    candidates = []
+    if staging_dir(root).is_dir():
+        candidates += list(staging_dir(root).iterdir())
+    if (root / RAW_DIR).is_dir():
+        candidates += [p for p in (root / RAW_DIR).iterdir() if p.name.startswith(".tmp-")]
+    removed = []
+    for path in candidates:
+        match = _STAGING_PID.search(path.name)
+        pid = int(match.group(1)) if match else None
+        try:
+            old = time.time() - path.stat().st_mtime > STALE_AFTER_S
+        except OSError:
+            continue
+        if pid is None or old or not _running(pid):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def _extension(path: Path) -> str:
@@ -147,18 +372,111 @@ def list_batches(root: Path) -> list[Batch]:
 
 
 def read_all(root: Path) -> dict[str, pd.DataFrame | None]:
-    """Concatenate every batch's tables (oldest first) with provenance columns."""
+    """Concatenate every batch's tables (oldest first) with provenance columns.
+
+    Each batch is verified against its manifest first; a verified file was accepted at ingest, so it
+    is read without a decompression limit, with the missing-value markers declared then.
+
+    Raises:
+        WorkspaceError: a batch differs from its manifest (the message names it and what to do).
+    """
     frames: dict[str, list[pd.DataFrame]] = {role: [] for role in ROLES}
     for batch in list_batches(root):
+        problems = verify_batch(batch)
+        if problems:
+            more = f" (and {len(problems) - 1} more difference(s) in this batch)" if len(problems) > 1 else ""
+            raise WorkspaceError(f"{problems[0]}{more}; {RESTORE_HINT}")
         for role in ROLES:
             path = batch.file(role)
             if path is None:
                 continue
-            df = read_table(path, role, batch.columns(role))
+            df = read_table(path, role, batch.columns(role), InputLimits.unlimited())
             df[schema.RAW_BATCH] = batch.digest
             df[SOURCE_FILE] = str(path.relative_to(root))
             frames[role].append(df)
     return {role: _concat(fs) for role, fs in frames.items()}
+
+
+def find_batch(root: Path, **origin: str) -> Batch | None:
+    """The first batch whose recorded :attr:`Batch.origin` has every ``key=value`` given, or None."""
+    for batch in list_batches(root):
+        if all(batch.origin.get(k) == v for k, v in origin.items()):
+            return batch
+    return None
+
+
+# -- verification --------------------------------------------------------------------------------------
+
+
+def verify_batch(batch: Batch) -> list[Problem]:
+    """How ``batch`` differs from its manifest: files changed, missing or added since ingest, and a
+    manifest that no longer hashes to the batch's name (edited to match a changed file)."""
+    problems = []
+    listed = {MANIFEST}
+    entries = []
+    for role, entry in sorted((batch.manifest.get("files") or {}).items()):
+        name = str(entry.get("file", ""))
+        listed.add(name)
+        entries.append((role, entry.get("sha256"), entry.get("columns") or {}))
+        path = batch.path / name
+        if not path.is_file():
+            problems.append(Problem(batch.digest, name, "missing", "missing (its manifest lists it)"))
+            continue
+        now = file_sha256(path)
+        if now != entry.get("sha256"):
+            problems.append(
+                Problem(
+                    batch.digest,
+                    name,
+                    "changed",
+                    f"changed since it was ingested (sha256 {str(entry.get('sha256'))[:12]}... in the manifest, "
+                    f"{now[:12]}... now)",
+                )
+            )
+    if _digest(entries) != batch.digest:
+        problems.append(
+            Problem(
+                batch.digest,
+                MANIFEST,
+                "changed",
+                f"changed since it was ingested (it no longer hashes to the batch name {batch.digest})",
+            )
+        )
+    for child in sorted(batch.path.iterdir()):
+        if child.name not in listed:
+            problems.append(
+                Problem(batch.digest, child.name, "unexpected", "not in the manifest (added after ingest)")
+            )
+    return problems
+
+
+def verify_store(root: Path) -> list[Problem]:
+    """Every difference between ``data/raw`` and its batches' manifests (empty: the store is intact)."""
+    raw = root / RAW_DIR
+    if not raw.is_dir():
+        return []
+    problems = []
+    for path in sorted(raw.iterdir()):
+        if path.name.startswith(".tmp-"):
+            problems.append(
+                Problem(path.name, "", "unexpected", "a leftover of an interrupted ingest; remove it")
+            )
+        elif not path.is_dir():
+            problems.append(
+                Problem(path.name, "", "unexpected", "not a batch folder; move it out of the store")
+            )
+        elif not (path / MANIFEST).is_file():
+            problems.append(
+                Problem(path.name, MANIFEST, "missing", "missing: not a batch (or a damaged one)")
+            )
+        else:
+            try:
+                batch = load_batch(path)
+            except WorkspaceError:
+                problems.append(Problem(path.name, MANIFEST, "unreadable", "cannot be read (not valid JSON)"))
+                continue
+            problems += verify_batch(batch)
+    return problems
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame | None:

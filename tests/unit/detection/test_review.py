@@ -45,7 +45,7 @@ def test_parse_review_validates_rows_with_line_numbers():
         parse_review(sheet, CLASSES, pd.Series(["i1", "i2", "i3"]), source="b.csv")
     good = sheet.iloc[[0, 3]]
     out, skipped = parse_review(good, CLASSES, pd.Series(["i1", "i3"]))
-    assert skipped == 1 and out[["item_id", "annotator_id", "label"]].values.tolist() == [["i1", "r1", "ok"]]
+    assert skipped == 1 and out[["item_id", "annotator_id", "label"]].values.tolist() == [["i1", "reviewer:r1", "ok"]]
     with pytest.raises(SchemaError, match="missing column"):
         parse_review(sheet.drop(columns="review_label"), CLASSES, pd.Series(["i1"]))
     with pytest.raises(ValidationError, match="no reviewer_id"):
