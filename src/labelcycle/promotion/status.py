@@ -10,9 +10,10 @@ from labelcycle import catalog
 from labelcycle.params import load as load_params
 from labelcycle.promotion import plan as P
 from labelcycle.promotion import records
-from labelcycle.promotion.execute import Context
+from labelcycle.promotion.recovery import recover_if_free
 from labelcycle.promotion.release import Release
 from labelcycle.promotion.rollback import build_rollback_plan, promotion_to_undo
+from labelcycle.promotion.steps import Context
 from labelcycle.tracking.registry import Registry
 
 #: the DVC output of each model role, for models a release holds without registering them
@@ -38,11 +39,17 @@ def _lineage(rel: Release) -> dict[str, Any]:
 
 
 def status(root: Path) -> dict[str, Any] | None:
-    """The production release as a dict (None when there is none)."""
+    """The production release as a dict (None when there is none and nothing is to be said).
+
+    A plan an interrupted command left is first completed or undone; ``notes`` says which (and whether
+    another command is changing the release right now). With no production release the dict then holds
+    only ``release`` (None) and ``notes``.
+    """
+    notes = recover_if_free(root, "labelcycle status")
     registry = Registry(root)
     rid = records.current_release_id(registry, load_params(root).train_quality.registered_model)
     if rid is None:
-        return None
+        return {"release": None, "notes": notes} if notes else None
     rel, _, record = records.load_release(registry, rid)
     models = [
         {
@@ -73,11 +80,14 @@ def status(root: Path) -> dict[str, Any] | None:
             "metrics": {k: {"value": v, **(rel.intervals.get(k) or {})} for k, v in rel.metrics.items()},
         },
         "lineage": _lineage(rel),
+        **({"notes": notes} if notes else {}),
     }
 
 
 def plan_rollback(root: Path, reason: str | None = None) -> tuple[P.Plan, Context]:
-    """Undo the promotion that made the current release production; changes nothing."""
+    """Undo the promotion that made the current release production; changes nothing, except that a plan
+    an interrupted command left is first completed or undone (the plan's ``notes`` say which)."""
+    notes = recover_if_free(root, "labelcycle rollback")
     registry = Registry(root)
     current = records.current_release_id(registry, load_params(root).train_quality.registered_model)
     entry = promotion_to_undo(records.audit_history(registry), current)
@@ -91,4 +101,5 @@ def plan_rollback(root: Path, reason: str | None = None) -> tuple[P.Plan, Contex
         versions |= {(m.name, m.version) for m in cur.models}
     keys = {k for tags in before.version_tags.values() for k in tags}
     now = records.registry_state(registry, root, names, versions, keys)
-    return build_rollback_plan(entry, now, cur, prev, reason), Context(root)
+    plan = build_rollback_plan(entry, now, cur, prev, reason)
+    return replace(plan, notes=tuple(notes)), Context(root)
