@@ -16,7 +16,7 @@ from labelcycle.errors import LabelcycleError, PromotionRefusedError, StateError
 from labelcycle.locking import project_lock
 from labelcycle.promotion import plan as P
 from labelcycle.promotion.intent import Intent, intent_path
-from labelcycle.promotion.recovery import recover, revalidate
+from labelcycle.promotion.recovery import guarded, recover, revalidate
 from labelcycle.promotion.steps import DATA_ACTIONS, Context, Steps
 from labelcycle.tracking.registry import Registry
 
@@ -58,9 +58,9 @@ def execute(plan: P.Plan, ctx: Context) -> dict[str, str]:
     command = f"labelcycle {plan.action}"
     registry = Registry(ctx.root)
     with project_lock(ctx.root, command):
-        notes = recover(ctx.root, registry)
+        notes = guarded("finish an interrupted promotion", lambda: recover(ctx.root, registry))
         try:
-            revalidate(plan, registry, ctx.root)
+            guarded("check the plan against production", lambda: revalidate(plan, registry, ctx.root))
         except StateError as exc:
             if not notes:
                 raise

@@ -9,9 +9,11 @@ production, the git tags or the next release number changed since it was made.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
-from labelcycle.errors import StateError
+from labelcycle.errors import LabelcycleError, StateError, TrackingError
 from labelcycle.locking import holder, lock_if_free
 from labelcycle.promotion import plan as P
 from labelcycle.promotion import records
@@ -19,6 +21,23 @@ from labelcycle.promotion.intent import Intent, intent_path
 from labelcycle.promotion.release import release_id
 from labelcycle.promotion.steps import Context, Steps
 from labelcycle.tracking.registry import Registry
+
+T = TypeVar("T")
+
+
+def guarded(what: str, fn: Callable[[], T]) -> T:
+    """``fn()``, with any failure that is not a :class:`~labelcycle.errors.LabelcycleError` (MLflow or git
+    unreachable) turned into a :class:`~labelcycle.errors.TrackingError` saying what could not be done.
+    """
+    try:
+        return fn()
+    except LabelcycleError:
+        raise
+    except Exception as exc:
+        raise TrackingError(
+            f"could not {what} ({type(exc).__name__}: {exc}); nothing was changed by it. Check that the "
+            "MLflow tracking store is reachable, then run the command again"
+        ) from exc
 
 
 def recover(root: Path, registry: Registry) -> list[str]:
@@ -67,7 +86,7 @@ def recover_if_free(root: Path, command: str) -> list[str]:
         return []
     with lock_if_free(root, command) as free:
         if free:
-            return recover(root, Registry(root))
+            return guarded("finish an interrupted promotion", lambda: recover(root, Registry(root)))
     who = holder(root)
     return [
         f"{who.describe() if who else 'another command'} is changing the production release right now; "

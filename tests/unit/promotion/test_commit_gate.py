@@ -1,4 +1,4 @@
-"""Issue 16, finding 2: the data-committed gate covers everything the candidate's dvc.lock depends on.
+"""The data-committed gate covers everything the candidate's dvc.lock depends on.
 
 A hand-written DVC project in git: one stage whose ``dvc.lock`` records its script, the ``src`` folder,
 the raw data (DVC's), its params and its output. The gate must fail on an uncommitted ``params.yaml``,

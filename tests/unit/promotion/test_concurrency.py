@@ -1,4 +1,4 @@
-"""Issue 16, finding 1: two promotions planned against the same production; only one may happen.
+"""Two promotions planned against the same production; only one may happen.
 
 The second plan is carried out after the first (as the second of two concurrent ``labelcycle promote``
 commands is, once it gets the project lock): it must be refused, never move the first one's git tag,
