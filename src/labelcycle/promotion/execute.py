@@ -16,7 +16,7 @@ from labelcycle.errors import LabelcycleError, PromotionRefusedError, StateError
 from labelcycle.locking import project_lock
 from labelcycle.promotion import plan as P
 from labelcycle.promotion.intent import Intent, intent_path
-from labelcycle.promotion.recovery import guarded, recover, revalidate
+from labelcycle.promotion.recovery import guarded, noted, recover, revalidate
 from labelcycle.promotion.steps import DATA_ACTIONS, Context, Steps
 from labelcycle.tracking.registry import Registry
 
@@ -59,12 +59,8 @@ def execute(plan: P.Plan, ctx: Context) -> dict[str, str]:
     registry = Registry(ctx.root)
     with project_lock(ctx.root, command):
         notes = guarded("finish an interrupted promotion", lambda: recover(ctx.root, registry))
-        try:
+        with noted(notes):
             guarded("check the plan against production", lambda: revalidate(plan, registry, ctx.root))
-        except StateError as exc:
-            if not notes:
-                raise
-            raise StateError(" ".join([*notes, str(exc)])) from exc
         intent = Intent.start(ctx.root, plan, ctx.predictions, command)
         steps = Steps(plan, ctx, registry, intent)
         try:

@@ -36,7 +36,7 @@ from labelcycle.promotion import plan as P
 from labelcycle.promotion import records
 from labelcycle.promotion.execute import Context
 from labelcycle.promotion.gates import CommitFacts, RemoteFacts
-from labelcycle.promotion.recovery import recover_if_free
+from labelcycle.promotion.recovery import noted, recover_if_free
 from labelcycle.promotion.release import ModelRef, Release
 from labelcycle.tracking.registry import TAG_DVC_OUT, Registry, RunRef
 from labelcycle.tracking.runs import TAG_PIPELINE_RUN, TAG_STAGE
@@ -346,7 +346,8 @@ def plan_promotion(
     """
     notes = recover_if_free(root, "labelcycle promote")
     params = load_params(root)
-    ev, cand = gather_evidence(Registry(root), root, params, version)
+    with noted(notes):
+        ev, cand = gather_evidence(Registry(root), root, params, version)
     plan = P.build_plan(
         ev,
         params.promote,

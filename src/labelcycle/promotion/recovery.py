@@ -9,7 +9,8 @@ production, the git tags or the next release number changed since it was made.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -38,6 +39,18 @@ def guarded(what: str, fn: Callable[[], T]) -> T:
             f"could not {what} ({type(exc).__name__}: {exc}); nothing was changed by it. Check that the "
             "MLflow tracking store is reachable, then run the command again"
         ) from exc
+
+
+@contextmanager
+def noted(notes: Sequence[str]) -> Iterator[None]:
+    """Re-raise a :class:`~labelcycle.errors.LabelcycleError` of the block with ``notes`` (what recovery
+    did first) in front of its message, so the one ``error:`` line still says it."""
+    try:
+        yield
+    except LabelcycleError as exc:
+        if not notes:
+            raise
+        raise type(exc)(" ".join([*notes, str(exc)])) from exc
 
 
 def recover(root: Path, registry: Registry) -> list[str]:
