@@ -126,6 +126,17 @@ def test_promote_refuse_promote_rollback(project, monkeypatch):
     assert "--reason" in lc(root, "promote", "--force", ok=False).stderr
     assert snapshot(root, uri) == before
 
+    # the commit gate covers params.yaml and cannot be forced: an uncommitted params change is refused
+    params = (root / "params.yaml").read_text()
+    set_params(root, promote={"margin": 1.0})
+    forced = lc(root, "promote", "--force", "--reason", "hurry", ok=False)
+    assert forced.returncode == 3, forced.stdout + forced.stderr
+    assert "[FAIL] data-committed: uncommitted changes in params.yaml" in forced.stdout
+    assert "--force cannot override data-committed" in forced.stdout
+    assert forced.stderr.count("error:") == 1 and "Traceback" not in forced.stderr
+    assert snapshot(root, uri) == before
+    (root / "params.yaml").write_text(params)
+
     # a better candidate is promoted
     train_and_commit(root, "full model", sample={"fraction": 1.0})
     before_v2 = snapshot(root, uri)

@@ -14,7 +14,7 @@ promotion pushes there instead.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -36,6 +36,7 @@ from labelcycle.promotion import plan as P
 from labelcycle.promotion import records
 from labelcycle.promotion.execute import Context
 from labelcycle.promotion.gates import CommitFacts, RemoteFacts
+from labelcycle.promotion.recovery import noted, recover_if_free
 from labelcycle.promotion.release import ModelRef, Release
 from labelcycle.tracking.registry import TAG_DVC_OUT, Registry, RunRef
 from labelcycle.tracking.runs import TAG_PIPELINE_RUN, TAG_STAGE
@@ -43,8 +44,10 @@ from labelcycle.versioning import dvc, git
 from labelcycle.versioning.digest import table_digest
 
 DEFAULT_REMOTE = "labelcycle-local"
-#: the files that describe a release's data and must be committed
-REQUIRED = (catalog.DVC_LOCK, catalog.RAW_DVC)
+#: the files that describe a release's data and models: each must be in the release's commit
+REQUIRED = (catalog.DVC_YAML, catalog.DVC_LOCK, catalog.PARAMS, catalog.RAW_DVC)
+#: and, with the code folders, clean in the workspace when the workspace is the candidate
+CLEAN = (*REQUIRED, catalog.STAGES_DIR, catalog.SRC_DIR)
 #: registered models a release may hold, by role, with the report of the stage that registers each
 MODEL_REPORTS: dict[str, type[ModelReport]] = {"quality": ModelReport, "error": ErrorModelReport}
 
@@ -135,19 +138,33 @@ def _release(
     )
 
 
+def _committed(path: str, files: set[str]) -> bool:
+    """``path`` is a file or folder in the commit's file list, or lies behind a committed symlink."""
+    if path in files or any(f.startswith(path.rstrip("/") + "/") for f in files):
+        return True
+    parts = path.split("/")
+    return any("/".join(parts[:i]) in files for i in range(1, len(parts)))
+
+
 def commit_facts(root: Path, rev: str | None, check_workspace: bool) -> CommitFacts:
     """Facts for the data-committed gate.
 
-    ``rev`` is the release's commit. With ``check_workspace`` (a workspace candidate, ``rev`` = HEAD)
-    the required files must also be clean, and every output in ``dvc.lock`` must have the content it
-    records.
+    ``rev`` is the release's commit: :data:`REQUIRED` and every dependency its ``dvc.lock`` lists that git
+    holds must be in it, and its params file and code must be what its ``dvc.lock`` recorded. With
+    ``check_workspace`` (a workspace candidate, ``rev`` = HEAD) those files, ``stages/`` and ``src/``
+    must also be clean, and every output in ``dvc.lock`` must have the content it records.
     """
     if not rev:
-        return CommitFacts(None, REQUIRED)
-    untracked = tuple(p for p in REQUIRED if git.show_file(root, rev, p) is None)
+        return CommitFacts(None, CLEAN)
+    deps = dvc.source_deps(root, rev)
+    files = set(git.list_files(root, rev))
+    untracked = tuple(p for p in (*REQUIRED, *deps) if not _committed(p, files))
+    mismatched = dvc.lock_mismatches(root, rev)
     if not check_workspace:
-        return CommitFacts(rev, REQUIRED, untracked)
-    return CommitFacts(rev, REQUIRED, untracked, git.dirty_paths(root, REQUIRED), dvc.out_of_sync(root))
+        return CommitFacts(rev, CLEAN, untracked, mismatched=mismatched)
+    dirty = git.dirty_paths(root, (*CLEAN, *deps))
+    dirty = tuple(p for p in dirty if "__pycache__/" not in p)
+    return CommitFacts(rev, CLEAN, untracked, dirty, dvc.out_of_sync(root), mismatched)
 
 
 def _read_table(path: Path) -> pd.DataFrame | None:
@@ -324,10 +341,13 @@ def plan_promotion(
 ) -> tuple[P.Plan, Context]:
     """The promotion plan for VERSION (default: the workspace), judged on ``evaluate.primary_metric``.
 
-    Changes nothing; :func:`~labelcycle.promotion.execute.execute` carries the plan out.
+    Changes nothing, except that a plan an interrupted command left is first completed or undone (the
+    plan's ``notes`` say which); :func:`~labelcycle.promotion.execute.execute` carries the plan out.
     """
+    notes = recover_if_free(root, "labelcycle promote")
     params = load_params(root)
-    ev, cand = gather_evidence(Registry(root), root, params, version)
+    with noted(notes):
+        ev, cand = gather_evidence(Registry(root), root, params, version)
     plan = P.build_plan(
         ev,
         params.promote,
@@ -336,4 +356,4 @@ def plan_promotion(
         reason=reason,
         remote_path_note="in .dvc/config.local" if not ev.remote.configured else None,
     )
-    return plan, Context(root, cand.predictions)
+    return replace(plan, notes=tuple(notes)), Context(root, cand.predictions)

@@ -24,6 +24,8 @@ COMMITTED = "data-committed"
 REMOTE = "data-in-remote"
 MODELS = "models-registered"
 ORDER = (EVAL_DIGEST, NON_INFERIORITY, SLICES, INGEST, COMMITTED, REMOTE, MODELS)
+#: gates ``--force`` cannot override: a release must name a commit that describes its data and models
+UNFORCEABLE = (COMMITTED,)
 
 
 @dataclass(frozen=True)
@@ -200,32 +202,44 @@ def ingest_gate(validation_passed: bool | None, source: str = catalog.INGEST_REP
 
 @dataclass(frozen=True)
 class CommitFacts:
-    """Whether the release's data description is committed in git.
+    """Whether the release's commit describes its data and models.
 
     Attributes:
         git_rev: the commit (None outside git or before the first commit).
-        required: paths that must be committed (``dvc.lock`` and the raw data's ``.dvc`` file).
+        required: what must be committed and clean: the pipeline's files (``dvc.yaml``, ``dvc.lock``,
+            ``params.yaml``, the raw data's ``.dvc`` file), ``stages/``, ``src/`` and every dependency
+            ``dvc.lock`` lists that git holds.
         untracked: required paths absent from that commit.
         dirty: required paths whose working copy or index differs from the commit.
         out_of_sync: workspace outputs whose content differs from what ``dvc.lock`` records.
+        mismatched: where the commit's params file or code disagrees with its own ``dvc.lock``.
     """
 
     git_rev: str | None
-    required: tuple[str, ...] = (catalog.DVC_LOCK, catalog.RAW_DVC)
+    required: tuple[str, ...] = (catalog.DVC_YAML, catalog.DVC_LOCK, catalog.PARAMS, catalog.RAW_DVC)
     untracked: tuple[str, ...] = ()
     dirty: tuple[str, ...] = ()
     out_of_sync: tuple[str, ...] = ()
+    mismatched: tuple[str, ...] = ()
 
 
 def committed_gate(facts: CommitFacts) -> Gate:
-    """The required DVC files are committed and clean, and the workspace matches ``dvc.lock``."""
+    """The commit describes the release: what it needs is committed and clean, its params and code are
+    what its ``dvc.lock`` recorded, and the workspace outputs match ``dvc.lock``. ``--force`` cannot
+    override this gate."""
     problems = []
     if not facts.git_rev:
         problems.append("the project has no git commit")
     if facts.untracked:
         problems.append(f"not committed: {', '.join(facts.untracked)}")
     if facts.dirty:
-        problems.append(f"uncommitted changes in {', '.join(facts.dirty)}")
+        shown = ", ".join(facts.dirty[:8]) + (
+            f" (and {len(facts.dirty) - 8} more)" if len(facts.dirty) > 8 else ""
+        )
+        problems.append(f"uncommitted changes in {shown}")
+    if facts.mismatched:
+        rev = (facts.git_rev or "?")[:10]
+        problems.append(f"commit {rev} disagrees with its {catalog.DVC_LOCK}: {'; '.join(facts.mismatched)}")
     if facts.out_of_sync:
         problems.append(f"workspace differs from {catalog.DVC_LOCK}: {'; '.join(facts.out_of_sync)}")
     if problems:
@@ -233,13 +247,14 @@ def committed_gate(facts: CommitFacts) -> Gate:
             COMMITTED,
             False,
             "; ".join(problems)
-            + f"; run `dvc repro`, then `git add {' '.join(facts.required)} && git commit`",
+            + f"; run `dvc repro`, then `git add {' '.join(facts.dirty[:8] or facts.required)} && git commit` "
+            "(--force cannot override this gate)",
         )
     return Gate(
         COMMITTED,
         True,
-        f"{', '.join(facts.required)} committed and clean at {facts.git_rev[:10]}; "
-        f"the workspace outputs match {catalog.DVC_LOCK}",
+        f"{', '.join(facts.required)} committed and clean at {facts.git_rev[:10]}; its params and code "
+        f"are what its {catalog.DVC_LOCK} recorded; the workspace outputs match {catalog.DVC_LOCK}",
     )
 
 

@@ -117,6 +117,7 @@ class Plan:
         reason: ``--reason`` text.
         undoes: a rollback's audit record of the promotion it undoes.
         metric: the primary metric the gates judged (None for a rollback).
+        notes: what was found before planning, for people (e.g. an interrupted promotion completed).
     """
 
     action: str
@@ -131,15 +132,21 @@ class Plan:
     reason: str | None = None
     undoes: str | None = None
     metric: str | None = None
+    notes: tuple[str, ...] = ()
 
     @property
     def failed(self) -> list[g.Gate]:
         return [x for x in self.gates if not x.passed]
 
     @property
+    def unforceable(self) -> list[g.Gate]:
+        """Failed gates that ``--force`` cannot override (:data:`~labelcycle.promotion.gates.UNFORCEABLE`)."""
+        return [x for x in self.failed if x.name in g.UNFORCEABLE]
+
+    @property
     def allowed(self) -> bool:
-        """The plan may be carried out: a no-op, every gate passed, or forced."""
-        return self.noop or not self.failed or self.force
+        """The plan may be carried out: a no-op, every gate passed, or forced past evidence gates only."""
+        return self.noop or not self.failed or (self.force and not self.unforceable)
 
     def to_dict(self) -> dict[str, Any]:
         return {

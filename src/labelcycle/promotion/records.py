@@ -47,6 +47,15 @@ def registry_state(
     return P.RegistryState(aliases, version_tags, release_git_tags(root))
 
 
+def state_for(registry: Registry, root: Path, *states: P.RegistryState) -> P.RegistryState:
+    """The state now of everything ``states`` name: their aliases, their model versions' tags (with the
+    tag keys they hold), and every release's git tag."""
+    names = {n for s in states for n in s.aliases}
+    versions = {tuple(k.rsplit("/", 1)) for s in states for k in s.version_tags}
+    keys = {k for s in states for tags in s.version_tags.values() for k in tags}
+    return registry_state(registry, root, names, {(n, v) for n, v in versions}, keys)
+
+
 def find_release_record(registry: Registry, rid: str) -> RunRef | None:
     """The release record of release ``rid`` (None when there is none)."""
     return next((r for r in registry.records("release") if r.tags.get(P.TAG_RELEASE) == rid), None)
@@ -84,8 +93,12 @@ def load_release(registry: Registry, rid: str) -> tuple[Release, pd.DataFrame | 
 
 
 def next_release_number(registry: Registry, root: Path) -> int:
-    """One more than the highest release number any release record or git tag uses."""
-    numbers = [release_number(r.tags.get(P.TAG_RELEASE)) for r in registry.records("release")]
+    """One more than the highest release number any record (deleted or cut short ones too) or git tag
+    uses: a number once used is never used again."""
+    used = registry.search_records(
+        f"tags.`{P.TAG_RELEASE}` LIKE '{RELEASE_ID_PREFIX}%'", include_deleted=True
+    )
+    numbers = [release_number(r.tags.get(P.TAG_RELEASE)) for r in used]
     numbers += [release_number(t) for t in release_git_tags(root)]
     return max([n for n in numbers if n is not None], default=0) + 1
 

@@ -10,7 +10,7 @@ from labelcycle.promotion.plan import Plan
 
 def render_plan(plan: Plan, dry_run: bool = False) -> str:
     """The plan as text: candidate, production, every gate with evidence, and what would change."""
-    lines = []
+    lines = [f"note: {n}" for n in plan.notes]
     if plan.action == "promote":
         cand = plan.candidate
         lines.append(f"candidate:  {cand.describe() if cand else '-'}")
@@ -43,7 +43,13 @@ def render_plan(plan: Plan, dry_run: bool = False) -> str:
     lines.extend(f"  - {a.detail}" for a in plan.actions)
     if plan.failed:
         names = ", ".join(x.name for x in plan.failed)
-        if plan.force:
+        if plan.force and plan.unforceable:
+            fixed = ", ".join(x.name for x in plan.unforceable)
+            lines.append(
+                f"refused: gate(s) failed: {names}; --force cannot override {fixed} (a release must name a "
+                "commit that describes it). Nothing was changed. Commit, then promote again."
+            )
+        elif plan.force:
             lines.append(f"FORCED past failing gate(s) {names}: reason: {plan.reason}")
         else:
             lines.append(
@@ -55,9 +61,10 @@ def render_plan(plan: Plan, dry_run: bool = False) -> str:
 
 def render_status(s: dict[str, Any] | None) -> str:
     """The production release (:func:`~labelcycle.promotion.status.status`) as text."""
-    if s is None:
-        return "no production release yet; promote one with `labelcycle promote`"
-    lines = [
+    notes = [f"note: {n}" for n in (s or {}).get("notes") or []]
+    if s is None or s.get("release") is None:
+        return "\n".join([*notes, "no production release yet; promote one with `labelcycle promote`"])
+    lines = notes + [
         f"production release {s['release']} (promoted {s['promoted_at']}"
         + (", FORCED" if s["forced"] else "")
         + f"; from {s['source']})"

@@ -160,6 +160,15 @@ class Registry:
     def tag_run(self, run_id: str, key: str, value: str) -> None:
         self.client.set_tag(run_id, key, value)
 
+    def untag_run(self, run_id: str, key: str) -> None:
+        """Remove tag ``key`` from a run (nothing when it does not carry it)."""
+        if key in (self.run(run_id) or RunRef(run_id, {})).tags:
+            self.client.delete_tag(run_id, key)
+
+    def delete_run(self, run_id: str) -> None:
+        """Delete a run (MLflow keeps it, marked deleted, out of every search)."""
+        self.client.delete_run(run_id)
+
     # -- release and audit records ------------------------------------------------------------------
 
     def _records_experiment(self, create: bool) -> str | None:
@@ -174,14 +183,28 @@ class Registry:
             location = (self.root / catalog.MLARTIFACTS).resolve().as_uri()
         return self.client.create_experiment(RECORDS_EXPERIMENT, artifact_location=location)
 
-    def records(self, kind: str) -> list[RunRef]:
-        """Every record run of ``kind`` (``release``, ``audit``), newest first."""
+    def records(self, kind: str, include_deleted: bool = False) -> list[RunRef]:
+        """Every record run of ``kind`` (``release``, ``audit``), newest first; deleted ones too on request."""
+        return self.search_records(f"tags.`{TAG_KIND}` = '{kind}'", include_deleted)
+
+    def records_tagged(self, key: str, value: str) -> list[RunRef]:
+        """Every run in the records experiment with tag ``key`` = ``value``, whole records or not.
+
+        A record is whole once it carries its :data:`TAG_KIND` tag (:meth:`write_record` sets it last).
+        """
+        return self.search_records(f"tags.`{key}` = '{value}'")
+
+    def search_records(self, filter_string: str, include_deleted: bool = False) -> list[RunRef]:
+        """Runs in the records experiment matching an MLflow ``filter_string``, newest first."""
+        from mlflow.entities import ViewType
+
         exp = self._records_experiment(create=False)
         if exp is None:
             return []
         runs = self.client.search_runs(
             [exp],
-            filter_string=f"tags.`{TAG_KIND}` = '{kind}'",
+            filter_string=filter_string,
+            run_view_type=ViewType.ALL if include_deleted else ViewType.ACTIVE_ONLY,
             max_results=5000,
             order_by=["attributes.start_time DESC"],
         )
@@ -197,6 +220,9 @@ class Registry:
     ) -> str:
         """Write a finished record run of ``kind``; returns its run id.
 
+        The run gets its :data:`TAG_KIND` tag last, once its files, metrics and other tags are written,
+        so :meth:`records` never returns a record that was cut short.
+
         Args:
             kind: ``release`` or ``audit`` (the :data:`TAG_KIND` tag).
             tags: run tags.
@@ -205,9 +231,7 @@ class Registry:
             run_name: the run's name for people.
         """
         exp = self._records_experiment(create=True)
-        run = self.client.create_run(
-            exp, tags={TAG_KIND: kind, **{k: str(v) for k, v in tags.items()}}, run_name=run_name
-        )
+        run = self.client.create_run(exp, tags={k: str(v) for k, v in tags.items()}, run_name=run_name)
         rid = run.info.run_id
         with tempfile.TemporaryDirectory() as tmp:
             for name, content in files.items():
@@ -221,4 +245,5 @@ class Registry:
             if value is not None and pd.notna(value):
                 self.client.log_metric(rid, key, float(value))
         self.client.set_terminated(rid)
+        self.client.set_tag(rid, TAG_KIND, kind)
         return rid

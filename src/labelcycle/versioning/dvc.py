@@ -1,4 +1,5 @@
-"""DVC access: the project root, tracking raw batches, recorded output hashes, the remote and push.
+"""DVC access: the project root, tracking raw batches, recorded hashes, dependencies and params, the remote
+and push.
 
 Hashes come from what DVC recorded (``dvc.lock`` and ``.dvc`` files), in the workspace or at a git
 revision; the remote functions open the DVC repository only when called.
@@ -6,10 +7,12 @@ revision; the remote functions open the DVC repository only when called.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -76,6 +79,22 @@ def _is_dvc_file(rel: str) -> bool:
     return name.endswith(".dvc") and folder in ("", DATA_DIR)
 
 
+def _dvc_texts(root: Path, rev: str | None) -> tuple[str | bytes | None, dict[str, str | bytes | None]]:
+    """The text of ``dvc.lock`` and of each top-level or data ``.dvc`` file, in the workspace or at ``rev``."""
+    if rev is None:
+        lock_path = root / catalog.DVC_LOCK
+        lock = lock_path.read_text() if lock_path.exists() else None
+        dvc_files: dict[str, str | bytes | None] = {
+            str(p.relative_to(root)): p.read_text()
+            for p in (*root.glob("*.dvc"), *root.glob(f"{DATA_DIR}/*.dvc"))
+            if p.is_file()
+        }
+        return lock, dvc_files
+    lock_bytes = git.show_file(root, rev, catalog.DVC_LOCK)
+    files = {rel: git.show_file(root, rev, rel) for rel in git.list_files(root, rev) if _is_dvc_file(rel)}
+    return lock_bytes, dict(files)
+
+
 def recorded_hashes(root: Path, rev: str | None = None) -> dict[str, str]:
     """Path -> md5 of every output ``dvc.lock`` records and of every top-level or data ``.dvc`` file.
 
@@ -83,23 +102,106 @@ def recorded_hashes(root: Path, rev: str | None = None) -> dict[str, str]:
         root: the project root.
         rev: read the files committed at this git revision (None: the workspace).
     """
-    if rev is None:
-        lock_path = root / catalog.DVC_LOCK
-        lock = lock_path.read_text() if lock_path.exists() else None
-        dvc_files = {
-            str(p.relative_to(root)): p.read_text()
-            for p in (*root.glob("*.dvc"), *root.glob(f"{DATA_DIR}/*.dvc"))
-            if p.is_file()
-        }
-    else:
-        lock = git.show_file(root, rev, catalog.DVC_LOCK)
-        dvc_files = {
-            rel: git.show_file(root, rev, rel) for rel in git.list_files(root, rev) if _is_dvc_file(rel)
-        }
+    lock, dvc_files = _dvc_texts(root, rev)
     out = lock_outs(lock)
     for rel, text in sorted(dvc_files.items()):
         out.update(dvc_file_outs(text, rel.rpartition("/")[0]))
     return out
+
+
+def _lock_stages(lock_text: str | bytes | None) -> dict[str, dict]:
+    data = yaml.safe_load(lock_text or "") or {}
+    return {str(k): v or {} for k, v in (data.get("stages") or {}).items()}
+
+
+def lock_deps(lock_text: str | bytes | None) -> dict[str, dict]:
+    """Dependency path -> its ``dvc.lock`` entry (``md5``, ``hash``, ``size``), over every stage."""
+    return {e["path"]: e for st in _lock_stages(lock_text).values() for e in st.get("deps", []) or []}
+
+
+def _tracked_roots(lock_text: str | bytes | None, dvc_files: Mapping[str, str | bytes | None]) -> list[str]:
+    """Every path DVC tracks: the stages' outputs and what the ``.dvc`` files record."""
+    roots = [e["path"] for st in _lock_stages(lock_text).values() for e in st.get("outs", []) or []]
+    for rel, text in dvc_files.items():
+        roots += list(dvc_file_outs(text, rel.rpartition("/")[0]))
+    return roots
+
+
+def _is_under(path: str, roots: list[str]) -> bool:
+    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
+
+
+def source_deps(root: Path, rev: str | None = None) -> tuple[str, ...]:
+    """The dependencies ``dvc.lock`` lists that git, not DVC, holds (stage scripts, ``src/`` code).
+
+    A dependency that is a stage's output, or lies in data a ``.dvc`` file records, is DVC's; the rest
+    must be committed for a commit to describe what was built.
+
+    Args:
+        root: the project root.
+        rev: read ``dvc.lock`` and the ``.dvc`` files committed at this revision (None: the workspace).
+    """
+    lock, dvc_files = _dvc_texts(root, rev)
+    tracked = _tracked_roots(lock, dvc_files)
+    return tuple(sorted(p for p in lock_deps(lock) if not _is_under(p, tracked)))
+
+
+def _param(params: Any, key: str) -> tuple[bool, Any]:
+    node = params
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return False, None
+        node = node[part]
+    return True, node
+
+
+def _differences(key: str, recorded: Any, now: Any) -> list[str]:
+    if isinstance(recorded, Mapping) and isinstance(now, Mapping):
+        out = []
+        for k in sorted(set(recorded) | set(now), key=str):
+            if k not in now:
+                out.append(f"{key}.{k} is missing (recorded {recorded[k]!r})")
+            elif k not in recorded:
+                out.append(f"{key}.{k} = {now[k]!r} was not recorded")
+            else:
+                out += _differences(f"{key}.{k}", recorded[k], now[k])
+        return out
+    return [] if recorded == now else [f"{key} = {now!r} (recorded {recorded!r})"]
+
+
+def lock_mismatches(root: Path, rev: str) -> tuple[str, ...]:
+    """Where the files committed at ``rev`` disagree with that commit's ``dvc.lock``.
+
+    Every parameter each stage recorded must have the same value in the params file at ``rev``, and
+    every file dependency git holds must have the md5 recorded for it (folders, and files git does not
+    hold at ``rev``, are not compared here).
+    """
+    lock, dvc_files = _dvc_texts(root, rev)
+    problems = []
+    texts: dict[str, Any] = {}
+    for stage, entry in sorted(_lock_stages(lock).items()):
+        for file, recorded in sorted((entry.get("params") or {}).items()):
+            if file not in texts:
+                raw = git.show_file(root, rev, file)
+                texts[file] = None if raw is None else (yaml.safe_load(raw) or {})
+            if texts[file] is None:
+                problems.append(f"stage {stage}: {file} is not committed")
+                continue
+            for key, value in sorted((recorded or {}).items()):
+                found, now = _param(texts[file], key)
+                if not found:
+                    problems.append(f"stage {stage}: {file} has no {key} (recorded {value!r})")
+                else:
+                    problems += [f"stage {stage}: {file} {d}" for d in _differences(key, value, now)]
+    tracked = _tracked_roots(lock, dvc_files)
+    for path, entry in sorted(lock_deps(lock).items()):
+        md5 = str(entry.get("md5") or "")
+        if _is_under(path, tracked) or entry.get("hash") != "md5" or not md5 or md5.endswith(".dir"):
+            continue
+        raw = git.show_file(root, rev, path)
+        if raw is not None and hashlib.md5(raw).hexdigest() != md5:
+            problems.append(f"{path} differs from what {catalog.DVC_LOCK} recorded")
+    return tuple(problems)
 
 
 def find_commit_with_outputs(root: Path, wanted: Mapping[str, str]) -> str | None:

@@ -1,4 +1,4 @@
-"""Git primitives: run git, read a file at a revision, resolve revisions, list and set tags.
+"""Git primitives: run git, read a file at a revision, resolve revisions, changed files, list and set tags.
 
 :func:`git` is the one way labelcycle runs git; the other functions are small uses of it. Every call runs
 in the project root with a fallback author identity, so annotated tags work in a fresh clone.
@@ -113,22 +113,63 @@ def tags(root: Path, prefix: str) -> dict[str, str]:
     return found
 
 
+def tag_commit(root: Path, tag: str) -> str | None:
+    """The commit the tag ``tag`` points at (annotated tags peeled); None when there is no such tag."""
+    return git(root, "rev-parse", "--verify", "--quiet", f"refs/tags/{tag}^{{commit}}")
+
+
 def set_tag(root: Path, tag: str, commit: str | None, message: str = "") -> None:
-    """Create (or move) the annotated tag ``tag`` at ``commit``; ``commit`` None deletes it.
+    """Create the annotated tag ``tag`` at ``commit``; ``commit`` None deletes it. A tag is never moved.
+
+    Creating a tag that already points at ``commit`` does nothing, so a step that is repeated (an
+    interrupted promotion completed later) is harmless.
 
     Raises:
-        WorkspaceError: git refused (e.g. the commit does not exist, or the tag to delete is absent).
+        WorkspaceError: the tag exists at another commit, or git refused (e.g. the commit does not
+            exist, or the tag to delete is absent).
     """
     if commit is None:
         git(root, "tag", "-d", tag, check=True)
-    else:
-        git(root, "tag", "-f", "-a", tag, commit, "-m", message or tag, check=True)
+        return
+    existing = tag_commit(root, tag)
+    if existing is not None and existing != resolve_rev(root, commit):
+        raise WorkspaceError(
+            f"git tag {tag} already points at {existing[:10]}, not {commit[:10]}; a release tag is never "
+            "moved. Plan the promotion again: it takes the next free release number"
+        )
+    if existing is None:
+        git(root, "tag", "-a", tag, commit, "-m", message or tag, check=True)
+
+
+def changed_paths(root: Path) -> tuple[str, ...]:
+    """Every path whose working copy or index differs from HEAD, untracked files included (ignored
+    files not); both sides of a rename. Empty outside git."""
+    out = git(root, "status", "--porcelain", "-z", "--untracked-files=all")
+    if not out:
+        return ()
+    fields, found, i = out.split("\0"), set(), 0
+    while i < len(fields):
+        entry = fields[i]
+        i += 1
+        if len(entry) < 4:
+            continue
+        found.add(entry[3:])
+        if entry[0] in "RC":  # a rename or copy: the next field is the path it came from
+            found.add(fields[i])
+            i += 1
+    return tuple(sorted(found))
+
+
+def _under(path: str, roots: tuple[str, ...]) -> bool:
+    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
 
 
 def dirty_paths(root: Path, paths: tuple[str, ...]) -> tuple[str, ...]:
-    """Those of ``paths`` whose working copy or index differs from HEAD (or that git does not track)."""
-    out = git(root, "status", "--porcelain", "--", *paths) or ""
-    return tuple(sorted({line[3:].strip() for line in out.splitlines() if line.strip()}))
+    """Those changed (or untracked) files that are one of ``paths`` or lie in a folder of ``paths``.
+
+    Paths are relative to the root; a folder such as ``src`` covers every file below it.
+    """
+    return tuple(p for p in changed_paths(root) if _under(p, paths))
 
 
 def commits_touching(root: Path, path: str) -> list[str]:

@@ -13,8 +13,8 @@ from labelcycle.errors import PromotionRefusedError, TrackingError
 from labelcycle.promotion import plan as P
 from labelcycle.promotion.execute import Context, execute
 from labelcycle.promotion.gates import Gate
-from labelcycle.promotion.records import AUDIT_PLAN, MANIFEST, PREDICTIONS
-from labelcycle.promotion.release import ModelRef, Release
+from labelcycle.promotion.records import AUDIT_PLAN, MANIFEST, PREDICTIONS, next_release_number
+from labelcycle.promotion.release import ModelRef, Release, release_id
 from labelcycle.tracking.registry import TAG_KIND, Registry
 from labelcycle.versioning import dvc, git
 
@@ -82,9 +82,14 @@ def root(tmp_path, store_uri, monkeypatch) -> Path:
     return path
 
 
+def _next(root: Path) -> str:
+    """The release id a promotion planned now would take (the store is shared by the module's tests)."""
+    return release_id(next_release_number(Registry(root), root))
+
+
 def test_the_release_record_is_written_from_its_action_not_from_the_plan_candidate(root):
     recorded = _release("dataset/v9", "ds-recorded")
-    plan = _plan([P.release_record_action(recorded)], candidate=_release("dataset/v1", "ds-candidate"))
+    plan = _plan([P.release_record_action(recorded)], candidate=_release(_next(root), "ds-candidate"))
     predictions = pd.DataFrame({"item_id": ["i1", "i2"], "label": ["a", "b"]})
     registry = Registry(root)
     n_before = len(registry.records("release"))
@@ -103,8 +108,8 @@ def test_the_release_record_is_written_from_its_action_not_from_the_plan_candida
 
 
 def test_a_plan_without_a_release_record_action_writes_no_release_record(root):
-    rel = _release("dataset/v1", "ds1")
-    plan = _plan([P.audit_record_action("promote", "dataset/v1", None)], candidate=rel)
+    rel = _release(_next(root), "ds1")
+    plan = _plan([P.audit_record_action("promote", rel.release_id, None)], candidate=rel)
     registry = Registry(root)
     n_before = len(registry.records("release"))
     out = execute(plan, Context(root))
@@ -112,10 +117,11 @@ def test_a_plan_without_a_release_record_action_writes_no_release_record(root):
 
 
 def test_the_audit_record_carries_its_action_tags_and_the_whole_plan(root):
+    rid = _next(root)
     action = P.audit_record_action(
-        "promote", "dataset/v3", "dataset/v2", forced=True, failed=["slices"], reason="hotfix"
+        "promote", rid, "dataset/v2", forced=True, failed=["slices"], reason="hotfix"
     )
-    plan = _plan([action], candidate=_release("dataset/v3", "ds3"))
+    plan = _plan([action], candidate=_release(rid, "ds3"))
     out = execute(plan, Context(root))
     registry = Registry(root)
     run = registry.run(out["audit_record"])
@@ -124,9 +130,7 @@ def test_the_audit_record_carries_its_action_tags_and_the_whole_plan(root):
     assert run.tags[P.TAG_AT] and run.tags[P.TAG_BY]
     record = registry.read_json(run.run_id, AUDIT_PLAN)
     assert record["actions"] == [action.to_dict()] and record["at"] == run.tags[P.TAG_AT]
-    assert (
-        record["candidate"]["release"] == "dataset/v3" and record["candidate"]["promoted_at"] == record["at"]
-    )
+    assert record["candidate"]["release"] == rid and record["candidate"]["promoted_at"] == record["at"]
 
 
 def test_dvc_actions_configure_and_push_exactly_the_remote_and_rev_they_name(root, monkeypatch):

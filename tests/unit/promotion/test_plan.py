@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from labelcycle.errors import WorkspaceError
+from labelcycle.errors import PromotionRefusedError, WorkspaceError
 from labelcycle.params import PromoteParams
 from labelcycle.promotion import plan as P
 from labelcycle.promotion import rollback as R
+from labelcycle.promotion.execute import Context, execute
 from labelcycle.promotion.gates import CommitFacts, RemoteFacts
 from labelcycle.promotion.release import ModelRef, Release
 from labelcycle.promotion.render import render_plan
@@ -162,6 +165,17 @@ def test_force_allows_a_refused_plan_and_marks_the_release_forced():
         _evidence(_release("2", "ds2"), prod, ["a"] * 20, GOLD), PARAMS, METRIC, force=True, reason="hotfix"
     )
     assert plan.allowed and plan.candidate.forced and "FORCED" in render_plan(plan)
+
+
+def test_force_cannot_override_the_data_committed_gate():
+    commit = CommitFacts("c" * 40, dirty=("params.yaml",))
+    plan = P.build_plan(
+        _evidence(_release("1"), None, GOLD, commit=commit), PARAMS, METRIC, force=True, reason="hurry"
+    )
+    assert [x.name for x in plan.failed] == ["data-committed"] and not plan.allowed
+    assert "--force cannot override data-committed" in render_plan(plan)
+    with pytest.raises(PromotionRefusedError, match="--force cannot override data-committed"):
+        execute(plan, Context(Path("/nonexistent")))
 
 
 def test_the_same_release_again_is_a_no_op():

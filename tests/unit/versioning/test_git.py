@@ -58,7 +58,7 @@ def test_show_file_reads_bytes_at_a_revision_and_none_where_absent(repo):
     assert git.resolve_rev(repo, "HEAD~1") == first and git.resolve_rev(repo, "nope") is None
 
 
-def test_set_tag_creates_moves_and_deletes_annotated_tags_and_tags_lists_them_peeled(repo):
+def test_set_tag_creates_and_deletes_annotated_tags_never_moves_one_and_tags_lists_them_peeled(repo):
     first = _commit(repo, {"a.txt": "1"}, "one")
     second = _commit(repo, {"a.txt": "2"}, "two")
     git.set_tag(repo, "dataset/v1", first, "first release")
@@ -66,9 +66,12 @@ def test_set_tag_creates_moves_and_deletes_annotated_tags_and_tags_lists_them_pe
     git.set_tag(repo, "other", second)
     assert git.tags(repo, "dataset/v") == {"dataset/v1": first, "dataset/v2": first}
     assert git.git(repo, "cat-file", "-t", "dataset/v1") == "tag"  # annotated
-    git.set_tag(repo, "dataset/v2", second)
+    git.set_tag(repo, "dataset/v2", first)  # already there: nothing to do
+    with pytest.raises(WorkspaceError, match="dataset/v2 already points at .* never moved"):
+        git.set_tag(repo, "dataset/v2", second)
+    assert git.tag_commit(repo, "dataset/v2") == first
     git.set_tag(repo, "dataset/v1", None)
-    assert git.tags(repo, "dataset/v") == {"dataset/v2": second}
+    assert git.tags(repo, "dataset/v") == {"dataset/v2": first}
     with pytest.raises(WorkspaceError, match="dataset/v1"):
         git.set_tag(repo, "dataset/v1", None)
 
@@ -86,6 +89,25 @@ def test_dirty_paths_names_changed_staged_and_untracked_files_among_those_asked(
         "dvc.lock",
         "new.dvc",
     )
+
+
+def test_dirty_paths_covers_folders_renames_and_a_path_behind_a_committed_symlink(repo, tmp_path_factory):
+    target = tmp_path_factory.mktemp("outside")
+    (target / "m.py").write_text("x")
+    (repo / "src").mkdir()
+    (repo / "src" / "pkg").symlink_to(target)
+    _commit(repo, {"stages/a.py": "1", "old.py": "1", "params.yaml": "a: 1"}, "one")
+    assert git.dirty_paths(repo, ("stages", "src", "src/pkg/m.py", "params.yaml")) == ()
+    (repo / "stages" / "a.py").write_text("2")
+    (repo / "stages" / "new.py").write_text("new")
+    (repo / "params.yaml").write_text("a: 2")
+    git.git(repo, "mv", "old.py", "renamed.py", check=True)
+    assert git.dirty_paths(repo, ("stages", "src/pkg/m.py", "params.yaml")) == (
+        "params.yaml",
+        "stages/a.py",
+        "stages/new.py",
+    )
+    assert git.dirty_paths(repo, ("old.py",)) == ("old.py",)
 
 
 def test_commits_touching_lists_the_commits_that_changed_a_path_newest_first(repo):
