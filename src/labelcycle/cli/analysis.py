@@ -19,6 +19,7 @@ from labelcycle.cli.options import (
     stage_defaults,
 )
 from labelcycle.errors import ConfigError, InputFileError, StateError
+from labelcycle.locking import project_lock
 
 #: sheet formats people open in spreadsheet programs: their text cells are made formula-safe
 SPREADSHEET_FORMATS = ("csv", "tsv")
@@ -363,13 +364,15 @@ def review_import(batch_file, reviewer, repo) -> None:
         path = Path(tmp) / "annotations.csv"
         reviewed.to_csv(path, index=False)
         origin = {"kind": "review", "sheet": str(batch_file.resolve()), "sheet_sha256": sheet_sha256}
-        batch, new = raw.write_batch(
-            root, [raw.BatchFile("annotations", path, ColumnMap())], {"annotations": len(reviewed)}, origin
-        )
+        with project_lock(root, "labelcycle review import"):  # one batch write (and `dvc add`) at a time
+            batch, new = raw.write_batch(
+                root, [raw.BatchFile("annotations", path, ColumnMap())], {"annotations": len(reviewed)}, origin
+            )
+            if new:
+                raw.track_batch(root, batch)
     if not new:
         click.echo(f"review import: batch {batch.digest} is already in {catalog.RAW}; nothing to do")
         return
-    raw.track_batch(root, batch)
     click.echo(
         f"review import: {len(reviewed)} reviewed labels ({skipped} rows left blank) -> batch "
         f"{batch.digest}; run `dvc repro` to see the impact"

@@ -20,6 +20,7 @@ from labelcycle.cli.options import (
     stage_defaults,
 )
 from labelcycle.errors import LabelcycleError, WorkspaceError
+from labelcycle.locking import project_lock
 
 
 @click.command()
@@ -119,11 +120,13 @@ def ingest(
             f"{c.quarantined} to quarantine" + (f" ({reasons})" if reasons else "")
         )
     result.require_annotations(annotations, f"the label set in {catalog.PARAMS} (ingest.labels)")
-    batch, new = raw.write_batch(root, files, {k: len(v) for k, v in tables.items()})
+    with project_lock(root, "labelcycle ingest"):  # one batch write (and `dvc add`) at a time
+        batch, new = raw.write_batch(root, files, {k: len(v) for k, v in tables.items()})
+        if new:
+            raw.track_batch(root, batch)
     if not new:
         click.echo(f"ingest: batch {batch.digest} is already in {catalog.RAW} (same content); nothing to do")
         return
-    raw.track_batch(root, batch)
     click.echo(
         f"ingest: added batch {batch.digest} -> {batch.path.relative_to(root)}; tracked by DVC "
         f"({catalog.RAW_DVC}). Run `dvc repro` to curate and retrain."
