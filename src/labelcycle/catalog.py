@@ -62,6 +62,17 @@ ANNOTATORS_HTML = "reports/annotators.html"
 REVIEW_SIMULATION = "reports/review_simulation"
 
 
+#: labelcycle's working state (lock, promotion intent, run journal, batch staging): inside ``.dvc/tmp`` in
+#: a DVC project (DVC git-ignores it), else in ``.labelcycle/``
+DVC_TMP = ".dvc/tmp"
+PLAIN_STATE = ".labelcycle"
+
+
+def state_dir(root: Path) -> Path:
+    """The folder of labelcycle's working state under ``root`` (not created here)."""
+    return root / (DVC_TMP if (root / ".dvc").is_dir() else PLAIN_STATE)
+
+
 def report_path(stage: str) -> str:
     """``reports/<stage>.json``: the metrics file each stage writes (``metrics`` for evaluate)."""
     return f"{REPORTS}/{stage}.json"

@@ -29,12 +29,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from labelcycle import catalog
 from labelcycle.errors import ConfigError, StateError
 
-#: the folder of the lock (and of an interrupted promotion's intent) in a DVC project: DVC git-ignores it
-DVC_TMP = ".dvc/tmp"
-#: the same in a project without ``.dvc/``
-PLAIN_DIR = ".labelcycle"
 LOCK_FILE = "labelcycle.lock"
 #: seconds a command waits for the lock before it gives up (the environment variable overrides it)
 DEFAULT_TIMEOUT_S = 300.0
@@ -46,8 +43,7 @@ _held = threading.local()
 
 def lock_dir(root: Path) -> Path:
     """The folder that holds the lock file and the promotion intent (not created here)."""
-    dvc_dir = Path(DVC_TMP).parent
-    return root / (DVC_TMP if (root / dvc_dir).is_dir() else PLAIN_DIR)
+    return catalog.state_dir(root)
 
 
 def lock_path(root: Path) -> Path:

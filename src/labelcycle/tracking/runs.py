@@ -103,7 +103,7 @@ def configure(root: Path) -> str:
 
 
 def _journal_dir(root: Path) -> Path:
-    base = root / ".dvc" / "tmp" if (root / ".dvc").is_dir() else root / ".labelcycle"
+    base = catalog.state_dir(root)
     return base / "open-runs"
 
 

@@ -139,7 +139,7 @@ def read_batch_files(files: list[BatchFile], limits: InputLimits | None = None) 
 def staging_dir(root: Path) -> Path:
     """Where batches are assembled before their rename into ``data/raw``: ``.dvc/tmp/raw-staging`` (git and
     DVC ignore it), or ``.labelcycle/raw-staging`` in a folder that is not a DVC project."""
-    base = root / ".dvc" / "tmp" if (root / ".dvc").is_dir() else root / ".labelcycle"
+    base = catalog.state_dir(root)
     return base / "raw-staging"
 
 
