@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 from pathlib import Path
 
 import mlflow
 import pandas as pd
 import pytest
-from tests.conftest import set_params, sh
+from tests.conftest import REPO_ROOT, set_params, sh
 
 from labelcycle import catalog
 from labelcycle.tracking import parents
@@ -20,11 +21,23 @@ from labelcycle.versioning.lineage import combined_digest
 CURATED, SAMPLE, EVAL = "c" * 32, "5" * 32, "e" * 32
 
 
+def light_project(root: Path) -> Path:
+    """A git project with this repository's dvc.yaml and params.yaml, and a .dvc folder (no `dvc init`:
+    nothing here runs DVC)."""
+    (root / ".dvc").mkdir(parents=True)
+    for name in (catalog.DVC_YAML, catalog.PARAMS):
+        shutil.copy(REPO_ROOT / name, root / name)
+    sh(root, "git", "init", "-q", "-b", "main")
+    sh(root, "git", "add", "-A")
+    sh(root, "git", "commit", "-qm", "init")
+    return root
+
+
 @pytest.fixture(scope="module")
-def store(tmp_path_factory, project_factory):
+def store(tmp_path_factory):
     """One project and MLflow store for the module (creating a store takes seconds); the project's
     params differ from its commit in aggregate.method, and it holds every report a version's facts need."""
-    root = project_factory(tmp_path_factory.mktemp("parents") / "proj")
+    root = light_project(tmp_path_factory.mktemp("parents") / "proj")
     set_params(root, aggregate={"method": "majority_vote"})
     cat = catalog.Catalog(root)
     cat.path(catalog.REPORTS).mkdir(exist_ok=True)
