@@ -96,6 +96,11 @@ def configure(root: Path) -> str:
     return exp_id
 
 
+def runs_table_url(base_url: str, experiment_id: str) -> str:
+    """The MLflow UI's runs table of an experiment (MLflow 3 opens on a GenAI landing page otherwise)."""
+    return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs"
+
+
 def close_orphaned_runs(root: Path, uri: str | None = None) -> list[str]:
     """Mark FAILED every journalled run of this store whose process is gone; returns their ids."""
     return journal.close_orphaned_runs(root, uri or tracking_uri(root))
