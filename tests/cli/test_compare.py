@@ -119,3 +119,23 @@ def test_compare_refuses_different_eval_splits(tmp_path, monkeypatch):
     other["proba_ok"] = 1 - other["proba_misleading"]
     with pytest.raises(EvalSetMismatchError, match="predict different label sets"):
         compare_versions(predictions(60, 0.7, 0), other, n_boot=20)
+
+
+def test_compare_reports_the_training_data_diff_beside_the_curated_diff(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    ids = [f"t{i}" for i in range(1, 7)]
+    sample = pd.DataFrame({"item_id": ids, "label": ["ok", "ok", "misleading", "misleading", "prohibited", "ok"]})
+    for name, train in (("a", sample), ("b", sample.iloc[::2].assign(label=lambda d: d["label"].where(
+            d["item_id"] != "t5", "ok")))):
+        write_version(tmp_path / name, predictions(300, 0.7, 0 if name == "a" else 1), LABELS_A)
+        train.to_parquet(tmp_path / name / "data/curated/train_sample.parquet", index=False)
+    res = run("compare", "a", "b", "--json", "--no-log", "--n-boot", "50")
+    out = json.loads(res.stdout)
+    assert out["dataset_diff"]["items_removed"] == 0  # the curated set is the same
+    t = out["training_diff"]
+    assert (t["items_base"], t["items_candidate"], t["items_removed"], t["labels_changed"]) == (6, 3, 3, 1)
+    by_label = {r["group_value"]: r for r in out["attribution"] if r["group_column"] == "label"}
+    assert (by_label["ok"]["removed"], by_label["ok"]["relabelled"]) == (2, 1)
+    assert by_label["ok"]["eval_items"] == 100 and by_label["ok"]["ci_low"] <= by_label["ok"]["delta"]
+    text = run("compare", "a", "b", "--no-log", "--n-boot", "50").stdout
+    assert "training data diff: 0 items added, 3 removed, 1 relabelled (trained on 6 -> 3 items)" in text

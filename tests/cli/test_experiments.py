@@ -56,3 +56,42 @@ def test_experiments_shows_the_curated_digest_of_workspace_and_dvc_experiment_ro
     rows = {r["version"]: r for r in json.loads(res.stdout)}
     assert rows["my-exp"]["source"] == "dvc" and rows["my-exp"]["curated_digest"] == "c" * 12
     assert rows["workspace"]["curated_digest"] == "d" * 12
+
+
+def log_old_version(client, exp_id: str, group: str, labels, preds, tmp: Path) -> str:
+    """A version as projects before parent runs logged it: stage runs sharing a pipeline-run tag, no parent."""
+    tags = {"labelcycle.pipeline_run": group, "mlflow.source.git.commit": "a" * 40}
+    curate = client.create_run(exp_id, tags={**tags, "labelcycle.stage": "curate", "curated_digest": group * 4})
+    labels.to_parquet(tmp / "labels.parquet", index=False)
+    client.log_artifact(curate.info.run_id, str(tmp / "labels.parquet"), "curated")
+    evaluate = client.create_run(exp_id, tags={**tags, "labelcycle.stage": "evaluate", "eval_digest": "d1"})
+    preds.to_parquet(tmp / "predictions.parquet", index=False)
+    client.log_artifact(evaluate.info.run_id, str(tmp / "predictions.parquet"))
+    client.log_metric(evaluate.info.run_id, "accuracy", float((preds["label"] == preds["gold_label"]).mean()))
+    for run in (curate, evaluate):
+        client.set_terminated(run.info.run_id)
+    return evaluate.info.run_id
+
+
+def test_stage_runs_of_older_projects_without_parent_runs_appear_in_experiments_and_compare(project, monkeypatch):
+    import mlflow
+    from tests.cli.test_compare import LABELS_A, LABELS_B, predictions
+
+    from labelcycle.tracking.runs import configure
+
+    monkeypatch.chdir(project)
+    exp_id = configure(project)
+    client = mlflow.MlflowClient()
+    base = log_old_version(client, exp_id, "old1", LABELS_A, predictions(90, 0.6, 0), project)
+    cand = log_old_version(client, exp_id, "old2", LABELS_B, predictions(90, 0.9, 1), project)
+
+    res = CliRunner().invoke(main, ["experiments", "--json"], catch_exceptions=False)
+    rows = {r["version"]: r for r in json.loads(res.stdout)}
+    assert {base, cand} <= set(rows) and rows[base]["source"] == "mlflow" and rows[base]["name"] == ""
+    assert rows[cand]["curated_digest"] == "old2" * 3
+
+    res = CliRunner().invoke(main, ["compare", base, cand, "--json", "--no-log", "--n-boot", "50"],
+                             catch_exceptions=False)
+    out = json.loads(res.stdout)
+    assert out["base"]["run_ids"]["evaluate"] == base and out["base"]["parent_run"] is None
+    assert (out["dataset_diff"]["items_added"], out["dataset_diff"]["items_removed"]) == (1, 1)

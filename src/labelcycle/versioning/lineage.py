@@ -24,7 +24,7 @@ from labelcycle.catalog import Catalog, CurateReport, IngestReport, MetricsRepor
 from labelcycle.errors import InputFileError
 from labelcycle.versioning import git
 from labelcycle.versioning.digest import DIGEST_LENGTH, file_md5
-from labelcycle.versioning.versions import describe_changes, flatten, params_diff
+from labelcycle.versioning.versions import describe_changes, flatten, params_at, params_diff
 
 #: at most this many changed params in a version's name (the rest as ``+N more``)
 NAME_CHANGES = 3
@@ -132,16 +132,6 @@ def version_params(root: Path) -> dict[str, Any]:
     if not keys:
         return full
     return {k: v for k, v in full.items() if any(k == key or k.startswith(f"{key}.") for key in keys)}
-
-
-def params_at(root: Path, rev: str) -> dict[str, Any]:
-    """``params.yaml`` committed at ``rev``, flattened (empty when absent or unreadable)."""
-    raw = git.show_file(root, rev, catalog.PARAMS)
-    try:
-        data = yaml.safe_load(raw) if raw else {}
-    except yaml.YAMLError:
-        return {}
-    return flatten(data) if isinstance(data, dict) else {}
 
 
 def version_name(root: Path, exp_name: str | None = None) -> str:

@@ -29,7 +29,7 @@ import yaml
 from labelcycle import catalog
 from labelcycle.catalog import Catalog, CurateReport, MetricsReport
 from labelcycle.errors import InputFileError, MissingPredictionsError
-from labelcycle.versioning.git import git
+from labelcycle.versioning.git import git, show_file
 
 WORKSPACE = "workspace"
 
@@ -409,3 +409,83 @@ def describe_changes(diff: Mapping[str, tuple[Any, Any]], limit: int | None = No
 
 def _text(value: Any) -> str:
     return "(unset)" if value is None else str(value)
+
+
+def params_at(root: Path, rev: str) -> dict[str, Any]:
+    """``params.yaml`` committed at ``rev``, flattened (empty when absent or unreadable)."""
+    raw = show_file(root, rev, catalog.PARAMS)
+    try:
+        data = yaml.safe_load(raw) if raw else {}
+    except yaml.YAMLError:
+        return {}
+    return flatten(data) if isinstance(data, dict) else {}
+
+
+
+def release_words(
+    root: Path,
+    release_id: str,
+    rev: str | None,
+    previous: tuple[str, str | None] | None,
+    parent: Version | None = None,
+) -> dict[str, Any]:
+    """The production release named in words: its id, how its labels were made, what it was trained on, the
+    params that differ from the previous release, and its MLflow parent run (what ``status`` prints).
+
+    Args:
+        root: the project.
+        release_id: e.g. ``dataset/v3``.
+        rev: the release's git commit (its ``params.yaml`` is read there).
+        previous: the previous release's id and commit (None: this is the first release).
+        parent: the release's version as MLflow knows it (its parent run and name), when found.
+
+    Returns:
+        ``release, aggregation_method, curate_action, sample, previous, changed`` (param -> [previous,
+        this]), ``parent_run``, ``name`` and ``lines`` (the same in sentences).
+    """
+    now = params_at(root, rev) if rev else {}
+    method, action = now.get("aggregate.method"), now.get("curate.action")
+    sample = {k.split(".", 1)[1]: v for k, v in now.items() if k.startswith("sample.")}
+    lines = [f"version: {release_id}"
+             + (f" = MLflow parent run {parent.parent_run} ({parent.name})" if parent and parent.parent_run else "")]
+    made = ", ".join(filter(None, [f"labels by {method}" if method else "",
+                                   f"curated with {action}" if action else "",
+                                   f"trained on a {sample.get('strategy', '')} sample of fraction "
+                                   f"{sample['fraction']}" if "fraction" in sample else ""]))
+    if made:
+        lines.append(f"  {made}")
+    changed: dict[str, list[Any]] = {}
+    if previous is None:
+        lines.append("  the first release")
+    elif not rev or not previous[1]:
+        lines.append(f"  previous release {previous[0]}: params unknown (no git commit recorded)")
+    else:
+        diff = params_diff(params_at(root, previous[1]), now)
+        changed = {k: [old, new] for k, (old, new) in diff.items()}
+        what = describe_changes(diff, arrows=True) if diff else "no params changed (the data or code did)"
+        lines.append(f"  since the previous release {previous[0]}: {what}")
+    return {"release": release_id, "aggregation_method": method, "curate_action": action, "sample": sample,
+            "previous": previous[0] if previous else None, "changed": changed,
+            "parent_run": parent.parent_run if parent else None, "name": parent.name if parent else None,
+            "lines": lines}
+
+
+def rollback_words(
+    moved: Sequence[str], restored: str | None, restored_rev: str | None, head: str | None, branch: str | None
+) -> list[str]:
+    """What a rollback moved and what it did not, in sentences.
+
+    Args:
+        moved: one line per change carried out (aliases, model-version tags, git tags, records).
+        restored: the release production serves now.
+        restored_rev: its git commit.
+        head, branch: the workspace's commit and branch (which a rollback leaves alone).
+    """
+    lines = ["moved (the production pointers only):", *(f"  - {m}" for m in moved)]
+    where = f"git HEAD {head[:10]}" + (f" on {branch}" if branch and branch != "HEAD" else "") if head else "the folder"
+    lines.append(f"not moved: the workspace ({where}, {catalog.PARAMS}, {catalog.DVC_LOCK} and the data and models "
+                 "checked out there) stays as it is; `dvc repro` there still builds the version you were working on")
+    if restored and restored_rev:
+        lines.append(f"to work on {restored}'s data: git checkout {restored} && dvc checkout "
+                     f"(commit {restored_rev[:10]})")
+    return lines
