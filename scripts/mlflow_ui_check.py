@@ -6,7 +6,7 @@ that differs between them and both versions' primary metric (``evaluate.primary_
 Screenshots of the runs table and of the compare page are saved.
 
     python scripts/mlflow_ui_check.py                                   # two synthetic versions
-    python scripts/mlflow_ui_check.py --project DIR --versions base,half # a real project's versions
+    python scripts/mlflow_ui_check.py --project DIR --version base --version half  # a real project's
 
 Without --project it logs two small versions (the sample fraction differs) through labelcycle's own
 stage runs into a temporary project. Needs ``apt-get install chromium chromium-driver``. Exit code 0 when
@@ -229,12 +229,14 @@ def check_in_browser(runs_url: str, runs: list[dict], out_dir: Path) -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--project", type=Path, default=None, help="a project whose store holds the versions")
-    ap.add_argument("--versions", default=None, help="two parent run names, comma-separated (with --project)")
+    ap.add_argument("--version", action="append", default=[], help="a parent run's name (twice, with --project)")
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "img", help="folder for the screenshots")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         if args.project:
-            project, names = args.project.resolve(), args.versions.split(",")
+            project, names = args.project.resolve(), args.version
+            if len(names) != 2:
+                ap.error("--project needs two --version NAME")
         else:
             project = Path(tmp) / "proj"
             names = log_two_versions(project)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -58,6 +59,10 @@ def versions(tmp_path_factory, project_factory):
     sh(root, "git", "commit", "-qm", "v1")
     sh(root, "git", "tag", "v1")
     base_labels = pd.read_parquet(root / "data/curated/labels.parquet")
+    base_sample = pd.read_parquet(root / "data/curated/train_sample.parquet")
+    # an experiment that trains on half the curated data (the issue's `dvc exp run -n half`)
+    sh(root, "dvc", "exp", "run", "-n", "half", "-S", "sample.fraction=0.5")
+    half_sample = pd.read_parquet(root / "data/curated/train_sample.parquet")
     # a relabelling delivery for 40 items, then an experiment that also switches the aggregation method
     ann = pd.read_csv(root / "demo/annotations.csv")
     items = ann["item_id"].drop_duplicates().iloc[-40:]
@@ -69,7 +74,12 @@ def versions(tmp_path_factory, project_factory):
     lc(root, "ingest", "--annotations", "relabel.csv")
     sh(root, "dvc", "exp", "run", "-n", "cand", "-S", f"aggregate.method={OTHER_METHOD}", "-S", "sample.fraction=0.8")
     cand_labels = pd.read_parquet(root / "data/curated/labels.parquet")
+    samples.update(base=base_sample, half=half_sample)
     return root, base_labels, cand_labels
+
+
+#: the training samples of v1 and of the `half` experiment, as the fixture found them
+samples: dict[str, pd.DataFrame] = {}
 
 
 def _independent_counts(base: pd.DataFrame, cand: pd.DataFrame) -> dict[str, int]:
@@ -152,6 +162,44 @@ def test_experiments_workspace_row_carries_the_curate_stage_digest(versions):
     (workspace,) = [r for r in rows if r["version"] == "workspace"]
     curated = json.loads((root / "reports/curate.json").read_text())["curated_digest"]
     assert workspace["curated_digest"] == curated[:12]
+
+
+def test_compare_reports_the_training_items_a_half_sample_experiment_removed(versions):
+    root, _, _ = versions
+    out = json.loads(lc(root, "compare", "v1", "half", "--json", "--n-boot", "100").stdout)
+    base, half = set(samples["base"]["item_id"]), set(samples["half"]["item_id"])
+    assert half < base and len(half) == pytest.approx(len(base) / 2, abs=1)
+    assert out["dataset_diff"]["items_removed"] == 0  # the curated set is the same
+    t = out["training_diff"]
+    assert (t["items_base"], t["items_candidate"], t["items_removed"], t["items_added"], t["labels_changed"]) == (
+        len(base), len(half), len(base - half), 0, 0)
+    by_label = [r for r in out["attribution"] if r["group_column"] == "label"]
+    assert sum(r["removed"] for r in by_label) == len(base - half)
+    assert all(r["delta"] is None or r["ci_low"] <= r["delta"] <= r["ci_high"] for r in by_label)
+    assert out["candidate"]["name"] == "half" and out["candidate"]["parent_run"]
+
+
+def test_every_dvc_run_opens_one_parent_run_with_its_stage_runs_nested(versions):
+    root, _, _ = versions
+    runs = _runs(root)
+    parents = runs[runs["tags.labelcycle.kind"] == "version"]
+    assert set(parents["tags.mlflow.runName"]) >= {"half", "cand"} and len(parents) == 3
+    stages = runs[runs["tags.labelcycle.stage"].notna() & (runs["tags.labelcycle.kind"] != "comparison")]
+    assert set(stages["tags.mlflow.parentRunId"]) <= set(parents["run_id"])
+    half = parents[parents["tags.mlflow.runName"] == "half"].iloc[0]
+    assert half["params.sample.fraction"] == "0.5" and half["metrics.dataset.train_sample.rows"] == len(samples["half"])
+    assert half["params.dataset.train_sample.digest"] != half["params.dataset.curated.digest"]
+    assert half["metrics.macro_f1_ci_low"] <= half["metrics.macro_f1"] <= half["metrics.macro_f1_ci_high"]
+
+
+@pytest.mark.skipif(shutil.which("chromedriver") is None, reason="needs apt-get install chromium chromium-driver")
+def test_mlflow_ui_compare_of_the_two_experiments_shows_their_params_and_primary_metric(versions, tmp_path):
+    root, _, _ = versions
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+    import mlflow_ui_check
+
+    assert mlflow_ui_check.main(["--project", str(root), "--version", "half", "--version", "cand",
+                                 "--out", str(tmp_path)]) == 0
 
 
 def test_compare_refuses_an_unknown_version(versions):
