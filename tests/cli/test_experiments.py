@@ -95,3 +95,17 @@ def test_stage_runs_of_older_projects_without_parent_runs_appear_in_experiments_
     out = json.loads(res.stdout)
     assert out["base"]["run_ids"]["evaluate"] == base and out["base"]["parent_run"] is None
     assert (out["dataset_diff"]["items_added"], out["dataset_diff"]["items_removed"]) == (1, 1)
+
+
+def test_experiments_narrows_the_list_to_the_versions_named(project, monkeypatch):
+    write_reports(project, "c" * 64)
+    git(project, "add", "reports")
+    git(project, "commit", "-qm", "experiment outputs")
+    git(project, "update-ref", "refs/exps/ab/cdef0123456789/my-exp", git(project, "rev-parse", "HEAD"))
+    monkeypatch.chdir(project)
+
+    res = CliRunner().invoke(main, ["experiments", "my-exp", "--json"], catch_exceptions=False)
+
+    assert [r["version"] for r in json.loads(res.stdout)] == ["my-exp"]
+    unknown = CliRunner().invoke(main, ["experiments", "nope"])
+    assert unknown.exit_code == 2 and "unknown version 'nope'" in unknown.output
