@@ -28,6 +28,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from labelcycle import catalog  # noqa: E402
 from webdriver import Browser  # noqa: E402  (the script's folder is put on the path first)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,18 +50,18 @@ def log_two_versions(root: Path) -> list[str]:
     import yaml
 
     (root / ".dvc").mkdir(parents=True)
-    for name in ("dvc.yaml", "params.yaml"):
+    for name in (catalog.DVC_YAML, catalog.PARAMS):
         shutil.copy(REPO / name, root / name)
     for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "init"]):
         subprocess.run(["git", *args], cwd=root, env={**os.environ, **GIT_ENV}, check=True, capture_output=True)
-    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / catalog.MLFLOW_DB}"
     from labelcycle.tracking.runs import stage_run
 
-    (root / "reports").mkdir()
+    (root / catalog.REPORTS).mkdir()
     for name, fraction, f1 in SYNTHETIC:
-        params = yaml.safe_load((root / "params.yaml").read_text())
+        params = yaml.safe_load((root / catalog.PARAMS).read_text())
         params["sample"]["fraction"] = fraction
-        (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        (root / catalog.PARAMS).write_text(yaml.safe_dump(params, sort_keys=False))
         reports = {
             "ingest": {"batches": ["b1"], "tables": {"annotations": {"read": 7000}}},
             "split": {"eval_digest": "e" * 32, "eval_items": 400},
@@ -72,7 +73,7 @@ def log_two_versions(root: Path) -> list[str]:
                         "baseline": {"macro_f1": 0.21, "accuracy": 0.47}},
         }
         for stage, data in reports.items():
-            (root / "reports" / f"{stage}.json").write_text(json.dumps(data))
+            (root / catalog.report_path(stage)).write_text(json.dumps(data))
         os.environ.update({"LABELCYCLE_PIPELINE_RUN": f"ui-check-{name}", "DVC_EXP_NAME": name})
         for stage in ("split", "curate", "sample", "evaluate"):
             with stage_run(root, stage, {stage: {"synthetic": True}}):
@@ -243,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")]))}
         if not os.environ.get("MLFLOW_TRACKING_URI", "").startswith("http"):
             env.pop("MLFLOW_TRACKING_URI", None)
-            env["MLFLOW_TRACKING_URI"] = f"sqlite:///{project / 'mlflow.db'}"
+            env["MLFLOW_TRACKING_URI"] = f"sqlite:///{project / catalog.MLFLOW_DB}"
         port = free_port()
         proc, runs_url = start_ui(project, port, env)
         try:

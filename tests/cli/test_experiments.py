@@ -9,6 +9,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from labelcycle import catalog
 from labelcycle.cli import main
 
 GIT_ENV = {
@@ -28,20 +29,19 @@ def git(root: Path, *args: str) -> str:
 
 def write_reports(root: Path, curated_digest: str) -> None:
     """The reports the pipeline leaves: aggregate.json has no curated digest, curate.json has it."""
-    reports = root / "reports"
-    reports.mkdir(exist_ok=True)
-    (reports / "metrics.json").write_text(
+    (root / catalog.REPORTS).mkdir(exist_ok=True)
+    (root / catalog.METRICS).write_text(
         json.dumps({"accuracy": 0.8, "macro_f1": 0.7, "eval_digest": "e" * 64})
     )
-    (reports / "aggregate.json").write_text(
+    (root / catalog.AGGREGATE_REPORT).write_text(
         json.dumps({"method": "majority_vote", "labels_raw_digest": "r" * 64})
     )
-    (reports / "curate.json").write_text(json.dumps({"curated_digest": curated_digest, "action": "relabel"}))
+    (root / catalog.CURATE_REPORT).write_text(json.dumps({"curated_digest": curated_digest, "action": "relabel"}))
 
 
 def test_experiments_shows_the_curated_digest_of_workspace_and_dvc_experiment_rows(project, monkeypatch):
     write_reports(project, "c" * 64)
-    git(project, "add", "reports")
+    git(project, "add", catalog.REPORTS)
     git(project, "commit", "-qm", "experiment outputs")
     sha = git(project, "rev-parse", "HEAD")
     git(
@@ -99,7 +99,7 @@ def test_stage_runs_of_older_projects_without_parent_runs_appear_in_experiments_
 
 def test_experiments_narrows_the_list_to_the_versions_named(project, monkeypatch):
     write_reports(project, "c" * 64)
-    git(project, "add", "reports")
+    git(project, "add", catalog.REPORTS)
     git(project, "commit", "-qm", "experiment outputs")
     git(project, "update-ref", "refs/exps/ab/cdef0123456789/my-exp", git(project, "rev-parse", "HEAD"))
     monkeypatch.chdir(project)

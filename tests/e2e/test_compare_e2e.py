@@ -13,6 +13,7 @@ import mlflow
 import pandas as pd
 import pytest
 
+from labelcycle import catalog
 from labelcycle.aggregation import DEFAULT_METHOD, METHODS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -24,7 +25,7 @@ GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAM
 
 
 def sh(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, **GIT_ENV, "MLFLOW_TRACKING_URI": f"sqlite:///{_project(cwd) / 'mlflow.db'}"}
+    env = {**os.environ, **GIT_ENV, "MLFLOW_TRACKING_URI": f"sqlite:///{_project(cwd) / catalog.MLFLOW_DB}"}
     res = subprocess.run(list(args), cwd=cwd, capture_output=True, text=True, env=env)
     if check:
         assert res.returncode == 0, f"{args} failed:\n{res.stdout}\n{res.stderr}"
@@ -36,7 +37,7 @@ def _project(cwd: Path) -> Path:
 
 
 def _runs(root: Path) -> pd.DataFrame:
-    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    mlflow.set_tracking_uri(f"sqlite:///{root / catalog.MLFLOW_DB}")
     return mlflow.search_runs(search_all_experiments=True)
 
 
@@ -47,22 +48,23 @@ def lc(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess
 @pytest.fixture(scope="module")
 def versions(tmp_path_factory, project_factory):
     root = project_factory(tmp_path_factory.mktemp("cmp") / "proj")
-    params = (root / "params.yaml").read_text().replace("n_estimators: 400", "n_estimators: 40")
+    params = (root / catalog.PARAMS).read_text().replace("n_estimators: 400", "n_estimators: 40")
     params = params.replace("n_jobs: 2", "n_jobs: 1").replace("n_boot: 500", "n_boot: 50")
     params = params.replace("n_trials: 15", "n_trials: 2")
-    (root / "params.yaml").write_text(params)
-    (root / ".gitignore").write_text("mlflow.db\nmlartifacts/\noptuna.db\ndemo/\n*.csv\n*.html\n")
+    (root / catalog.PARAMS).write_text(params)
+    (root / ".gitignore").write_text(
+        f"{catalog.MLFLOW_DB}\n{catalog.MLARTIFACTS}/\n{catalog.OPTUNA_DB}\ndemo/\n*.csv\n*.html\n")
     lc(root, "demo", "--out", "demo", "--items", "2500", "--annotators", "24", "--seed", "2")
     lc(root, "ingest", "--annotations", "demo/annotations.csv", "--items", "demo/items.csv", "--gold", "demo/gold.csv")
     sh(root, "dvc", "repro")
     sh(root, "git", "add", "-A")
     sh(root, "git", "commit", "-qm", "v1")
     sh(root, "git", "tag", "v1")
-    base_labels = pd.read_parquet(root / "data/curated/labels.parquet")
-    base_sample = pd.read_parquet(root / "data/curated/train_sample.parquet")
+    base_labels = pd.read_parquet(root / catalog.LABELS)
+    base_sample = pd.read_parquet(root / catalog.TRAIN_SAMPLE)
     # an experiment that trains on half the curated data (the issue's `dvc exp run -n half`)
     sh(root, "dvc", "exp", "run", "-n", "half", "-S", "sample.fraction=0.5")
-    half_sample = pd.read_parquet(root / "data/curated/train_sample.parquet")
+    half_sample = pd.read_parquet(root / catalog.TRAIN_SAMPLE)
     # a relabelling delivery for 40 items, then an experiment that also switches the aggregation method
     ann = pd.read_csv(root / "demo/annotations.csv")
     items = ann["item_id"].drop_duplicates().iloc[-40:]
@@ -73,7 +75,7 @@ def versions(tmp_path_factory, project_factory):
     rows.to_csv(root / "relabel.csv", index=False)
     lc(root, "ingest", "--annotations", "relabel.csv")
     sh(root, "dvc", "exp", "run", "-n", "cand", "-S", f"aggregate.method={OTHER_METHOD}", "-S", "sample.fraction=0.8")
-    cand_labels = pd.read_parquet(root / "data/curated/labels.parquet")
+    cand_labels = pd.read_parquet(root / catalog.LABELS)
     samples.update(base=base_sample, half=half_sample)
     return root, base_labels, cand_labels
 
@@ -110,7 +112,7 @@ def test_compare_git_tag_with_dvc_experiment_matches_an_independent_count(versio
     page = (root / "report.html").read_text()
     assert "data:image/png;base64," in page and "http://" not in page and "https://" not in page
     # the comparison is an MLflow run linking both versions
-    client = mlflow.MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    client = mlflow.MlflowClient(f"sqlite:///{root / catalog.MLFLOW_DB}")
     run = client.get_run(out["mlflow_run_id"])
     assert run.data.tags["compare.base"] == "v1" and run.data.tags["compare.candidate.dvc_exp"] == "cand"
     assert run.data.tags["compare.candidate.run.evaluate"] == out["candidate"]["run_ids"]["evaluate"]
@@ -160,7 +162,7 @@ def test_experiments_workspace_row_carries_the_curate_stage_digest(versions):
     root, _, _ = versions
     rows = json.loads(lc(root, "experiments", "--json").stdout)
     (workspace,) = [r for r in rows if r["version"] == "workspace"]
-    curated = json.loads((root / "reports/curate.json").read_text())["curated_digest"]
+    curated = json.loads((root / catalog.CURATE_REPORT).read_text())["curated_digest"]
     assert workspace["curated_digest"] == curated[:12]
 
 

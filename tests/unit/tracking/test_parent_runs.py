@@ -53,7 +53,7 @@ def store(tmp_path_factory):
         cat.path(rel).write_text(json.dumps(data))
     cat.path(catalog.DATASET).parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame({"item_id": ["a", "b", "c"], "label": ["ok", "ok", "spam"]}).to_parquet(cat.path(catalog.DATASET))
-    return root, f"sqlite:///{root / 'mlflow.db'}"
+    return root, f"sqlite:///{root / catalog.MLFLOW_DB}"
 
 
 @pytest.fixture

@@ -7,11 +7,12 @@ from pathlib import Path
 import yaml
 from tests.conftest import sh
 
+from labelcycle import catalog
 from labelcycle.versioning.versions import describe_changes, params_diff, release_words, rollback_words
 
 
 def commit_params(root: Path, params: dict) -> str:
-    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    (root / catalog.PARAMS).write_text(yaml.safe_dump(params))
     sh(root, "git", "add", "-A")
     sh(root, "git", "commit", "-qm", "params")
     return sh(root, "git", "rev-parse", "HEAD").stdout.strip()
