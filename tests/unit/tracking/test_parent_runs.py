@@ -200,3 +200,19 @@ def test_training_data_names_the_sample_and_the_curated_set_apart(store, client,
 
     assert digests == {"train_sample": table_digest(sample), "train_rows": "1" * 32}
     assert got.data.tags["sample_digest"] == table_digest(sample) and got.data.tags["curated_digest"] == CURATED
+
+
+def test_promote_takes_a_dvc_experiment_name_like_compare(store, client, tmp_path):
+    from labelcycle.errors import WorkspaceError
+    from labelcycle.tracking.versions import promotion_source
+
+    root, _ = store
+    head = sh(root, "git", "rev-parse", "HEAD").stdout.strip()
+    sh(root, "git", "update-ref", "refs/exps/ab/cdef0123456789/half", head)
+    half = promotion_source(root, "half")
+    assert (half.rev, half.source, half.version.kind) == (head, "exp:half", "dvc_exp")
+    assert promotion_source(root, None).rev is None and promotion_source(root, "workspace").source == "workspace"
+    (tmp_path / catalog.PREDICTIONS).parent.mkdir(parents=True)
+    (tmp_path / catalog.PREDICTIONS).write_bytes(b"")
+    with pytest.raises(WorkspaceError, match="is a folder of outputs, not a version of this project"):
+        promotion_source(root, str(tmp_path))
