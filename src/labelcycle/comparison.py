@@ -1,6 +1,8 @@
 """Compare two dataset versions by downstream impact (DataFrames in, a report out; no I/O).
 
-Pieces: the row-level diff of the curated data (:mod:`labelcycle.versioning.diff`), the paired
+Pieces: the row-level diff of the curated data and of the training data each version was actually fitted
+on (the sample stage's output; :mod:`labelcycle.versioning.diff`), the metric change attributed to the
+groups (labels, item columns) where training items were added, removed or relabelled, the paired
 comparison of the saved per-item predictions on the same frozen gold eval items
 (:mod:`labelcycle.evaluation.paired`, no retraining), per-slice deltas, and a verdict on the primary
 metric. :func:`compare_data` does all of it for two loaded versions
@@ -29,7 +31,7 @@ from labelcycle.errors import EvalSetMismatchError, SchemaError
 from labelcycle.evaluation.paired import PairedComparison, PredictionSet, compare_paired, verdict
 from labelcycle.evaluation.slices import slice_paired
 from labelcycle.params import EvaluateParams
-from labelcycle.versioning.diff import DatasetDiff, diff_datasets
+from labelcycle.versioning.diff import DatasetDiff, changes_by_group, diff_datasets
 from labelcycle.versioning.versions import Version, VersionData
 
 GOLD = "gold_label"
@@ -49,6 +51,8 @@ class ComparisonReport:
     primary_metric: str
     dataset_diff: DatasetDiff | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    training_diff: DatasetDiff | None = None
+    attribution: pd.DataFrame | None = None
 
     def metrics_dict(self) -> dict[str, dict[str, Any]]:
         out = {}
@@ -61,12 +65,14 @@ class ComparisonReport:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``--json`` object: dataset_diff, metrics.<name>.{base,candidate,delta,ci_low,ci_high,p_value},
-        slices, verdict and the two versions."""
+        """The ``--json`` object: dataset_diff (curated set), training_diff (the data trained on), attribution,
+        metrics.<name>.{base,candidate,delta,ci_low,ci_high,p_value}, slices, verdict and the two versions."""
         return {
             "base": self.base,
             "candidate": self.candidate,
             "dataset_diff": self.dataset_diff.to_dict() if self.dataset_diff is not None else None,
+            "training_diff": self.training_diff.to_dict() if self.training_diff is not None else None,
+            "attribution": _records(self.attribution),
             "eval": {
                 "items": self.paired.n,
                 "eval_digest": self.paired.eval_digest,
@@ -88,6 +94,13 @@ class ComparisonReport:
             "verdict": self.verdict,
             "notes": list(self.notes) + list(self.paired.notes),
         }
+
+
+def _records(df: pd.DataFrame | None) -> list[dict[str, Any]] | None:
+    if df is None:
+        return None
+    return [{k: (_num(v) if isinstance(v, float) else v) for k, v in row.items()}
+            for row in df.to_dict(orient="records")]
 
 
 def _num(v: Any) -> float | None:
@@ -238,6 +251,10 @@ def compare_data(
             base_method=base.aggregation_method,
             candidate_method=candidate.aggregation_method,
         )
+    training = None
+    if base.train_sample is not None and candidate.train_sample is not None:
+        training = diff_datasets(base.train_sample, candidate.train_sample,
+                                 base_method=base.aggregation_method, candidate_method=candidate.aggregation_method)
     eval_ids = base_predictions[schema.ITEM_ID].astype(str).tolist()
     report = compare_versions(
         base_predictions,
@@ -253,9 +270,60 @@ def compare_data(
         seed=seed,
         primary_metric=primary_metric,
     )
-    if diff is None:
-        report = dataclasses.replace(report, notes=("curated labels missing for a version: no dataset diff",))
-    return report
+    notes = [] if diff is not None else ["curated labels missing for a version: no dataset diff"]
+    if training is None:
+        notes.append("training sample missing for a version: no training-data diff")
+    else:
+        label_slices = None
+        if GOLD not in set(report.slices.get("slice_column", pd.Series(dtype=str))):
+            b = prediction_set(base_predictions, None, "base")
+            c = prediction_set(candidate_predictions, None, "candidate")
+            label_slices = slice_paired(b, c, pd.DataFrame({schema.ITEM_ID: b.item_ids, GOLD: b.y_true}),
+                                        metrics=["accuracy"], n_boot=200,
+                                        random_state=np.random.SeedSequence(seed + 1), min_n=1)
+        attribution = attribute_change(base.train_sample, candidate.train_sample, training, report.slices,
+                                        label_slices)
+        report = dataclasses.replace(report, training_diff=training, attribution=attribution)
+    return dataclasses.replace(report, notes=tuple(notes)) if notes else report
+
+
+#: the eval metric the change is attributed with (in a gold-label group: that class's recall)
+ATTRIBUTION_METRIC = "accuracy"
+
+
+def attribute_change(
+    base_train: pd.DataFrame,
+    candidate_train: pd.DataFrame,
+    training: DatasetDiff,
+    slices: pd.DataFrame,
+    label_slices: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """The metric change per group beside what changed in the training data of that group.
+
+    Args:
+        base_train, candidate_train: the training data of each version (``item_id, label``, item columns).
+        training: their :func:`~labelcycle.versioning.diff.diff_datasets`.
+        slices: the paired per-slice deltas (:func:`~labelcycle.evaluation.slices.slice_paired`).
+        label_slices: per-gold-label deltas, when ``slices`` has none.
+
+    Returns:
+        One row per group (``label`` values, then each sliced item column's values): the training changes
+        (:func:`~labelcycle.versioning.diff.changes_by_group`) and, where the eval split has items of the
+        group, ``eval_items, metric, base, candidate, delta, ci_low, ci_high`` of :data:`ATTRIBUTION_METRIC`
+        on them (empty where it has none).
+    """
+    frames = [f for f in (slices, label_slices) if f is not None and len(f)]
+    evals = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["slice_column", "slice_value", "n", "metric", "base", "candidate", "delta", "ci_low", "ci_high"])
+    evals = evals[evals["metric"] == ATTRIBUTION_METRIC]
+    columns = [c for c in dict.fromkeys(evals["slice_column"]) if c != GOLD]
+    groups = changes_by_group(base_train, candidate_train, training, columns)
+    keys = evals.assign(
+        group_column=evals["slice_column"].replace({GOLD: schema.LABEL}).astype(str),
+        group_value=evals["slice_value"].astype(str),
+    )[["group_column", "group_value", "n", "metric", "base", "candidate", "delta", "ci_low", "ci_high"]]
+    out = groups.merge(keys.rename(columns={"n": "eval_items"}), on=["group_column", "group_value"], how="left")
+    return out.reset_index(drop=True)
 
 
 def comparison_record(
@@ -277,15 +345,15 @@ def comparison_record(
         )
         for stage, run_id in v.run_ids.items():
             tags[f"compare.{role}.run.{stage}"] = run_id
-    diff = report.dataset_diff
-    if diff is not None:
-        tags.update(
-            {
-                "dataset_diff.items_added": str(diff.items_added),
-                "dataset_diff.items_removed": str(diff.items_removed),
-                "dataset_diff.labels_changed": str(diff.labels_changed),
-            }
-        )
+    for prefix, diff in (("dataset_diff", report.dataset_diff), ("training_diff", report.training_diff)):
+        if diff is not None:
+            tags.update(
+                {
+                    f"{prefix}.items_added": str(diff.items_added),
+                    f"{prefix}.items_removed": str(diff.items_removed),
+                    f"{prefix}.labels_changed": str(diff.labels_changed),
+                }
+            )
     metrics = {}
     for name, m in report.metrics_dict().items():
         if "__" in name:
@@ -390,6 +458,17 @@ def render_html(report: ComparisonReport) -> str:
         parts.append("<h3>By annotator (top 30 by changed items)</h3>" + _table(d.by_annotator.head(30)))
         if d.annotations:
             parts.append("<h3>Annotations</h3>" + _table(pd.DataFrame([d.annotations])))
+    t = report.training_diff
+    parts.append("<h2>Training data diff (the sample each version was fitted on)</h2>")
+    if t is None:
+        parts.append("<p><em>training sample not available for one of the versions</em></p>")
+    else:
+        parts.append(_table(pd.DataFrame([{"items base": t.items_base, "items candidate": t.items_candidate,
+                                           "added": t.items_added, "removed": t.items_removed,
+                                           "relabelled": t.labels_changed}])))
+        if report.attribution is not None:
+            parts.append(f"<h3>Where the change happened ({ATTRIBUTION_METRIC} delta per group, paired "
+                         "interval)</h3>" + _table(report.attribution))
     notes = list(report.notes) + list(report.paired.notes)
     if notes:
         parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>")

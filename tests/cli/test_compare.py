@@ -10,6 +10,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from labelcycle import catalog
+from labelcycle.catalog import Catalog
 from labelcycle.cli import main
 from labelcycle.comparison import compare_versions
 from labelcycle.errors import EvalSetMismatchError, MissingPredictionsError, UnknownVersionError
@@ -33,13 +35,14 @@ def predictions(n: int, skill: float, seed: int, start: int = 0) -> pd.DataFrame
 
 def write_version(folder: Path, preds: pd.DataFrame | None, labels: pd.DataFrame, digest: str = "d1",
                   method: str = "majority_vote") -> Path:
-    (folder / "reports").mkdir(parents=True)
-    (folder / "data/curated").mkdir(parents=True)
-    labels.to_parquet(folder / "data/curated/labels.parquet", index=False)
+    cat = Catalog(folder)
+    cat.path(catalog.REPORTS).mkdir(parents=True)
+    cat.path(catalog.LABELS).parent.mkdir(parents=True)
+    labels.to_parquet(cat.path(catalog.LABELS), index=False)
     if preds is not None:
-        preds.to_parquet(folder / "reports/predictions.parquet", index=False)
-        (folder / "reports/metrics.json").write_text(json.dumps({"eval_digest": digest}))
-    (folder / "params.yaml").write_text(f"aggregate:\n  method: {method}\n")
+        preds.to_parquet(cat.path(catalog.PREDICTIONS), index=False)
+        cat.path(catalog.METRICS).write_text(json.dumps({"eval_digest": digest}))
+    cat.path(catalog.PARAMS).write_text(f"aggregate:\n  method: {method}\n")
     return folder
 
 
@@ -98,7 +101,7 @@ def test_compare_refuses_a_version_without_saved_predictions(tmp_path, monkeypat
     res = CliRunner().invoke(main, ["compare", "a", "b", "--no-log"])
     assert res.exit_code == 1
     assert "candidate version 'b' (folder) has no saved predictions" in res.output
-    assert "reports/predictions.parquet is missing" in res.output
+    assert f"{catalog.PREDICTIONS} is missing" in res.output
 
 
 def test_missing_predictions_error_is_a_labelcycle_error():
@@ -119,3 +122,23 @@ def test_compare_refuses_different_eval_splits(tmp_path, monkeypatch):
     other["proba_ok"] = 1 - other["proba_misleading"]
     with pytest.raises(EvalSetMismatchError, match="predict different label sets"):
         compare_versions(predictions(60, 0.7, 0), other, n_boot=20)
+
+
+def test_compare_reports_the_training_data_diff_beside_the_curated_diff(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    ids = [f"t{i}" for i in range(1, 7)]
+    sample = pd.DataFrame({"item_id": ids, "label": ["ok", "ok", "misleading", "misleading", "prohibited", "ok"]})
+    for name, train in (("a", sample), ("b", sample.iloc[::2].assign(label=lambda d: d["label"].where(
+            d["item_id"] != "t5", "ok")))):
+        write_version(tmp_path / name, predictions(300, 0.7, 0 if name == "a" else 1), LABELS_A)
+        train.to_parquet(tmp_path / name / catalog.TRAIN_SAMPLE, index=False)
+    res = run("compare", "a", "b", "--json", "--no-log", "--n-boot", "50")
+    out = json.loads(res.stdout)
+    assert out["dataset_diff"]["items_removed"] == 0  # the curated set is the same
+    t = out["training_diff"]
+    assert (t["items_base"], t["items_candidate"], t["items_removed"], t["labels_changed"]) == (6, 3, 3, 1)
+    by_label = {r["group_value"]: r for r in out["attribution"] if r["group_column"] == "label"}
+    assert (by_label["ok"]["removed"], by_label["ok"]["relabelled"]) == (2, 1)
+    assert by_label["ok"]["eval_items"] == 100 and by_label["ok"]["ci_low"] <= by_label["ok"]["delta"]
+    text = run("compare", "a", "b", "--no-log", "--n-boot", "50").stdout
+    assert "training data diff: 0 items added, 3 removed, 1 relabelled (trained on 6 -> 3 items)" in text

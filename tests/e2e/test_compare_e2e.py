@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import mlflow
 import pandas as pd
 import pytest
 
+from labelcycle import catalog
 from labelcycle.aggregation import DEFAULT_METHOD, METHODS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -23,7 +25,7 @@ GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAM
 
 
 def sh(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, **GIT_ENV, "MLFLOW_TRACKING_URI": f"sqlite:///{_project(cwd) / 'mlflow.db'}"}
+    env = {**os.environ, **GIT_ENV, "MLFLOW_TRACKING_URI": f"sqlite:///{_project(cwd) / catalog.MLFLOW_DB}"}
     res = subprocess.run(list(args), cwd=cwd, capture_output=True, text=True, env=env)
     if check:
         assert res.returncode == 0, f"{args} failed:\n{res.stdout}\n{res.stderr}"
@@ -35,7 +37,7 @@ def _project(cwd: Path) -> Path:
 
 
 def _runs(root: Path) -> pd.DataFrame:
-    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    mlflow.set_tracking_uri(f"sqlite:///{root / catalog.MLFLOW_DB}")
     return mlflow.search_runs(search_all_experiments=True)
 
 
@@ -46,18 +48,23 @@ def lc(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess
 @pytest.fixture(scope="module")
 def versions(tmp_path_factory, project_factory):
     root = project_factory(tmp_path_factory.mktemp("cmp") / "proj")
-    params = (root / "params.yaml").read_text().replace("n_estimators: 400", "n_estimators: 40")
+    params = (root / catalog.PARAMS).read_text().replace("n_estimators: 400", "n_estimators: 40")
     params = params.replace("n_jobs: 2", "n_jobs: 1").replace("n_boot: 500", "n_boot: 50")
     params = params.replace("n_trials: 15", "n_trials: 2")
-    (root / "params.yaml").write_text(params)
-    (root / ".gitignore").write_text("mlflow.db\nmlartifacts/\noptuna.db\ndemo/\n*.csv\n*.html\n")
+    (root / catalog.PARAMS).write_text(params)
+    (root / ".gitignore").write_text(
+        f"{catalog.MLFLOW_DB}\n{catalog.MLARTIFACTS}/\n{catalog.OPTUNA_DB}\ndemo/\n*.csv\n*.html\n")
     lc(root, "demo", "--out", "demo", "--items", "2500", "--annotators", "24", "--seed", "2")
     lc(root, "ingest", "--annotations", "demo/annotations.csv", "--items", "demo/items.csv", "--gold", "demo/gold.csv")
     sh(root, "dvc", "repro")
     sh(root, "git", "add", "-A")
     sh(root, "git", "commit", "-qm", "v1")
     sh(root, "git", "tag", "v1")
-    base_labels = pd.read_parquet(root / "data/curated/labels.parquet")
+    base_labels = pd.read_parquet(root / catalog.LABELS)
+    base_sample = pd.read_parquet(root / catalog.TRAIN_SAMPLE)
+    # an experiment that trains on half the curated data (the issue's `dvc exp run -n half`)
+    sh(root, "dvc", "exp", "run", "-n", "half", "-S", "sample.fraction=0.5")
+    half_sample = pd.read_parquet(root / catalog.TRAIN_SAMPLE)
     # a relabelling delivery for 40 items, then an experiment that also switches the aggregation method
     ann = pd.read_csv(root / "demo/annotations.csv")
     items = ann["item_id"].drop_duplicates().iloc[-40:]
@@ -68,8 +75,13 @@ def versions(tmp_path_factory, project_factory):
     rows.to_csv(root / "relabel.csv", index=False)
     lc(root, "ingest", "--annotations", "relabel.csv")
     sh(root, "dvc", "exp", "run", "-n", "cand", "-S", f"aggregate.method={OTHER_METHOD}", "-S", "sample.fraction=0.8")
-    cand_labels = pd.read_parquet(root / "data/curated/labels.parquet")
+    cand_labels = pd.read_parquet(root / catalog.LABELS)
+    samples.update(base=base_sample, half=half_sample)
     return root, base_labels, cand_labels
+
+
+#: the training samples of v1 and of the `half` experiment, as the fixture found them
+samples: dict[str, pd.DataFrame] = {}
 
 
 def _independent_counts(base: pd.DataFrame, cand: pd.DataFrame) -> dict[str, int]:
@@ -100,7 +112,7 @@ def test_compare_git_tag_with_dvc_experiment_matches_an_independent_count(versio
     page = (root / "report.html").read_text()
     assert "data:image/png;base64," in page and "http://" not in page and "https://" not in page
     # the comparison is an MLflow run linking both versions
-    client = mlflow.MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    client = mlflow.MlflowClient(f"sqlite:///{root / catalog.MLFLOW_DB}")
     run = client.get_run(out["mlflow_run_id"])
     assert run.data.tags["compare.base"] == "v1" and run.data.tags["compare.candidate.dvc_exp"] == "cand"
     assert run.data.tags["compare.candidate.run.evaluate"] == out["candidate"]["run_ids"]["evaluate"]
@@ -150,8 +162,46 @@ def test_experiments_workspace_row_carries_the_curate_stage_digest(versions):
     root, _, _ = versions
     rows = json.loads(lc(root, "experiments", "--json").stdout)
     (workspace,) = [r for r in rows if r["version"] == "workspace"]
-    curated = json.loads((root / "reports/curate.json").read_text())["curated_digest"]
+    curated = json.loads((root / catalog.CURATE_REPORT).read_text())["curated_digest"]
     assert workspace["curated_digest"] == curated[:12]
+
+
+def test_compare_reports_the_training_items_a_half_sample_experiment_removed(versions):
+    root, _, _ = versions
+    out = json.loads(lc(root, "compare", "v1", "half", "--json", "--n-boot", "100").stdout)
+    base, half = set(samples["base"]["item_id"]), set(samples["half"]["item_id"])
+    assert half < base and len(half) == pytest.approx(len(base) / 2, abs=1)
+    assert out["dataset_diff"]["items_removed"] == 0  # the curated set is the same
+    t = out["training_diff"]
+    assert (t["items_base"], t["items_candidate"], t["items_removed"], t["items_added"], t["labels_changed"]) == (
+        len(base), len(half), len(base - half), 0, 0)
+    by_label = [r for r in out["attribution"] if r["group_column"] == "label"]
+    assert sum(r["removed"] for r in by_label) == len(base - half)
+    assert all(r["delta"] is None or r["ci_low"] <= r["delta"] <= r["ci_high"] for r in by_label)
+    assert out["candidate"]["name"] == "half" and out["candidate"]["parent_run"]
+
+
+def test_every_dvc_run_opens_one_parent_run_with_its_stage_runs_nested(versions):
+    root, _, _ = versions
+    runs = _runs(root)
+    parents = runs[runs["tags.labelcycle.kind"] == "version"]
+    assert set(parents["tags.mlflow.runName"]) >= {"half", "cand"} and len(parents) == 3
+    stages = runs[runs["tags.labelcycle.stage"].notna() & (runs["tags.labelcycle.kind"] != "comparison")]
+    assert set(stages["tags.mlflow.parentRunId"]) <= set(parents["run_id"])
+    half = parents[parents["tags.mlflow.runName"] == "half"].iloc[0]
+    assert half["params.sample.fraction"] == "0.5" and half["metrics.dataset.train_sample.rows"] == len(samples["half"])
+    assert half["params.dataset.train_sample.digest"] != half["params.dataset.curated.digest"]
+    assert half["metrics.macro_f1_ci_low"] <= half["metrics.macro_f1"] <= half["metrics.macro_f1_ci_high"]
+
+
+@pytest.mark.skipif(shutil.which("chromedriver") is None, reason="needs apt-get install chromium chromium-driver")
+def test_mlflow_ui_compare_of_the_two_experiments_shows_their_params_and_primary_metric(versions, tmp_path):
+    root, _, _ = versions
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+    import mlflow_ui_check
+
+    assert mlflow_ui_check.main(["--project", str(root), "--version", "half", "--version", "cand",
+                                 "--out", str(tmp_path)]) == 0
 
 
 def test_compare_refuses_an_unknown_version(versions):

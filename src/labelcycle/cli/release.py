@@ -21,8 +21,9 @@ from labelcycle.errors import ConfigError, PromotionRefusedError
 def promote(version, dry_run, force, reason, repo) -> None:
     """Make a release (curated dataset + its models + their evaluation) production, behind evidence gates.
 
-    VERSION defaults to the workspace (HEAD, dvc.lock, reports/); it may be the MLflow run id of an
-    evaluate stage, or a git revision. The plan is computed and printed first; it is carried out only
+    VERSION defaults to the workspace (HEAD, dvc.lock, reports/); like `compare` it may be a git revision
+    or tag, a DVC experiment name, or an MLflow run id (a version's parent run or any of its stage runs;
+    `labelcycle experiments` lists them). The plan is computed and printed first; it is carried out only
     when every gate passes (or with --force --reason), and never with --dry-run.
     """
     from labelcycle.promotion import execute, plan_promotion, render_plan
@@ -61,8 +62,34 @@ def status(as_json, repo) -> None:
     from labelcycle.promotion import status as release_status
     from labelcycle.versioning.dvc import find_root
 
-    s = release_status(find_root(repo))
+    root = find_root(repo)
+    s = release_status(root)
+    if s is not None:
+        s["version"] = _release_words(root, s)
     click.echo(json.dumps(s, indent=2, sort_keys=True, default=str) if as_json else render_status(s))
+    if s is not None and not as_json:
+        click.echo("\n".join(s["version"]["lines"]))
+
+
+def _release_words(root, s: dict) -> dict:
+    """The production release in words (:func:`~labelcycle.versioning.versions.release_words`)."""
+    from labelcycle.errors import LabelcycleError
+    from labelcycle.promotion.release import RELEASE_ID_PREFIX, release_number
+    from labelcycle.tracking.versions import resolve_run
+    from labelcycle.versioning import git
+    from labelcycle.versioning.versions import release_words
+
+    rid = s["release"]
+    number = release_number(rid) or 0
+    earlier = sorted(((release_number(t) or 0, t, c) for t, c in git.tags(root, RELEASE_ID_PREFIX).items()
+                      if (release_number(t) or 0) < number), reverse=True)
+    previous = (earlier[0][1], earlier[0][2]) if earlier else None
+    evaluate = (s.get("evaluation") or {}).get("evaluate_run_id")
+    try:
+        parent = resolve_run(root, evaluate) if evaluate else None
+    except LabelcycleError:
+        parent = None
+    return release_words(root, rid, (s.get("dataset") or {}).get("git_rev"), previous, parent)
 
 
 @click.command()
@@ -80,10 +107,19 @@ def rollback(dry_run, reason, repo) -> None:
         click.echo("dry run: nothing was changed")
         return
     records = execute(plan, ctx)
+    restored = plan.candidate
     click.echo(
-        f"rolled back to {plan.candidate.release_id if plan.candidate else '?'}; audit record run "
+        f"rolled back to {restored.release_id if restored else '?'}; audit record run "
         f"{records.get('audit_record')}"
     )
+    from labelcycle.versioning import git
+    from labelcycle.versioning.versions import rollback_words
+
+    root = find_root(repo)
+    moved = [a.detail for a in plan.actions]
+    click.echo("\n".join(rollback_words(moved, restored.release_id if restored else None,
+                                        restored.git_rev if restored else None, git.head_commit(root),
+                                        git.branch(root))))
 
 
 COMMANDS = [promote, status, rollback]

@@ -1,5 +1,5 @@
-"""Team commands: ``server`` (a shared MLflow tracking server), ``tune-worker`` (one of many Optuna
-workers on the tune stage's study)."""
+"""Team commands: ``server`` (a shared MLflow tracking server), ``ui`` (the MLflow UI opened on the
+project's runs), ``tune-worker`` (one of many Optuna workers on the tune stage's study)."""
 
 from __future__ import annotations
 
@@ -57,8 +57,6 @@ def server(
     export MLFLOW_TRACKING_URI=http://127.0.0.1:5000 && dvc repro
     """
     import shlex
-    import signal
-    import subprocess
 
     from labelcycle.databases import ensure_database
     from labelcycle.tracking.server import plan_server
@@ -78,7 +76,15 @@ def server(
         f"server: MLflow tracking server on {plan.url} (backend {plan.backend_store_uri.split('@')[-1]}, "
         f"artifacts {plan.artifacts_destination}); use it with: export MLFLOW_TRACKING_URI={plan.url}"
     )
-    proc = subprocess.Popen(plan.command, env=plan.env, start_new_session=True)
+    _serve(plan.command, plan.env, port)
+
+
+def _serve(command: list[str], env: dict[str, str], port: int) -> None:
+    """Run the MLflow server in the foreground in its own process group; Ctrl-C / SIGTERM stop it all."""
+    import signal
+    import subprocess
+
+    proc = subprocess.Popen(command, env=env, start_new_session=True)
 
     def forward(signum, frame):
         with contextlib.suppress(ProcessLookupError):
@@ -93,6 +99,41 @@ def server(
         raise LabelcycleError(
             f"the MLflow server exited with status {rc}; see its messages above (port {port} already in use?)"
         )
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
+@click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True)
+@click.option("--dry-run", is_flag=True, help="Print the server command and the runs table URL, and exit.")
+@repo_option()
+def ui(host, port, dry_run, repo) -> None:
+    """Open the MLflow UI on the project's runs: one row per dataset version, its stages nested under it.
+
+    Starts a lean MLflow server (one worker, job execution off) on the project's tracking store and prints
+    the URL of the project experiment's runs table (not MLflow's landing page). Select two versions and
+    press Compare to see their params, metrics and data sets side by side. With MLFLOW_TRACKING_URI set to
+    a tracking server, prints that server's runs table URL instead of starting one.
+    """
+    import shlex
+
+    from labelcycle.tracking.runs import configure, runs_table_url, tracking_uri
+    from labelcycle.tracking.server import plan_server
+    from labelcycle.versioning.dvc import find_root
+
+    root = find_root(repo)
+    uri = tracking_uri(root)
+    experiment = configure(root)
+    if uri.startswith(("http://", "https://")):
+        click.echo(f"ui: the project's runs on the tracking server {uri}: {runs_table_url(uri, experiment)}")
+        return
+    plan = plan_server(root, uri, None, host, port, 1, None)
+    url = runs_table_url(plan.url, experiment)
+    if dry_run:
+        click.echo(shlex.join(plan.command))
+        click.echo(url)
+        return
+    click.echo(f"ui: MLflow UI on {mask(uri)}; the project's runs: {url}  (Ctrl-C stops it)")
+    _serve(plan.command, plan.env, port)
 
 
 @click.command("tune-worker")
@@ -178,4 +219,4 @@ def tune_worker(study_name, storage, n_trials, total_trials, threads, seed, hear
     )
 
 
-COMMANDS = [server, tune_worker]
+COMMANDS = [server, ui, tune_worker]

@@ -37,16 +37,19 @@ def _root(repo: Path | None) -> tuple[Path, Path | None]:
 
 
 @click.command()
+@click.argument("versions", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print the versions as a JSON list.")
 @repo_option()
-def experiments(as_json: bool, repo: Path | None) -> None:
-    """List dataset versions (MLflow pipeline runs, DVC experiments, the workspace) side by side.
+def experiments(versions: tuple[str, ...], as_json: bool, repo: Path | None) -> None:
+    """List dataset versions (MLflow versions and their parent runs, DVC experiments, the workspace).
 
-    Any value of the version column can be passed to `labelcycle compare`.
+    Any value of the version column can be passed to `labelcycle compare` and `labelcycle promote`.
+    VERSIONS (optional) narrows the list to those versions, named in the same way: workspace, a git
+    revision or tag, a DVC experiment name or an MLflow run id.
     """
     from labelcycle.errors import TrackingError
-    from labelcycle.tracking.versions import pipeline_versions
-    from labelcycle.versioning.versions import shown, versions_table
+    from labelcycle.tracking.versions import pipeline_versions, resolve_version, runs_for
+    from labelcycle.versioning.versions import select_rows, shown, versions_table
 
     root, _ = _root(repo)
     try:
@@ -55,6 +58,12 @@ def experiments(as_json: bool, repo: Path | None) -> None:
         click.echo(f"warning: MLflow runs not listed: {exc}", err=True)
         runs = pd.DataFrame()
     table = versions_table(root, runs)
+    if versions:
+        wanted = []
+        for spec in versions:
+            v = resolve_version(root, spec)
+            wanted.append(runs_for(root, v) if v.kind != "mlflow_run" and len(runs) else v)
+        table = select_rows(table, wanted)
     if as_json:
         click.echo(json.dumps(json.loads(table.to_json(orient="records")), indent=2))
         return
@@ -137,6 +146,17 @@ def compare(
             f"dataset diff: {diff.items_added} items added, {diff.items_removed} removed, "
             f"{diff.labels_changed} labels changed (of {diff.items_common} common items)"
         )
+    t = report.training_diff
+    if t is not None:
+        click.echo(
+            f"training data diff: {t.items_added} items added, {t.items_removed} removed, {t.labels_changed} "
+            f"relabelled (trained on {t.items_base} -> {t.items_candidate} items)"
+        )
+    if report.attribution is not None and len(report.attribution):
+        click.echo("by label: training changes and the eval accuracy (recall) delta on that gold label:")
+        by_label = report.attribution[report.attribution["group_column"] == "label"]
+        print_table(by_label[["group_value", "items_base", "items_candidate", "added", "removed", "relabelled",
+                              "eval_items", "delta", "ci_low", "ci_high"]].rename(columns={"group_value": "label"}))
     click.echo(f"paired on {report.paired.n} gold eval items ({report.paired.n_boot} resamples):")
     table = report.paired.table[report.paired.table["metric"].isin(SUMMARY_METRICS)]
     print_table(table[["metric", "base", "candidate", "delta", "ci_low", "ci_high", "p_value"]])

@@ -7,8 +7,8 @@ data sets as MLflow dataset inputs with labelcycle's full-content digest, and th
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import json
 import os
 import signal
 import socket
@@ -25,6 +25,8 @@ import pandas as pd
 
 from labelcycle import catalog
 from labelcycle.errors import TrackingError
+from labelcycle.tracking import journal
+from labelcycle.tracking.journal import TAG_END_REASON
 from labelcycle.versioning import git
 
 DEFAULT_EXPERIMENT = "labelcycle"
@@ -32,7 +34,6 @@ TAG_STAGE = "labelcycle.stage"
 TAG_PIPELINE_RUN = "labelcycle.pipeline_run"
 TAG_DVC_EXP = "dvc.exp_name"
 TAG_DVC_BASELINE = "dvc.baseline_rev"
-TAG_END_REASON = "labelcycle.end_reason"
 
 #: short HTTP retries and timeouts towards a tracking server, unless the user set their own: MLflow's
 #: defaults (7 retries, backoff factor 2, 120 s timeout) make a dead server look like a hang for minutes
@@ -95,98 +96,14 @@ def configure(root: Path) -> str:
     return exp_id
 
 
-# --- open-run journal: no run stays RUNNING after its process died --------------------------------
-# A run is journalled (a small JSON file under .dvc/tmp/, which git and DVC ignore) when it starts and
-# the entry is removed when MLflow accepted its end. If the process was killed (SIGKILL, power loss) or
-# the server was down when the run should have ended, the entry stays; the next stage that reaches the
-# same tracking store marks that run FAILED.
-
-
-def _journal_dir(root: Path) -> Path:
-    base = catalog.state_dir(root)
-    return base / "open-runs"
-
-
-def _journal_add(root: Path, run_id: str, uri: str, stage: str) -> Path | None:
-    try:
-        import psutil
-
-        folder = _journal_dir(root)
-        folder.mkdir(parents=True, exist_ok=True)
-        entry = folder / f"{run_id}.json"
-        entry.write_text(
-            json.dumps(
-                {
-                    "run_id": run_id,
-                    "tracking_uri": uri,
-                    "stage": stage,
-                    "pid": os.getpid(),
-                    "pid_started": psutil.Process().create_time(),
-                    "started": time.time(),
-                }
-            )
-        )
-        return entry
-    except OSError:  # a read-only workspace must not stop the stage; the journal is a safety net
-        return None
-
-
-def _journal_settle(entry: Path, closed: bool) -> None:
-    """Drop the entry of a run the store closed; mark it abandoned (close it next time) otherwise."""
-    try:
-        if closed:
-            entry.unlink(missing_ok=True)
-        else:
-            data = json.loads(entry.read_text())
-            entry.write_text(json.dumps({**data, "abandoned": True}))
-    except (OSError, json.JSONDecodeError):
-        pass
-
-
-def _process_alive(pid: int, started: float) -> bool:
-    import psutil
-
-    try:
-        return abs(psutil.Process(pid).create_time() - started) < 1.0
-    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
-        return False
+def runs_table_url(base_url: str, experiment_id: str) -> str:
+    """The MLflow UI's runs table of an experiment (MLflow 3 opens on a GenAI landing page otherwise)."""
+    return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs"
 
 
 def close_orphaned_runs(root: Path, uri: str | None = None) -> list[str]:
     """Mark FAILED every journalled run of this store whose process is gone; returns their ids."""
-    folder = _journal_dir(root)
-    if not folder.is_dir():
-        return []
-    import mlflow
-
-    uri = uri or tracking_uri(root)
-    closed = []
-    for entry in sorted(folder.glob("*.json")):
-        try:
-            data = json.loads(entry.read_text())
-        except (OSError, json.JSONDecodeError):
-            entry.unlink(missing_ok=True)
-            continue
-        if data.get("tracking_uri") != uri:
-            continue
-        if not data.get("abandoned") and _process_alive(int(data["pid"]), float(data["pid_started"])):
-            continue
-        try:
-            client = mlflow.MlflowClient(tracking_uri=uri)
-            run = client.get_run(data["run_id"])
-            if run.info.status == "RUNNING":
-                client.set_tag(
-                    data["run_id"],
-                    TAG_END_REASON,
-                    "orphaned: its process ended before the run was closed; closed by a later stage",
-                )
-                client.set_terminated(data["run_id"], "FAILED")
-                closed.append(data["run_id"])
-        except Exception as exc:
-            if "RESOURCE_DOES_NOT_EXIST" not in str(exc) and "not found" not in str(exc).lower():
-                continue  # store not answering: try again next time
-        entry.unlink(missing_ok=True)
-    return closed
+    return journal.close_orphaned_runs(root, uri or tracking_uri(root))
 
 
 def describe_failure(exc: BaseException) -> str:
@@ -259,12 +176,11 @@ def _end_run(status: str, reason: str | None) -> bool:
         return False
 
 
-def pipeline_run_id() -> str:
-    """An id shared by every stage of one ``dvc repro`` / ``dvc exp run`` invocation.
+def dvc_pipeline_run() -> str | None:
+    """The id of the ``dvc repro`` / ``dvc exp run`` this process is a stage of, or None outside DVC.
 
-    ``LABELCYCLE_PIPELINE_RUN`` wins when set; otherwise the id is derived from the ancestor DVC
-    process (its pid and start time), which every stage of one invocation shares; outside DVC a
-    fresh id is made.
+    ``LABELCYCLE_PIPELINE_RUN`` wins when set; otherwise the id is derived from the ancestor DVC process
+    (its pid and start time), which every stage of one invocation shares.
     """
     explicit = os.environ.get("LABELCYCLE_PIPELINE_RUN")
     if explicit:
@@ -281,7 +197,13 @@ def pipeline_run_id() -> str:
             proc = proc.parent()
     except Exception:  # psutil can fail on exotic platforms; grouping is a convenience
         pass
-    return uuid.uuid4().hex[:12]
+    return None
+
+
+def pipeline_run_id() -> str:
+    """An id shared by every stage of one ``dvc repro`` / ``dvc exp run`` invocation (see
+    :func:`dvc_pipeline_run`); outside DVC a fresh id is made."""
+    return dvc_pipeline_run() or uuid.uuid4().hex[:12]
 
 
 def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
@@ -341,6 +263,25 @@ class StageRun:
         mlflow.log_param(f"dataset.{name}.digest", digest)
         mlflow.log_metric(f"dataset.{name}.rows", len(df))
 
+    def log_training_data(self, sample: pd.DataFrame, rows: pd.DataFrame, rows_digest: str) -> None:
+        """What a model trained on, named apart from the curated set the sample was drawn from.
+
+        Logs ``train_sample`` (the sample stage's output, with its own digest) and ``train_rows`` (the rows
+        fitted: the sample less the gold eval items) as dataset inputs, and the tags ``sample_digest``,
+        ``train_rows_digest`` and ``curated_digest`` (the curated set's, from the sample stage's report).
+        """
+        from labelcycle.catalog import Catalog, SampleReport
+        from labelcycle.versioning.digest import table_digest
+
+        sample_digest = table_digest(sample)
+        self.log_dataset(sample, "train_sample", "training", sample_digest, catalog.TRAIN_SAMPLE)
+        self.log_dataset(rows, "train_rows", "training", rows_digest, catalog.TRAIN_SAMPLE)
+        tags = {"sample_digest": sample_digest, "train_rows_digest": rows_digest}
+        report = Catalog(self.root).report(SampleReport)
+        if report is not None and report.curated_digest:
+            tags["curated_digest"] = report.curated_digest
+        self.set_tags(tags)
+
     def log_dvc_hashes(self, deps: list[str], outs: list[str]) -> None:
         """DVC md5 of each dependency and output (files hashed directly; folders from DVC's records)."""
         from labelcycle.versioning.digest import file_md5
@@ -399,7 +340,6 @@ class StageRun:
         child = client.create_run(
             self.run.info.experiment_id, tags={k: str(v) for k, v in all_tags.items()}, run_name=name
         )
-        import time
 
         now = int(time.time() * 1000)
         client.log_batch(
@@ -419,6 +359,29 @@ class StageRun:
         mlflow.log_figure(fig, name)
 
 
+def _open_parent(root: Path, exp_id: str, pipeline_run: str, tags: Mapping[str, str]) -> str:
+    """The parent run of this stage's version (see :mod:`labelcycle.tracking.parents`), marked RUNNING."""
+    import mlflow
+
+    from labelcycle.tracking import parents
+
+    client = mlflow.MlflowClient()
+    lineage = {k: v for k, v in tags.items() if k not in (TAG_STAGE, "mlflow.source.name")}
+    parent = parents.open_parent(client, root, exp_id, pipeline_run, lineage, journal.state_dir(root) / "locks",
+                                 tags.get(TAG_DVC_EXP))
+    parents.stage_started(client, parent)
+    return parent
+
+
+def _parent_ended(root: Path, parent: str | None, stage: str, ok: bool) -> None:
+    import mlflow
+
+    from labelcycle.tracking import parents
+
+    if parent is not None:
+        parents.stage_ended(mlflow.MlflowClient(), root, parent, stage, ok)
+
+
 @contextmanager
 def stage_run(
     root: Path,
@@ -427,14 +390,19 @@ def stage_run(
     run_name: str | None = None,
     nested: bool = False,
 ) -> Iterator[StageRun]:
-    """Open an MLflow run for a stage with lineage tags; fails the run if the body raises."""
+    """Open an MLflow run for a stage with lineage tags; fails the run if the body raises.
+
+    Inside ``dvc repro`` / ``dvc exp run`` (or with ``LABELCYCLE_PIPELINE_RUN`` set) the run is nested under
+    its version's parent run, which it updates when it ends (:mod:`labelcycle.tracking.parents`).
+    """
     import mlflow
 
-    configure(root)
+    exp_id = configure(root)
     commit = git.head_commit(root)
+    pipeline = dvc_pipeline_run()
     tags = {
         TAG_STAGE: stage,
-        TAG_PIPELINE_RUN: pipeline_run_id(),
+        TAG_PIPELINE_RUN: pipeline or pipeline_run_id(),
         "mlflow.source.type": "JOB",
         "mlflow.source.name": f"{catalog.STAGES_DIR}/{stage}.py",
     }
@@ -447,17 +415,22 @@ def stage_run(
     if os.environ.get("DVC_EXP_BASELINE_REV"):
         tags[TAG_DVC_BASELINE] = os.environ["DVC_EXP_BASELINE_REV"]
     uri = tracking_uri(root)
+    parent = None
     try:
+        if pipeline and not nested:
+            parent = _open_parent(root, exp_id, pipeline, tags)
+            tags["mlflow.parentRunId"] = parent
         run = mlflow.start_run(run_name=run_name or stage, tags=tags, nested=nested)
     except Exception as exc:
-        raise TrackingError(f"cannot start an MLflow run at {uri}: {exc}") from exc
-    entry = _journal_add(root, run.info.run_id, uri, stage)
+        raise TrackingError(f"cannot start an MLflow run at {uri}: {describe_failure(exc)}") from exc
+    entry = journal.add(root, run.info.run_id, uri, stage, parent)
     try:
         with _sigterm_unwinds():
             handle = StageRun(root, run)
             if params:
                 handle.log_params(params)
             yield handle
+            _parent_ended(root, parent, stage, ok=True)
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt | SystemExit):
             reason = (
@@ -468,8 +441,10 @@ def stage_run(
         else:
             reason = f"{type(exc).__name__}: {str(exc)[:500]}"
         closed = _end_run("FAILED", reason)
+        with contextlib.suppress(Exception):  # the store may be what failed: the journal closes it later
+            _parent_ended(root, parent, stage, ok=False)
         if entry is not None:
-            _journal_settle(entry, closed)
+            journal.settle(entry, closed)
         if isinstance(exc, Exception) and not isinstance(exc, TrackingError) and _is_tracking_failure(exc):
             later = "" if closed else " (it will be marked FAILED by the next stage that reaches the store)"
             raise TrackingError(
@@ -480,7 +455,7 @@ def stage_run(
         raise
     finished = _end_run("FINISHED", None)
     if entry is not None:
-        _journal_settle(entry, finished)
+        journal.settle(entry, finished)
     if not finished:
         raise TrackingError(
             f"stage {stage}: the MLflow tracking store at {uri} did not accept the end of run {run.info.run_id}; "

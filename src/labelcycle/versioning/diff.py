@@ -1,14 +1,16 @@
-"""Row-level diff of two curated data set versions (DataFrames in, a dataclass out; no I/O).
+"""Row-level diff of two data set versions (DataFrames in, a dataclass out; no I/O).
 
-The curated labels table (``item_id, label, ...``) of a base and a candidate version are compared item
-by item: items added (only in the candidate), removed (only in the base), and labels changed (in both,
-different label), with the class transition matrix over the items in both. When the annotations the
-labels were aggregated from are given, the changed items are broken down by annotator and by batch,
-and the annotation rows themselves are counted (added, removed, relabelled).
+The labels table (``item_id, label, ...``: the curated labels, or the training sample a model was fitted
+on) of a base and a candidate version are compared item by item: items added (only in the candidate),
+removed (only in the base), and labels changed (in both, different label), with the class transition
+matrix over the items in both. When the annotations the labels were aggregated from are given, the
+changed items are broken down by annotator and by batch, and the annotation rows themselves are counted
+(added, removed, relabelled). :func:`changes_by_group` counts the changes per label and per item group.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +48,8 @@ class DatasetDiff:
         annotations: annotation-row counts: ``base``, ``candidate``, ``added``, ``removed``,
             ``relabelled`` (same item and annotator, different label) and ``items_count_changed`` (items
             whose number of annotations differs); empty without annotations.
+        added: one row per added item: ``item_id, candidate_label``.
+        removed: one row per removed item: ``item_id, base_label``.
     """
 
     items_base: int
@@ -60,6 +64,8 @@ class DatasetDiff:
     by_batch: pd.DataFrame
     by_method: pd.DataFrame
     annotations: dict[str, int] = field(default_factory=dict)
+    added: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=[schema.ITEM_ID, CANDIDATE_LABEL]))
+    removed: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=[schema.ITEM_ID, BASE_LABEL]))
 
     def to_dict(self, max_rows: int = 50) -> dict[str, Any]:
         """JSON-ready summary (tables cut to ``max_rows`` rows, largest first)."""
@@ -285,4 +291,57 @@ def diff_datasets(
         by_batch=by_batch,
         by_method=by_method,
         annotations=ann_counts,
+        added=pd.DataFrame({schema.ITEM_ID: added.to_numpy(), CANDIDATE_LABEL: c.loc[added].to_numpy()}),
+        removed=pd.DataFrame({schema.ITEM_ID: removed.to_numpy(), BASE_LABEL: b.loc[removed].to_numpy()}),
     )
+
+
+#: the columns of :func:`changes_by_group`
+GROUP_COLUMNS = ["group_column", "group_value", "items_base", "items_candidate", "added", "removed", "relabelled"]
+
+
+def changes_by_group(
+    base: pd.DataFrame, candidate: pd.DataFrame, diff: DatasetDiff, columns: Sequence[str] = ()
+) -> pd.DataFrame:
+    """What changed in each group of items between two label tables (``diff`` is their :func:`diff_datasets`).
+
+    Groups are the labels (``group_column`` = ``label``: an added item counts in its candidate label, a
+    removed one in its base label, a relabelled one in both) and the values of each item column in
+    ``columns`` (an item's value is taken from the candidate, else the base).
+
+    Returns:
+        One row per group: ``group_column, group_value, items_base, items_candidate, added, removed,
+        relabelled`` (items in the group in each version, and the changes).
+    """
+    rows = []
+    changed = diff.changed
+    for label in sorted(set(base[schema.LABEL].astype(str)) | set(candidate[schema.LABEL].astype(str))):
+        rows.append({
+            "group_column": schema.LABEL,
+            "group_value": label,
+            "items_base": int((base[schema.LABEL].astype(str) == label).sum()),
+            "items_candidate": int((candidate[schema.LABEL].astype(str) == label).sum()),
+            "added": int((diff.added[CANDIDATE_LABEL] == label).sum()),
+            "removed": int((diff.removed[BASE_LABEL] == label).sum()),
+            "relabelled": int(((changed[BASE_LABEL] == label) | (changed[CANDIDATE_LABEL] == label)).sum()),
+        })
+    for col in columns:
+        if col not in base.columns and col not in candidate.columns:
+            continue
+        value = pd.concat([
+            frame.set_index(frame[schema.ITEM_ID].astype(str))[col].astype(str)
+            for frame in (candidate, base) if col in frame.columns
+        ])
+        value = value[~value.index.duplicated()]
+        for v in sorted(value.unique()):
+            ids = set(value.index[value == v])
+            rows.append({
+                "group_column": col,
+                "group_value": v,
+                "items_base": int(base[schema.ITEM_ID].astype(str).isin(ids).sum()),
+                "items_candidate": int(candidate[schema.ITEM_ID].astype(str).isin(ids).sum()),
+                "added": int(diff.added[schema.ITEM_ID].isin(ids).sum()),
+                "removed": int(diff.removed[schema.ITEM_ID].isin(ids).sum()),
+                "relabelled": int(changed[schema.ITEM_ID].isin(ids).sum()),
+            })
+    return pd.DataFrame(rows, columns=GROUP_COLUMNS)

@@ -5,9 +5,11 @@ A version is named by the user as one of:
 * ``workspace``: the current working tree of the project;
 * a folder holding a project's outputs (its predictions, curated labels, ...);
 * a DVC experiment name (``dvc exp run -n NAME`` or the generated name): the experiment's commit;
-* a git revision or tag.
+* a git revision or tag (a release id such as ``dataset/v3`` is one);
+* an MLflow run id: the parent run of a version, or any of its stage runs.
 
-MLflow run ids are resolved by :mod:`labelcycle.tracking.versions`. Artefacts at a git revision are
+MLflow run ids are resolved by :mod:`labelcycle.tracking.versions` (:func:`resolve_version` there is the
+one resolver of this grammar, for compare, promote, status and experiments). Artefacts at a git revision are
 read through DVC's file system (git-tracked files and DVC-cached outputs alike).
 """
 
@@ -16,7 +18,7 @@ from __future__ import annotations
 import io
 import json
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,7 @@ import yaml
 from labelcycle import catalog
 from labelcycle.catalog import Catalog, CurateReport, MetricsReport
 from labelcycle.errors import InputFileError, MissingPredictionsError
-from labelcycle.versioning.git import git
+from labelcycle.versioning.git import git, show_file
 
 WORKSPACE = "workspace"
 
@@ -39,13 +41,14 @@ ARTEFACTS: dict[str, str] = {
     "metrics": catalog.METRICS,
     "params": catalog.PARAMS,
     "items": catalog.ITEMS,
+    "train_sample": catalog.TRAIN_SAMPLE,
 }
 #: params shown by `labelcycle experiments`
 KEY_PARAMS = ("aggregate.method", "sample.fraction", "sample.strategy", "train_quality.use_tuned")
 #: metrics shown by `labelcycle experiments`
 KEY_METRICS = ("accuracy", "macro_f1", "roc_auc_ovr", "log_loss")
 #: the columns of the versions table, in display order (those present are shown)
-TABLE_COLUMNS = ("version", "source", "dvc_exp", "git_rev", "curated_digest", "eval_digest", *KEY_PARAMS,
+TABLE_COLUMNS = ("version", "name", "release", "source", "dvc_exp", "git_rev", "curated_digest", "eval_digest", *KEY_PARAMS,
                  *KEY_METRICS)
 
 
@@ -56,13 +59,15 @@ class Version:
 
     Attributes:
         spec: what the user typed.
-        kind: ``workspace``, ``folder``, ``dvc_exp``, ``git`` or ``mlflow_run``.
+        kind: ``workspace``, ``folder``, ``dvc_exp``, ``git`` or ``mlflow_run`` (a parent or a stage run).
         rev: the full git commit (git revisions and DVC experiments; for MLflow runs the commit the
             runs were made at, when recorded).
         exp_name: the DVC experiment name, when known.
         pipeline_run: the ``labelcycle.pipeline_run`` tag, when known.
         run_ids: MLflow run id per stage, when known.
         path: the folder read (workspace and folders).
+        parent_run: the version's parent MLflow run, when it has one (projects before parent runs have none).
+        name: the parent run's name for people (``dataset/v3``, the DVC experiment, ``a1b2c3d key=value``).
     """
 
     spec: str
@@ -72,14 +77,18 @@ class Version:
     pipeline_run: str | None = None
     run_ids: Mapping[str, str] = field(default_factory=dict)
     path: Path | None = None
+    parent_run: str | None = None
+    name: str | None = None
 
     def describe(self) -> dict[str, Any]:
         return {
             "spec": self.spec,
             "kind": self.kind,
+            "name": self.name,
             "rev": self.rev,
             "exp_name": self.exp_name,
             "pipeline_run": self.pipeline_run,
+            "parent_run": self.parent_run,
             "run_ids": dict(self.run_ids),
             "path": str(self.path) if self.path else None,
         }
@@ -94,6 +103,7 @@ class VersionData:
     annotations: pd.DataFrame | None = None
     predictions: pd.DataFrame | None = None
     items: pd.DataFrame | None = None
+    train_sample: pd.DataFrame | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
 
@@ -192,6 +202,7 @@ def load_local(root: Path, version: Version, roles: tuple[str, ...] = tuple(ARTE
         annotations=found.get("annotations"),
         predictions=found.get("predictions"),
         items=found.get("items"),
+        train_sample=found.get("train_sample"),
         metrics=found.get("metrics") or {},
         params=found.get("params") or {},
     )
@@ -285,6 +296,8 @@ def _version_row(
 ) -> dict[str, Any]:
     row: dict[str, Any] = {
         "version": name,
+        "name": name if source == "dvc" else "",
+        "release": "",
         "source": source,
         "dvc_exp": name if source == "dvc" else "",
         "git_rev": (rev or "")[:10],
@@ -332,6 +345,147 @@ def versions_table(root: Path, runs: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([table, pd.DataFrame(rows)], ignore_index=True) if rows else table
 
 
+def select_rows(table: pd.DataFrame, versions: Sequence[Version]) -> pd.DataFrame:
+    """The rows of the versions table that are ``versions`` (resolved, and linked to their runs where they
+    have any): by run id, parent run, pipeline run, DVC experiment, the workspace, else the git commit."""
+    if not len(table):
+        return table
+
+    def col(name: str) -> pd.Series:
+        return table[name].fillna("").astype(str) if name in table.columns else pd.Series("", index=table.index)
+
+    keep = pd.Series(False, index=table.index)
+    for v in versions:
+        hit = col("version") == v.spec
+        for value, name in ((v.parent_run, "parent_run"), (v.pipeline_run, "pipeline_run"),
+                            (v.exp_name, "dvc_exp")):
+            if value:
+                hit |= col(name) == value
+        if v.kind == "workspace":
+            hit |= col("source") == "workspace"
+        if not hit.any() and v.rev:
+            hit = col("git_rev") == v.rev[:10]
+        keep |= hit
+    return table[keep]
+
+
 def shown(table: pd.DataFrame) -> pd.DataFrame:
     """The versions table with the columns worth printing (:data:`TABLE_COLUMNS`), in that order."""
     return table[[c for c in TABLE_COLUMNS if c in table.columns]] if len(table) else table
+
+
+# -- params in words (experiments, status, the names of versions) -------------------------------------
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (lists stay values)."""
+    out: dict[str, Any] = {}
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+    else:
+        out[prefix] = value
+    return out
+
+
+def params_diff(base: Mapping[str, Any], candidate: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Flattened params that differ: key -> (base value, candidate value); None where a side lacks it."""
+    a, b = flatten(base), flatten(candidate)
+    return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if str(a.get(k)) != str(b.get(k))}
+
+
+def describe_changes(diff: Mapping[str, tuple[Any, Any]], limit: int | None = None, arrows: bool = False) -> str:
+    """``aggregate.method=majority_vote, sample.fraction=0.5`` (``arrows``: ``a.b 1 -> 2``); ``+N more``."""
+    items = list(diff.items())
+    picked = items if limit is None else items[:limit]
+    if arrows:
+        parts = [f"{k} {_text(old)} -> {_text(new)}" for k, (old, new) in picked]
+    else:
+        parts = [f"{k}={_text(new)}" for k, (_, new) in picked]
+    if len(items) > len(picked):
+        parts.append(f"+{len(items) - len(picked)} more")
+    return ", ".join(parts)
+
+
+def _text(value: Any) -> str:
+    return "(unset)" if value is None else str(value)
+
+
+def params_at(root: Path, rev: str) -> dict[str, Any]:
+    """``params.yaml`` committed at ``rev``, flattened (empty when absent or unreadable)."""
+    raw = show_file(root, rev, catalog.PARAMS)
+    try:
+        data = yaml.safe_load(raw) if raw else {}
+    except yaml.YAMLError:
+        return {}
+    return flatten(data) if isinstance(data, dict) else {}
+
+
+
+def release_words(
+    root: Path,
+    release_id: str,
+    rev: str | None,
+    previous: tuple[str, str | None] | None,
+    parent: Version | None = None,
+) -> dict[str, Any]:
+    """The production release named in words: its id, how its labels were made, what it was trained on, the
+    params that differ from the previous release, and its MLflow parent run (what ``status`` prints).
+
+    Args:
+        root: the project.
+        release_id: e.g. ``dataset/v3``.
+        rev: the release's git commit (its ``params.yaml`` is read there).
+        previous: the previous release's id and commit (None: this is the first release).
+        parent: the release's version as MLflow knows it (its parent run and name), when found.
+
+    Returns:
+        ``release, aggregation_method, curate_action, sample, previous, changed`` (param -> [previous,
+        this]), ``parent_run``, ``name`` and ``lines`` (the same in sentences).
+    """
+    now = params_at(root, rev) if rev else {}
+    method, action = now.get("aggregate.method"), now.get("curate.action")
+    sample = {k.split(".", 1)[1]: v for k, v in now.items() if k.startswith("sample.")}
+    lines = [f"version: {release_id}"
+             + (f" = MLflow parent run {parent.parent_run} ({parent.name})" if parent and parent.parent_run else "")]
+    made = ", ".join(filter(None, [f"labels by {method}" if method else "",
+                                   f"curated with {action}" if action else "",
+                                   f"trained on a {sample.get('strategy', '')} sample of fraction "
+                                   f"{sample['fraction']}" if "fraction" in sample else ""]))
+    if made:
+        lines.append(f"  {made}")
+    changed: dict[str, list[Any]] = {}
+    if previous is None:
+        lines.append("  the first release")
+    elif not rev or not previous[1]:
+        lines.append(f"  previous release {previous[0]}: params unknown (no git commit recorded)")
+    else:
+        diff = params_diff(params_at(root, previous[1]), now)
+        changed = {k: [old, new] for k, (old, new) in diff.items()}
+        what = describe_changes(diff, arrows=True) if diff else "no params changed (the data or code did)"
+        lines.append(f"  since the previous release {previous[0]}: {what}")
+    return {"release": release_id, "aggregation_method": method, "curate_action": action, "sample": sample,
+            "previous": previous[0] if previous else None, "changed": changed,
+            "parent_run": parent.parent_run if parent else None, "name": parent.name if parent else None,
+            "lines": lines}
+
+
+def rollback_words(
+    moved: Sequence[str], restored: str | None, restored_rev: str | None, head: str | None, branch: str | None
+) -> list[str]:
+    """What a rollback moved and what it did not, in sentences.
+
+    Args:
+        moved: one line per change carried out (aliases, model-version tags, git tags, records).
+        restored: the release production serves now.
+        restored_rev: its git commit.
+        head, branch: the workspace's commit and branch (which a rollback leaves alone).
+    """
+    lines = ["moved (the production pointers only):", *(f"  - {m}" for m in moved)]
+    where = f"git HEAD {head[:10]}" + (f" on {branch}" if branch and branch != "HEAD" else "") if head else "the folder"
+    lines.append(f"not moved: the workspace ({where}, {catalog.PARAMS}, {catalog.DVC_LOCK} and the data and models "
+                 "checked out there) stays as it is; `dvc repro` there still builds the version you were working on")
+    if restored and restored_rev:
+        lines.append(f"to work on {restored}'s data: git checkout {restored} && dvc checkout "
+                     f"(commit {restored_rev[:10]})")
+    return lines
