@@ -220,7 +220,7 @@ def runs_of(uri: str, experiment: str = "labelcycle") -> list:
     if exp is None:
         return []
     runs = client.search_runs([exp.experiment_id], run_view_type=3, max_results=1000)  # ALL
-    return [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    return [r for r in runs if "labelcycle.stage" in r.data.tags]
 
 
 def free_port() -> int:

@@ -29,7 +29,7 @@ from labelcycle.catalog import (
     ModelReport,
     SplitReport,
 )
-from labelcycle.errors import UnknownVersionError, WorkspaceError
+from labelcycle.errors import WorkspaceError
 from labelcycle.params import Params
 from labelcycle.params import load as load_params
 from labelcycle.promotion import plan as P
@@ -38,8 +38,9 @@ from labelcycle.promotion.execute import Context
 from labelcycle.promotion.gates import CommitFacts, RemoteFacts
 from labelcycle.promotion.recovery import noted, recover_if_free
 from labelcycle.promotion.release import ModelRef, Release
-from labelcycle.tracking.registry import TAG_DVC_OUT, Registry, RunRef
-from labelcycle.tracking.runs import TAG_PIPELINE_RUN, TAG_STAGE
+from labelcycle.tracking.registry import Registry, RunRef
+from labelcycle.tracking.runs import TAG_PIPELINE_RUN
+from labelcycle.tracking.versions import promotion_source
 from labelcycle.versioning import dvc, git
 from labelcycle.versioning.digest import table_digest
 
@@ -247,44 +248,18 @@ def commit_candidate(
 
 
 def resolve_candidate(registry: Registry, root: Path, version: str | None) -> Candidate:
-    """VERSION: None (the workspace), an MLflow run id of an evaluate stage, or a git revision.
+    """VERSION in the one grammar of ``compare``, ``status`` and ``experiments``: None or ``workspace``, a git
+    revision or tag, a DVC experiment name, or an MLflow run id (a version's parent run or a stage run).
 
     Raises:
-        WorkspaceError: the run is not an evaluate stage run, or no commit records its outputs.
-        UnknownVersionError: ``version`` names neither a run nor a git revision.
+        WorkspaceError: the version has no evaluate run, or no commit records its outputs.
+        UnknownVersionError: ``version`` names no version.
     """
-    if not version:
+    src = promotion_source(root, version)
+    if src.rev is None:
         return workspace_candidate(registry, root)
-    run = registry.run(version)
-    if run is not None:
-        stage = run.tags.get(TAG_STAGE)
-        if stage != "evaluate":
-            raise WorkspaceError(
-                f"MLflow run {version} is a {stage or 'non-stage'} run; pass the run id of an "
-                "evaluate stage (it judged the models on the frozen eval split)"
-            )
-        wanted = {
-            p: run.tags[TAG_DVC_OUT + p]
-            for p in (catalog.PREDICTIONS, catalog.METRICS)
-            if TAG_DVC_OUT + p in run.tags
-        }
-        rev = dvc.find_commit_with_outputs(root, wanted) if wanted else None
-        if rev is None:
-            raise WorkspaceError(
-                f"data-committed: no commit's {catalog.DVC_LOCK} records the outputs of evaluate run "
-                f"{version} ({wanted}); commit {catalog.DVC_LOCK} (and {catalog.RAW_DVC}) after the "
-                "`dvc repro` that made it"
-            )
-        return commit_candidate(registry, root, rev, run, f"run:{version}")
-    rev = git.resolve_rev(root, version)
-    if rev is None:
-        raise UnknownVersionError(
-            f"{version!r} is neither an MLflow evaluate run id nor a git revision of {root}; pass one of "
-            "those, or nothing for the workspace"
-        )
-    if rev == git.resolve_rev(root, "HEAD"):
-        return workspace_candidate(registry, root)
-    return commit_candidate(registry, root, rev, None, f"git:{version}")
+    run = registry.run(src.evaluate_run_id) if src.evaluate_run_id else None
+    return commit_candidate(registry, root, src.rev, run, src.source)
 
 
 def remote_facts(root: Path, rev: str | None) -> RemoteFacts:

@@ -20,6 +20,7 @@ from labelcycle.errors import StateError
 from labelcycle.promotion import plan as P
 from labelcycle.promotion import records
 from labelcycle.promotion.intent import MARKS_STEP, Intent
+from labelcycle.tracking.parents import tag_release
 from labelcycle.tracking.registry import TAG_KIND, Registry
 from labelcycle.versioning import dvc, git
 
@@ -114,6 +115,8 @@ class Steps:
         self.written["release_record"] = self._record(
             "release", dict(a.data["tags"]), files, metrics, a.data.get("run_name")
         )
+        # the version's parent run is named for people by its release id from now on
+        tag_release(self.ctx.root, (manifest.get("evaluation") or {}).get("pipeline_run"), manifest.get("release"))
 
     def audit_record(self, a: P.Action) -> None:
         """The audit record holds the whole plan it belongs to, with when and by whom."""

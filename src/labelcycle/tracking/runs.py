@@ -367,7 +367,7 @@ def _open_parent(root: Path, exp_id: str, pipeline_run: str, tags: Mapping[str, 
 
     client = mlflow.MlflowClient()
     lineage = {k: v for k, v in tags.items() if k not in (TAG_STAGE, "mlflow.source.name")}
-    parent = parents.open_parent(client, root, exp_id, pipeline_run, lineage, journal.state_dir(root) / "locks",
+    parent = parents.open_parent(client, root, exp_id, pipeline_run, lineage, catalog.state_dir(root) / "locks",
                                  tags.get(TAG_DVC_EXP))
     parents.stage_started(client, parent)
     return parent
