@@ -147,7 +147,8 @@ def test_promote_refuse_promote_rollback(project, monkeypatch):
 
     # models:/...@production serves exactly the promoted run's per-item predictions
     eval_ids = pd.read_parquet(root / "reports/predictions.parquet")["item_id"]
-    items = pd.read_csv(root / "demo/items.csv", dtype={"item_id": str})
+    # read like labelcycle reads it: only an empty cell is missing (the demo's region "NA" is a value)
+    items = pd.read_csv(root / "demo/items.csv", dtype={"item_id": str}, keep_default_na=False, na_values=[""])
     items[items["item_id"].isin(eval_ids)].to_csv(root / "eval_items.csv", index=False)
     lc(root, "predict", "eval_items.csv", "-o", "served.parquet", "--model", f"models:/{MODEL}@production")
     served = pd.read_parquet(root / "served.parquet").set_index("item_id").sort_index()
