@@ -1,6 +1,7 @@
 """Typed parameters: every default of the project, one dataclass per ``params.yaml`` section.
 
-Section name = stage name = ``stages/<name>.py`` (``promote`` is read by ``labelcycle promote`` only).
+Section name = stage name = ``stages/<name>.py`` (``promote`` is read by ``labelcycle promote`` only;
+``features``, the item columns' roles, by every stage that builds item features).
 The dataclasses here are the only place a default is written: ``params.yaml`` ships exactly these
 values (a test holds the two together), the core takes the same types (the annotator flags are
 :class:`ProfileParams`, the error model is :class:`ErrorModelParams` nesting :class:`FeatureParams`), and
@@ -120,6 +121,79 @@ class FeatureParams:
 
 
 @dataclass(frozen=True)
+class TfidfParams:
+    """``features.tfidf``: the word and character n-gram TF-IDF of every text column.
+
+    Fitted on training items only; each text column gets a word and a character (``char_wb``) vectoriser,
+    each capped at ``max_features`` n-grams (the most frequent), so memory stays bounded.
+
+    Attributes:
+        word_ngram_max: word n-grams of 1 to this many words.
+        char_ngram_min, char_ngram_max: character n-gram lengths (within word boundaries).
+        max_features: n-grams kept per text column and analyser.
+        min_df: an n-gram must occur in at least this many training items.
+        max_chars: longest text value accepted (longer ones are refused with the item named).
+    """
+
+    word_ngram_max: int = 2
+    char_ngram_min: int = 2
+    char_ngram_max: int = 5
+    max_features: int = 20000
+    min_df: int = 2
+    max_chars: int = 100_000
+
+    def __post_init__(self) -> None:
+        for name in ("word_ngram_max", "char_ngram_min", "char_ngram_max", "max_features", "min_df", "max_chars"):
+            value = getattr(self, name)
+            _check(isinstance(value, int | float) and not isinstance(value, bool) and value >= 1
+                   and float(value).is_integer(), f"features.tfidf.{name} must be a whole number >= 1, not {value!r}")
+            object.__setattr__(self, name, int(value))
+        _check(self.word_ngram_max <= 5, f"features.tfidf.word_ngram_max must be at most 5, not {self.word_ngram_max}")
+        _check(self.char_ngram_min <= self.char_ngram_max <= 8,
+               "features.tfidf: need char_ngram_min <= char_ngram_max <= 8, "
+               f"got {self.char_ngram_min} and {self.char_ngram_max}")
+
+
+@dataclass(frozen=True)
+class FeaturesParams:
+    """Section ``features``: the role of every item column, and the text features.
+
+    A column named in none of the role lists gets an inferred role (numeric dtype: numeric; a list of
+    numbers per item: embedding; a string column with many distinct, long values: text; a high-cardinality
+    id-like string column: ignored, with a note; any other string column: categorical). The roles are
+    printed by the ingest and train_quality stages; free text is never treated as a category silently.
+
+    Attributes:
+        text: free-text columns (TF-IDF word and character n-grams).
+        categorical: columns whose values are categories.
+        numeric: columns whose values are numbers.
+        embedding: bring-your-own embeddings: a column holding a fixed-length list of numbers per item, or
+            a glob pattern naming a group of numeric columns (``emb_*``); used as dense features.
+        ignore: columns that are never features.
+        tfidf: the text features' settings.
+    """
+
+    text: list[str] = field(default_factory=list)
+    categorical: list[str] = field(default_factory=list)
+    numeric: list[str] = field(default_factory=list)
+    embedding: list[str] = field(default_factory=list)
+    ignore: list[str] = field(default_factory=list)
+    tfidf: TfidfParams = field(default_factory=TfidfParams)
+
+    def __post_init__(self) -> None:
+        seen: dict[str, str] = {}
+        for role in ("text", "categorical", "numeric", "embedding", "ignore"):
+            names = getattr(self, role)
+            _check(isinstance(names, list | tuple) and all(isinstance(n, str) and n for n in names),
+                   f"features.{role} must be a list of column names, not {names!r}")
+            for name in names:
+                _check(name not in seen,
+                       f"features: column {name!r} is listed under both {seen.get(name)} and {role}; give it one role")
+                seen[name] = role
+            object.__setattr__(self, role, list(names))
+
+
+@dataclass(frozen=True)
 class ErrorModelParams:
     """Section ``train_error_model``: the annotation-error model and its targets.
 
@@ -211,6 +285,13 @@ DEFAULT_SEARCH_SPACE = {
     "feature_fraction": [0.5, 1.0, "float"],
     "lambda_l2": [0.001, 10.0, "log"],
 }
+#: the text settings tune searches when the items have text columns (keys: fields of TfidfParams)
+DEFAULT_TEXT_SEARCH_SPACE = {
+    "word_ngram_max": [1, 3, "int"],
+    "char_ngram_max": [4, 6, "int"],
+    "max_features": [2000, 50000, "log_int"],
+    "min_df": [1, 5, "int"],
+}
 
 
 @dataclass(frozen=True)
@@ -228,6 +309,9 @@ class TuneParams:
     valid_fraction: float = 0.1
     n_jobs: int = 2
     search_space: dict = field(default_factory=lambda: {k: list(v) for k, v in DEFAULT_SEARCH_SPACE.items()})
+    text_search_space: dict = field(
+        default_factory=lambda: {k: list(v) for k, v in DEFAULT_TEXT_SEARCH_SPACE.items()}
+    )
 
     def __post_init__(self) -> None:
         _check(self.n_trials >= 1, "tune.n_trials must be at least 1")
@@ -293,10 +377,17 @@ class EvaluateParams:
     seed: int = 0
     min_slice_size: int = 30
     primary_metric: str = "macro_f1"  # what `compare` calls its verdict on and `promote` gates on
+    positive_labels: list[str] = field(default_factory=list)  # non-empty: binary moderation metrics too
+    target_precision: float = 0.9  # the binary recall reported at this precision
 
     def __post_init__(self) -> None:
         _check(self.primary_metric in catalog.HEADLINE,
                f"evaluate.primary_metric must be one of {list(catalog.HEADLINE)}, not {self.primary_metric!r}")
+        _check(isinstance(self.positive_labels, list | tuple),
+               f"evaluate.positive_labels must be a list of labels, not {self.positive_labels!r}")
+        object.__setattr__(self, "positive_labels", [str(x) for x in self.positive_labels])
+        _check(0 < self.target_precision <= 1,
+               f"evaluate.target_precision must be in (0, 1], not {self.target_precision!r}")
 
 
 @dataclass(frozen=True)
@@ -323,6 +414,7 @@ class Params:
     split: SplitParams = field(default_factory=SplitParams)
     aggregate: AggregateParams = field(default_factory=AggregateParams)
     annotators: ProfileParams = field(default_factory=ProfileParams)
+    features: FeaturesParams = field(default_factory=FeaturesParams)
     train_error_model: ErrorModelParams = field(default_factory=ErrorModelParams)
     curate: CurateParams = field(default_factory=CurateParams)
     sample: SampleParams = field(default_factory=SampleParams)
@@ -330,6 +422,10 @@ class Params:
     train_quality: TrainQualityParams = field(default_factory=TrainQualityParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
     promote: PromoteParams = field(default_factory=PromoteParams)
+
+    def __post_init__(self) -> None:
+        unknown = [x for x in self.evaluate.positive_labels if x not in self.ingest.labels]
+        _check(not unknown, f"evaluate.positive_labels {unknown} are not in ingest.labels {self.ingest.labels}")
 
     @property
     def classes(self) -> list[str]:
