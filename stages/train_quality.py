@@ -35,7 +35,7 @@ def main() -> None:
     weights = rows.confidence if p.use_confidence_weights else None
     tuned = cat.report(BestParamsReport) if p.use_tuned else None
     lgb_params = p.lgb_params(tuned.params if tuned else None)
-    fit_args = dict(params=lgb_params, weights=weights, valid_fraction=p.valid_fraction,
+    fit_args = dict(params=lgb_params, features=params.features, weights=weights, valid_fraction=p.valid_fraction,
                     early_stopping_rounds=p.early_stopping_rounds, seed=p.seed)
     backend = {"backend": "local"}
     if p.dask.enabled:  # the same training on a Dask cluster (lightgbm.dask)
@@ -55,13 +55,15 @@ def main() -> None:
     curated_digest, eval_digest = table_digest(dataset), table_digest(eval_split)
     metrics = {"n_train": result.n_train, "n_valid": result.n_valid, "best_iteration": result.best_iteration,
                **result.valid_metrics}
+    roles = result.model.pipeline.roles_
     logged = {"train_quality": dataclasses.asdict(p), "ingest": {"labels": classes}, "lgb": lgb_params,
-              "tuned_study": tuned.study if tuned else "none"}
+              "tuned_study": tuned.study if tuned else "none", "features": dataclasses.asdict(params.features)}
     with stage_run(root, STAGE, logged) as run:
         run.log_dataset(rows.rows, "curated_train", "training", train_digest, catalog.TRAIN_SAMPLE)
         run.log_dataset(dataset, "curated", "training", curated_digest, catalog.TRAIN_SAMPLE)
         run.log_dataset(eval_split, "eval", "excluded", eval_digest, catalog.EVAL)
         run.log_metrics(metrics)
+        run.log_dict(roles.to_dict(), "feature_roles.json")
         info = log_quality_model(model_dir, rows.items, p.registered_model)
         run.set_tags({"curated_digest": curated_digest, "eval_digest": eval_digest,
                       "model.registered_name": p.registered_model,
@@ -72,7 +74,9 @@ def main() -> None:
                         "registered_model": p.registered_model,
                         "model_version": getattr(info, "registered_model_version", None)})
     write_json(metrics, cat.path(catalog.TRAIN_QUALITY_REPORT))
-    print(f"train_quality: {result.n_train} training items, best iteration {result.best_iteration}; "
+    print(f"train_quality: {roles.describe()}")
+    print(f"train_quality: {result.n_train} training items, {len(result.model.pipeline.feature_names)} features, "
+          f"best iteration {result.best_iteration}; "
           f"registered {p.registered_model} v{metrics['model_version']}")
 
 

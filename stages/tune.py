@@ -22,12 +22,13 @@ def main() -> None:
     params = stage_params(root)
     p = params.tune
     train = training_rows(read_parquet(cat.path(catalog.TRAIN_SAMPLE)), read_parquet(cat.path(catalog.EVAL)))
-    search = search_for(train, params.classes, p)
+    search = search_for(train, params.classes, p, features=params.features)
     digest = train.digest()
     storage = p.storage_url(root)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    logged = {"tune": {k: v for k, v in dataclasses.asdict(p).items() if k != "search_space"},
-              "search_space": p.search_space}
+    logged = {"tune": {k: v for k, v in dataclasses.asdict(p).items() if k not in ("search_space", "text_search_space")},
+              "search_space": p.search_space, "text_search_space": p.text_search_space,
+              "features": dataclasses.asdict(params.features)}
     with stage_run(root, STAGE, logged) as run:
         run.log_dataset(train.rows, "curated_train", "training", digest, catalog.TRAIN_SAMPLE)
         study = make_study(search.study, storage, p.seed, p.pruning)

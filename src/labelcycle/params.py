@@ -124,13 +124,14 @@ class FeatureParams:
 class TfidfParams:
     """``features.tfidf``: the word and character n-gram TF-IDF of every text column.
 
-    Fitted on training items only; each text column gets a word and a character (``char_wb``) vectoriser,
-    each capped at ``max_features`` n-grams (the most frequent), so memory stays bounded.
+    Fitted on training items only (see labelcycle.features.text): each text column is read as words and
+    as characters within word boundaries (``char_wb``); of the n-grams found, the model gets the
+    ``max_features`` most associated with the training labels over all text columns (chi-squared).
 
     Attributes:
         word_ngram_max: word n-grams of 1 to this many words.
         char_ngram_min, char_ngram_max: character n-gram lengths (within word boundaries).
-        max_features: n-grams kept per text column and analyser.
+        max_features: n-grams the model gets, over all text columns together.
         min_df: an n-gram must occur in at least this many training items.
         max_chars: longest text value accepted (longer ones are refused with the item named).
     """
@@ -138,7 +139,7 @@ class TfidfParams:
     word_ngram_max: int = 2
     char_ngram_min: int = 2
     char_ngram_max: int = 5
-    max_features: int = 20000
+    max_features: int = 2000
     min_df: int = 2
     max_chars: int = 100_000
 
@@ -289,7 +290,7 @@ DEFAULT_SEARCH_SPACE = {
 DEFAULT_TEXT_SEARCH_SPACE = {
     "word_ngram_max": [1, 3, "int"],
     "char_ngram_max": [4, 6, "int"],
-    "max_features": [2000, 50000, "log_int"],
+    "max_features": [300, 5000, "log_int"],
     "min_df": [1, 5, "int"],
 }
 
@@ -379,6 +380,7 @@ class EvaluateParams:
     primary_metric: str = "macro_f1"  # what `compare` calls its verdict on and `promote` gates on
     positive_labels: list[str] = field(default_factory=list)  # non-empty: binary moderation metrics too
     target_precision: float = 0.9  # the binary recall reported at this precision
+    flag_threshold: float | None = None  # binary decision P(positive) >= this; None: expected-F1-optimal
 
     def __post_init__(self) -> None:
         _check(self.primary_metric in catalog.HEADLINE,
@@ -388,6 +390,8 @@ class EvaluateParams:
         object.__setattr__(self, "positive_labels", [str(x) for x in self.positive_labels])
         _check(0 < self.target_precision <= 1,
                f"evaluate.target_precision must be in (0, 1], not {self.target_precision!r}")
+        _check(self.flag_threshold is None or 0 <= self.flag_threshold <= 1,
+               f"evaluate.flag_threshold must be in [0, 1] or null, not {self.flag_threshold!r}")
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,19 @@
 """The one item-feature pipeline of both LightGBM models (the quality model and the error model's
 cross-fitted quality probability): item columns in, a LightGBM input out.
 
-``FeaturePipeline(features).fit(train_items)`` settles the column roles (:mod:`labelcycle.features.roles`),
-the categories of every categorical column, the length of every embedding and the TF-IDF vocabulary of
-every text column (:mod:`labelcycle.features.text`), all from the training items only. ``transform``
+``FeaturePipeline(features).fit(train_items, train_labels)`` settles the column roles
+(:mod:`labelcycle.features.roles`), the categories of every categorical column, the length of every
+embedding and the n-grams of the text columns (:mod:`labelcycle.features.text`: TF-IDF weights of the
+n-grams most associated with the training labels), all from the training items only. ``transform``
 then gives:
 
 * without text or embedding columns, the frame the quality model has always taken: numeric columns as
   float, categoricals as pandas categoricals with the training categories (so a model on such items is
   exactly what it was before text features existed);
 * otherwise a scipy CSR matrix: numeric columns, categorical codes (NaN when missing or unseen, declared
-  to LightGBM through :attr:`FeaturePipeline.categorical_indices`), embedding dimensions, then each text
-  column's word and character n-grams.
+  to LightGBM through :attr:`FeaturePipeline.categorical_indices`), embedding dimensions, each text
+  column's linear text score (:mod:`labelcycle.features.text_score`; out of fold for the training items,
+  see :meth:`FeaturePipeline.fit_transform`), then the selected word and character n-grams.
 
 The fitted pipeline is plain data (:meth:`to_dict`), saved beside the booster, so a saved model scores
 raw items.
@@ -30,6 +32,7 @@ from scipy import sparse
 from labelcycle.errors import NotFittedError, SchemaError
 from labelcycle.features.roles import Roles, infer_roles, is_vector
 from labelcycle.features.text import TextVectorizer, fit_text, text_values
+from labelcycle.features.text_score import TextScore, fit_text_score
 from labelcycle.params import FeaturesParams, TfidfParams
 
 #: prefix of the tuned settings that belong to ``features.tfidf`` (the rest are LightGBM's)
@@ -78,13 +81,44 @@ class FeaturePipeline:
         self.features = features or FeaturesParams()
 
     # -- fitting -------------------------------------------------------------------------------------
-    def fit(self, items: pd.DataFrame) -> FeaturePipeline:
-        """Learn roles, categories, embedding lengths and TF-IDF vocabularies from training items.
+    def fit(self, items: pd.DataFrame, y: np.ndarray | None = None) -> FeaturePipeline:
+        """Learn roles, categories, embedding lengths and the text features from training items.
+
+        Args:
+            items: the training items.
+            y: their labels (integer codes 0..k-1): the text n-grams are selected by them and the linear
+                text scores fitted on them; None: the most frequent n-grams, no text scores.
 
         Raises:
             ConfigError: params name a column the items lack, or give a column two roles.
             SchemaError, ValidationError: an embedding or text column cannot be used (see the message).
         """
+        self.fit_transform(items, y)
+        return self
+
+    def fit_transform(self, items: pd.DataFrame, y: np.ndarray | None = None) -> pd.DataFrame | sparse.csr_matrix:
+        """:meth:`fit`, and the features of the same items, their text scores out of fold (so a model
+        trained on them sees scores like those of new items)."""
+        self.fit_columns(items)
+        tfidf: TfidfParams = self.features.tfidf
+        texts = {col: text_values(items, col, tfidf.max_chars) for col in self.roles_.text}
+        self.text_ = fit_text(texts, y, tfidf) if texts else []
+        self.scores_ = []
+        oof = []
+        if texts and y is not None and len(np.unique(y)) > 1:
+            n_classes = int(np.max(y)) + 1
+            for col, values in texts.items():
+                score, col_oof = fit_text_score(col, values, np.asarray(y), n_classes, tfidf)
+                self.scores_.append(score)
+                oof.append(col_oof)
+        if not self.is_matrix:
+            return self._frame(items)
+        blocks = [self.dense(items), *(sparse.csr_matrix(o) for o in oof)]
+        blocks += [vec.transform(texts[vec.column]) for vec in self.text_]
+        return sparse.hstack(blocks, format="csr", dtype=np.float64)
+
+    def fit_columns(self, items: pd.DataFrame) -> FeaturePipeline:
+        """Everything but the text n-grams: roles, categories, embedding lengths (see :meth:`dense`)."""
         roles = infer_roles(items, self.features)
         self.roles_ = roles
         self.categories_ = {
@@ -92,13 +126,9 @@ class FeaturePipeline:
         }
         self.embedding_dims_ = {}
         for emb in roles.embedding:
-            self.embedding_dims_[emb.name] = (
-                self._list_dim(items, emb.name) if emb.is_list else len(emb.columns)
-            )
-        tfidf: TfidfParams = self.features.tfidf
+            self.embedding_dims_[emb.name] = self._list_dim(items, emb.name) if emb.is_list else len(emb.columns)
         self.text_: list[TextVectorizer] = []
-        for col in roles.text:
-            self.text_.extend(fit_text(col, text_values(items, col, tfidf.max_chars), tfidf))
+        self.scores_: list[TextScore] = []
         return self
 
     @staticmethod
@@ -133,8 +163,9 @@ class FeaturePipeline:
         """One readable name per output column (n-grams as ``<column>:word|char:<n-gram>``)."""
         self._check_fitted()
         emb = [f"{e.name}[{i}]" for e in self.roles_.embedding for i in range(self.embedding_dims_[e.name])]
+        scores = [name for score in self.scores_ for name in score.feature_names]
         text = [name for vec in self.text_ for name in vec.feature_names]
-        return [*self.roles_.numeric, *self.roles_.categorical, *emb, *text]
+        return [*self.roles_.numeric, *self.roles_.categorical, *emb, *scores, *text]
 
     @property
     def lightgbm_feature_names(self) -> list[str] | str:
@@ -165,23 +196,26 @@ class FeaturePipeline:
             raise SchemaError(f"items lack the feature column(s) {missing} the model was trained with")
         if not self.is_matrix:
             return self._frame(items)
-        blocks: list[sparse.spmatrix] = []
-        dense = [_numeric(items, c) for c in self.roles_.numeric]
+        cap = self.features.tfidf.max_chars
+        texts = {col: text_values(items, col, cap) for col in self.roles_.text}
+        blocks = [self.dense(items)]
+        blocks += [sparse.csr_matrix(score.scores(texts[score.column])) for score in self.scores_]
+        blocks += [vec.transform(texts[vec.column]) for vec in self.text_]
+        return sparse.hstack(blocks, format="csr", dtype=np.float64)
+
+    def dense(self, items: pd.DataFrame) -> sparse.csr_matrix:
+        """The columns before the text n-grams, as CSR: numeric, categorical codes, embedding dimensions."""
+        self._check_fitted()
+        cols = [_numeric(items, c) for c in self.roles_.numeric]
         for col in self.roles_.categorical:
             codes = self._codes(items, col).astype("float64")
             codes[codes < 0] = np.nan
-            dense.append(codes)
-        if dense:
-            blocks.append(sparse.csr_matrix(np.column_stack(dense)))
+            cols.append(codes)
         for emb in self.roles_.embedding:
-            blocks.append(sparse.csr_matrix(self._embedding(items, emb.name, emb.columns, emb.is_list)))
-        tfidf = self.features.tfidf
-        texts: dict[str, list[str]] = {}
-        for vec in self.text_:
-            if vec.column not in texts:
-                texts[vec.column] = text_values(items, vec.column, tfidf.max_chars)
-            blocks.append(vec.transform(texts[vec.column]).astype(np.float64))
-        return sparse.hstack(blocks, format="csr", dtype=np.float64)
+            cols.extend(self._embedding(items, emb.name, emb.columns, emb.is_list).T)
+        if not cols:
+            return sparse.csr_matrix((len(items), 0), dtype=np.float64)
+        return sparse.csr_matrix(np.column_stack(cols))
 
     def _codes(self, items: pd.DataFrame, col: str) -> np.ndarray:
         """Category code per row: -1 where the value is missing or was never seen in training."""
@@ -224,6 +258,7 @@ class FeaturePipeline:
             "categories": {c: list(v) for c, v in self.categories_.items()},
             "embedding_dims": dict(self.embedding_dims_),
             "text": [vec.to_dict() for vec in self.text_],
+            "scores": [score.to_dict() for score in self.scores_],
         }
 
     @classmethod
@@ -235,6 +270,7 @@ class FeaturePipeline:
         pipe.categories_ = {c: tuple(v) for c, v in d.get("categories", {}).items()}
         pipe.embedding_dims_ = {k: int(v) for k, v in d.get("embedding_dims", {}).items()}
         pipe.text_ = [TextVectorizer.from_dict(v) for v in d.get("text", [])]
+        pipe.scores_ = [TextScore.from_dict(v) for v in d.get("scores", [])]
         return pipe
 
     @classmethod
@@ -247,4 +283,5 @@ class FeaturePipeline:
         pipe.categories_ = {c: tuple(v) for c, v in categorical.items()}
         pipe.embedding_dims_ = {}
         pipe.text_ = []
+        pipe.scores_ = []
         return pipe

@@ -250,6 +250,8 @@ def value_kind(values: pd.Series) -> str | None:
     present = present[present.astype(str).str.strip() != ""]
     if not len(present):
         return None
+    if pd.to_numeric(present.iloc[:1000], errors="coerce").isna().any():  # text shows in its first values
+        return "text"
     return "numeric" if pd.to_numeric(present, errors="coerce").notna().all() else "text"
 
 

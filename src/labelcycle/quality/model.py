@@ -20,6 +20,7 @@ from scipy import sparse
 from labelcycle import schema
 from labelcycle.errors import NotFittedError, SchemaError
 from labelcycle.features.pipeline import FeaturePipeline, split_tuned
+from labelcycle.features.roles import infer_roles
 from labelcycle.params import FeaturesParams
 
 MODEL_FILE = "model.txt"
@@ -132,8 +133,9 @@ def prepare_training(
 ) -> TrainingData:
     """Features, label codes and a stratified, seeded validation mask (see :func:`train`).
 
-    The feature pipeline is fitted on all of ``items`` (the training items; the caller has removed the
-    eval split).
+    The feature pipeline is fitted on the training items (the caller has removed the eval split): with text
+    columns on the rows outside the early-stopping mask only (n-grams selected by their labels, text scores
+    out of fold), without them on all rows, as always.
 
     Raises:
         SchemaError: the labels hold fewer than two classes.
@@ -147,8 +149,6 @@ def prepare_training(
         )
     code = {c: i for i, c in enumerate(trained)}
     y = y_text.map(code).to_numpy()
-    pipeline = FeaturePipeline(features).fit(items)
-    X = pipeline.transform(items)
     w = None if weights is None else np.asarray(weights, dtype=np.float64)
     rng = np.random.default_rng(seed)
     valid = np.zeros(len(items), dtype=bool)
@@ -158,6 +158,16 @@ def prepare_training(
             n_val = int(round(valid_fraction * len(idx)))
             if len(idx) > 2 and n_val:
                 valid[rng.choice(idx, size=n_val, replace=False)] = True
+    pipeline = FeaturePipeline(features)
+    if infer_roles(items, features).text:
+        # text features are learnt from the rows outside the early-stopping mask (their text scores out of
+        # fold); the held-out rows are featurised as new items are
+        fit_part = pipeline.fit_transform(items[~valid].reset_index(drop=True), y[~valid])
+        held_out = pipeline.transform(items[valid].reset_index(drop=True))
+        order = np.argsort(np.r_[np.flatnonzero(~valid), np.flatnonzero(valid)], kind="stable")
+        X = sparse.vstack([fit_part, held_out], format="csr")[order]
+    else:
+        X = pipeline.fit(items, y).transform(items)
     return TrainingData(pipeline, classes, trained, X, y, w, valid)
 
 

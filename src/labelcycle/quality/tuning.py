@@ -23,10 +23,13 @@ import lightgbm as lgb
 import numpy as np
 import optuna
 import pandas as pd
+from scipy import sparse
 
 from labelcycle.errors import ConfigError
 from labelcycle.features.pipeline import TUNED_PREFIX, FeaturePipeline
 from labelcycle.features.roles import infer_roles
+from labelcycle.features.text import TextSearchCache, text_values, widest
+from labelcycle.features.text_score import fit_text_score
 from labelcycle.params import FeaturesParams, TfidfParams, TuneParams
 from labelcycle.quality.data import TrainingRows
 
@@ -91,41 +94,69 @@ def validation_mask(y: np.ndarray, n_classes: int, valid_fraction: float, seed: 
 class TuningData:
     """Training and validation Datasets shared by every trial, built once per distinct text setting.
 
-    Without text columns there is one pair, built up front (categories from all rows). With text columns
-    the feature pipeline is fitted on the training part only (never on the validation rows that score the trial) for each text
-    setting a trial asks for; the last few pairs are kept.
+    Without text columns there is one pair, built up front (categories from all rows, as always). With
+    text columns the feature pipeline is fitted on the training part only (never on the validation rows
+    that score the trial): the other columns and the linear text scores once (at the configured
+    ``features.tfidf``), the n-grams through a :class:`~labelcycle.features.text.TextSearchCache` (one
+    pass over the texts for the whole search); the last few Dataset pairs are kept.
     """
 
     CACHE = 4
 
     def __init__(
-        self, items: pd.DataFrame, y: np.ndarray, valid: np.ndarray, n_classes: int, features: FeaturesParams
+        self,
+        items: pd.DataFrame,
+        y: np.ndarray,
+        valid: np.ndarray,
+        n_classes: int,
+        features: FeaturesParams,
+        text_space: Mapping[str, Any] | None = None,
     ) -> None:
-        self.items, self.y, self.valid_rows, self.n_classes, self.features = items, y, valid, n_classes, features
+        self.y, self.valid_rows, self.n_classes, self.features = y, valid, n_classes, features
         self.has_text = bool(infer_roles(items, features).text)
         self._cache: dict[tuple, tuple[lgb.Dataset, lgb.Dataset]] = {}
         if not self.has_text:
-            self.train, self.valid = self.datasets({})
+            pipe = FeaturePipeline(features).fit(items)
+            self.train, self.valid = self._pair(pipe.transform(items[~valid]), pipe.transform(items[valid]), pipe)
+            return
+        train_items, valid_items = items[~valid].reset_index(drop=True), items[valid].reset_index(drop=True)
+        self._pipe = FeaturePipeline(features).fit_columns(train_items)
+        cap = features.tfidf.max_chars
+        train_texts = {c: text_values(train_items, c, cap) for c in self._pipe.roles_.text}
+        valid_texts = {c: text_values(valid_items, c, cap) for c in self._pipe.roles_.text}
+        train_blocks, valid_blocks = [self._pipe.dense(train_items)], [self._pipe.dense(valid_items)]
+        # the linear text scores stay at the configured settings during the search (fitted once)
+        for col, texts in train_texts.items():
+            score, oof = fit_text_score(col, texts, y[~valid], n_classes, features.tfidf)
+            train_blocks.append(sparse.csr_matrix(oof))
+            valid_blocks.append(sparse.csr_matrix(score.scores(valid_texts[col])))
+        self._dense = (sparse.hstack(train_blocks, format="csr"), sparse.hstack(valid_blocks, format="csr"))
+        self._text = TextSearchCache(train_texts, valid_texts, y[~valid], widest(features.tfidf, dict(text_space or {})))
+
+    def _pair(self, X_train: Any, X_valid: Any, pipe: FeaturePipeline) -> tuple[lgb.Dataset, lgb.Dataset]:
+        cats = pipe.categorical_indices
+        # trials vary min_child_samples on one shared Dataset: pre-filtering features by the first trial's
+        # value would make LightGBM refuse smaller values later
+        train = lgb.Dataset(X_train, self.y[~self.valid_rows], free_raw_data=False, categorical_feature=cats,
+                            params={"feature_pre_filter": False})
+        valid = lgb.Dataset(X_valid, self.y[self.valid_rows], reference=train, free_raw_data=False,
+                            categorical_feature=cats)
+        return train, valid
 
     def datasets(self, tfidf: Mapping[str, int]) -> tuple[lgb.Dataset, lgb.Dataset]:
-        """Training and validation Datasets for these ``features.tfidf`` overrides."""
+        """Training and validation Datasets for these ``features.tfidf`` overrides (text columns only)."""
         key = tuple(sorted(tfidf.items()))
         if key not in self._cache:
-            features = dataclasses.replace(self.features, tfidf=dataclasses.replace(self.features.tfidf, **tfidf))
-            train_items = self.items[~self.valid_rows]
-            # n-grams are learnt from the training part only; categories (no text) from all rows, as always
-            pipe = FeaturePipeline(features).fit(train_items if self.has_text else self.items)
-            X_train, X_valid = pipe.transform(train_items), pipe.transform(self.items[self.valid_rows])
-            names, cats = pipe.lightgbm_feature_names, pipe.categorical_indices
-            # trials vary min_child_samples on one shared Dataset: pre-filtering features by the first trial's
-            # value would make LightGBM refuse smaller values later
-            train = lgb.Dataset(X_train, self.y[~self.valid_rows], free_raw_data=False, feature_name=names,
-                                categorical_feature=cats, params={"feature_pre_filter": False})
-            valid = lgb.Dataset(X_valid, self.y[self.valid_rows], reference=train, free_raw_data=False,
-                                feature_name=names, categorical_feature=cats)
+            p = dataclasses.replace(self.features.tfidf, **tfidf)
+            text_train, text_valid = self._text.blocks(p)
+            pair = self._pair(
+                sparse.hstack([self._dense[0], text_train], format="csr"),
+                sparse.hstack([self._dense[1], text_valid], format="csr"),
+                self._pipe,
+            )
             while len(self._cache) >= self.CACHE:
                 self._cache.pop(next(iter(self._cache)))
-            self._cache[key] = (train, valid)
+            self._cache[key] = pair
         return self._cache[key]
 
 
@@ -136,12 +167,16 @@ def prepare_tuning_data(
     valid_fraction: float,
     seed: int,
     features: FeaturesParams | None = None,
+    text_space: Mapping[str, Any] | None = None,
 ) -> TuningData:
-    """The trials' shared data: features of ``items`` (roles from ``features``), codes, validation rows."""
+    """The trials' shared data: features of ``items`` (roles from ``features``), codes, validation rows.
+
+    ``text_space`` (``tune.text_search_space``) bounds the text settings trials may ask for.
+    """
     trained = [c for c in classes if (labels.astype(str) == c).any()]
     y = labels.astype(str).map({c: i for i, c in enumerate(trained)}).to_numpy()
     valid = validation_mask(y, len(trained), valid_fraction, seed)
-    return TuningData(items.reset_index(drop=True), y, valid, len(trained), features or FeaturesParams())
+    return TuningData(items.reset_index(drop=True), y, valid, len(trained), features or FeaturesParams(), text_space)
 
 
 def make_objective(
@@ -270,7 +305,9 @@ def search_for(
     features = features or FeaturesParams()
     dims = parse_space(p.search_space)
     text_dims = parse_text_space(p.text_search_space)
-    data = prepare_tuning_data(train.items, train.labels, classes, p.valid_fraction, p.seed, features)
+    data = prepare_tuning_data(
+        train.items, train.labels, classes, p.valid_fraction, p.seed, features, p.text_search_space
+    )
     objective = make_objective(
         data,
         dims,
