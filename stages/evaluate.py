@@ -85,19 +85,37 @@ def main() -> None:
     }
     moderation_metrics: dict[str, float] = {}
     if p.positive_labels:
-        moderation_metrics = moderation.binary_metrics(y, proba, classes, p.positive_labels, p.target_precision,
-                                                       p.flag_threshold)
-        intervals.update(moderation.binary_intervals(y, proba, classes, p.positive_labels, n_boot=p.n_boot,
-                                                     random_state=p.seed, threshold=p.flag_threshold))
+        moderation_metrics = moderation.binary_metrics(
+            y, proba, classes, p.positive_labels, p.target_precision, p.flag_threshold
+        )
+        intervals.update(
+            moderation.binary_intervals(
+                y,
+                proba,
+                classes,
+                p.positive_labels,
+                n_boot=p.n_boot,
+                random_state=p.seed,
+                threshold=p.flag_threshold,
+            )
+        )
     recalls = moderation.per_class_recall(y, proba, classes)
     base = baseline.baseline_metrics(y, classes, HEADLINE, p.positive_labels, p.target_precision)
     write_json(
-        {**metrics, **_json_safe(moderation_metrics), "ci95": _json_safe(intervals), "eval_items": len(pred),
-         "eval_digest": eval_digest, "per_class_recall": _json_safe(recalls), "baseline": _json_safe(base),
-         "baseline_kind": f"{baseline.NAME}: always {baseline.majority_label(y, classes)!r}, "
-                          "eval class frequencies as probabilities",
-         "positive_labels": p.positive_labels, "target_precision": p.target_precision,
-         "flag_threshold": p.flag_threshold},
+        {
+            **metrics,
+            **_json_safe(moderation_metrics),
+            "ci95": _json_safe(intervals),
+            "eval_items": len(pred),
+            "eval_digest": eval_digest,
+            "per_class_recall": _json_safe(recalls),
+            "baseline": _json_safe(base),
+            "baseline_kind": f"{baseline.NAME}: always {baseline.majority_label(y, classes)!r}, "
+            "eval class frequencies as probabilities",
+            "positive_labels": p.positive_labels,
+            "target_precision": p.target_precision,
+            "flag_threshold": p.flag_threshold,
+        },
         cat.path(catalog.METRICS),
     )
     write_parquet(pred, cat.path(catalog.PREDICTIONS))
@@ -144,21 +162,27 @@ def main() -> None:
         for k in ("accuracy", "macro_f1")
     )
     print(f"evaluate: {len(pred)} gold eval items (digest {eval_digest}): {shown}")
-    print(f"evaluate: majority-class baseline ({baseline.majority_label(y, classes)!r} always): "
-          f"accuracy {base['accuracy']:.4f}, macro_f1 {base['macro_f1']:.4f}")
+    print(
+        f"evaluate: majority-class baseline ({baseline.majority_label(y, classes)!r} always): "
+        f"accuracy {base['accuracy']:.4f}, macro_f1 {base['macro_f1']:.4f}"
+    )
     print("evaluate: recall per class: " + ", ".join(f"{c} {v:.3f}" for c, v in recalls.items()))
     if moderation_metrics:
         m = moderation_metrics
-        print(f"evaluate: binary {p.positive_labels} (flagged at P >= {m['binary_threshold']:.3f}): precision "
-              f"{m['binary_precision']:.4f}, recall "
-                    f"{m['binary_recall']:.4f}, F1 {m['binary_f1']:.4f}, PR-AUC {m['binary_pr_auc']:.4f}, recall at "
-              f"precision {p.target_precision:.2f} {m['recall_at_precision']:.4f}")
+        print(
+            f"evaluate: binary {p.positive_labels} (flagged at P >= {m['binary_threshold']:.3f}): precision "
+            f"{m['binary_precision']:.4f}, recall "
+            f"{m['binary_recall']:.4f}, F1 {m['binary_f1']:.4f}, PR-AUC {m['binary_pr_auc']:.4f}, recall at "
+            f"precision {p.target_precision:.2f} {m['recall_at_precision']:.4f}"
+        )
 
 
 def _json_safe(values: dict) -> dict:
     """NaN (an undefined metric) as null, nested mappings alike."""
-    return {k: _json_safe(v) if isinstance(v, dict) else (None if isinstance(v, float) and math.isnan(v) else v)
-            for k, v in values.items()}
+    return {
+        k: _json_safe(v) if isinstance(v, dict) else (None if isinstance(v, float) and math.isnan(v) else v)
+        for k, v in values.items()
+    }
 
 
 if __name__ == "__main__":

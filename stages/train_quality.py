@@ -35,8 +35,9 @@ def main() -> None:
     weights = rows.confidence if p.use_confidence_weights else None
     tuned = cat.report(BestParamsReport) if p.use_tuned else None
     lgb_params = p.lgb_params(tuned.params if tuned else None)
-    fit_args = dict(params=lgb_params, features=params.features, weights=weights, valid_fraction=p.valid_fraction,
-                    early_stopping_rounds=p.early_stopping_rounds, seed=p.seed)
+    fit_args = dict(params=lgb_params, features=params.features, weights=weights,
+                    valid_fraction=p.valid_fraction, early_stopping_rounds=p.early_stopping_rounds,
+                    seed=p.seed)
     backend = {"backend": "local"}
     if p.dask.enabled:  # the same training on a Dask cluster (lightgbm.dask)
         from labelcycle.quality.distributed import dask_client, scheduler_address, train_on_dask
@@ -57,7 +58,8 @@ def main() -> None:
                **result.valid_metrics}
     roles = result.model.pipeline.roles_
     logged = {"train_quality": dataclasses.asdict(p), "ingest": {"labels": classes}, "lgb": lgb_params,
-              "tuned_study": tuned.study if tuned else "none", "features": dataclasses.asdict(params.features)}
+              "tuned_study": tuned.study if tuned else "none",
+              "features": dataclasses.asdict(params.features)}
     with stage_run(root, STAGE, logged) as run:
         run.log_dataset(rows.rows, "curated_train", "training", train_digest, catalog.TRAIN_SAMPLE)
         run.log_dataset(dataset, "curated", "training", curated_digest, catalog.TRAIN_SAMPLE)
@@ -75,7 +77,8 @@ def main() -> None:
                         "model_version": getattr(info, "registered_model_version", None)})
     write_json(metrics, cat.path(catalog.TRAIN_QUALITY_REPORT))
     print(f"train_quality: {roles.describe()}")
-    print(f"train_quality: {result.n_train} training items, {len(result.model.pipeline.feature_names)} features, "
+    n_features = len(result.model.pipeline.feature_names)
+    print(f"train_quality: {result.n_train} training items, {n_features} features, "
           f"best iteration {result.best_iteration}; "
           f"registered {p.registered_model} v{metrics['model_version']}")
 

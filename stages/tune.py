@@ -26,7 +26,8 @@ def main() -> None:
     digest = train.digest()
     storage = p.storage_url(root)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    logged = {"tune": {k: v for k, v in dataclasses.asdict(p).items() if k not in ("search_space", "text_search_space")},
+    spaces = ("search_space", "text_search_space")
+    logged = {"tune": {k: v for k, v in dataclasses.asdict(p).items() if k not in spaces},
               "search_space": p.search_space, "text_search_space": p.text_search_space,
               "features": dataclasses.asdict(params.features)}
     with stage_run(root, STAGE, logged) as run:

@@ -144,12 +144,14 @@ class TfidfParams:
     max_chars: int = 100_000
 
     def __post_init__(self) -> None:
-        for name in ("word_ngram_max", "char_ngram_min", "char_ngram_max", "max_features", "min_df", "max_chars"):
+        for name in (f.name for f in dataclasses.fields(self)):
             value = getattr(self, name)
-            _check(isinstance(value, int | float) and not isinstance(value, bool) and value >= 1
-                   and float(value).is_integer(), f"features.tfidf.{name} must be a whole number >= 1, not {value!r}")
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            whole = number and float(value).is_integer()
+            _check(whole and value >= 1, f"features.tfidf.{name} must be a whole number >= 1, not {value!r}")
             object.__setattr__(self, name, int(value))
-        _check(self.word_ngram_max <= 5, f"features.tfidf.word_ngram_max must be at most 5, not {self.word_ngram_max}")
+        _check(self.word_ngram_max <= 5,
+               f"features.tfidf.word_ngram_max must be at most 5, not {self.word_ngram_max}")
         _check(self.char_ngram_min <= self.char_ngram_max <= 8,
                "features.tfidf: need char_ngram_min <= char_ngram_max <= 8, "
                f"got {self.char_ngram_min} and {self.char_ngram_max}")
@@ -188,8 +190,8 @@ class FeaturesParams:
             _check(isinstance(names, list | tuple) and all(isinstance(n, str) and n for n in names),
                    f"features.{role} must be a list of column names, not {names!r}")
             for name in names:
-                _check(name not in seen,
-                       f"features: column {name!r} is listed under both {seen.get(name)} and {role}; give it one role")
+                _check(name not in seen, f"features: column {name!r} is listed under both {seen.get(name)} "
+                       f"and {role}; give it one role")
                 seen[name] = role
             object.__setattr__(self, role, list(names))
 
@@ -429,7 +431,8 @@ class Params:
 
     def __post_init__(self) -> None:
         unknown = [x for x in self.evaluate.positive_labels if x not in self.ingest.labels]
-        _check(not unknown, f"evaluate.positive_labels {unknown} are not in ingest.labels {self.ingest.labels}")
+        _check(not unknown,
+               f"evaluate.positive_labels {unknown} are not in ingest.labels {self.ingest.labels}")
 
     @property
     def classes(self) -> list[str]:

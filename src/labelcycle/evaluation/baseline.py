@@ -39,7 +39,7 @@ def baseline_metrics(
     positive_labels: Sequence[str] = (),
     target_precision: float = 0.9,
 ) -> dict[str, float]:
-    """The baseline's value of each of ``metrics`` (and of the binary metrics when positive labels are given)."""
+    """The baseline's value of each of ``metrics`` (and of the binary metrics with positive labels)."""
     proba = majority_proba(y_true, classes)
     values = compute_metrics(y_true, proba, classes)
     out = {m: float(values[m]) for m in metrics}

@@ -3,9 +3,9 @@
 With ``evaluate.positive_labels`` (e.g. ``[mild, strong, very_strong]``) the multi-class prediction is also
 read as a binary one: P(positive) is the sum of the positive labels' probabilities, and an item is flagged
 when P(positive) reaches a threshold: ``evaluate.flag_threshold`` when set, else the threshold that
-maximises the F1 *expected under the model's own probabilities* of the items scored (label-free: with
-flagged scores summing to E[TP] and all scores to E[TP + FN], F1 = 2 E[TP] / (flagged + total); the
-plug-in rule for F-measures, which beats 0.5 whenever positives are rare and the model is calibrated).
+maximises the binary macro-F1 *expected under the model's own probabilities* of the items scored
+(label-free; :func:`expected_f1_threshold`: the plug-in rule for F-measures, which moves the threshold
+below 0.5 when positives are rare and the model is calibrated, and keeps it near 0.5 when they are not).
 The binary metrics are the same definitions as every other metric here (:mod:`labelcycle.evaluation.metrics`
 on the two-class problem ``negative, positive``), plus the recall a moderator gets at a fixed precision
 (the best recall over thresholds on P(positive) whose precision reaches ``target_precision``).
@@ -60,7 +60,7 @@ def binary_view(
     classes: Sequence[str],
     positive_labels: Sequence[str],
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Gold as ``negative``/``positive`` and the ``n x 2`` probabilities ``[1 - P(positive), P(positive)]``."""
+    """Gold as ``negative``/``positive``, and ``n x 2`` probabilities ``[1 - P(positive), P(positive)]``."""
     classes = [str(c) for c in classes]
     positive = check_positive_labels(positive_labels, classes)
     p = check_proba(proba, len(encode_labels(y_true, classes)), len(classes))
@@ -71,14 +71,26 @@ def binary_view(
 
 
 def expected_f1_threshold(score: np.ndarray) -> float:
-    """The flag threshold on P(positive) that maximises the F1 expected under these probabilities."""
+    """The flag threshold on P(positive) that maximises the binary macro-F1 expected under these
+    probabilities (label-free).
+
+    Flagging the ``k`` highest scores, with ``c`` their sum and ``s`` the sum of all ``n`` scores:
+    E[TP] = c, E[FP] = k - c, E[FN] = s - c, E[TN] = n - k - s + c, so F1(positive) = 2c / (k + s) and
+    F1(negative) = 2 E[TN] / (2n - k - s); the macro-F1 is their mean. Flagging nobody is a candidate
+    (threshold just above the highest score).
+    """
     s = np.sort(np.asarray(score, dtype=np.float64))[::-1]
-    if not len(s) or s.sum() <= 0:
+    n, total = len(s), float(s.sum())
+    if not n:
         return 0.5
-    last = np.r_[s[1:] != s[:-1], True]  # a threshold flags every item tied with it
-    flagged = np.arange(1, len(s) + 1)
-    f1 = np.where(last, 2 * np.cumsum(s) / (flagged + s.sum()), -1.0)
-    return float(s[int(np.argmax(f1))])
+    k = np.arange(0, n + 1, dtype=np.float64)
+    c = np.r_[0.0, np.cumsum(s)]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f1_pos = np.nan_to_num(2 * c / (k + total))
+        f1_neg = np.nan_to_num(2 * (n - k - total + c) / (2 * n - k - total))
+    ok = np.r_[True, s[1:] != s[:-1], True]  # a threshold flags every item tied with it
+    best = int(np.argmax(np.where(ok, (f1_pos + f1_neg) / 2, -1.0)))
+    return float(np.nextafter(s[0], np.inf)) if best == 0 else float(s[best - 1])
 
 
 def recall_at_precision(is_positive: np.ndarray, score: np.ndarray, target: float) -> tuple[float, float]:
@@ -138,11 +150,13 @@ def binary_intervals(
     gold, p2 = binary_view(y_true, proba, classes, positive_labels)
     t = expected_f1_threshold(p2[:, 1]) if threshold is None else float(threshold)
     flags = np.where(p2[:, 1] >= t, 1.0, 0.0)
-    table = bootstrap_metrics(gold, np.column_stack([1 - flags, flags]), BINARY_CLASSES, n_boot=n_boot,
-                              random_state=random_state)
+    table = bootstrap_metrics(
+        gold, np.column_stack([1 - flags, flags]), BINARY_CLASSES, n_boot=n_boot, random_state=random_state
+    )
     ranked = bootstrap_metrics(gold, p2, BINARY_CLASSES, n_boot=n_boot, random_state=random_state)
-    table = pd.concat([table[table["metric"] != f"pr_auc__{POSITIVE}"],
-                       ranked[ranked["metric"] == f"pr_auc__{POSITIVE}"]])
+    table = pd.concat(
+        [table[table["metric"] != f"pr_auc__{POSITIVE}"], ranked[ranked["metric"] == f"pr_auc__{POSITIVE}"]]
+    )
     by = table.set_index("metric")
     return {
         name: {"ci_low": float(by.loc[key, "ci_low"]), "ci_high": float(by.loc[key, "ci_high"])}

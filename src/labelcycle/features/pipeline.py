@@ -42,7 +42,7 @@ TUNED_PREFIX = "tfidf_"
 def split_tuned(params: dict, features: FeaturesParams | None) -> tuple[dict, FeaturesParams]:
     """LightGBM params and the feature settings: tuned ``tfidf_<field>`` keys override ``features.tfidf``."""
     features = features or FeaturesParams()
-    text = {k[len(TUNED_PREFIX):]: v for k, v in params.items() if k.startswith(TUNED_PREFIX)}
+    text = {k[len(TUNED_PREFIX) :]: v for k, v in params.items() if k.startswith(TUNED_PREFIX)}
     lgb_params = {k: v for k, v in params.items() if not k.startswith(TUNED_PREFIX)}
     if text:
         features = replace(features, tfidf=replace(features.tfidf, **text))
@@ -58,7 +58,8 @@ def _numeric(items: pd.DataFrame, col: str) -> np.ndarray:
         example = values[bad].iloc[0]
         raise SchemaError(
             f"items column {col!r} was numeric in the training items but holds text here (e.g. "
-            f"{str(example)[:40]!r}, {int(bad.sum())} value(s)); fix these items, or declare the column's role "
+            f"{str(example)[:40]!r}, {int(bad.sum())} value(s)); fix these items, or declare the column's "
+            "role "
             "in params.yaml (features.text or features.categorical) and retrain"
         )
     return num.astype("float64").to_numpy()
@@ -96,7 +97,9 @@ class FeaturePipeline:
         self.fit_transform(items, y)
         return self
 
-    def fit_transform(self, items: pd.DataFrame, y: np.ndarray | None = None) -> pd.DataFrame | sparse.csr_matrix:
+    def fit_transform(
+        self, items: pd.DataFrame, y: np.ndarray | None = None
+    ) -> pd.DataFrame | sparse.csr_matrix:
         """:meth:`fit`, and the features of the same items, their text scores out of fold (so a model
         trained on them sees scores like those of new items)."""
         self.fit_columns(items)
@@ -126,7 +129,9 @@ class FeaturePipeline:
         }
         self.embedding_dims_ = {}
         for emb in roles.embedding:
-            self.embedding_dims_[emb.name] = self._list_dim(items, emb.name) if emb.is_list else len(emb.columns)
+            self.embedding_dims_[emb.name] = (
+                self._list_dim(items, emb.name) if emb.is_list else len(emb.columns)
+            )
         self.text_: list[TextVectorizer] = []
         self.scores_: list[TextScore] = []
         return self
@@ -220,7 +225,9 @@ class FeaturePipeline:
     def _codes(self, items: pd.DataFrame, col: str) -> np.ndarray:
         """Category code per row: -1 where the value is missing or was never seen in training."""
         values = items[col]
-        strings = values.astype(object).where(values.notna(), None).map(lambda v: None if v is None else str(v))
+        strings = (
+            values.astype(object).where(values.notna(), None).map(lambda v: None if v is None else str(v))
+        )
         codes = pd.Index(self.categories_[col]).get_indexer(strings)
         codes[values.isna().to_numpy()] = -1
         return codes.astype(np.int64)
@@ -230,10 +237,14 @@ class FeaturePipeline:
         for col in self.roles_.numeric:
             out[col] = _numeric(items, col)
         for col in self.roles_.categorical:
-            out[col] = pd.Categorical.from_codes(self._codes(items, col), categories=list(self.categories_[col]))
+            out[col] = pd.Categorical.from_codes(
+                self._codes(items, col), categories=list(self.categories_[col])
+            )
         return pd.DataFrame(out, index=items.index)
 
-    def _embedding(self, items: pd.DataFrame, name: str, columns: tuple[str, ...], is_list: bool) -> np.ndarray:
+    def _embedding(
+        self, items: pd.DataFrame, name: str, columns: tuple[str, ...], is_list: bool
+    ) -> np.ndarray:
         dim = self.embedding_dims_[name]
         if not is_list:
             return np.column_stack([_numeric(items, c) for c in columns])
@@ -243,7 +254,8 @@ class FeaturePipeline:
                 continue
             if not is_vector(value) or len(value) != dim:
                 raise SchemaError(
-                    f"embedding column {name!r}, row {row}: expected a list of {dim} numbers (as in training), "
+                    f"embedding column {name!r}, row {row}: expected a list of {dim} numbers (as in "
+                    "training), "
                     f"got {str(value)[:60]!r}; give every item an embedding of the same model"
                 )
             out[row] = np.asarray(value, dtype=np.float64)

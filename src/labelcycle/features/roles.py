@@ -92,7 +92,11 @@ class Roles:
             if names:
                 marked = [f"{n}*" if n in self.inferred else n for n in names]
                 parts.append(f"{role} {marked}")
-        text = "item features: " + ("; ".join(parts) if parts else "none") + " (* inferred; set features in params.yaml)"
+        text = (
+            "item features: "
+            + ("; ".join(parts) if parts else "none")
+            + " (* inferred; set features in params.yaml)"
+        )
         return "\n".join([text, *self.notes])
 
     def to_dict(self) -> dict[str, Any]:
@@ -100,7 +104,9 @@ class Roles:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Roles:
-        emb = tuple(Embedding(e["name"], tuple(e["columns"]), bool(e["is_list"])) for e in d.get("embedding", ()))
+        emb = tuple(
+            Embedding(e["name"], tuple(e["columns"]), bool(e["is_list"])) for e in d.get("embedding", ())
+        )
         return cls(
             *(tuple(d.get(r, ())) for r in ("text", "categorical", "numeric")),
             emb,
@@ -162,7 +168,8 @@ def infer_role(values: pd.Series) -> tuple[str, str | None]:
         return "text", None
     if s["distinct"] >= ID_MIN_DISTINCT and s["distinct_share"] >= 0.5 and s["spaced"] <= ID_MAX_SPACED:
         return "ignore", (
-            f"column {values.name!r} ignored: id-like ({s['distinct']:,} distinct short values without spaces in "
+            f"column {values.name!r} ignored: id-like ({s['distinct']:,} distinct short values without "
+            "spaces in "
             f"{s['n']:,} items); name it in features.categorical (or features.text) to use it"
         )
     return "categorical", None
@@ -193,7 +200,9 @@ def _declared(features: FeaturesParams, columns: list[str]) -> tuple[dict[str, s
                 f"params.yaml features: column(s) {clash} are in features.embedding ({entry!r}) and in "
                 f"features.{role_of[clash[0]]}; give each column one role"
             )
-        embeddings.append(Embedding(entry, tuple(matched), is_list=False))  # list-ness is checked on the values
+        embeddings.append(
+            Embedding(entry, tuple(matched), is_list=False)
+        )  # list-ness is checked on the values
         for c in matched:
             role_of[c] = "embedding"
     return role_of, embeddings
@@ -237,13 +246,18 @@ def infer_roles(items: pd.DataFrame, features: FeaturesParams | None = None) -> 
                 continue
         out[role].append(col)
     return Roles(
-        tuple(out["text"]), tuple(out["categorical"]), tuple(out["numeric"]), tuple(groups),
-        tuple(out["ignore"]), tuple(inferred), tuple(notes),
+        tuple(out["text"]),
+        tuple(out["categorical"]),
+        tuple(out["numeric"]),
+        tuple(groups),
+        tuple(out["ignore"]),
+        tuple(inferred),
+        tuple(notes),
     )
 
 
 def value_kind(values: pd.Series) -> str | None:
-    """``numeric`` when every present value is a number, ``text`` when some is not, None when all are empty."""
+    """``numeric`` when every present value is a number, ``text`` when one is not, None when all empty."""
     if is_numeric_column(values):
         return "numeric"
     present = values.dropna()
@@ -276,9 +290,12 @@ def check_batch_kinds(items: pd.DataFrame, batch_column: str, features: Features
                 kinds.setdefault(kind, (batch, values))
         if len(kinds) > 1:
             (num_batch, _), (text_batch, text_values) = kinds["numeric"], kinds["text"]
-            example = next(v for v in text_values.dropna().astype(str) if pd.isna(pd.to_numeric(v, errors="coerce")))
+            example = next(
+                v for v in text_values.dropna().astype(str) if pd.isna(pd.to_numeric(v, errors="coerce"))
+            )
             raise SchemaError(
-                f"items column {col!r} holds numbers in raw batch {num_batch} but text in raw batch {text_batch} "
+                f"items column {col!r} holds numbers in raw batch {num_batch} but text in raw batch "
+                f"{text_batch} "
                 f"(e.g. {example[:40]!r}); fix the batch, or declare the column's role in params.yaml "
                 "(features.text or features.categorical) to accept both"
             )

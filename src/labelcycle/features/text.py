@@ -70,7 +70,8 @@ def text_values(items: pd.DataFrame, column: str, max_chars: int) -> list[str]:
         except UnicodeError as exc:
             raise ValidationError(
                 f"text column {column!r}, {_item(items, row)}: not valid UTF-8 ({exc.reason} at position "
-                f"{getattr(exc, 'start', '?')}); re-encode the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)"
+                f"{getattr(exc, 'start', '?')}); re-encode the file as UTF-8 "
+                "(e.g. `iconv -f latin1 -t utf-8`)"
             ) from None
         if len(text) > max_chars:
             raise ValidationError(
@@ -125,14 +126,28 @@ class NgramCounts:
     counts: sparse.csr_matrix  # texts x terms
 
     @classmethod
-    def fit(cls, column: str, analyzer: str, texts: list[str], rng: tuple[int, int], min_df: int) -> NgramCounts:
-        vec = CountVectorizer(analyzer=analyzer, ngram_range=rng, min_df=min(min_df, len(texts)),
-                              max_features=VOCAB_CAP, dtype=np.float32)
+    def fit(
+        cls, column: str, analyzer: str, texts: list[str], rng: tuple[int, int], min_df: int
+    ) -> NgramCounts:
+        vec = CountVectorizer(
+            analyzer=analyzer,
+            ngram_range=rng,
+            min_df=min(min_df, len(texts)),
+            max_features=VOCAB_CAP,
+            dtype=np.float32,
+        )
         try:
             counts = vec.fit_transform(texts).tocsr()
         except ValueError:  # no n-gram of this analyser occurs min_df times (tiny or one-word data)
-            return cls(column, analyzer, np.array([], dtype=object), np.zeros(0, int), np.zeros(0), len(texts),
-                       sparse.csr_matrix((len(texts), 0), dtype=np.float32))
+            return cls(
+                column,
+                analyzer,
+                np.array([], dtype=object),
+                np.zeros(0, int),
+                np.zeros(0),
+                len(texts),
+                sparse.csr_matrix((len(texts), 0), dtype=np.float32),
+            )
         terms = np.empty(len(vec.vocabulary_), dtype=object)
         for term, j in vec.vocabulary_.items():
             terms[j] = term
@@ -142,10 +157,14 @@ class NgramCounts:
 
     def transform_counts(self, texts: list[str], rng: tuple[int, int]) -> sparse.csr_matrix:
         """Counts of this vocabulary's n-grams in other texts."""
-        if not len(self.terms):
-            return sparse.csr_matrix((len(texts), 0), dtype=np.float32)
-        vec = CountVectorizer(analyzer=self.analyzer, ngram_range=rng, dtype=np.float32,
-                              vocabulary={t: j for j, t in enumerate(self.terms)})
+        if not len(self.terms) or not len(texts):
+            return sparse.csr_matrix((len(texts), len(self.terms)), dtype=np.float32)
+        vec = CountVectorizer(
+            analyzer=self.analyzer,
+            ngram_range=rng,
+            dtype=np.float32,
+            vocabulary={t: j for j, t in enumerate(self.terms)},
+        )
         return vec.transform(texts).tocsr()
 
     def mask(self, rng: tuple[int, int], min_df: int) -> np.ndarray:
@@ -158,8 +177,14 @@ class NgramCounts:
 
     def vectorizer(self, keep: np.ndarray, rng: tuple[int, int], norm: str | None = None) -> TextVectorizer:
         """The fitted vectoriser of the kept n-grams (``keep``: term positions)."""
-        return TextVectorizer(self.column, self.analyzer, rng, tuple(self.terms[keep]),
-                              idf_weights(self.df[keep], self.n_docs), norm)
+        return TextVectorizer(
+            self.column,
+            self.analyzer,
+            rng,
+            tuple(self.terms[keep]),
+            idf_weights(self.df[keep], self.n_docs),
+            norm,
+        )
 
 
 def select(blocks: list[sparse.csr_matrix], y: np.ndarray | None, k: int) -> list[np.ndarray]:
@@ -192,10 +217,15 @@ class TextVectorizer:
 
     def transform(self, texts: list[str]) -> sparse.csr_matrix:
         """Items x kept n-grams, ``(1 + log tf) * idf`` (CSR), l2-normalised rows when ``norm`` says so."""
-        if not self.vocabulary:
-            return sparse.csr_matrix((len(texts), 0), dtype=np.float64)
-        vec = TfidfVectorizer(analyzer=self.analyzer, ngram_range=self.ngram_range, sublinear_tf=True, norm=self.norm,
-                              vocabulary={term: i for i, term in enumerate(self.vocabulary)})
+        if not self.vocabulary or not len(texts):
+            return sparse.csr_matrix((len(texts), len(self.vocabulary)), dtype=np.float64)
+        vec = TfidfVectorizer(
+            analyzer=self.analyzer,
+            ngram_range=self.ngram_range,
+            sublinear_tf=True,
+            norm=self.norm,
+            vocabulary={term: i for i, term in enumerate(self.vocabulary)},
+        )
         vec.idf_ = self.idf
         return vec.transform(texts).tocsr()
 
@@ -205,13 +235,25 @@ class TextVectorizer:
         return [f"{self.column}:{kind}:{term}" for term in self.vocabulary]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"column": self.column, "analyzer": self.analyzer, "ngram_range": list(self.ngram_range),
-                "vocabulary": list(self.vocabulary), "idf": [float(x) for x in self.idf], "norm": self.norm}
+        return {
+            "column": self.column,
+            "analyzer": self.analyzer,
+            "ngram_range": list(self.ngram_range),
+            "vocabulary": list(self.vocabulary),
+            "idf": [float(x) for x in self.idf],
+            "norm": self.norm,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TextVectorizer:
-        return cls(d["column"], d["analyzer"], (int(d["ngram_range"][0]), int(d["ngram_range"][1])),
-                   tuple(d["vocabulary"]), np.asarray(d["idf"], dtype=np.float64), d.get("norm"))
+        return cls(
+            d["column"],
+            d["analyzer"],
+            (int(d["ngram_range"][0]), int(d["ngram_range"][1])),
+            tuple(d["vocabulary"]),
+            np.asarray(d["idf"], dtype=np.float64),
+            d.get("norm"),
+        )
 
 
 def fit_text(texts: dict[str, list[str]], y: np.ndarray | None, p: TfidfParams) -> list[TextVectorizer]:

@@ -54,13 +54,21 @@ class TextScore:
         return _log_softmax(self.design(texts) @ self.coef.T + self.intercept)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"column": self.column, "vectorizers": [v.to_dict() for v in self.vectorizers],
-                "coef": self.coef.tolist(), "intercept": self.intercept.tolist()}
+        return {
+            "column": self.column,
+            "vectorizers": [v.to_dict() for v in self.vectorizers],
+            "coef": self.coef.tolist(),
+            "intercept": self.intercept.tolist(),
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TextScore:
-        return cls(d["column"], tuple(TextVectorizer.from_dict(v) for v in d["vectorizers"]),
-                   np.asarray(d["coef"], dtype=np.float64), np.asarray(d["intercept"], dtype=np.float64))
+        return cls(
+            d["column"],
+            tuple(TextVectorizer.from_dict(v) for v in d["vectorizers"]),
+            np.asarray(d["coef"], dtype=np.float64),
+            np.asarray(d["intercept"], dtype=np.float64),
+        )
 
 
 def _log_softmax(z: np.ndarray) -> np.ndarray:

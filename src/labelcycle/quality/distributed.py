@@ -132,8 +132,10 @@ def train_on_dask(
             X = data.X[mask]
             step = -(-n_rows // n)
             chunks = (tuple(min(step, n_rows - i) for i in range(0, n_rows, step)),)
-            blocks = [da.from_array(X[i : i + step], chunks=X[i : i + step].shape, asarray=False)
-                      for i in range(0, n_rows, step)]
+            blocks = [
+                da.from_array(X[i : i + step], chunks=X[i : i + step].shape, asarray=False)
+                for i in range(0, n_rows, step)
+            ]
             return (
                 da.concatenate(blocks, axis=0),
                 da.from_array(data.y[mask], chunks=chunks),
@@ -151,8 +153,10 @@ def train_on_dask(
     X_train, y_train, w_train = frame(~valid)
     fit_kwargs: dict[str, Any] = {"sample_weight": w_train}
     if matrix:
-        fit_kwargs.update(feature_name=data.pipeline.lightgbm_feature_names,
-                          categorical_feature=data.pipeline.categorical_indices)
+        fit_kwargs.update(
+            feature_name=data.pipeline.lightgbm_feature_names,
+            categorical_feature=data.pipeline.categorical_indices,
+        )
     if valid.any():
         X_valid, y_valid, w_valid = frame(valid)
         if "eval_X" in inspect.signature(DaskLGBMClassifier.fit).parameters:  # lightgbm >= 4.7

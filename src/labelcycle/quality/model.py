@@ -91,10 +91,14 @@ class QualityModel:
         meta = json.loads((folder / SPEC_FILE).read_text())
         if "pipeline" in meta:
             pipe = dict(meta["pipeline"])
-            pipe["text"] = json.loads((folder / TEXT_FILE).read_text()) if (folder / TEXT_FILE).exists() else []
+            pipe["text"] = (
+                json.loads((folder / TEXT_FILE).read_text()) if (folder / TEXT_FILE).exists() else []
+            )
             pipeline = FeaturePipeline.from_dict(pipe)
         else:  # saved before text features: numeric and categorical columns only
-            pipeline = FeaturePipeline.from_columns(meta["numeric"], {c: tuple(v) for c, v in meta["categorical"]})
+            pipeline = FeaturePipeline.from_columns(
+                meta["numeric"], {c: tuple(v) for c, v in meta["categorical"]}
+            )
         booster = lgb.Booster(model_file=str(folder / MODEL_FILE))
         return cls(booster, pipeline, tuple(meta["classes"]), tuple(meta["trained_classes"]))
 

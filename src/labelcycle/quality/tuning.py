@@ -75,7 +75,9 @@ def parse_text_space(space: Mapping[str, Any]) -> list[Dim]:
     dims = parse_space(space, "tune.text_search_space")
     for d in dims:
         if d.kind not in ("int", "log_int"):
-            raise ConfigError(f"params.yaml tune.text_search_space.{d.name}: text settings are whole numbers (int)")
+            raise ConfigError(
+                f"params.yaml tune.text_search_space.{d.name}: text settings are whole numbers (int)"
+            )
     return [Dim(f"{TUNED_PREFIX}{d.name}", d.low, d.high, d.kind) for d in dims]
 
 
@@ -117,7 +119,9 @@ class TuningData:
         self._cache: dict[tuple, tuple[lgb.Dataset, lgb.Dataset]] = {}
         if not self.has_text:
             pipe = FeaturePipeline(features).fit(items)
-            self.train, self.valid = self._pair(pipe.transform(items[~valid]), pipe.transform(items[valid]), pipe)
+            self.train, self.valid = self._pair(
+                pipe.transform(items[~valid]), pipe.transform(items[valid]), pipe
+            )
             return
         train_items, valid_items = items[~valid].reset_index(drop=True), items[valid].reset_index(drop=True)
         self._pipe = FeaturePipeline(features).fit_columns(train_items)
@@ -131,16 +135,24 @@ class TuningData:
             train_blocks.append(sparse.csr_matrix(oof))
             valid_blocks.append(sparse.csr_matrix(score.scores(valid_texts[col])))
         self._dense = (sparse.hstack(train_blocks, format="csr"), sparse.hstack(valid_blocks, format="csr"))
-        self._text = TextSearchCache(train_texts, valid_texts, y[~valid], widest(features.tfidf, dict(text_space or {})))
+        self._text = TextSearchCache(
+            train_texts, valid_texts, y[~valid], widest(features.tfidf, dict(text_space or {}))
+        )
 
     def _pair(self, X_train: Any, X_valid: Any, pipe: FeaturePipeline) -> tuple[lgb.Dataset, lgb.Dataset]:
         cats = pipe.categorical_indices
         # trials vary min_child_samples on one shared Dataset: pre-filtering features by the first trial's
         # value would make LightGBM refuse smaller values later
-        train = lgb.Dataset(X_train, self.y[~self.valid_rows], free_raw_data=False, categorical_feature=cats,
-                            params={"feature_pre_filter": False})
-        valid = lgb.Dataset(X_valid, self.y[self.valid_rows], reference=train, free_raw_data=False,
-                            categorical_feature=cats)
+        train = lgb.Dataset(
+            X_train,
+            self.y[~self.valid_rows],
+            free_raw_data=False,
+            categorical_feature=cats,
+            params={"feature_pre_filter": False},
+        )
+        valid = lgb.Dataset(
+            X_valid, self.y[self.valid_rows], reference=train, free_raw_data=False, categorical_feature=cats
+        )
         return train, valid
 
     def datasets(self, tfidf: Mapping[str, int]) -> tuple[lgb.Dataset, lgb.Dataset]:
@@ -176,7 +188,9 @@ def prepare_tuning_data(
     trained = [c for c in classes if (labels.astype(str) == c).any()]
     y = labels.astype(str).map({c: i for i, c in enumerate(trained)}).to_numpy()
     valid = validation_mask(y, len(trained), valid_fraction, seed)
-    return TuningData(items.reset_index(drop=True), y, valid, len(trained), features or FeaturesParams(), text_space)
+    return TuningData(
+        items.reset_index(drop=True), y, valid, len(trained), features or FeaturesParams(), text_space
+    )
 
 
 def make_objective(
@@ -199,7 +213,7 @@ def make_objective(
     text_dims = text_dims if data.has_text else []
 
     def objective(trial: optuna.Trial) -> float:
-        tfidf = {d.name[len(TUNED_PREFIX):]: d.suggest(trial) for d in text_dims or []}
+        tfidf = {d.name[len(TUNED_PREFIX) :]: d.suggest(trial) for d in text_dims or []}
         params = {d.name: d.suggest(trial) for d in dims}
         train_set, valid_set = data.datasets(tfidf) if data.has_text else (data.train, data.valid)
         lgb_params = {
