@@ -122,18 +122,10 @@ class FeatureParams:
 
 @dataclass(frozen=True)
 class TfidfParams:
-    """``features.tfidf``: the word and character n-gram TF-IDF of every text column.
-
-    Fitted on training items only (see labelcycle.features.text): each text column is read as words and
-    as characters within word boundaries (``char_wb``); of the n-grams found, the model gets the
-    ``max_features`` most associated with the training labels over all text columns (chi-squared).
-
-    Attributes:
-        word_ngram_max: word n-grams of 1 to this many words.
-        char_ngram_min, char_ngram_max: character n-gram lengths (within word boundaries).
-        max_features: n-grams the model gets, over all text columns together.
-        min_df: an n-gram must occur in at least this many training items.
-        max_chars: longest text value accepted (longer ones are refused with the item named).
+    """``features.tfidf``: the word and character (``char_wb``) n-gram TF-IDF of every text column, fitted
+    on training items only; the model gets the ``max_features`` n-grams most associated with the training
+    labels over all text columns (chi-squared; see labelcycle.features.text). ``min_df``: an n-gram must
+    occur in this many training items; ``max_chars``: longer text values are refused, the item named.
     """
 
     word_ngram_max: int = 2
@@ -159,21 +151,11 @@ class TfidfParams:
 
 @dataclass(frozen=True)
 class FeaturesParams:
-    """Section ``features``: the role of every item column, and the text features.
-
-    A column named in none of the role lists gets an inferred role (numeric dtype: numeric; a list of
-    numbers per item: embedding; a string column with many distinct, long values: text; a high-cardinality
-    id-like string column: ignored, with a note; any other string column: categorical). The roles are
-    printed by the ingest and train_quality stages; free text is never treated as a category silently.
-
-    Attributes:
-        text: free-text columns (TF-IDF word and character n-grams).
-        categorical: columns whose values are categories.
-        numeric: columns whose values are numbers.
-        embedding: bring-your-own embeddings: a column holding a fixed-length list of numbers per item, or
-            a glob pattern naming a group of numeric columns (``emb_*``); used as dense features.
-        ignore: columns that are never features.
-        tfidf: the text features' settings.
+    """Section ``features``: the role of every item column (``text``, ``categorical``, ``numeric``,
+    ``embedding``: a list<float> column or a glob naming a group of numeric columns such as ``emb_*``,
+    ``ignore``) and the text features' settings (``tfidf``). A column in no list gets an inferred role
+    (labelcycle.features.roles), printed by the ingest and train_quality stages: free text is never
+    treated as a category silently.
     """
 
     text: list[str] = field(default_factory=list)
