@@ -2,7 +2,8 @@
 
 Beside every headline metric, reports/metrics.json holds the majority-class baseline on the same split
 (``baseline``), the recall of every class (``per_class_recall``) and, with ``evaluate.positive_labels``, the
-binary moderation metrics (``binary_*``, ``recall_at_precision``).
+binary moderation metrics (``binary_*``, ``recall_at_precision``; the settings and the threshold items were
+flagged at under ``moderation``).
 """
 
 from __future__ import annotations
@@ -84,10 +85,12 @@ def main() -> None:
         for m in HEADLINE
     }
     moderation_metrics: dict[str, float] = {}
+    flagged_at = None
     if p.positive_labels:
         moderation_metrics = moderation.binary_metrics(
             y, proba, classes, p.positive_labels, p.target_precision, p.flag_threshold
         )
+        flagged_at = moderation_metrics.pop(moderation.THRESHOLD)
         intervals.update(
             moderation.binary_intervals(
                 y,
@@ -101,6 +104,7 @@ def main() -> None:
         )
     recalls = moderation.per_class_recall(y, proba, classes)
     base = baseline.baseline_metrics(y, classes, HEADLINE, p.positive_labels, p.target_precision)
+    base.pop(moderation.THRESHOLD, None)
     write_json(
         {
             **metrics,
@@ -112,9 +116,12 @@ def main() -> None:
             "baseline": _json_safe(base),
             "baseline_kind": f"{baseline.NAME}: always {baseline.majority_label(y, classes)!r}, "
             "eval class frequencies as probabilities",
-            "positive_labels": p.positive_labels,
-            "target_precision": p.target_precision,
-            "flag_threshold": p.flag_threshold,
+            "moderation": {
+                "positive_labels": p.positive_labels,
+                "target_precision": p.target_precision,
+                "flag_threshold": p.flag_threshold,  # null: the expected-macro-F1-optimal one
+                "flagged_at": flagged_at,
+            },
         },
         cat.path(catalog.METRICS),
     )
@@ -134,7 +141,7 @@ def main() -> None:
     with stage_run(root, STAGE, {"evaluate": dataclasses.asdict(p)}) as run:
         run.log_dataset(eval_split, "eval", "evaluation", eval_digest, catalog.EVAL)
         run.log_metrics(metrics)
-        run.log_metrics(moderation_metrics)
+        run.log_metrics({**moderation_metrics, "binary_threshold": flagged_at})
         run.log_metrics({f"baseline.{m}": v for m, v in base.items()})
         run.log_metrics({f"{m}_ci_low": v["ci_low"] for m, v in intervals.items()})
         run.log_metrics({f"{m}_ci_high": v["ci_high"] for m, v in intervals.items()})
@@ -170,7 +177,7 @@ def main() -> None:
     if moderation_metrics:
         m = moderation_metrics
         print(
-            f"evaluate: binary {p.positive_labels} (flagged at P >= {m['binary_threshold']:.3f}): precision "
+            f"evaluate: binary {p.positive_labels} (flagged at P >= {flagged_at:.3f}): precision "
             f"{m['binary_precision']:.4f}, recall "
             f"{m['binary_recall']:.4f}, F1 {m['binary_f1']:.4f}, PR-AUC {m['binary_pr_auc']:.4f}, recall at "
             f"precision {p.target_precision:.2f} {m['recall_at_precision']:.4f}"
