@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import dataclasses
 import multiprocessing as mp
 import os
 import platform
@@ -177,6 +178,12 @@ def load_product(root: Path) -> TextSet:
 
 
 LOADERS = {"convabuse": load_convabuse, "rte": load_rte, "product": load_product}
+METHOD_NAMES = {
+    "labelcycle": "labelcycle",
+    "tfidf_lr": "TF-IDF + LR",
+    "peer": "TF-IDF + LR, peer recipe",
+    "labelcycle_user": "labelcycle, features.text: [user] (per-data-set setting)",
+}
 
 
 def synthetic_text(n: int = 10_000, seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
@@ -234,7 +241,24 @@ def binary_scores(is_pos: np.ndarray, p_pos: np.ndarray) -> dict[str, float]:
         "recall": v[f"recall__{POSITIVE}"],
         "pr_auc": v[f"pr_auc__{POSITIVE}"],
         "positive_rate": float(np.mean(p_pos > 0.5)),
+        "gold": [bool(x) for x in is_pos],
+        "flags": [bool(x) for x in p_pos > 0.5],
     }
+
+
+def bootstrap_macro_f1(gold: np.ndarray, flags: list[np.ndarray], n_boot: int = 1000) -> np.ndarray:
+    """``n_boot x len(flags)`` binary macro-F1 of each flag vector, all on the same item resamples."""
+    rng = np.random.default_rng(0)
+    w = rng.multinomial(len(gold), np.full(len(gold), 1 / len(gold)), size=n_boot).astype(np.float64)
+    out = np.empty((n_boot, len(flags)))
+    for j, f in enumerate(flags):
+        tp, fp = w @ (gold & f), w @ (~gold & f)
+        fn, tn = w @ (gold & ~f), w @ (~gold & ~f)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            f1_pos = np.nan_to_num(2 * tp / (2 * tp + fp + fn))
+            f1_neg = np.nan_to_num(2 * tn / (2 * tn + fn + fp))
+        out[:, j] = (f1_pos + f1_neg) / 2
+    return out
 
 
 def aggregated(ts: TextSet) -> pd.DataFrame:
@@ -249,7 +273,7 @@ def aggregated(ts: TextSet) -> pd.DataFrame:
     return curated_labels(clean, make_aggregator(p.aggregate.method, classes=ts.classes).fit(clean))
 
 
-def run_labelcycle(ts: TextSet) -> dict:
+def run_labelcycle(ts: TextSet, text_columns: list[str] | None = None) -> dict:
     import optuna
 
     from labelcycle.curation import curated_dataset
@@ -261,6 +285,9 @@ def run_labelcycle(ts: TextSet) -> dict:
     from labelcycle.quality.tuning import open_study, search_for
 
     p = Params()
+    if text_columns is not None:  # a per-data-set setting: these text columns only, the other ones ignored
+        other = [c for c in ts.text_columns if c not in text_columns]
+        p = dataclasses.replace(p, features=dataclasses.replace(p.features, text=text_columns, ignore=other))
     t0 = time.time()
     labels = aggregated(ts)
     dataset = curated_dataset(labels, ts.items)
@@ -315,6 +342,8 @@ def run_labelcycle(ts: TextSet) -> dict:
             "pr_auc": m["binary_pr_auc"],
             "threshold": m["binary_threshold"],
             "macro_f1_at_half": binary_scores(is_pos, proba[:, positive].sum(axis=1))["macro_f1"],
+            "gold": [bool(x) for x in is_pos],
+            "flags": [bool(x) for x in proba[:, positive].sum(axis=1) >= m["binary_threshold"]],
         }
     return out
 
@@ -409,11 +438,12 @@ def _child(task: tuple, queue: mp.Queue) -> None:
         else:
             ts = LOADERS[arg[0]](root)
             start = _vm("VmRSS")
-            out = (
-                run_labelcycle(ts)
-                if arg[1] == "labelcycle"
-                else run_tfidf_lr(ts, peer_recipe=arg[1] == "peer")
-            )
+            if arg[1] == "labelcycle":
+                out = run_labelcycle(ts)
+            elif arg[1] == "labelcycle_user":
+                out = run_labelcycle(ts, text_columns=["user"])
+            else:
+                out = run_tfidf_lr(ts, peer_recipe=arg[1] == "peer")
         out.update(rss_start_mib=start, peak_rss_mib=_vm("VmHWM"))
         queue.put(out)
     except Exception as exc:  # reported in the results, not swallowed
@@ -451,7 +481,10 @@ def render(results: dict, timing: dict | None, command: str, skipped: list[str],
         "labelcycle: the library functions with the pipeline's default params and no per-data-set setting: "
         "aggregate (`aggregate.method`) -> tune (Optuna, `tune` defaults: 15 trials or 120 s) -> train the "
         "quality model with the tuned params -> predict; item column roles inferred (`features` empty). The "
-        "error model and curation are skipped. Binary decision: P(positive labels) > 0.5. TF-IDF + LR: word "
+        "error model and curation are skipped. Binary decision: the evaluate stage's "
+        "(`evaluate.positive_labels`; "
+        "flagged at P(positive labels) >= the expected-macro-F1-optimal threshold of the model's own "
+        "probabilities, label-free; the figure at 0.5 is in the details). TF-IDF + LR (decision 0.5): word "
         '1-2-grams + char_wb 2-5-grams (sublinear tf), `LogisticRegression(C=4, class_weight="balanced")`, '
         'trained on the same aggregated labels, binary ("peer recipe": the data set\'s SOURCE.md baseline, '
         "`user` text only, trained on the binary annotator majority). Each run in a fresh process; peak "
@@ -461,31 +494,51 @@ def render(results: dict, timing: dict | None, command: str, skipped: list[str],
     if skipped:
         lines += [f"Skipped: {', '.join(skipped)}.", ""]
     header = (
-        "| data set | eval | method | macro-F1 | accuracy | positive recall | PR-AUC | fit s | peak MiB |"
-        "\n|---|---|---|---:|---:|---:|---:|---:|---:|"
+        "| data set | eval | method | macro-F1 [95% CI] | Δ vs labelcycle [95% CI] | accuracy "
+        "| positive recall "
+        "| PR-AUC | fit s | peak MiB |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|"
     )
     lines += [header]
     for (ds, method), out in results.items():
         if "error" in out:
-            lines.append(f"| {ds} | | {method} | error: {out['error']} | | | | | |")
+            lines.append(f"| {ds} | | {method} | error: {out['error']} | | | | | | |")
             continue
+        ours = results.get((ds, "labelcycle"), {})
         for name in [k for k in ("test", "valid", "eval") if k in out]:
             m = out[name]
             label = name + (
                 " (dev: defaults chosen here)" if ds.startswith("convabuse") and name == "valid" else ""
             )
+            gold = np.asarray(m["gold"], dtype=bool)
+            flags = [np.asarray(m["flags"], dtype=bool)]
+            if method != "labelcycle" and name in ours:
+                flags.append(np.asarray(ours[name]["flags"], dtype=bool))
+            boot = bootstrap_macro_f1(gold, flags)
+            lo, hi = np.percentile(boot[:, 0], [2.5, 97.5])
+            delta = "—"
+            if len(flags) == 2:
+                d = boot[:, 0] - boot[:, 1]
+                dlo, dhi = np.percentile(d, [2.5, 97.5])
+                delta = f"{m['macro_f1'] - ours[name]['macro_f1']:+.4f} [{dlo:+.4f}, {dhi:+.4f}]"
             lines.append(
-                f"| {ds} | {label} | {method} | {_f(m['macro_f1'])} | {_f(m['accuracy'])} | "
-                f"{_f(m['recall'], 3)} | "
-                f"{_f(m['pr_auc'])} | {out['fit_s']:.1f} | {out['peak_rss_mib']:.0f} |"
+                f"| {ds} | {label} | {method} | {_f(m['macro_f1'])} [{lo:.4f}, {hi:.4f}] | {delta} | "
+                f"{_f(m['accuracy'])} | {_f(m['recall'], 3)} | {_f(m['pr_auc'])} | {out['fit_s']:.1f} | "
+                f"{out['peak_rss_mib']:.0f} |"
             )
     lines += ["", "labelcycle runs in detail:", ""]
     for (ds, method), out in results.items():
-        if method == "labelcycle" and "error" not in out:
+        if method.startswith("labelcycle") and "error" not in out:
+            at = ", ".join(
+                f"{k}: flagged at {out[k]['threshold']:.3f}, macro-F1 at 0.5 {out[k]['macro_f1_at_half']:.4f}"
+                for k in ("test", "valid", "eval")
+                if k in out
+            )
             lines.append(
-                f"- {ds}: {out['n_train']} training items; aggregate {out['aggregate_s']:.1f} s, tune "
+                f"- {ds} ({method}): {out['n_train']} training items; aggregate {out['aggregate_s']:.1f} s, "
+                "tune "
                 f"{out['tune_s']:.1f} s ({out['n_trials']} trials), train {out['train_s']:.1f} s; "
-                f"{out['n_features']} model features; tuned text settings {out['tuned_text']}; {out['roles']}"
+                f"{out['n_features']} model features; tuned text settings {out['tuned_text']}; {at}; "
+                f"{out['roles']}"
             )
     if timing is not None:
         lines += ["", "## Training time on a 10,000-item text set", ""]
@@ -545,15 +598,20 @@ def main() -> None:
             skipped.append(f"{folders[key]} (not found under {root}; set LABELCYCLE_SHARED_DATASETS)")
             print(f"skip {folders[key]}: not found under {root}", flush=True)
             continue
-        methods = ["labelcycle", "tfidf_lr"] + (["peer"] if key == "convabuse" else [])
+        methods = ["labelcycle", "tfidf_lr"] + (["peer", "labelcycle_user"] if key == "convabuse" else [])
         for method in methods:
             out = in_fresh_process(("set", (key, method)))
-            name = {"tfidf_lr": "TF-IDF + LR", "peer": "TF-IDF + LR, peer recipe"}.get(method, "labelcycle")
+            name = METHOD_NAMES[method]
             results[(folders[key], name)] = out
             print(
                 folders[key],
                 name,
-                {k: v for k, v in out.items() if k in ("test", "valid", "eval", "fit_s", "error")},
+                {k: v for k, v in out.items() if k in ("fit_s", "error")},
+                {
+                    k: {n: x for n, x in v.items() if n not in ("gold", "flags")}
+                    for k, v in out.items()
+                    if k in ("test", "valid", "eval")
+                },
                 flush=True,
             )
     timing = None

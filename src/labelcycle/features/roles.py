@@ -279,6 +279,8 @@ def check_batch_kinds(items: pd.DataFrame, batch_column: str, features: Features
         SchemaError: naming the column, a batch of each kind and an example value.
     """
     features = features or FeaturesParams()
+    if batch_column not in items.columns or items[batch_column].nunique() < 2:
+        return
     declared = {*features.text, *features.categorical, *features.ignore}
     for col in schema.feature_columns(list(items.columns)):
         if col in (batch_column, SOURCE_ROW, SOURCE_FILE) or col in declared:
