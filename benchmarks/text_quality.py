@@ -560,6 +560,7 @@ def render(results: dict, timing: dict | None, command: str, skipped: list[str],
                 f"- total: **{timing['total_s']:.1f} s wall** ({verdict} the 3-minute target), "
                 f"{timing['cpu_s']:.1f} s CPU; peak {timing['peak_rss_mib']:.0f} MiB",
             ]
+    lines += ["", "## Targets", ""] + targets(results, timing)
     lines += [
         "",
         "## Settings chosen by looking at benchmark data",
@@ -574,9 +575,48 @@ def render(results: dict, timing: dict | None, command: str, skipped: list[str],
         "characters, and >= 100 or half distinct values; id-like = >= 50 and half distinct values, <= 5% "
         "with a space) were set after looking at ConvAbuse's column statistics; RTE and Product were not "
         "looked at.",
+        "- The design itself was settled on ConvAbuse during development, and those runs printed the test "
+        "split beside the valid one: the cross-fitted linear text score per text column (without it LightGBM "
+        "on n-grams alone reached PR-AUC about 0.78 on both splits, below the peer's 0.82) and the "
+        "expected-macro-F1 flag threshold (at 0.5 the model flags fewer items than the gold has). So the "
+        "ConvAbuse test split is not a pristine hold-out for those two choices; RTE and Product are.",
+        "- The ConvAbuse gold reading (at least half of the annotators, ties abusive) was chosen because it "
+        "reproduces the SOURCE.md peer figure (0.856 here vs 0.855); with a strict majority the peer recipe "
+        "scores 0.848 and labelcycle's test figure moves likewise.",
+        "",
+        "Δ = that method minus labelcycle, on the same bootstrap resamples of the eval items (1,000).",
         "",
     ]
     return "\n".join(lines)
+
+
+def targets(results: dict, timing: dict | None) -> list[str]:
+    """The issue's targets, met or not, from the figures above."""
+    out = []
+    conv = results.get(("convabuse_curry2021", "labelcycle"), {})
+    if "test" in conv:
+        f1 = conv["test"]["macro_f1"]
+        out.append(
+            f"- ConvAbuse binary macro-F1 on the test split >= 0.855 with the defaults: {f1:.4f}, "
+            + ("**met**." if f1 >= 0.855 else "**not met** (see the peer recipe row for the difference).")
+        )
+    for ds in ("rte_snow2008", "product_zheng2017"):
+        ours, peer = results.get((ds, "labelcycle"), {}), results.get((ds, "TF-IDF + LR"), {})
+        if "eval" in ours and "eval" in peer:
+            gold = np.asarray(ours["eval"]["gold"], dtype=bool)
+            boot = bootstrap_macro_f1(
+                gold, [np.asarray(ours["eval"]["flags"], bool), np.asarray(peer["eval"]["flags"], bool)]
+            )
+            lo, hi = np.percentile(boot[:, 0] - boot[:, 1], [2.5, 97.5])
+            d = ours["eval"]["macro_f1"] - peer["eval"]["macro_f1"]
+            verdict = "better" if lo > 0 else ("level (interval holds 0)" if hi >= 0 else "**below**")
+            out.append(f"- {ds}: labelcycle - TF-IDF + LR = {d:+.4f} [{lo:+.4f}, {hi:+.4f}]: {verdict}.")
+    if timing is not None and "error" not in timing:
+        verdict = "**met**" if timing["total_s"] < 180 else "**not met**"
+        out.append(
+            f"- 10,000 text items, tune + train_quality under 3 minutes: {timing['total_s']:.0f} s, {verdict}."
+        )
+    return out
 
 
 def main() -> None:
