@@ -614,7 +614,8 @@ def targets(results: dict, timing: dict | None) -> list[str]:
     if timing is not None and "error" not in timing:
         verdict = "**met**" if timing["total_s"] < 180 else "**not met**"
         out.append(
-            f"- 10,000 text items, tune + train_quality under 3 minutes: {timing['total_s']:.0f} s, {verdict}."
+            f"- 10,000 text items, tune + train_quality under 3 minutes: {timing['total_s']:.0f} s, "
+            f"{verdict}."
         )
     return out
 
