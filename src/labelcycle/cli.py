@@ -757,8 +757,8 @@ def errors(
 
     from labelcycle.aggregation import METHODS
     from labelcycle.detection.model import detect_label_errors
-    from labelcycle.errors import ConfigError, ValidationError
     from labelcycle.params import ErrorModelParams, FeatureParams
+    from labelcycle.errors import ConfigError, ValidationError
     from labelcycle.readers import read_table
     from labelcycle.validation import validate
 

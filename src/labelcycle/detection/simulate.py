@@ -15,8 +15,8 @@ import pandas as pd
 from labelcycle import schema
 from labelcycle.aggregation import make_aggregator
 from labelcycle.detection.model import detect_label_errors
-from labelcycle.detection.review import PRIORITY, UNCERTAINTY, item_priorities
 from labelcycle.params import ErrorModelParams
+from labelcycle.detection.review import PRIORITY, UNCERTAINTY, item_priorities
 
 STRATEGY_COLUMN = {"error_model": PRIORITY, "uncertainty": UNCERTAINTY, "random": "random"}
 
