@@ -1,13 +1,21 @@
-"""Stage evaluate: judge the quality model on the frozen gold eval split only, with 95% intervals."""
+"""Stage evaluate: judge the quality model on the frozen gold eval split only, with 95% intervals.
+
+Beside every headline metric, reports/metrics.json holds the majority-class baseline on the same split
+(``baseline``), the recall of every class (``per_class_recall``) and, with ``evaluate.positive_labels``, the
+binary moderation metrics (``binary_*``, ``recall_at_precision``; the settings and the threshold items were
+flagged at under ``moderation``).
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pandas as pd
 
 from labelcycle import catalog, schema
 from labelcycle.catalog import Catalog, ModelReport
+from labelcycle.evaluation import baseline, moderation
 from labelcycle.evaluation.bootstrap import bootstrap_metrics
 from labelcycle.evaluation.plots import (
     plot_confusion_matrix,
@@ -52,9 +60,7 @@ def main() -> None:
     eval_digest = table_digest(eval_split)
 
     table = bootstrap_metrics(y, proba, classes, n_boot=p.n_boot, random_state=p.seed)
-    slice_cols = [
-        c for c in items.columns if c != schema.ITEM_ID and not pd.api.types.is_numeric_dtype(items[c])
-    ]
+    slice_cols = list(model.pipeline.roles_.categorical)  # categories only: never free text or ids
     slice_frame = (
         eval_items.set_index(schema.ITEM_ID).loc[pred[schema.ITEM_ID], slice_cols].reset_index(drop=True)
     )
@@ -78,8 +84,45 @@ def main() -> None:
         m: {"ci_low": float(by_metric.loc[m, "ci_low"]), "ci_high": float(by_metric.loc[m, "ci_high"])}
         for m in HEADLINE
     }
+    moderation_metrics: dict[str, float] = {}
+    flagged_at = None
+    if p.positive_labels:
+        moderation_metrics = moderation.binary_metrics(
+            y, proba, classes, p.positive_labels, p.target_precision, p.flag_threshold
+        )
+        flagged_at = moderation_metrics.pop(moderation.THRESHOLD)
+        intervals.update(
+            moderation.binary_intervals(
+                y,
+                proba,
+                classes,
+                p.positive_labels,
+                n_boot=p.n_boot,
+                random_state=p.seed,
+                threshold=p.flag_threshold,
+            )
+        )
+    recalls = moderation.per_class_recall(y, proba, classes)
+    base = baseline.baseline_metrics(y, classes, HEADLINE, p.positive_labels, p.target_precision)
+    base.pop(moderation.THRESHOLD, None)
     write_json(
-        {**metrics, "ci95": intervals, "eval_items": len(pred), "eval_digest": eval_digest},
+        {
+            **metrics,
+            **_json_safe(moderation_metrics),
+            "ci95": _json_safe(intervals),
+            "eval_items": len(pred),
+            "eval_digest": eval_digest,
+            "per_class_recall": _json_safe(recalls),
+            "baseline": _json_safe(base),
+            "baseline_kind": f"{baseline.NAME}: always {baseline.majority_label(y, classes)!r}, "
+            "eval class frequencies as probabilities",
+            "moderation": {
+                "positive_labels": p.positive_labels,
+                "target_precision": p.target_precision,
+                "flag_threshold": p.flag_threshold,  # null: the expected-macro-F1-optimal one
+                "flagged_at": flagged_at,
+            },
+        },
         cat.path(catalog.METRICS),
     )
     write_parquet(pred, cat.path(catalog.PREDICTIONS))
@@ -98,6 +141,8 @@ def main() -> None:
     with stage_run(root, STAGE, {"evaluate": dataclasses.asdict(p)}) as run:
         run.log_dataset(eval_split, "eval", "evaluation", eval_digest, catalog.EVAL)
         run.log_metrics(metrics)
+        run.log_metrics({**moderation_metrics, "binary_threshold": flagged_at})
+        run.log_metrics({f"baseline.{m}": v for m, v in base.items()})
         run.log_metrics({f"{m}_ci_low": v["ci_low"] for m, v in intervals.items()})
         run.log_metrics({f"{m}_ci_high": v["ci_high"] for m, v in intervals.items()})
         run.log_metrics({f"{r.metric}": r.value for r in table.itertuples() if r.metric not in metrics})
@@ -124,6 +169,27 @@ def main() -> None:
         for k in ("accuracy", "macro_f1")
     )
     print(f"evaluate: {len(pred)} gold eval items (digest {eval_digest}): {shown}")
+    print(
+        f"evaluate: majority-class baseline ({baseline.majority_label(y, classes)!r} always): "
+        f"accuracy {base['accuracy']:.4f}, macro_f1 {base['macro_f1']:.4f}"
+    )
+    print("evaluate: recall per class: " + ", ".join(f"{c} {v:.3f}" for c, v in recalls.items()))
+    if moderation_metrics:
+        m = moderation_metrics
+        print(
+            f"evaluate: binary {p.positive_labels} (flagged at P >= {flagged_at:.3f}): precision "
+            f"{m['binary_precision']:.4f}, recall "
+            f"{m['binary_recall']:.4f}, F1 {m['binary_f1']:.4f}, PR-AUC {m['binary_pr_auc']:.4f}, recall at "
+            f"precision {p.target_precision:.2f} {m['recall_at_precision']:.4f}"
+        )
+
+
+def _json_safe(values: dict) -> dict:
+    """NaN (an undefined metric) as null, nested mappings alike."""
+    return {
+        k: _json_safe(v) if isinstance(v, dict) else (None if isinstance(v, float) and math.isnan(v) else v)
+        for k, v in values.items()
+    }
 
 
 if __name__ == "__main__":

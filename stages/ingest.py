@@ -1,12 +1,19 @@
-"""Stage ingest: validate and normalise every raw batch; quarantine bad rows with reasons."""
+"""Stage ingest: validate and normalise every raw batch; quarantine bad rows with reasons.
+
+It also settles and prints the item columns' roles (params ``features``, else inferred): a column that
+holds numbers in one batch and text in another is refused unless params declare its role.
+"""
 
 from __future__ import annotations
+
+import dataclasses
 
 import pandas as pd
 
 from labelcycle import catalog, schema
 from labelcycle.catalog import Catalog
 from labelcycle.errors import ValidationError
+from labelcycle.features.roles import check_batch_kinds, infer_roles
 from labelcycle.pipeline import project_root, run_stage, stage_params, write_json, write_parquet
 from labelcycle.tracking.runs import stage_run
 from labelcycle.validation import validate
@@ -29,6 +36,8 @@ def main() -> None:
     tables = raw.read_all(root)
     if tables["annotations"] is None:
         raise ValidationError("no raw batch has an annotations file; ingest one with --annotations")
+    if tables["items"] is not None:
+        check_batch_kinds(tables["items"], schema.RAW_BATCH, params.features)
     # hand the raw tables over (no reference kept here), so they are freed as soon as validation is done
     result = validate(tables.pop("annotations"), params.classes, tables.pop("items"), tables.pop("gold"))
     if result.annotations.empty:
@@ -46,7 +55,9 @@ def main() -> None:
     write_parquet(items, cat.path(catalog.ITEMS))
     write_parquet(gold, cat.path(catalog.GOLD))
     write_parquet(result.quarantine, cat.path(catalog.QUARANTINE))
+    roles = infer_roles(items, params.features)
     report = {
+        "feature_roles": roles.to_dict(),
         "batches": [b.digest for b in batches],
         "tables": {name: c.to_dict() for name, c in result.counts.items()},
         "reconciles": result.reconciles,
@@ -59,7 +70,9 @@ def main() -> None:
         "items": table_digest(items),
         "gold": table_digest(gold),
     }
-    with stage_run(root, STAGE, {"ingest": {"labels": params.classes}, "raw_batches": len(batches)}) as run:
+    logged = {"ingest": {"labels": params.classes}, "raw_batches": len(batches),
+              "features": dataclasses.asdict(params.features)}
+    with stage_run(root, STAGE, logged) as run:
         run.log_dataset(
             result.annotations, "raw_annotations", "raw", digests["annotations"], cat.path(catalog.ANNOTATIONS)
         )
@@ -90,6 +103,7 @@ def main() -> None:
             f"ingest: {name}: read {c.read} = kept {c.kept} + merged {c.merged} + quarantined {c.quarantined}"
             + (f" {c.reasons}" if c.reasons else "")
         )
+    print(f"ingest: {roles.describe()}")
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ def main() -> None:
         gold_train,
         exclude_items=eval_split[schema.ITEM_ID],
         params=params.error_model,
+        item_features=params.features,
     )
     model_dir = ctx.path(MODEL_DIR)
     if model_dir.exists():

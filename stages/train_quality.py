@@ -6,7 +6,7 @@ import dataclasses
 import shutil
 
 from labelcycle import catalog
-from labelcycle.catalog import BestParamsReport, Catalog
+from labelcycle.catalog import BestParamsReport, Catalog, SampleReport
 from labelcycle.pipeline import (
     project_root,
     read_parquet,
@@ -27,6 +27,8 @@ STAGE = "train_quality"
 def main() -> None:
     root = project_root()
     cat = Catalog(root)
+    sampled = cat.report(SampleReport)  # the sample stage's report names the curated set it drew from
+    curated = sampled.curated_digest if sampled else None
     params = stage_params(root)
     p, classes = params.train_quality, params.classes
     dataset = read_parquet(cat.path(catalog.TRAIN_SAMPLE))
@@ -35,8 +37,9 @@ def main() -> None:
     weights = rows.confidence if p.use_confidence_weights else None
     tuned = cat.report(BestParamsReport) if p.use_tuned else None
     lgb_params = p.lgb_params(tuned.params if tuned else None)
-    fit_args = dict(params=lgb_params, weights=weights, valid_fraction=p.valid_fraction,
-                    early_stopping_rounds=p.early_stopping_rounds, seed=p.seed)
+    fit_args = dict(params=lgb_params, features=params.features, weights=weights,
+                    valid_fraction=p.valid_fraction, early_stopping_rounds=p.early_stopping_rounds,
+                    seed=p.seed)
     backend = {"backend": "local"}
     if p.dask.enabled:  # the same training on a Dask cluster (lightgbm.dask)
         from labelcycle.quality.distributed import dask_client, scheduler_address, train_on_dask
@@ -52,18 +55,20 @@ def main() -> None:
         shutil.rmtree(model_dir)
     result.model.save(model_dir)
     train_digest = rows.digest()
-    curated_digest, eval_digest = table_digest(dataset), table_digest(eval_split)
+    eval_digest = table_digest(eval_split)
     metrics = {"n_train": result.n_train, "n_valid": result.n_valid, "best_iteration": result.best_iteration,
                **result.valid_metrics}
+    roles = result.model.pipeline.roles_
     logged = {"train_quality": dataclasses.asdict(p), "ingest": {"labels": classes}, "lgb": lgb_params,
-              "tuned_study": tuned.study if tuned else "none"}
+              "tuned_study": tuned.study if tuned else "none",
+              "features": dataclasses.asdict(params.features)}
     with stage_run(root, STAGE, logged) as run:
-        run.log_dataset(rows.rows, "curated_train", "training", train_digest, catalog.TRAIN_SAMPLE)
-        run.log_dataset(dataset, "curated", "training", curated_digest, catalog.TRAIN_SAMPLE)
+        run.log_training_data(dataset, rows.rows, train_digest, curated)  # the sample, the rows fitted, the curated digest
         run.log_dataset(eval_split, "eval", "excluded", eval_digest, catalog.EVAL)
         run.log_metrics(metrics)
+        run.log_dict(roles.to_dict(), "feature_roles.json")
         info = log_quality_model(model_dir, rows.items, p.registered_model)
-        run.set_tags({"curated_digest": curated_digest, "eval_digest": eval_digest,
+        run.set_tags({"eval_digest": eval_digest,
                       "model.registered_name": p.registered_model,
                       **{f"train_quality.{k}": v for k, v in backend.items()},
                       "model.version": getattr(info, "registered_model_version", "") or ""})
@@ -72,7 +77,10 @@ def main() -> None:
                         "registered_model": p.registered_model,
                         "model_version": getattr(info, "registered_model_version", None)})
     write_json(metrics, cat.path(catalog.TRAIN_QUALITY_REPORT))
-    print(f"train_quality: {result.n_train} training items, best iteration {result.best_iteration}; "
+    print(f"train_quality: {roles.describe()}")
+    n_features = len(result.model.pipeline.feature_names)
+    print(f"train_quality: {result.n_train} training items, {n_features} features, "
+          f"best iteration {result.best_iteration}; "
           f"registered {p.registered_model} v{metrics['model_version']}")
 
 

@@ -7,7 +7,7 @@ import dataclasses
 import optuna
 
 from labelcycle import catalog
-from labelcycle.catalog import Catalog
+from labelcycle.catalog import Catalog, SampleReport
 from labelcycle.pipeline import project_root, read_parquet, run_stage, stage_params, write_json
 from labelcycle.quality.data import training_rows
 from labelcycle.quality.tuning import make_study, search_for
@@ -19,17 +19,22 @@ STAGE = "tune"
 def main() -> None:
     root = project_root()
     cat = Catalog(root)
+    sampled = cat.report(SampleReport)  # the sample stage's report names the curated set it drew from
+    curated = sampled.curated_digest if sampled else None
     params = stage_params(root)
     p = params.tune
-    train = training_rows(read_parquet(cat.path(catalog.TRAIN_SAMPLE)), read_parquet(cat.path(catalog.EVAL)))
-    search = search_for(train, params.classes, p)
+    sample = read_parquet(cat.path(catalog.TRAIN_SAMPLE))
+    train = training_rows(sample, read_parquet(cat.path(catalog.EVAL)))
+    search = search_for(train, params.classes, p, features=params.features)
     digest = train.digest()
     storage = p.storage_url(root)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    logged = {"tune": {k: v for k, v in dataclasses.asdict(p).items() if k != "search_space"},
-              "search_space": p.search_space}
+    spaces = ("search_space", "text_search_space")
+    logged = {"tune": {k: v for k, v in dataclasses.asdict(p).items() if k not in spaces},
+              "search_space": p.search_space, "text_search_space": p.text_search_space,
+              "features": dataclasses.asdict(params.features)}
     with stage_run(root, STAGE, logged) as run:
-        run.log_dataset(train.rows, "curated_train", "training", digest, catalog.TRAIN_SAMPLE)
+        run.log_training_data(sample, train.rows, digest, curated)
         study = make_study(search.study, storage, p.seed, p.pruning)
         done = sum(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for t in study.trials)
 

@@ -198,7 +198,7 @@ def tune_worker(study_name, storage, n_trials, total_trials, threads, seed, hear
         total_trials = p.n_trials
     # exactly the tune stage's rows and search (stages/tune.py), so the workers fill the study it opens
     train = training_rows(read_parquet(cat.path(catalog.TRAIN_SAMPLE)), read_parquet(cat.path(catalog.EVAL)))
-    search = search_for(train, params.classes, p, n_jobs=threads)
+    search = search_for(train, params.classes, p, n_jobs=threads, features=params.features)
     name = study_name or search.study
     url = storage or p.storage_url(root)
     ensure_database(url)

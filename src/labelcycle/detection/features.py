@@ -7,7 +7,9 @@ the label it gives. The context is built so that the annotation's own label cann
   depend on labels). For the annotations on fold ``f`` items, everything *learned from labels* is learned
   on the other folds only: the aggregator (``make_aggregator``) and a few Dawid-Skene EM steps give the
   annotators' confusion matrices, skills and the class prior; a LightGBM quality model trained on the
-  other folds' consensus gives the item's class probabilities.
+  other folds' consensus gives the item's class probabilities. It reads the items through the quality
+  model's own feature pipeline (:class:`labelcycle.features.FeaturePipeline`: text n-grams, embeddings,
+  categorical and numeric columns), fitted on the other folds' items only.
 * **Leave-one-out on the item.** Agreement, entropy and the posterior of the true class on the item are
   computed from the *other* annotations on the item only.
 * **Given-label lookups.** Features that depend on the given label (the annotator's recall and
@@ -28,7 +30,7 @@ import pandas as pd
 from labelcycle import schema
 from labelcycle.aggregation import DEFAULT_METHOD, make_aggregator
 from labelcycle.errors import SchemaError
-from labelcycle.params import FeatureParams
+from labelcycle.params import FeatureParams, FeaturesParams
 from labelcycle.split import hash_unit
 
 FOLD_SALT = "labelcycle-detection-folds"
@@ -187,8 +189,12 @@ def _quality_fold(
     predict_ids: np.ndarray,
     classes: tuple[str, ...],
     params: FeatureParams,
+    item_features: FeaturesParams | None = None,
 ) -> np.ndarray:
-    """Quality-model probabilities for ``predict_ids``, trained on ``train_ids`` only (NaN without features)."""
+    """Quality-model probabilities for ``predict_ids``, trained on ``train_ids`` only (NaN without features).
+
+    The model's feature pipeline (text vocabularies included) is fitted on the training items only.
+    """
     from labelcycle.quality.model import train
 
     k = len(classes)
@@ -210,6 +216,7 @@ def _quality_fold(
             "min_child_samples": 20,
             "num_threads": 1,
         },
+        features=item_features,
         valid_fraction=0.0,
         seed=params.seed,
     )
@@ -225,6 +232,7 @@ def annotation_context(
     classes: tuple[str, ...] | list[str],
     items: pd.DataFrame | None = None,
     params: FeatureParams | None = None,
+    item_features: FeaturesParams | None = None,
 ) -> pd.DataFrame:
     """The context of every annotation: everything its features may see, never its own label.
 
@@ -234,6 +242,8 @@ def annotation_context(
         classes: the label set in order.
         items: ``item_id`` + feature columns for the cross-fitted quality model, or None.
         params: estimation settings.
+        item_features: params ``features`` (item column roles, TF-IDF settings) of the quality model;
+            None: roles inferred.
 
     Returns:
         One row per annotation (same index): ``fold``, the label-free scalars of :data:`SCALAR_FEATURES`,
@@ -323,7 +333,9 @@ def annotation_context(
                 tr_ids = np.asarray(item_index, dtype=object)[tr_items]
                 tr_lab = np.asarray(classes, dtype=object)[post.argmax(axis=1)]
                 te_ids = np.asarray(item_index, dtype=object)[test_items]
-                model_item[test_items] = _quality_fold(items, tr_ids, tr_lab, te_ids, classes, params)
+                model_item[test_items] = _quality_fold(
+                    items, tr_ids, tr_lab, te_ids, classes, params, item_features
+                )
         # annotator statistics for the test rows (learned on the other folds only)
         a = ann_codes[test_rows]
         conf_rows[test_rows] = conf[a]
@@ -424,9 +436,10 @@ def annotation_features(
     classes: tuple[str, ...] | list[str],
     items: pd.DataFrame | None = None,
     params: FeatureParams | None = None,
+    item_features: FeaturesParams | None = None,
 ) -> pd.DataFrame:
     """Features of every annotation (same index as ``annotations``); see the module docstring."""
-    context = annotation_context(annotations, classes, items, params)
+    context = annotation_context(annotations, classes, items, params, item_features)
     return features_from_context(context, annotations[schema.LABEL].astype(str), classes)
 
 

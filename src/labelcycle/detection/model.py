@@ -34,7 +34,7 @@ from labelcycle.detection.features import (
     item_folds,
 )
 from labelcycle.errors import NotFittedError, SchemaError
-from labelcycle.params import ErrorModelParams
+from labelcycle.params import ErrorModelParams, FeaturesParams
 
 SCORE = "label_error_score"
 ISSUE = "is_label_error_issue"
@@ -202,6 +202,7 @@ def detect_label_errors(
     *,
     exclude_items: pd.Series | None = None,
     params: ErrorModelParams | None = None,
+    item_features: FeaturesParams | None = None,
 ) -> DetectionResult:
     """Score every annotation with the probability that it is wrong.
 
@@ -212,11 +213,13 @@ def detect_label_errors(
         gold: gold *training* labels (``item_id, label``) for the targets, or None (unsupervised).
         exclude_items: item ids never to use as targets (the frozen eval split).
         params: model settings.
+        item_features: params ``features``: how the cross-fitted quality model reads the items (column
+            roles, TF-IDF settings); None: roles inferred.
     """
     params = params or ErrorModelParams()
     classes = tuple(str(c) for c in classes)
     given = annotations[schema.LABEL].astype(str)
-    context = annotation_context(annotations, classes, items, params.features)
+    context = annotation_context(annotations, classes, items, params.features, item_features)
     feats = features_from_context(context, given, classes)[feature_names(classes)]
     base = pd.DataFrame(
         {

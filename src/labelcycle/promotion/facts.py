@@ -30,7 +30,8 @@ from labelcycle.catalog import (
     SplitReport,
 )
 from labelcycle.errors import WorkspaceError
-from labelcycle.params import Params
+from labelcycle.features import infer_roles
+from labelcycle.params import FeaturesParams, Params
 from labelcycle.params import load as load_params
 from labelcycle.promotion import plan as P
 from labelcycle.promotion import records
@@ -272,11 +273,11 @@ def remote_facts(root: Path, rev: str | None) -> RemoteFacts:
     return RemoteFacts(s.name, s.url, True, s.error is None, s.total, s.to_push, s.missing, s.error)
 
 
-def _slice_features(items: pd.DataFrame | None) -> pd.DataFrame | None:
-    """``item_id`` and the non-numeric item columns (None: there are none)."""
+def _slice_features(items: pd.DataFrame | None, features: FeaturesParams) -> pd.DataFrame | None:
+    """``item_id`` and the categorical item columns (None: there are none); never free text or ids."""
     if items is None:
         return None
-    cols = [c for c in items.columns if c != schema.ITEM_ID and not pd.api.types.is_numeric_dtype(items[c])]
+    cols = list(infer_roles(items, features).categorical)
     return items[[schema.ITEM_ID, *cols]] if cols else None
 
 
@@ -299,7 +300,7 @@ def gather_evidence(
         candidate_predictions=cand.predictions,
         production_predictions=prod_preds,
         classes=[str(c) for c in params.classes],
-        slice_features=_slice_features(cand.items),
+        slice_features=_slice_features(cand.items, params.features),
         ingest_passed=cand.ingest_passed,
         split_digest=cand.split_digest,
         commit=cand.commit,

@@ -7,6 +7,10 @@ early-stopping callback, so all ``n_estimators`` rounds are trained with the val
 set and the best iteration is chosen afterwards by the same rule as LightGBM's ``early_stopping``
 (first round after which ``early_stopping_rounds`` rounds bring no improvement); the booster's
 ``best_iteration`` is set to it, so saving and predicting use that iteration, as locally.
+
+Items with text or embedding columns: the feature pipeline is fitted on the client (on all training
+items, as locally) and the resulting CSR matrix is sent to the workers as a Dask array of CSR row blocks,
+with the categorical columns declared by index; the vocabulary never leaves the client's model folder.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ import numpy as np
 import pandas as pd
 
 from labelcycle.errors import ConfigError
+from labelcycle.features.pipeline import split_tuned
+from labelcycle.params import FeaturesParams
 from labelcycle.quality.model import QualityModel, TrainResult, lightgbm_params, prepare_training
 
 SCHEDULER_ENV = "LABELCYCLE_DASK_SCHEDULER"
@@ -89,6 +95,7 @@ def train_on_dask(
     classes: tuple[str, ...] | list[str],
     *,
     params: dict,
+    features: FeaturesParams | None = None,
     weights: pd.Series | None = None,
     valid_fraction: float = 0.1,
     early_stopping_rounds: int = 30,
@@ -100,10 +107,15 @@ def train_on_dask(
     Args: as :func:`labelcycle.quality.model.train`, plus the Dask ``client`` and the number of
     partitions of the training data (default: one per worker).
     """
+    import dask.array as da
     import dask.dataframe as dd
     from lightgbm.dask import DaskLGBMClassifier
 
-    data = prepare_training(items, labels, classes, weights=weights, valid_fraction=valid_fraction, seed=seed)
+    params, features = split_tuned(params, features)
+    data = prepare_training(
+        items, labels, classes, features=features, weights=weights, valid_fraction=valid_fraction, seed=seed
+    )
+    matrix = data.pipeline.is_matrix
     valid = data.valid
     n_rounds = int(params.get("n_estimators", 500))
     lgb_params = lightgbm_params(data.trained_classes, params, seed)
@@ -114,10 +126,24 @@ def train_on_dask(
     parts = npartitions or n_workers
 
     def frame(mask: np.ndarray) -> tuple[Any, Any, Any]:
+        n_rows = int(mask.sum())
+        n = max(1, min(parts, n_rows))
+        if matrix:  # a Dask array of CSR row blocks, and the targets blocked alike
+            X = data.X[mask]
+            step = -(-n_rows // n)
+            chunks = (tuple(min(step, n_rows - i) for i in range(0, n_rows, step)),)
+            blocks = [
+                da.from_array(X[i : i + step], chunks=X[i : i + step].shape, asarray=False)
+                for i in range(0, n_rows, step)
+            ]
+            return (
+                da.concatenate(blocks, axis=0),
+                da.from_array(data.y[mask], chunks=chunks),
+                None if data.weights is None else da.from_array(data.weights[mask], chunks=chunks),
+            )
         X = data.X[mask].reset_index(drop=True)
         y = pd.Series(data.y[mask], name="y")
         w = None if data.weights is None else pd.Series(data.weights[mask], name="w")
-        n = max(1, min(parts, len(X)))
         return (
             dd.from_pandas(X, npartitions=n, sort=False),
             dd.from_pandas(y, npartitions=n, sort=False),
@@ -126,6 +152,11 @@ def train_on_dask(
 
     X_train, y_train, w_train = frame(~valid)
     fit_kwargs: dict[str, Any] = {"sample_weight": w_train}
+    if matrix:
+        fit_kwargs.update(
+            feature_name=data.pipeline.lightgbm_feature_names,
+            categorical_feature=data.pipeline.categorical_indices,
+        )
     if valid.any():
         X_valid, y_valid, w_valid = frame(valid)
         if "eval_X" in inspect.signature(DaskLGBMClassifier.fit).parameters:  # lightgbm >= 4.7
@@ -149,5 +180,5 @@ def train_on_dask(
         for name, series in history.items():
             valid_metrics[f"valid_{name}"] = float(series[best - 1])
     booster.best_iteration = best
-    quality = QualityModel(booster=booster, spec=data.spec, trained_classes=data.trained_classes)
+    quality = QualityModel(booster, data.pipeline, data.classes, data.trained_classes)
     return TrainResult(quality, int(best), valid_metrics, int((~valid).sum()), int(valid.sum()))

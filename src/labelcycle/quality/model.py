@@ -1,96 +1,51 @@
 """The quality classifier: LightGBM on item features, trained on curated labels.
 
-Pure logic plus its own persistence (a LightGBM text model and a JSON feature spec in one folder), so
-a trained model can be loaded without MLflow; :mod:`labelcycle.tracking.models` wraps the same folder as
-an MLflow pyfunc model.
+Pure logic plus its own persistence (a LightGBM text model and the fitted feature pipeline as JSON in one
+folder), so a trained model can be loaded without MLflow and scores raw items (text included);
+:mod:`labelcycle.tracking.models` wraps the same folder as an MLflow pyfunc model. The item features are
+:class:`labelcycle.features.FeaturePipeline`'s, fitted on the training items only.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 from labelcycle import schema
 from labelcycle.errors import NotFittedError, SchemaError
+from labelcycle.features.pipeline import FeaturePipeline, split_tuned
+from labelcycle.features.roles import infer_roles
+from labelcycle.params import FeaturesParams
 
 MODEL_FILE = "model.txt"
 SPEC_FILE = "spec.json"
-
-
-@dataclass(frozen=True)
-class FeatureSpec:
-    """Which item columns are features and how: numeric, or categorical with a fixed category list."""
-
-    numeric: tuple[str, ...]
-    categorical: tuple[tuple[str, tuple[str, ...]], ...]
-    classes: tuple[str, ...]
-
-    @property
-    def columns(self) -> list[str]:
-        return [*self.numeric, *(c for c, _ in self.categorical)]
-
-    @classmethod
-    def infer(cls, items: pd.DataFrame, classes: tuple[str, ...] | list[str]) -> FeatureSpec:
-        numeric, categorical = [], []
-        for col in schema.feature_columns(list(items.columns)):
-            values = items[col]
-            if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-                numeric.append(col)
-            else:
-                cats = sorted({str(v) for v in values.dropna().unique()})
-                categorical.append((col, tuple(cats)))
-        return cls(tuple(numeric), tuple(categorical), tuple(str(c) for c in classes))
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
-
-    @classmethod
-    def from_json(cls, text: str) -> FeatureSpec:
-        d = json.loads(text)
-        return cls(
-            tuple(d["numeric"]), tuple((c, tuple(v)) for c, v in d["categorical"]), tuple(d["classes"])
-        )
-
-
-def prepare_features(items: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
-    """The model's feature frame: numeric columns as float, categoricals with the training categories.
-
-    Raises:
-        SchemaError: a feature column the model was trained with is missing.
-    """
-    missing = [c for c in spec.columns if c not in items.columns]
-    if missing:
-        raise SchemaError(f"items lack the feature column(s) {missing} the model was trained with")
-    out = {}
-    for col in spec.numeric:
-        out[col] = pd.to_numeric(items[col], errors="coerce").astype("float64")
-    for col, cats in spec.categorical:
-        values = items[col].astype(object).where(items[col].notna(), None)
-        out[col] = pd.Categorical(values.map(lambda v: None if v is None else str(v)), categories=list(cats))
-    return pd.DataFrame(out, index=items.index)
+TEXT_FILE = "text_features.json"
+FORMAT = 2
 
 
 @dataclass
 class QualityModel:
-    """A trained booster with the feature spec it needs."""
+    """A trained booster with the fitted feature pipeline it needs."""
 
     booster: lgb.Booster
-    spec: FeatureSpec
+    pipeline: FeaturePipeline
+    classes: tuple[str, ...]
     trained_classes: tuple[str, ...]
 
     def predict_proba(self, items: pd.DataFrame) -> pd.DataFrame:
         """Items x classes probabilities over the full label set (classes unseen in training get 0)."""
         if self.booster is None:
             raise NotFittedError("the quality model is not trained")
-        X = prepare_features(items, self.spec)
+        X = self.pipeline.transform(items)
         raw = self.booster.predict(X)
-        raw = raw.reshape(len(X), -1) if raw.ndim == 2 else np.column_stack([1 - raw, raw])
-        out = pd.DataFrame(0.0, index=items.index, columns=list(self.spec.classes))
+        raw = raw.reshape(X.shape[0], -1) if raw.ndim == 2 else np.column_stack([1 - raw, raw])
+        out = pd.DataFrame(0.0, index=items.index, columns=list(self.classes))
         if len(self.trained_classes) == 1:
             out[self.trained_classes[0]] = 1.0
         else:
@@ -107,11 +62,24 @@ class QualityModel:
         return frame
 
     def save(self, folder: Path) -> None:
+        """The booster, the pipeline's spec (roles, categories) and, with text columns, its n-grams."""
         folder.mkdir(parents=True, exist_ok=True)
         self.booster.save_model(str(folder / MODEL_FILE))
-        meta = json.loads(self.spec.to_json())
-        meta["trained_classes"] = list(self.trained_classes)
+        pipe = self.pipeline.to_dict()
+        text = pipe.pop("text")
+        roles = self.pipeline.roles_
+        meta = {
+            "format": FORMAT,
+            "classes": list(self.classes),
+            "trained_classes": list(self.trained_classes),
+            # the columns as models saved before text features name them
+            "numeric": list(roles.numeric),
+            "categorical": [[c, list(self.pipeline.categories_[c])] for c in roles.categorical],
+            "pipeline": pipe,
+        }
         (folder / SPEC_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+        if text:
+            (folder / TEXT_FILE).write_text(json.dumps(text))
 
     @classmethod
     def load(cls, folder: Path) -> QualityModel:
@@ -121,9 +89,18 @@ class QualityModel:
                 f"{folder}: no trained quality model here ({MODEL_FILE} missing); run `dvc repro train_quality`"
             )
         meta = json.loads((folder / SPEC_FILE).read_text())
-        spec = FeatureSpec.from_json(json.dumps({k: meta[k] for k in ("numeric", "categorical", "classes")}))
+        if "pipeline" in meta:
+            pipe = dict(meta["pipeline"])
+            pipe["text"] = (
+                json.loads((folder / TEXT_FILE).read_text()) if (folder / TEXT_FILE).exists() else []
+            )
+            pipeline = FeaturePipeline.from_dict(pipe)
+        else:  # saved before text features: numeric and categorical columns only
+            pipeline = FeaturePipeline.from_columns(
+                meta["numeric"], {c: tuple(v) for c, v in meta["categorical"]}
+            )
         booster = lgb.Booster(model_file=str(folder / MODEL_FILE))
-        return cls(booster=booster, spec=spec, trained_classes=tuple(meta["trained_classes"]))
+        return cls(booster, pipeline, tuple(meta["classes"]), tuple(meta["trained_classes"]))
 
 
 @dataclass(frozen=True)
@@ -139,9 +116,10 @@ class TrainResult:
 class TrainingData:
     """Features, integer targets and the early-stopping split, shared by the local and Dask trainers."""
 
-    spec: FeatureSpec
+    pipeline: FeaturePipeline
+    classes: tuple[str, ...]
     trained_classes: tuple[str, ...]
-    X: pd.DataFrame
+    X: pd.DataFrame | sparse.csr_matrix
     y: np.ndarray
     weights: np.ndarray | None
     valid: np.ndarray  # bool mask of the rows held out for early stopping
@@ -152,17 +130,21 @@ def prepare_training(
     labels: pd.Series,
     classes: tuple[str, ...] | list[str],
     *,
+    features: FeaturesParams | None = None,
     weights: pd.Series | None = None,
     valid_fraction: float = 0.1,
     seed: int = 0,
 ) -> TrainingData:
-    """Feature frame, label codes and a stratified, seeded validation mask (see :func:`train`).
+    """Features, label codes and a stratified, seeded validation mask (see :func:`train`).
+
+    The feature pipeline is fitted on the training items (the caller has removed the eval split): with text
+    columns on the rows outside the early-stopping mask only (n-grams selected by their labels, text scores
+    out of fold), without them on all rows, as always.
 
     Raises:
         SchemaError: the labels hold fewer than two classes.
     """
     classes = tuple(str(c) for c in classes)
-    spec = FeatureSpec.infer(items, classes)
     y_text = labels.astype(str)
     trained = tuple(c for c in classes if (y_text == c).any())
     if len(trained) < 2:
@@ -171,17 +153,42 @@ def prepare_training(
         )
     code = {c: i for i, c in enumerate(trained)}
     y = y_text.map(code).to_numpy()
-    X = prepare_features(items, spec)
     w = None if weights is None else np.asarray(weights, dtype=np.float64)
     rng = np.random.default_rng(seed)
-    valid = np.zeros(len(X), dtype=bool)
-    if valid_fraction > 0 and len(X) >= 20:
+    valid = np.zeros(len(items), dtype=bool)
+    if valid_fraction > 0 and len(items) >= 20:
         for k in range(len(trained)):
             idx = np.flatnonzero(y == k)
             n_val = int(round(valid_fraction * len(idx)))
             if len(idx) > 2 and n_val:
                 valid[rng.choice(idx, size=n_val, replace=False)] = True
-    return TrainingData(spec, trained, X, y, w, valid)
+    pipeline = FeaturePipeline(features)
+    if infer_roles(items, features).text:
+        # text features are learnt from the rows outside the early-stopping mask (their text scores out of
+        # fold); the held-out rows are featurised as new items are
+        fit_part = pipeline.fit_transform(items[~valid].reset_index(drop=True), y[~valid])
+        held_out = pipeline.transform(items[valid].reset_index(drop=True))
+        order = np.argsort(np.r_[np.flatnonzero(~valid), np.flatnonzero(valid)], kind="stable")
+        X = sparse.vstack([fit_part, held_out], format="csr")[order]
+    else:
+        X = pipeline.fit(items, y).transform(items)
+    return TrainingData(pipeline, classes, trained, X, y, w, valid)
+
+
+def dataset(
+    data: TrainingData, rows: np.ndarray, reference: lgb.Dataset | None = None, params: dict | None = None
+) -> lgb.Dataset:
+    """The LightGBM Dataset of some rows of ``data`` (categorical columns declared as the pipeline says)."""
+    return lgb.Dataset(
+        data.X[rows],
+        data.y[rows],
+        weight=None if data.weights is None else data.weights[rows],
+        reference=reference,
+        free_raw_data=False,
+        feature_name=data.pipeline.lightgbm_feature_names,
+        categorical_feature=data.pipeline.categorical_indices,
+        params=params,
+    )
 
 
 def lightgbm_params(trained: tuple[str, ...], params: dict, seed: int) -> dict:
@@ -205,6 +212,7 @@ def train(
     classes: tuple[str, ...] | list[str],
     *,
     params: dict,
+    features: FeaturesParams | None = None,
     weights: pd.Series | None = None,
     valid_fraction: float = 0.1,
     early_stopping_rounds: int = 30,
@@ -219,26 +227,26 @@ def train(
         items: items table (``item_id`` + features), one row per training item.
         labels: curated label per row of ``items`` (same index).
         classes: the full label set.
-        params: LightGBM parameters (num_leaves, learning_rate, n_estimators, n_jobs, ...).
+        params: LightGBM parameters (num_leaves, learning_rate, n_estimators, n_jobs, ...); tuned
+            ``tfidf_<field>`` keys override ``features.tfidf``.
+        features: params ``features`` (column roles, TF-IDF settings); None: roles inferred.
         weights: optional sample weights (e.g. label confidence).
         valid_fraction: share of rows held out for early stopping (0 disables early stopping).
         early_stopping_rounds: patience.
         seed: seed for the split and LightGBM.
     """
-    data = prepare_training(items, labels, classes, weights=weights, valid_fraction=valid_fraction, seed=seed)
-    spec, trained, X, y, w, valid = data.spec, data.trained_classes, data.X, data.y, data.weights, data.valid
+    params, features = split_tuned(params, features)
+    data = prepare_training(
+        items, labels, classes, features=features, weights=weights, valid_fraction=valid_fraction, seed=seed
+    )
+    trained, valid = data.trained_classes, data.valid
     lgb_params = lightgbm_params(trained, params, seed)
     n_rounds = int(params.get("n_estimators", 500))
-    train_set = lgb.Dataset(
-        X[~valid], y[~valid], weight=None if w is None else w[~valid], free_raw_data=False
-    )
+    train_set = dataset(data, ~valid)
     callbacks = []
     valid_sets = []
     if valid.any():
-        valid_set = lgb.Dataset(
-            X[valid], y[valid], weight=None if w is None else w[valid], reference=train_set
-        )
-        valid_sets = [valid_set]
+        valid_sets = [dataset(data, valid, reference=train_set)]
         callbacks.append(lgb.early_stopping(early_stopping_rounds, verbose=False))
     evals: dict = {}
     callbacks.append(lgb.record_evaluation(evals))
@@ -250,5 +258,5 @@ def train(
     if evals:
         for metric, values in next(iter(evals.values())).items():
             valid_metrics[f"valid_{metric}"] = float(values[best - 1])
-    model = QualityModel(booster=booster, spec=spec, trained_classes=trained)
+    model = QualityModel(booster, data.pipeline, data.classes, trained)
     return TrainResult(model, int(best), valid_metrics, int((~valid).sum()), int(valid.sum()))

@@ -1,13 +1,17 @@
-"""Optuna search for the quality classifier's LightGBM parameters.
+"""Optuna search for the quality classifier's LightGBM parameters (and its text settings).
 
 The objective trains on the curated training items and scores multi-class log loss on a validation
 split carved from those same items (never the gold eval split). Trials are pruned on the validation
 curve. The search space comes from params (``tune.search_space``): ``name: [low, high, kind]`` with kind
-``float``, ``log`` (float, log scale), ``int`` or ``log_int``.
+``float``, ``log`` (float, log scale), ``int`` or ``log_int``. When the items have text columns, the
+TF-IDF settings of ``tune.text_search_space`` (keys of ``features.tfidf``) are searched too, as trial
+params ``tfidf_<key>``; the feature pipeline is then fitted on the trial's training part only, once per
+distinct text setting.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import warnings
@@ -19,11 +23,15 @@ import lightgbm as lgb
 import numpy as np
 import optuna
 import pandas as pd
+from scipy import sparse
 
 from labelcycle.errors import ConfigError
-from labelcycle.params import TuneParams
+from labelcycle.features.pipeline import TUNED_PREFIX, FeaturePipeline
+from labelcycle.features.roles import infer_roles
+from labelcycle.features.text import TextSearchCache, text_values, widest
+from labelcycle.features.text_score import fit_text_score
+from labelcycle.params import FeaturesParams, TfidfParams, TuneParams
 from labelcycle.quality.data import TrainingRows
-from labelcycle.quality.model import FeatureSpec, prepare_features
 
 KINDS = ("float", "log", "int", "log_int")
 
@@ -41,51 +49,147 @@ class Dim:
         return trial.suggest_float(self.name, float(self.low), float(self.high), log=self.kind == "log")
 
 
-def parse_space(space: Mapping[str, Any]) -> list[Dim]:
+def parse_space(space: Mapping[str, Any], where: str = "tune.search_space") -> list[Dim]:
     """``{name: [low, high, kind]}`` -> dimensions, with clear errors for bad entries."""
     dims = []
     for name, spec in space.items():
         if not isinstance(spec, list | tuple) or len(spec) != 3 or spec[2] not in KINDS:
             raise ConfigError(
-                f"params.yaml tune.search_space.{name}: expected [low, high, kind] with kind in {KINDS}, got {spec!r}"
+                f"params.yaml {where}.{name}: expected [low, high, kind] with kind in {KINDS}, got {spec!r}"
             )
         low, high, kind = spec
         if not float(low) < float(high) or (kind in ("log", "log_int") and float(low) <= 0):
-            raise ConfigError(
-                f"params.yaml tune.search_space.{name}: need 0 < low < high for log scales, low < high"
-            )
+            raise ConfigError(f"params.yaml {where}.{name}: need 0 < low < high for log scales, low < high")
         dims.append(Dim(str(name), float(low), float(high), str(kind)))
     return dims
 
 
-@dataclass(frozen=True)
-class TuningData:
-    """Encoded training and validation matrices, prepared once and shared by every trial."""
+def parse_text_space(space: Mapping[str, Any]) -> list[Dim]:
+    """``tune.text_search_space`` -> dimensions named ``tfidf_<key>`` (keys must be features.tfidf fields)."""
+    known = set(TfidfParams.__dataclass_fields__)
+    unknown = sorted(set(space) - known)
+    if unknown:
+        raise ConfigError(
+            f"params.yaml tune.text_search_space: unknown key(s) {unknown}; known: {sorted(known)}"
+        )
+    dims = parse_space(space, "tune.text_search_space")
+    for d in dims:
+        if d.kind not in ("int", "log_int"):
+            raise ConfigError(
+                f"params.yaml tune.text_search_space.{d.name}: text settings are whole numbers (int)"
+            )
+    return [Dim(f"{TUNED_PREFIX}{d.name}", d.low, d.high, d.kind) for d in dims]
 
-    train: lgb.Dataset
-    valid: lgb.Dataset
-    n_classes: int
 
-
-def prepare_tuning_data(
-    items: pd.DataFrame, labels: pd.Series, classes: list[str], valid_fraction: float, seed: int
-) -> TuningData:
-    spec = FeatureSpec.infer(items, classes)
-    X = prepare_features(items, spec)
-    trained = [c for c in classes if (labels.astype(str) == c).any()]
-    y = labels.astype(str).map({c: i for i, c in enumerate(trained)}).to_numpy()
+def validation_mask(y: np.ndarray, n_classes: int, valid_fraction: float, seed: int) -> np.ndarray:
+    """A stratified, seeded share of the rows held out to score trials."""
     rng = np.random.default_rng(seed)
-    valid = np.zeros(len(X), dtype=bool)
-    for k in range(len(trained)):
+    valid = np.zeros(len(y), dtype=bool)
+    for k in range(n_classes):
         idx = np.flatnonzero(y == k)
         n_val = max(1, int(round(valid_fraction * len(idx)))) if len(idx) > 2 else 0
         if n_val:
             valid[rng.choice(idx, size=n_val, replace=False)] = True
-    # trials vary min_child_samples on one shared Dataset: pre-filtering features by the first trial's value
-    # would make LightGBM refuse smaller values later
-    train = lgb.Dataset(X[~valid], y[~valid], free_raw_data=False, params={"feature_pre_filter": False})
+    return valid
+
+
+class TuningData:
+    """Training and validation Datasets shared by every trial, built once per distinct text setting.
+
+    Without text columns there is one pair, built up front (categories from all rows, as always). With
+    text columns the feature pipeline is fitted on the training part only (never on the validation rows
+    that score the trial): the other columns and the linear text scores once (at the configured
+    ``features.tfidf``), the n-grams through a :class:`~labelcycle.features.text.TextSearchCache` (one
+    pass over the texts for the whole search); the last few Dataset pairs are kept.
+    """
+
+    CACHE = 4
+
+    def __init__(
+        self,
+        items: pd.DataFrame,
+        y: np.ndarray,
+        valid: np.ndarray,
+        n_classes: int,
+        features: FeaturesParams,
+        text_space: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.y, self.valid_rows, self.n_classes, self.features = y, valid, n_classes, features
+        self.has_text = bool(infer_roles(items, features).text)
+        self._cache: dict[tuple, tuple[lgb.Dataset, lgb.Dataset]] = {}
+        if not self.has_text:
+            pipe = FeaturePipeline(features).fit(items)
+            self.train, self.valid = self._pair(
+                pipe.transform(items[~valid]), pipe.transform(items[valid]), pipe
+            )
+            return
+        train_items, valid_items = items[~valid].reset_index(drop=True), items[valid].reset_index(drop=True)
+        self._pipe = FeaturePipeline(features).fit_columns(train_items)
+        cap = features.tfidf.max_chars
+        train_texts = {c: text_values(train_items, c, cap) for c in self._pipe.roles_.text}
+        valid_texts = {c: text_values(valid_items, c, cap) for c in self._pipe.roles_.text}
+        train_blocks, valid_blocks = [self._pipe.dense(train_items)], [self._pipe.dense(valid_items)]
+        # the linear text scores stay at the configured settings during the search (fitted once)
+        for col, texts in train_texts.items():
+            score, oof = fit_text_score(col, texts, y[~valid], n_classes, features.tfidf)
+            train_blocks.append(sparse.csr_matrix(oof))
+            valid_blocks.append(sparse.csr_matrix(score.scores(valid_texts[col])))
+        self._dense = (sparse.hstack(train_blocks, format="csr"), sparse.hstack(valid_blocks, format="csr"))
+        self._text = TextSearchCache(
+            train_texts, valid_texts, y[~valid], widest(features.tfidf, dict(text_space or {}))
+        )
+
+    def _pair(self, X_train: Any, X_valid: Any, pipe: FeaturePipeline) -> tuple[lgb.Dataset, lgb.Dataset]:
+        cats = pipe.categorical_indices
+        # trials vary min_child_samples on one shared Dataset: pre-filtering features by the first trial's
+        # value would make LightGBM refuse smaller values later
+        train = lgb.Dataset(
+            X_train,
+            self.y[~self.valid_rows],
+            free_raw_data=False,
+            categorical_feature=cats,
+            params={"feature_pre_filter": False},
+        )
+        valid = lgb.Dataset(
+            X_valid, self.y[self.valid_rows], reference=train, free_raw_data=False, categorical_feature=cats
+        )
+        return train, valid
+
+    def datasets(self, tfidf: Mapping[str, int]) -> tuple[lgb.Dataset, lgb.Dataset]:
+        """Training and validation Datasets for these ``features.tfidf`` overrides (text columns only)."""
+        key = tuple(sorted(tfidf.items()))
+        if key not in self._cache:
+            p = dataclasses.replace(self.features.tfidf, **tfidf)
+            text_train, text_valid = self._text.blocks(p)
+            pair = self._pair(
+                sparse.hstack([self._dense[0], text_train], format="csr"),
+                sparse.hstack([self._dense[1], text_valid], format="csr"),
+                self._pipe,
+            )
+            while len(self._cache) >= self.CACHE:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[key] = pair
+        return self._cache[key]
+
+
+def prepare_tuning_data(
+    items: pd.DataFrame,
+    labels: pd.Series,
+    classes: list[str],
+    valid_fraction: float,
+    seed: int,
+    features: FeaturesParams | None = None,
+    text_space: Mapping[str, Any] | None = None,
+) -> TuningData:
+    """The trials' shared data: features of ``items`` (roles from ``features``), codes, validation rows.
+
+    ``text_space`` (``tune.text_search_space``) bounds the text settings trials may ask for.
+    """
+    trained = [c for c in classes if (labels.astype(str) == c).any()]
+    y = labels.astype(str).map({c: i for i, c in enumerate(trained)}).to_numpy()
+    valid = validation_mask(y, len(trained), valid_fraction, seed)
     return TuningData(
-        train, lgb.Dataset(X[valid], y[valid], reference=train, free_raw_data=False), len(trained)
+        items.reset_index(drop=True), y, valid, len(trained), features or FeaturesParams(), text_space
     )
 
 
@@ -98,13 +202,20 @@ def make_objective(
     n_jobs: int,
     seed: int,
     pruning: bool = True,
+    text_dims: list[Dim] | None = None,
 ) -> Callable[[optuna.Trial], float]:
-    """The objective: validation log loss (lower is better) at the best iteration."""
+    """The objective: validation log loss (lower is better) at the best iteration.
+
+    ``text_dims`` (``tfidf_<key>``) are searched only when the items have text columns.
+    """
     multi = data.n_classes > 2
     metric = "multi_logloss" if multi else "binary_logloss"
+    text_dims = text_dims if data.has_text else []
 
     def objective(trial: optuna.Trial) -> float:
+        tfidf = {d.name[len(TUNED_PREFIX) :]: d.suggest(trial) for d in text_dims or []}
         params = {d.name: d.suggest(trial) for d in dims}
+        train_set, valid_set = data.datasets(tfidf) if data.has_text else (data.train, data.valid)
         lgb_params = {
             "objective": "multiclass" if multi else "binary",
             "metric": metric,
@@ -128,9 +239,9 @@ def make_objective(
 
         booster = lgb.train(
             lgb_params,
-            data.train,
+            train_set,
             num_boost_round=n_estimators,
-            valid_sets=[data.valid],
+            valid_sets=[valid_set],
             callbacks=[
                 lgb.early_stopping(early_stopping_rounds, verbose=False),
                 lgb.record_evaluation(evals),
@@ -189,7 +300,13 @@ class Search:
     objective: Callable[[optuna.Trial], float]
 
 
-def search_for(train: TrainingRows, classes: list[str], p: TuneParams, n_jobs: int | None = None) -> Search:
+def search_for(
+    train: TrainingRows,
+    classes: list[str],
+    p: TuneParams,
+    n_jobs: int | None = None,
+    features: FeaturesParams | None = None,
+) -> Search:
     """The tune stage's search on these training rows (the tune stage and every tune worker call this).
 
     Args:
@@ -197,9 +314,14 @@ def search_for(train: TrainingRows, classes: list[str], p: TuneParams, n_jobs: i
         classes: the label set.
         p: params ``tune``.
         n_jobs: LightGBM threads per trial (default ``tune.n_jobs``).
+        features: params ``features`` (column roles, TF-IDF settings); None: roles inferred.
     """
+    features = features or FeaturesParams()
     dims = parse_space(p.search_space)
-    data = prepare_tuning_data(train.items, train.labels, classes, p.valid_fraction, p.seed)
+    text_dims = parse_text_space(p.text_search_space)
+    data = prepare_tuning_data(
+        train.items, train.labels, classes, p.valid_fraction, p.seed, features, p.text_search_space
+    )
     objective = make_objective(
         data,
         dims,
@@ -208,5 +330,13 @@ def search_for(train: TrainingRows, classes: list[str], p: TuneParams, n_jobs: i
         n_jobs=p.n_jobs if n_jobs is None else n_jobs,
         seed=p.seed,
         pruning=p.pruning,
+        text_dims=text_dims,
     )
-    return Search(study_name(p.study, train.digest(), p.search_space, p.seed), objective)
+    # without text columns the study is named as it always was; with them, the text space and the
+    # feature settings are part of what the study searches
+    space = (
+        {**p.search_space, "text": p.text_search_space, "features": dataclasses.asdict(features)}
+        if data.has_text
+        else p.search_space
+    )
+    return Search(study_name(p.study, train.digest(), space, p.seed), objective)

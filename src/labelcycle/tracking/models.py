@@ -1,8 +1,9 @@
 """Quality model as an MLflow pyfunc: log with signature and explicit requirements, register, load.
 
-The pyfunc wraps the same folder that :class:`labelcycle.quality.model.QualityModel` saves, so
-``models:/<name>@<alias>`` serves exactly what the workspace model predicts: a frame with ``label``
-and one ``proba_<class>`` column per class.
+The pyfunc wraps the same folder that :class:`labelcycle.quality.model.QualityModel` saves (booster and
+fitted feature pipeline, text vocabularies included), so ``models:/<name>@<alias>`` serves exactly what the
+workspace model predicts from raw items: a frame with ``label`` and one ``proba_<class>`` column per class.
+Its signature names the raw item columns: text columns as strings, numeric columns as numbers.
 """
 
 from __future__ import annotations
@@ -55,14 +56,16 @@ def log_quality_model(model_dir: Path, sample_items: pd.DataFrame, registered_na
     from mlflow.models import infer_signature
 
     model = QualityModel.load(model_dir)
-    features = sample_items[[schema.ITEM_ID, *model.spec.columns]].head(50).copy()
-    for col in model.spec.numeric:
+    roles = model.pipeline.roles_
+    features = sample_items[[schema.ITEM_ID, *model.pipeline.input_columns]].head(50).copy()
+    numeric = [*roles.numeric, *(c for e in roles.embedding if not e.is_list for c in e.columns)]
+    for col in numeric:
         # integer-valued columns without gaps are served as long (what a CSV reader yields), others as
         # double; MLflow refuses to cast int64 to float64 itself
         values = pd.to_numeric(sample_items[col], errors="coerce")
         integral = values.notna().all() and bool((values == values.round()).all())
         features[col] = features[col].astype("int64" if integral else "float64")
-    for col, _ in model.spec.categorical:
+    for col in (*roles.categorical, *roles.text):
         features[col] = features[col].astype(object).where(features[col].notna(), "").astype(str)
     output = model.predict(features).drop(columns=[schema.ITEM_ID])
     import warnings

@@ -263,23 +263,23 @@ class StageRun:
         mlflow.log_param(f"dataset.{name}.digest", digest)
         mlflow.log_metric(f"dataset.{name}.rows", len(df))
 
-    def log_training_data(self, sample: pd.DataFrame, rows: pd.DataFrame, rows_digest: str) -> None:
+    def log_training_data(
+        self, sample: pd.DataFrame, rows: pd.DataFrame, rows_digest: str, curated_digest: str | None
+    ) -> None:
         """What a model trained on, named apart from the curated set the sample was drawn from.
 
         Logs ``train_sample`` (the sample stage's output, with its own digest) and ``train_rows`` (the rows
         fitted: the sample less the gold eval items) as dataset inputs, and the tags ``sample_digest``,
         ``train_rows_digest`` and ``curated_digest`` (the curated set's, from the sample stage's report).
         """
-        from labelcycle.catalog import Catalog, SampleReport
         from labelcycle.versioning.digest import table_digest
 
         sample_digest = table_digest(sample)
         self.log_dataset(sample, "train_sample", "training", sample_digest, catalog.TRAIN_SAMPLE)
         self.log_dataset(rows, "train_rows", "training", rows_digest, catalog.TRAIN_SAMPLE)
         tags = {"sample_digest": sample_digest, "train_rows_digest": rows_digest}
-        report = Catalog(self.root).report(SampleReport)
-        if report is not None and report.curated_digest:
-            tags["curated_digest"] = report.curated_digest
+        if curated_digest:
+            tags["curated_digest"] = curated_digest
         self.set_tags(tags)
 
     def log_dvc_hashes(self, deps: list[str], outs: list[str]) -> None:

@@ -122,3 +122,32 @@ def test_without_gold_the_scores_are_unsupervised_and_say_so(tiny_annotations):
     assert list(res.scores.columns) == ["item_id", "annotator_id", "label", "label_error_score", "is_label_error_issue"]
     assert res.scores["label_error_score"].between(0, 1).all()
     assert (res.scores["is_label_error_issue"] == (res.scores["label_error_score"] >= 0.5)).all()
+
+
+def test_the_cross_fitted_quality_probability_reads_the_item_text():
+    """The error model's quality-model feature goes through the same feature pipeline: with the label
+    carried by the words alone, the cross-fitted probability of the true class is high."""
+    from labelcycle.params import FeaturesParams
+
+    rng = np.random.default_rng(0)
+    n = 300
+    truth = rng.choice(np.asarray(CLASSES), size=n)
+    cue = {"ok": "lovely helpful honest", "misleading": "miracle guaranteed secret",
+           "prohibited": "weapons drugs fake"}
+    items = pd.DataFrame({
+        "item_id": [f"i{k}" for k in range(n)],
+        "body": [f"buy this product today {rng.choice(cue[t].split())} now" for t in truth],
+    })
+    rows = [
+        (f"i{k}", f"a{j}", truth[k] if rng.random() < 0.8 else rng.choice(CLASSES))
+        for k in range(n)
+        for j in range(3)
+    ]
+    ann = pd.DataFrame(rows, columns=["item_id", "annotator_id", "label"])
+    ctx = annotation_context(ann, CLASSES, items, FAST, FeaturesParams(text=["body"]))
+    proba = ctx[[f"model_proba__{c}" for c in CLASSES]].to_numpy()
+    item_truth = pd.Series(truth, index=items["item_id"]).loc[ann["item_id"]].to_numpy()
+    p_true = proba[np.arange(len(ann)), pd.Categorical(item_truth, categories=CLASSES).codes]
+    assert not np.isnan(proba).any()
+    assert np.allclose(proba.sum(axis=1), 1.0)
+    assert np.median(p_true) > 0.6  # the words alone give the class (chance: 1/3)

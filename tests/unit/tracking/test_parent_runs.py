@@ -193,7 +193,7 @@ def test_training_data_names_the_sample_and_the_curated_set_apart(store, client,
     monkeypatch.delenv("LABELCYCLE_PIPELINE_RUN", raising=False)
     sample = pd.DataFrame({"item_id": ["a", "b"], "label": ["ok", "spam"]})
     with stage_run(root, "train_quality") as run:
-        run.log_training_data(sample, sample.head(1), "1" * 32)
+        run.log_training_data(sample, sample.head(1), "1" * 32, CURATED)
     got = client.get_run(run.run_id)
     digests = {d.dataset.name: d.dataset.digest for d in got.inputs.dataset_inputs}
     from labelcycle.versioning.digest import table_digest
