@@ -14,7 +14,7 @@ import math
 import pandas as pd
 
 from labelcycle import catalog, schema
-from labelcycle.catalog import Catalog, ModelReport
+from labelcycle.catalog import ModelReport
 from labelcycle.evaluation import baseline, moderation
 from labelcycle.evaluation.bootstrap import bootstrap_metrics
 from labelcycle.evaluation.plots import (
@@ -25,11 +25,9 @@ from labelcycle.evaluation.plots import (
 )
 from labelcycle.evaluation.slices import slice_metrics
 from labelcycle.pipeline import (
-    project_root,
-    read_parquet,
     run_stage,
     save_figure,
-    stage_params,
+    stage_context,
     write_json,
     write_parquet,
 )
@@ -44,14 +42,14 @@ GOLD = "gold_label"
 
 
 def main() -> None:
-    root = project_root()
-    cat = Catalog(root)
-    params = stage_params(root)
+    ctx = stage_context()
+    root = ctx.root
+    params = ctx.params
     p = params.evaluate
     classes = params.classes
-    eval_split = read_parquet(cat.path(catalog.EVAL))
-    items = read_parquet(cat.path(catalog.ITEMS))
-    model = QualityModel.load(cat.path(catalog.QUALITY_MODEL))
+    eval_split = ctx.read(catalog.EVAL)
+    items = ctx.read(catalog.ITEMS)
+    model = QualityModel.load(ctx.path(catalog.QUALITY_MODEL))
     eval_items = eval_split[[schema.ITEM_ID]].merge(items, on=schema.ITEM_ID, how="inner")
     pred = model.predict(eval_items).merge(eval_split.rename(columns={schema.LABEL: GOLD}), on=schema.ITEM_ID)
     pred = pred[[schema.ITEM_ID, GOLD, schema.LABEL, *schema.proba_columns(classes)]]
@@ -123,11 +121,11 @@ def main() -> None:
                 "flagged_at": flagged_at,
             },
         },
-        cat.path(catalog.METRICS),
+        ctx.path(catalog.METRICS),
     )
-    write_parquet(pred, cat.path(catalog.PREDICTIONS))
-    table.to_csv(cat.path(catalog.EVAL_METRICS_CSV), index=False)
-    slices.to_csv(cat.path(catalog.EVAL_SLICES_CSV), index=False)
+    write_parquet(pred, ctx.path(catalog.PREDICTIONS))
+    table.to_csv(ctx.path(catalog.EVAL_METRICS_CSV), index=False)
+    slices.to_csv(ctx.path(catalog.EVAL_SLICES_CSV), index=False)
     figures = {
         "confusion_matrix.png": plot_confusion_matrix(y, proba, classes),
         "pr_curves.png": plot_pr_curves(y, proba, classes),
@@ -136,8 +134,8 @@ def main() -> None:
     if len(slices):
         figures["slices_accuracy.png"] = plot_slice_metric(slices, "accuracy")
     for name, fig in figures.items():
-        save_figure(fig, cat.path(catalog.PLOTS) / name)
-    train_info = cat.report(ModelReport, required=True)
+        save_figure(fig, ctx.path(catalog.PLOTS) / name)
+    train_info = ctx.catalog.report(ModelReport, required=True)
     with stage_run(root, STAGE, {"evaluate": dataclasses.asdict(p)}) as run:
         run.log_dataset(eval_split, "eval", "evaluation", eval_digest, catalog.EVAL)
         run.log_metrics(metrics)

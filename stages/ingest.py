@@ -11,10 +11,9 @@ import dataclasses
 import pandas as pd
 
 from labelcycle import catalog, schema
-from labelcycle.catalog import Catalog
 from labelcycle.errors import ValidationError
 from labelcycle.features.roles import check_batch_kinds, infer_roles
-from labelcycle.pipeline import project_root, run_stage, stage_params, write_json, write_parquet
+from labelcycle.pipeline import run_stage, stage_context, write_json, write_parquet
 from labelcycle.tracking.runs import stage_run
 from labelcycle.validation import validate
 from labelcycle.versioning import raw
@@ -24,9 +23,9 @@ STAGE = "ingest"
 
 
 def main() -> None:
-    root = project_root()
-    cat = Catalog(root)
-    params = stage_params(root)
+    ctx = stage_context()
+    root = ctx.root
+    params = ctx.params
     batches = raw.list_batches(root)
     if not batches:
         raise ValidationError(
@@ -51,10 +50,10 @@ def main() -> None:
         if result.gold is not None
         else pd.DataFrame({schema.ITEM_ID: pd.Series(dtype=str), schema.LABEL: pd.Series(dtype=str)})
     )
-    write_parquet(result.annotations, cat.path(catalog.ANNOTATIONS))
-    write_parquet(items, cat.path(catalog.ITEMS))
-    write_parquet(gold, cat.path(catalog.GOLD))
-    write_parquet(result.quarantine, cat.path(catalog.QUARANTINE))
+    write_parquet(result.annotations, ctx.path(catalog.ANNOTATIONS))
+    write_parquet(items, ctx.path(catalog.ITEMS))
+    write_parquet(gold, ctx.path(catalog.GOLD))
+    write_parquet(result.quarantine, ctx.path(catalog.QUARANTINE))
     roles = infer_roles(items, params.features)
     report = {
         "feature_roles": roles.to_dict(),
@@ -63,7 +62,7 @@ def main() -> None:
         "reconciles": result.reconciles,
         "validation_passed": result.reconciles,
     }
-    write_json(report, cat.path(catalog.INGEST_REPORT))
+    write_json(report, ctx.path(catalog.INGEST_REPORT))
 
     digests = {
         "annotations": table_digest(result.annotations.drop(columns=[schema.RAW_BATCH], errors="ignore")),
@@ -74,10 +73,10 @@ def main() -> None:
               "features": dataclasses.asdict(params.features)}
     with stage_run(root, STAGE, logged) as run:
         run.log_dataset(
-            result.annotations, "raw_annotations", "raw", digests["annotations"], cat.path(catalog.ANNOTATIONS)
+            result.annotations, "raw_annotations", "raw", digests["annotations"], ctx.path(catalog.ANNOTATIONS)
         )
-        run.log_dataset(items, "items", "raw", digests["items"], cat.path(catalog.ITEMS))
-        run.log_dataset(gold, "gold", "raw", digests["gold"], cat.path(catalog.GOLD))
+        run.log_dataset(items, "items", "raw", digests["items"], ctx.path(catalog.ITEMS))
+        run.log_dataset(gold, "gold", "raw", digests["gold"], ctx.path(catalog.GOLD))
         metrics = {}
         for name, c in result.counts.items():
             metrics.update(

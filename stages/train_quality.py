@@ -6,16 +6,8 @@ import dataclasses
 import shutil
 
 from labelcycle import catalog
-from labelcycle.catalog import BestParamsReport, Catalog, SampleReport
-from labelcycle.pipeline import (
-    project_root,
-    read_parquet,
-    register_output,
-    run_stage,
-    stage_params,
-    write_json,
-)
-from labelcycle.quality.data import training_rows
+from labelcycle.catalog import BestParamsReport
+from labelcycle.pipeline import register_output, run_stage, stage_context, write_json
 from labelcycle.quality.model import train
 from labelcycle.tracking.models import log_quality_model
 from labelcycle.tracking.runs import stage_run
@@ -25,17 +17,13 @@ STAGE = "train_quality"
 
 
 def main() -> None:
-    root = project_root()
-    cat = Catalog(root)
-    sampled = cat.report(SampleReport)  # the sample stage's report names the curated set it drew from
-    curated = sampled.curated_digest if sampled else None
-    params = stage_params(root)
+    ctx = stage_context()
+    params = ctx.params
     p, classes = params.train_quality, params.classes
-    dataset = read_parquet(cat.path(catalog.TRAIN_SAMPLE))
-    eval_split = read_parquet(cat.path(catalog.EVAL))
-    rows = training_rows(dataset, eval_split)
+    inputs = ctx.training_inputs()
+    dataset, eval_split, rows = inputs.sample, inputs.eval_split, inputs.rows
     weights = rows.confidence if p.use_confidence_weights else None
-    tuned = cat.report(BestParamsReport) if p.use_tuned else None
+    tuned = ctx.catalog.report(BestParamsReport) if p.use_tuned else None
     lgb_params = p.lgb_params(tuned.params if tuned else None)
     fit_args = dict(params=lgb_params, features=params.features, weights=weights,
                     valid_fraction=p.valid_fraction, early_stopping_rounds=p.early_stopping_rounds,
@@ -50,7 +38,7 @@ def main() -> None:
         backend = {"backend": "dask", "dask.scheduler": address or "LocalCluster"}
     else:
         result = train(rows.items, rows.labels, classes, **fit_args)
-    model_dir = register_output(cat.path(catalog.QUALITY_MODEL))
+    model_dir = register_output(ctx.path(catalog.QUALITY_MODEL))
     if model_dir.exists():
         shutil.rmtree(model_dir)
     result.model.save(model_dir)
@@ -62,8 +50,8 @@ def main() -> None:
     logged = {"train_quality": dataclasses.asdict(p), "ingest": {"labels": classes}, "lgb": lgb_params,
               "tuned_study": tuned.study if tuned else "none",
               "features": dataclasses.asdict(params.features)}
-    with stage_run(root, STAGE, logged) as run:
-        run.log_training_data(dataset, rows.rows, train_digest, curated)  # the sample, the rows fitted, the curated digest
+    with stage_run(ctx.root, STAGE, logged) as run:
+        run.log_training_data(dataset, rows.rows, train_digest, inputs.curated_digest)  # the sample, the rows fitted, the curated digest
         run.log_dataset(eval_split, "eval", "excluded", eval_digest, catalog.EVAL)
         run.log_metrics(metrics)
         run.log_dict(roles.to_dict(), "feature_roles.json")
@@ -76,7 +64,7 @@ def main() -> None:
         metrics.update({"mlflow_run_id": run.run_id, "model_uri": info.model_uri,
                         "registered_model": p.registered_model,
                         "model_version": getattr(info, "registered_model_version", None)})
-    write_json(metrics, cat.path(catalog.TRAIN_QUALITY_REPORT))
+    write_json(metrics, ctx.path(catalog.TRAIN_QUALITY_REPORT))
     print(f"train_quality: {roles.describe()}")
     n_features = len(result.model.pipeline.feature_names)
     print(f"train_quality: {result.n_train} training items, {n_features} features, "

@@ -7,9 +7,7 @@ import dataclasses
 import optuna
 
 from labelcycle import catalog
-from labelcycle.catalog import Catalog, SampleReport
-from labelcycle.pipeline import project_root, read_parquet, run_stage, stage_params, write_json
-from labelcycle.quality.data import training_rows
+from labelcycle.pipeline import run_stage, stage_context, write_json
 from labelcycle.quality.tuning import make_study, search_for
 from labelcycle.tracking.runs import stage_run
 
@@ -17,24 +15,21 @@ STAGE = "tune"
 
 
 def main() -> None:
-    root = project_root()
-    cat = Catalog(root)
-    sampled = cat.report(SampleReport)  # the sample stage's report names the curated set it drew from
-    curated = sampled.curated_digest if sampled else None
-    params = stage_params(root)
+    ctx = stage_context()
+    params = ctx.params
     p = params.tune
-    sample = read_parquet(cat.path(catalog.TRAIN_SAMPLE))
-    train = training_rows(sample, read_parquet(cat.path(catalog.EVAL)))
+    inputs = ctx.training_inputs()
+    train = inputs.rows
     search = search_for(train, params.classes, p, features=params.features)
     digest = train.digest()
-    storage = p.storage_url(root)
+    storage = p.storage_url(ctx.root)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     spaces = ("search_space", "text_search_space")
     logged = {"tune": {k: v for k, v in dataclasses.asdict(p).items() if k not in spaces},
               "search_space": p.search_space, "text_search_space": p.text_search_space,
               "features": dataclasses.asdict(params.features)}
-    with stage_run(root, STAGE, logged) as run:
-        run.log_training_data(sample, train.rows, digest, curated)
+    with stage_run(ctx.root, STAGE, logged) as run:
+        run.log_training_data(inputs.sample, train.rows, digest, inputs.curated_digest)
         study = make_study(search.study, storage, p.seed, p.pruning)
         done = sum(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for t in study.trials)
 
@@ -64,7 +59,7 @@ def main() -> None:
         run.log_params({f"best.{k}": v for k, v in best.params.items()})
         run.set_tags({"optuna.study": search.study})
         run.log_dict(summary, "best_params.json")
-    write_json(summary, cat.path(catalog.BEST_PARAMS))
+    write_json(summary, ctx.path(catalog.BEST_PARAMS))
     print(f"tune: study {search.study}: best valid log loss {best.value:.4f} (trial {best.number}; "
           f"{summary['n_complete']} complete, {summary['n_pruned']} pruned)")
 

@@ -13,9 +13,11 @@ from typing import Any
 
 import pandas as pd
 
+from labelcycle import catalog
 from labelcycle import params as params_mod
-from labelcycle.catalog import Catalog
+from labelcycle.catalog import Catalog, SampleReport
 from labelcycle.errors import LabelcycleError, StateError
+from labelcycle.quality.data import TrainingRows, training_rows
 
 #: outputs this process wrote (or is about to write) as a stage; removed again if the stage fails, so a
 #: failed stage leaves no outputs behind for DVC to mistake for results (dvc.lock keeps the last good ones,
@@ -52,6 +54,24 @@ class StageContext:
     def read(self, rel: str) -> pd.DataFrame:
         """A Parquet input of the stage (a clear error when an upstream stage has not run)."""
         return read_parquet(self.catalog.path(rel))
+
+    def training_inputs(self) -> TrainingInputs:
+        """What tune and train_quality train on: the training sample less the gold eval items."""
+        sample, eval_split = self.read(catalog.TRAIN_SAMPLE), self.read(catalog.EVAL)
+        sampled = self.catalog.report(SampleReport)  # names the curated set the sample was drawn from
+        return TrainingInputs(
+            sample, eval_split, training_rows(sample, eval_split), sampled.curated_digest if sampled else None
+        )
+
+
+@dataclass(frozen=True)
+class TrainingInputs:
+    """The quality model's inputs: the sample, the eval split, the rows it may fit, the curated digest."""
+
+    sample: pd.DataFrame
+    eval_split: pd.DataFrame
+    rows: TrainingRows
+    curated_digest: str | None
 
 
 def stage_context() -> StageContext:

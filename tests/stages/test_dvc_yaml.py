@@ -60,10 +60,17 @@ def _within(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip("/") + "/")
 
 
+#: StageContext methods that read catalog paths on the stage's behalf
+CONTEXT_READS = {"training_inputs": {catalog.TRAIN_SAMPLE, catalog.EVAL, catalog.SAMPLE_REPORT}}
+
+
 def _catalog_paths(tree: ast.Module) -> set[str]:
-    """Data paths the stage file names: ``catalog.X`` strings and the ``PATH`` of imported report classes."""
+    """Data paths the stage file names: ``catalog.X`` strings, the ``PATH`` of imported report classes and
+    the paths the stage context's readers (``ctx.training_inputs()``) read for it."""
     paths = set()
     for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", None) in CONTEXT_READS:
+            paths |= CONTEXT_READS[node.func.attr]
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "catalog":
             value = getattr(catalog, node.attr)
             if isinstance(value, str):
