@@ -10,16 +10,17 @@ import pandas as pd
 
 from labelcycle import catalog, schema
 from labelcycle.cli.options import (
+    add_raw_batch,
     colmap,
     column_options,
     labels_option,
     labels_seen,
     maybe_root,
+    path_option,
     repo_option,
     stage_defaults,
 )
 from labelcycle.errors import ConfigError, InputFileError, StateError
-from labelcycle.locking import project_lock
 
 #: sheet formats people open in spreadsheet programs: their text cells are made formula-safe
 SPREADSHEET_FORMATS = ("csv", "tsv")
@@ -27,28 +28,14 @@ SPREADSHEET_FORMATS = ("csv", "tsv")
 
 @click.command()
 @click.argument("annotations_file", metavar="ANNOTATIONS", type=click.Path(path_type=Path))
-@click.option(
-    "--items",
-    "items_file",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Items (features) file: its columns become root-cause slices.",
+@path_option(
+    "--items", "items_file", default=None, help="Items (features) file: its columns become root-cause slices."
 )
-@click.option("--gold", "gold_file", type=click.Path(path_type=Path), default=None, help="Gold labels file.")
-@click.option(
-    "-o",
-    "--out",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Annotator table (one row per annotator); CSV or Parquet by extension.",
+@path_option("--gold", "gold_file", default=None, help="Gold labels file.")
+@path_option(
+    "-o", "--out", default=None, help="Annotator table (one row per annotator); CSV or Parquet by extension."
 )
-@click.option(
-    "--report",
-    "report_file",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Self-contained HTML report (opens offline).",
-)
+@path_option("--report", "report_file", default=None, help="Self-contained HTML report (opens offline).")
 @click.option(
     "--method",
     default=None,
@@ -138,20 +125,16 @@ def annotators(
 
 @click.command()
 @click.argument("annotations_file", metavar="ANNOTATIONS", type=click.Path(path_type=Path))
-@click.option(
-    "--items", "items_file", type=click.Path(path_type=Path), default=None, help="Items (features) file."
-)
-@click.option(
+@path_option("--items", "items_file", default=None, help="Items (features) file.")
+@path_option(
     "--gold",
     "gold_file",
-    type=click.Path(path_type=Path),
     default=None,
     help="Gold labels for training the error model (never pass the eval split).",
 )
-@click.option(
+@path_option(
     "-o",
     "--out",
-    type=click.Path(path_type=Path),
     default=Path("label_errors.csv"),
     show_default=True,
     help="Output file; CSV, TSV, Parquet or JSONL by extension.",
@@ -237,10 +220,9 @@ def review() -> None:
 
 @review.command("export")
 @click.option("--budget", type=int, required=True, help="Number of items to review (> 0).")
-@click.option(
+@path_option(
     "-o",
     "--out",
-    type=click.Path(path_type=Path),
     required=True,
     help="Review sheet (CSV/TSV/Parquet/JSONL). In CSV/TSV, text cells a spreadsheet would run as a formula "
     "get a leading apostrophe.",
@@ -258,10 +240,9 @@ def review() -> None:
     show_default=True,
     help="Ranking: error scores and uncertainty, uncertainty only, or error scores only.",
 )
-@click.option(
+@path_option(
     "--scores",
     "scores_file",
-    type=click.Path(path_type=Path),
     default=None,
     help=f"Annotation error scores (default: the pipeline's {catalog.ERROR_SCORES}).",
 )
@@ -364,12 +345,13 @@ def review_import(batch_file, reviewer, repo) -> None:
         path = Path(tmp) / "annotations.csv"
         reviewed.to_csv(path, index=False)
         origin = {"kind": "review", "sheet": str(batch_file.resolve()), "sheet_sha256": sheet_sha256}
-        with project_lock(root, "labelcycle review import"):  # one batch write (and `dvc add`) at a time
-            batch, new = raw.write_batch(
-                root, [raw.BatchFile("annotations", path, ColumnMap())], {"annotations": len(reviewed)}, origin
-            )
-            if new:
-                raw.track_batch(root, batch)
+        batch, new = add_raw_batch(
+            root,
+            [raw.BatchFile("annotations", path, ColumnMap())],
+            {"annotations": len(reviewed)},
+            "labelcycle review import",
+            origin,
+        )
     if not new:
         click.echo(f"review import: batch {batch.digest} is already in {catalog.RAW}; nothing to do")
         return
@@ -380,10 +362,10 @@ def review_import(batch_file, reviewer, repo) -> None:
 
 
 @click.command("simulate-review")
-@click.option(
+@path_option(
     "--demo",
     "demo_dir",
-    type=click.Path(path_type=Path, file_okay=False),
+    dir=True,
     default=None,
     help="A folder written by `labelcycle demo` (with truth/); default: generate one in memory.",
 )
@@ -396,14 +378,7 @@ def review_import(batch_file, reviewer, repo) -> None:
     show_default=True,
     help="Comma-separated review budgets as fractions of the reviewable items.",
 )
-@click.option(
-    "-o",
-    "--out",
-    "out_dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=Path(catalog.REVIEW_SIMULATION),
-    show_default=True,
-)
+@path_option("-o", "--out", "out_dir", dir=True, default=Path(catalog.REVIEW_SIMULATION), show_default=True)
 @click.option("--eval-fraction", type=click.FloatRange(0.05, 0.95), default=0.6, show_default=True)
 def simulate_review_cmd(demo_dir, n_items, n_annotators, seed, budgets, out_dir, eval_fraction) -> None:
     """On demo data with known truth: wrong labels fixed and downstream accuracy by review budget,

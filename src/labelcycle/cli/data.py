@@ -9,6 +9,7 @@ import click
 
 from labelcycle import catalog, schema
 from labelcycle.cli.options import (
+    add_raw_batch,
     colmap,
     column_options,
     input_limits,
@@ -16,17 +17,15 @@ from labelcycle.cli.options import (
     labels_option,
     max_input_size_option,
     na_values_option,
+    path_option,
     repo_option,
     stage_defaults,
 )
 from labelcycle.errors import LabelcycleError, WorkspaceError
-from labelcycle.locking import project_lock
 
 
 @click.command()
-@click.option(
-    "--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Folder to write into."
-)
+@path_option("--out", "out_dir", required=True, help="Folder to write into.")
 @click.option("--items", "n_items", type=click.IntRange(min=10), default=22_000, show_default=True)
 @click.option("--annotators", "n_annotators", type=click.IntRange(min=6), default=120, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -55,9 +54,9 @@ def demo(out_dir: Path, n_items: int, n_annotators: int, seed: int) -> None:
 
 
 @click.command()
-@click.option("--annotations", type=click.Path(path_type=Path), required=True, help="Annotations file.")
-@click.option("--items", type=click.Path(path_type=Path), default=None, help="Items (features) file.")
-@click.option("--gold", type=click.Path(path_type=Path), default=None, help="Gold labels file.")
+@path_option("--annotations", required=True, help="Annotations file.")
+@path_option("--items", default=None, help="Items (features) file.")
+@path_option("--gold", default=None, help="Gold labels file.")
 @column_options
 @click.option("--gold-label-col", default=None, help="The gold file's name for the label column.")
 @click.option(
@@ -120,10 +119,7 @@ def ingest(
             f"{c.quarantined} to quarantine" + (f" ({reasons})" if reasons else "")
         )
     result.require_annotations(annotations, f"the label set in {catalog.PARAMS} (ingest.labels)")
-    with project_lock(root, "labelcycle ingest"):  # one batch write (and `dvc add`) at a time
-        batch, new = raw.write_batch(root, files, {k: len(v) for k, v in tables.items()})
-        if new:
-            raw.track_batch(root, batch)
+    batch, new = add_raw_batch(root, files, {k: len(v) for k, v in tables.items()}, "labelcycle ingest")
     if not new:
         click.echo(f"ingest: batch {batch.digest} is already in {catalog.RAW} (same content); nothing to do")
         return
@@ -169,13 +165,7 @@ def verify(repo) -> None:
     default=None,
     help="Aggregation method (default: the project's aggregate.method, else the recommended one).",
 )
-@click.option(
-    "-o",
-    "--out",
-    type=click.Path(path_type=Path),
-    required=True,
-    help="Output file; CSV or Parquet by extension.",
-)
+@path_option("-o", "--out", required=True, help="Output file; CSV or Parquet by extension.")
 @labels_option
 @column_options
 def aggregate(annotations_file, method, out, label_set, item_col, annotator_col, label_col) -> None:
@@ -194,9 +184,7 @@ def aggregate(annotations_file, method, out, label_set, item_col, annotator_col,
 
 @click.command()
 @click.argument("items_file", metavar="ITEMS", type=click.Path(path_type=Path))
-@click.option(
-    "-o", "--out", type=click.Path(path_type=Path), required=True, help="Output file (CSV/Parquet/...)."
-)
+@path_option("-o", "--out", required=True, help="Output file (CSV/Parquet/...).")
 @click.option(
     "--model",
     "model_uri",

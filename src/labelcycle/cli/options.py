@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import click
 import pandas as pd
@@ -33,6 +33,12 @@ REPO_HELP = "Project folder (default: the one holding the current folder)."
 def repo_option(help: str = REPO_HELP) -> Callable[[F], F]:  # noqa: A002  (click's own keyword)
     """``--repo DIR``: the project folder."""
     return click.option("--repo", type=click.Path(path_type=Path, file_okay=False), default=None, help=help)
+
+
+def path_option(*decls: str, **kwargs: Any) -> Callable[[F], F]:
+    """A file (or, with ``dir=True``, folder) path option: ``path_option("-o", "--out", required=True, help=...)``."""
+    folder = kwargs.pop("dir", False)
+    return click.option(*decls, type=click.Path(path_type=Path, file_okay=not folder), **kwargs)
 
 
 def column_options(f: F) -> F:
@@ -175,3 +181,16 @@ def stage_defaults() -> StageDefaults:
     """The :class:`StageDefaults` of the current folder."""
     root = find_project()
     return StageDefaults(root, project_params(root))
+
+
+def add_raw_batch(root: Path, files: list, counts: dict[str, int], command: str, origin: dict | None = None):
+    """Write a new raw batch (and ``dvc add`` it) under the project lock; ``(batch, new)`` as
+    :func:`labelcycle.versioning.raw.write_batch` (an identical batch already there is not new)."""
+    from labelcycle.locking import project_lock
+    from labelcycle.versioning import raw
+
+    with project_lock(root, command):  # one batch write (and `dvc add`) at a time
+        batch, new = raw.write_batch(root, files, counts, origin)
+        if new:
+            raw.track_batch(root, batch)
+    return batch, new

@@ -81,8 +81,14 @@ def _release_words(root, s: dict) -> dict:
 
     rid = s["release"]
     number = release_number(rid) or 0
-    earlier = sorted(((release_number(t) or 0, t, c) for t, c in git.tags(root, RELEASE_ID_PREFIX).items()
-                      if (release_number(t) or 0) < number), reverse=True)
+    earlier = sorted(
+        (
+            (release_number(t) or 0, t, c)
+            for t, c in git.tags(root, RELEASE_ID_PREFIX).items()
+            if (release_number(t) or 0) < number
+        ),
+        reverse=True,
+    )
     previous = (earlier[0][1], earlier[0][2]) if earlier else None
     evaluate = (s.get("evaluation") or {}).get("evaluate_run_id")
     try:
@@ -117,9 +123,17 @@ def rollback(dry_run, reason, repo) -> None:
 
     root = find_root(repo)
     moved = [a.detail for a in plan.actions]
-    click.echo("\n".join(rollback_words(moved, restored.release_id if restored else None,
-                                        restored.git_rev if restored else None, git.head_commit(root),
-                                        git.branch(root))))
+    click.echo(
+        "\n".join(
+            rollback_words(
+                moved,
+                restored.release_id if restored else None,
+                restored.git_rev if restored else None,
+                git.head_commit(root),
+                git.branch(root),
+            )
+        )
+    )
 
 
 COMMANDS = [promote, status, rollback]

@@ -155,8 +155,22 @@ def compare(
     if report.attribution is not None and len(report.attribution):
         click.echo("by label: training changes and the eval accuracy (recall) delta on that gold label:")
         by_label = report.attribution[report.attribution["group_column"] == "label"]
-        print_table(by_label[["group_value", "items_base", "items_candidate", "added", "removed", "relabelled",
-                              "eval_items", "delta", "ci_low", "ci_high"]].rename(columns={"group_value": "label"}))
+        print_table(
+            by_label[
+                [
+                    "group_value",
+                    "items_base",
+                    "items_candidate",
+                    "added",
+                    "removed",
+                    "relabelled",
+                    "eval_items",
+                    "delta",
+                    "ci_low",
+                    "ci_high",
+                ]
+            ].rename(columns={"group_value": "label"})
+        )
     click.echo(f"paired on {report.paired.n} gold eval items ({report.paired.n_boot} resamples):")
     table = report.paired.table[report.paired.table["metric"].isin(SUMMARY_METRICS)]
     print_table(table[["metric", "base", "candidate", "delta", "ci_low", "ci_high", "p_value"]])
