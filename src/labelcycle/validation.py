@@ -14,7 +14,7 @@ such words for "no value" declares them when it is read (``--na-values``, see :m
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -220,6 +220,16 @@ def _drop(
     return df[~mask]
 
 
+def _require_values(df: pd.DataFrame, columns: Sequence[str], q: _Quarantine, table: str) -> pd.DataFrame:
+    """Quarantine the rows with an empty value in any of ``columns`` (``missing_<column>``) and strip the
+    others' values of those columns to clean strings; ``df`` itself is left as it was."""
+    df = df.copy(deep=False)
+    for col in columns:
+        df = _drop(df, _is_empty(df[col]), q, table, f"missing_{col}", f"{col} is empty")
+        df[col] = _clean_str(df[col])
+    return df
+
+
 def _merge_repeats(
     df: pd.DataFrame,
     exact: pd.Series | None,
@@ -242,10 +252,7 @@ def _validate_annotations(
 ) -> tuple[pd.DataFrame, TableCounts]:
     counts = TableCounts(read=len(df))
     table = "annotations"
-    df = df.copy(deep=False)
-    for col in schema.ANNOTATIONS.required:
-        df = _drop(df, _is_empty(df[col]), q, table, f"missing_{col}", f"{col} is empty")
-        df[col] = _clean_str(df[col])
+    df = _require_values(df, schema.ANNOTATIONS.required, q, table)
     unknown = ~df[schema.LABEL].isin(labels)
     df = _drop(
         df,
@@ -358,9 +365,7 @@ def _parse_timestamps(values: pd.Series) -> pd.Series:
 def _validate_items(df: pd.DataFrame, q: _Quarantine) -> tuple[pd.DataFrame, TableCounts]:
     counts = TableCounts(read=len(df))
     table = "items"
-    df = df.copy(deep=False)
-    df = _drop(df, _is_empty(df[schema.ITEM_ID]), q, table, "missing_item_id", "item_id is empty")
-    df[schema.ITEM_ID] = _clean_str(df[schema.ITEM_ID])
+    df = _require_values(df, [schema.ITEM_ID], q, table)
     features = [c for c in df.columns if c not in (schema.ITEM_ID, SOURCE_ROW, SOURCE_FILE, schema.RAW_BATCH)]
     # identical repeats of an item (same features, e.g. re-sent in a later batch) merge into one row;
     # conflicting repeats are quarantined, all of them, because we cannot tell which is right
@@ -395,10 +400,7 @@ def coerce_feature(values: pd.Series) -> pd.Series:
 def _validate_gold(df: pd.DataFrame, labels: list[str], q: _Quarantine) -> tuple[pd.DataFrame, TableCounts]:
     counts = TableCounts(read=len(df))
     table = "gold"
-    df = df.copy(deep=False)
-    for col in schema.GOLD.required:
-        df = _drop(df, _is_empty(df[col]), q, table, f"missing_{col}", f"{col} is empty")
-        df[col] = _clean_str(df[col])
+    df = _require_values(df, schema.GOLD.required, q, table)
     df = _drop(
         df,
         ~df[schema.LABEL].isin(labels),
