@@ -41,6 +41,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -48,6 +49,13 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from datasets import datasets_root, load_snow, load_zheng  # noqa: E402
+
+if TYPE_CHECKING:
+    import optuna
+
+    from labelcycle.params import Params
+    from labelcycle.quality.data import TrainingRows
+    from labelcycle.quality.model import TrainResult
 
 OUT = Path(__file__).parent / "results" / "text_quality.md"
 SEVERITY = {"1": "not_abusive", "0": "ambiguous", "-1": "mild", "-2": "strong", "-3": "very_strong"}
@@ -273,16 +281,41 @@ def aggregated(ts: TextSet) -> pd.DataFrame:
     return curated_labels(clean, make_aggregator(p.aggregate.method, classes=ts.classes).fit(clean))
 
 
-def run_labelcycle(ts: TextSet, text_columns: list[str] | None = None) -> dict:
+def tune_then_train(rows: TrainingRows, classes: list[str], p: Params) -> tuple[optuna.Study, TrainResult, float]:
+    """The tune and train_quality stages in memory: an Optuna study on ``rows``, then the quality model
+    trained with its best parameters. Returns the study, the training result and when tuning ended."""
     import optuna
 
+    from labelcycle.quality.model import train
+    from labelcycle.quality.tuning import open_study, search_for
+
+    search = search_for(rows, classes, p.tune, features=p.features)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = open_study(
+        search.study, optuna.storages.InMemoryStorage(), seed=p.tune.seed, pruning=p.tune.pruning
+    )
+    study.optimize(search.objective, n_trials=p.tune.n_trials, timeout=p.tune.timeout)
+    tuned_at = time.time()
+    q = p.train_quality
+    result = train(
+        rows.items,
+        rows.labels,
+        classes,
+        params=q.lgb_params(study.best_params),
+        features=p.features,
+        valid_fraction=q.valid_fraction,
+        early_stopping_rounds=q.early_stopping_rounds,
+        seed=q.seed,
+    )
+    return study, result, tuned_at
+
+
+def run_labelcycle(ts: TextSet, text_columns: list[str] | None = None) -> dict:
     from labelcycle.curation import curated_dataset
     from labelcycle.evaluation.moderation import binary_metrics
     from labelcycle.features.roles import infer_roles
     from labelcycle.params import Params
     from labelcycle.quality.data import training_rows
-    from labelcycle.quality.model import train
-    from labelcycle.quality.tuning import open_study, search_for
 
     p = Params()
     if text_columns is not None:  # a per-data-set setting: these text columns only, the other ones ignored
@@ -296,24 +329,7 @@ def run_labelcycle(ts: TextSet, text_columns: list[str] | None = None) -> dict:
     )
     rows = training_rows(dataset, not_train)
     t_agg = time.time()
-    search = search_for(rows, ts.classes, p.tune, features=p.features)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = open_study(
-        search.study, optuna.storages.InMemoryStorage(), seed=p.tune.seed, pruning=p.tune.pruning
-    )
-    study.optimize(search.objective, n_trials=p.tune.n_trials, timeout=p.tune.timeout)
-    t_tune = time.time()
-    q = p.train_quality
-    result = train(
-        rows.items,
-        rows.labels,
-        ts.classes,
-        params=q.lgb_params(study.best_params),
-        features=p.features,
-        valid_fraction=q.valid_fraction,
-        early_stopping_rounds=q.early_stopping_rounds,
-        seed=q.seed,
-    )
+    study, result, t_tune = tune_then_train(rows, ts.classes, p)
     t_train = time.time()
     out = {
         "fit_s": t_train - t0,
@@ -382,36 +398,15 @@ def run_tfidf_lr(ts: TextSet, peer_recipe: bool = False) -> dict:
 
 
 def run_timing(n: int) -> dict:
-    import optuna
-
     from labelcycle.params import Params
     from labelcycle.quality.data import TrainingRows
-    from labelcycle.quality.model import train
-    from labelcycle.quality.tuning import open_study, search_for
 
     items, y = synthetic_text(n)
     classes = ["ok", "misleading", "prohibited"]
     rows = TrainingRows(items.assign(label=y, confidence=1.0, n_annotations=3), 0)
     p = Params()
     c0, t0 = time.process_time(), time.time()
-    search = search_for(rows, classes, p.tune, features=p.features)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = open_study(
-        search.study, optuna.storages.InMemoryStorage(), seed=p.tune.seed, pruning=p.tune.pruning
-    )
-    study.optimize(search.objective, n_trials=p.tune.n_trials, timeout=p.tune.timeout)
-    t1 = time.time()
-    q = p.train_quality
-    result = train(
-        rows.items,
-        rows.labels,
-        classes,
-        params=q.lgb_params(study.best_params),
-        features=p.features,
-        valid_fraction=q.valid_fraction,
-        early_stopping_rounds=q.early_stopping_rounds,
-        seed=q.seed,
-    )
+    study, result, t1 = tune_then_train(rows, classes, p)
     t2 = time.time()
     states = [t.state.name for t in study.trials]
     return {

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from labelcycle.errors import InputFileError, StateError
 
@@ -136,129 +136,120 @@ def _json_object(raw: bytes | str, where: str) -> dict[str, Any]:
     return data
 
 
-def _str(d: Mapping[str, Any], key: str) -> str | None:
-    v = d.get(key)
-    return None if v in (None, "") else str(v)
+def _coerce(annotation: str, value: Any) -> Any:
+    """A report value as its field's annotation wants it: missing or empty text is None, a missing count 0."""
+    if annotation == "str | None":
+        return None if value in (None, "") else str(value)
+    if annotation == "int":
+        return int(value or 0)
+    if annotation.startswith("dict"):
+        return dict(value or {})
+    if annotation.startswith("list"):
+        return list(value or [])
+    return value
 
 
 # -- typed reports ---------------------------------------------------------------------------------
 
 
+class _Report:
+    """The one ``from_dict`` of the typed reports: each field read from its key and coerced by its type.
+
+    ``REST`` names the field (a dict) that gathers every key no other field reads.
+    """
+
+    PATH: ClassVar[str]
+    REST: ClassVar[str | None] = None
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], **given: Any) -> Any:
+        """The report from its JSON object; ``given`` fields are taken as they are (a subclass computed them)."""
+        own = [f for f in fields(cls) if f.name != cls.REST and f.name not in given]  # type: ignore[arg-type]
+        values = {f.name: _coerce(str(f.type), d.get(f.name)) for f in own}
+        if cls.REST is not None:
+            read = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+            values[cls.REST] = {k: v for k, v in d.items() if k not in read}
+        return cls(**values, **given)
+
+
 @dataclass(frozen=True)
-class IngestReport:
+class IngestReport(_Report):
     PATH = INGEST_REPORT
     validation_passed: bool | None
     reconciles: bool | None
     tables: dict[str, Any] = field(default_factory=dict)
     batches: list[Any] = field(default_factory=list)
 
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> IngestReport:
-        return cls(d.get("validation_passed"), d.get("reconciles"), dict(d.get("tables") or {}),
-                   list(d.get("batches") or []))
-
 
 @dataclass(frozen=True)
-class SplitReport:
+class SplitReport(_Report):
     PATH = SPLIT_REPORT
     eval_digest: str | None
     eval_items: int
     gold_train_items: int
     eval_label_counts: dict[str, int] = field(default_factory=dict)
 
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> SplitReport:
-        return cls(_str(d, "eval_digest"), int(d.get("eval_items") or 0), int(d.get("gold_train_items") or 0),
-                   dict(d.get("eval_label_counts") or {}))
-
 
 @dataclass(frozen=True)
-class AggregateReport:
+class AggregateReport(_Report):
     """``reports/aggregate.json``: the method and the raw consensus (not the curated set: see curate)."""
 
     PATH = AGGREGATE_REPORT
+    REST = "summary"
     method: str | None
     labels_raw_digest: str | None
     summary: dict[str, float] = field(default_factory=dict)
 
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> AggregateReport:
-        summary = {k: v for k, v in d.items() if k not in ("method", "labels_raw_digest")}
-        return cls(_str(d, "method"), _str(d, "labels_raw_digest"), summary)
-
 
 @dataclass(frozen=True)
-class CurateReport:
+class CurateReport(_Report):
     """``reports/curate.json``: the curated data set's digest and what curation changed."""
 
     PATH = CURATE_REPORT
+    REST = "summary"
     curated_digest: str | None
     action: str | None
     summary: dict[str, Any] = field(default_factory=dict)
 
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> CurateReport:
-        summary = {k: v for k, v in d.items() if k not in ("curated_digest", "action")}
-        return cls(_str(d, "curated_digest"), _str(d, "action"), summary)
-
 
 @dataclass(frozen=True)
-class SampleReport:
+class SampleReport(_Report):
     PATH = SAMPLE_REPORT
     curated_digest: str | None
     sample_digest: str | None
     items_in: int
     items_out: int
 
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> SampleReport:
-        return cls(_str(d, "curated_digest"), _str(d, "sample_digest"), int(d.get("items_in") or 0),
-                   int(d.get("items_out") or 0))
-
 
 @dataclass(frozen=True)
-class BestParamsReport:
+class BestParamsReport(_Report):
     PATH = BEST_PARAMS
     study: str | None
     params: dict[str, Any]
     best_value: float | None
     curated_train_digest: str | None
 
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> BestParamsReport:
-        return cls(_str(d, "study"), dict(d.get("params") or {}), d.get("best_value"),
-                   _str(d, "curated_train_digest"))
-
 
 @dataclass(frozen=True)
-class ModelReport:
+class ModelReport(_Report):
     """A training stage's report naming the model it registered (``train_quality``, ``train_error_model``)."""
 
     PATH = TRAIN_QUALITY_REPORT
+    REST = "metrics"
     mlflow_run_id: str | None
     model_uri: str | None
     registered_model: str | None
     model_version: str | None
     metrics: dict[str, Any] = field(default_factory=dict)
 
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> ModelReport:
-        keys = ("mlflow_run_id", "model_uri", "registered_model", "model_version")
-        return cls(*(_str(d, k) for k in keys), {k: v for k, v in d.items() if k not in keys})
-
 
 @dataclass(frozen=True)
 class ErrorModelReport(ModelReport):
     PATH = ERROR_MODEL_REPORT
 
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> ErrorModelReport:
-        base = ModelReport.from_dict(d)
-        return cls(base.mlflow_run_id, base.model_uri, base.registered_model, base.model_version, base.metrics)
-
 
 @dataclass(frozen=True)
-class MetricsReport:
+class MetricsReport(_Report):
     """``reports/metrics.json``: headline metrics on the frozen eval split, with 95% intervals."""
 
     PATH = METRICS
@@ -268,10 +259,11 @@ class MetricsReport:
     eval_digest: str | None
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> MetricsReport:
+    def from_dict(cls, d: Mapping[str, Any], **given: Any) -> MetricsReport:
+        """The report; ``values`` are the top-level numbers (bar ``eval_items``), not a key of their own."""
         values = {k: float(v) for k, v in d.items() if isinstance(v, int | float) and not isinstance(v, bool)
                   and k != "eval_items"}
-        return cls(values, dict(d.get("ci95") or {}), int(d.get("eval_items") or 0), _str(d, "eval_digest"))
+        return super().from_dict(d, values=values, **given)
 
     def interval(self, metric: str) -> tuple[float, float] | None:
         ci = self.ci95.get(metric)

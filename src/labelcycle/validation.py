@@ -14,6 +14,7 @@ such words for "no value" declares them when it is read (``--na-values``, see :m
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -219,15 +220,39 @@ def _drop(
     return df[~mask]
 
 
+def _require_values(df: pd.DataFrame, columns: Sequence[str], q: _Quarantine, table: str) -> pd.DataFrame:
+    """Quarantine the rows with an empty value in any of ``columns`` (``missing_<column>``) and strip the
+    others' values of those columns to clean strings; ``df`` itself is left as it was."""
+    df = df.copy(deep=False)
+    for col in columns:
+        df = _drop(df, _is_empty(df[col]), q, table, f"missing_{col}", f"{col} is empty")
+        df[col] = _clean_str(df[col])
+    return df
+
+
+def _merge_repeats(
+    df: pd.DataFrame,
+    exact: pd.Series | None,
+    counts: TableCounts,
+    q: _Quarantine,
+    table: str,
+    reason: str,
+    detail: Callable[[pd.DataFrame], pd.Series],
+) -> pd.DataFrame:
+    """Merge exact repeats of an item (``exact`` marks all but the first; None: there are none), then
+    quarantine every row of an item still repeated: its rows conflict and we cannot tell which is right."""
+    if exact is not None:
+        counts.merged = int(exact.sum())
+        df = df[~exact]
+    return _drop(df, df[schema.ITEM_ID].duplicated(keep=False), q, table, reason, detail)
+
+
 def _validate_annotations(
     df: pd.DataFrame, labels: list[str], items: pd.DataFrame | None, q: _Quarantine
 ) -> tuple[pd.DataFrame, TableCounts]:
     counts = TableCounts(read=len(df))
     table = "annotations"
-    df = df.copy(deep=False)
-    for col in schema.ANNOTATIONS.required:
-        df = _drop(df, _is_empty(df[col]), q, table, f"missing_{col}", f"{col} is empty")
-        df[col] = _clean_str(df[col])
+    df = _require_values(df, schema.ANNOTATIONS.required, q, table)
     unknown = ~df[schema.LABEL].isin(labels)
     df = _drop(
         df,
@@ -300,9 +325,7 @@ def _validate_annotations(
     out = df[keep_cols].reset_index(drop=True)
     if schema.RAW_BATCH in out.columns and isinstance(out[schema.RAW_BATCH].dtype, pd.CategoricalDtype):
         out[schema.RAW_BATCH] = out[schema.RAW_BATCH].astype(_DEFAULT_STR)
-    counts.kept = len(out)
-    _count_reasons(counts, q, table)
-    return out, counts
+    return _finish(out, counts, q, table)
 
 
 def _duplicate_judgements(df: pd.DataFrame) -> np.ndarray:
@@ -342,33 +365,21 @@ def _parse_timestamps(values: pd.Series) -> pd.Series:
 def _validate_items(df: pd.DataFrame, q: _Quarantine) -> tuple[pd.DataFrame, TableCounts]:
     counts = TableCounts(read=len(df))
     table = "items"
-    df = df.copy(deep=False)
-    df = _drop(df, _is_empty(df[schema.ITEM_ID]), q, table, "missing_item_id", "item_id is empty")
-    df[schema.ITEM_ID] = _clean_str(df[schema.ITEM_ID])
+    df = _require_values(df, [schema.ITEM_ID], q, table)
     features = [c for c in df.columns if c not in (schema.ITEM_ID, SOURCE_ROW, SOURCE_FILE, schema.RAW_BATCH)]
     # identical repeats of an item (same features, e.g. re-sent in a later batch) merge into one row;
     # conflicting repeats are quarantined, all of them, because we cannot tell which is right
+    exact = None
     if not df[schema.ITEM_ID].is_unique:  # unique ids: no repeats at all
-        key = df[[schema.ITEM_ID, *features]].astype(str)
-        exact = key.duplicated(keep="first")
-        del key
-        counts.merged = int(exact.sum())
-        df = df[~exact]
-    conflict = df[schema.ITEM_ID].duplicated(keep=False)
-    df = _drop(
-        df,
-        conflict,
-        q,
-        table,
-        "conflicting_item_features",
+        exact = df[[schema.ITEM_ID, *features]].astype(str).duplicated(keep="first")
+    df = _merge_repeats(
+        df, exact, counts, q, table, "conflicting_item_features",
         lambda rows: "item " + rows[schema.ITEM_ID] + " appears with different feature values",
     )
     for col in features:
         df[col] = coerce_feature(df[col])
     out = df[[schema.ITEM_ID, *features]].reset_index(drop=True)
-    counts.kept = len(out)
-    _count_reasons(counts, q, table)
-    return out, counts
+    return _finish(out, counts, q, table)
 
 
 def coerce_feature(values: pd.Series) -> pd.Series:
@@ -389,10 +400,7 @@ def coerce_feature(values: pd.Series) -> pd.Series:
 def _validate_gold(df: pd.DataFrame, labels: list[str], q: _Quarantine) -> tuple[pd.DataFrame, TableCounts]:
     counts = TableCounts(read=len(df))
     table = "gold"
-    df = df.copy(deep=False)
-    for col in schema.GOLD.required:
-        df = _drop(df, _is_empty(df[col]), q, table, f"missing_{col}", f"{col} is empty")
-        df[col] = _clean_str(df[col])
+    df = _require_values(df, schema.GOLD.required, q, table)
     df = _drop(
         df,
         ~df[schema.LABEL].isin(labels),
@@ -401,27 +409,22 @@ def _validate_gold(df: pd.DataFrame, labels: list[str], q: _Quarantine) -> tuple
         "unknown_label",
         lambda rows: "gold label " + rows[schema.LABEL] + f" is not one of {labels}",
     )
-    exact = df.duplicated([schema.ITEM_ID, schema.LABEL], keep="first")
-    counts.merged = int(exact.sum())
-    df = df[~exact]
-    conflict = df[schema.ITEM_ID].duplicated(keep=False)
-    df = _drop(
-        df,
-        conflict,
-        q,
-        table,
-        "conflicting_gold",
+    df = _merge_repeats(
+        df, df.duplicated([schema.ITEM_ID, schema.LABEL], keep="first"), counts, q, table, "conflicting_gold",
         lambda rows: "item " + rows[schema.ITEM_ID] + " has different gold labels; fix the gold file",
     )
     out = df[[schema.ITEM_ID, schema.LABEL]].reset_index(drop=True)
+    return _finish(out, counts, q, table)
+
+
+def _finish(
+    out: pd.DataFrame, counts: TableCounts, q: _Quarantine, table: str
+) -> tuple[pd.DataFrame, TableCounts]:
+    """The clean table and its counts: rows kept, and rows quarantined by reason."""
     counts.kept = len(out)
-    _count_reasons(counts, q, table)
-    return out, counts
-
-
-def _count_reasons(counts: TableCounts, q: _Quarantine, table: str) -> None:
     for frame in q.frames:
         if len(frame) and frame["table"].iat[0] == table:
             reason = frame["reason"].iat[0]
             counts.reasons[reason] = counts.reasons.get(reason, 0) + len(frame)
     counts.quarantined = sum(counts.reasons.values())
+    return out, counts

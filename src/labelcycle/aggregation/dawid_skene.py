@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import pandas as pd
 
@@ -11,7 +13,13 @@ from labelcycle.aggregation.base import BaseAggregator, Encoded
 #: where an item's true class may lie: any class, or only the labels its annotators gave
 SUPPORTS = ("all", "voted")
 
+#: the one constructor of the EM aggregators: ``__init__`` stores the hyperparameters declared as class
+#: fields (``classes`` positional, the rest by keyword); a subclass redeclares a field to change its default
+#: and declares its own. Identity equality and the plain repr stay, as for every estimator.
+em_hyperparameters = dataclass(eq=False, repr=False, kw_only=True)
 
+
+@em_hyperparameters
 class DawidSkene(BaseAggregator):
     """Classic Dawid-Skene with additive (Dirichlet) smoothing of the confusion matrices.
 
@@ -53,21 +61,12 @@ class DawidSkene(BaseAggregator):
 
     name = "dawid_skene"
 
-    def __init__(
-        self,
-        classes: tuple[str, ...] | list[str] | None = None,
-        max_iter: int = 100,
-        tol: float = 1e-5,
-        alpha: float = 0.01,
-        prior_alpha: float = 1.0,
-        support: str = "all",
-    ) -> None:
-        super().__init__(classes=classes)
-        self.max_iter = max_iter
-        self.tol = tol
-        self.alpha = alpha
-        self.prior_alpha = prior_alpha
-        self.support = support
+    classes: tuple[str, ...] | list[str] | None = field(default=None, kw_only=False)
+    max_iter: int = 100
+    tol: float = 1e-5
+    alpha: float = 0.01
+    prior_alpha: float = 1.0
+    support: str = "all"
 
     def fit(self, annotations: pd.DataFrame) -> DawidSkene:
         _em.check_em_params(self.tol, self.max_iter)

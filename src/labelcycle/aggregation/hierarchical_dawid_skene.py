@@ -8,7 +8,7 @@ from scipy.optimize import minimize_scalar
 from scipy.special import gammaln
 
 from labelcycle.aggregation import _em
-from labelcycle.aggregation.dawid_skene import DawidSkene
+from labelcycle.aggregation.dawid_skene import DawidSkene, em_hyperparameters
 
 #: search range of the prior strength (pseudo-labels per confusion row)
 _MIN_STRENGTH, _MAX_STRENGTH = 0.1, 1e4
@@ -16,6 +16,7 @@ _MIN_STRENGTH, _MAX_STRENGTH = 0.1, 1e4
 DEFAULT_STRENGTH = 3.0
 
 
+@em_hyperparameters
 class HierarchicalDawidSkene(DawidSkene):
     """Dawid-Skene whose confusion rows share a Dirichlet prior centred on the pooled confusion matrix.
 
@@ -48,20 +49,9 @@ class HierarchicalDawidSkene(DawidSkene):
 
     name = "hierarchical_dawid_skene"
 
-    def __init__(
-        self,
-        classes: tuple[str, ...] | list[str] | None = None,
-        max_iter: int = 100,
-        tol: float = 1e-5,
-        alpha: float = 1.0,
-        prior_alpha: float = 1.0,
-        strength: float | None = DEFAULT_STRENGTH,
-        support: str = "voted",
-    ) -> None:
-        super().__init__(
-            classes=classes, max_iter=max_iter, tol=tol, alpha=alpha, prior_alpha=prior_alpha, support=support
-        )
-        self.strength = strength
+    alpha: float = 1.0
+    support: str = "voted"
+    strength: float | None = DEFAULT_STRENGTH
 
     def fit(self, annotations: pd.DataFrame) -> HierarchicalDawidSkene:
         if self.strength is not None and not (self.strength > 0):

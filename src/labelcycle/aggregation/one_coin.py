@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import field
+
 import numpy as np
 import pandas as pd
 
 from labelcycle.aggregation import _em
-from labelcycle.aggregation.dawid_skene import DawidSkene
+from labelcycle.aggregation.dawid_skene import DawidSkene, em_hyperparameters
 
 
+@em_hyperparameters
 class OneCoinDawidSkene(DawidSkene):
     """Dawid-Skene with ``confusion[a, t, g] = p_a`` if ``g == t`` else ``(1 - p_a) / (K - 1)``.
 
@@ -25,17 +28,10 @@ class OneCoinDawidSkene(DawidSkene):
 
     name = "one_coin_dawid_skene"
 
-    def __init__(
-        self,
-        classes: tuple[str, ...] | list[str] | None = None,
-        max_iter: int = 100,
-        tol: float = 1e-5,
-        alpha: float = 1.0,
-        beta: float = 1.0,
-        prior_alpha: float = 1.0,
-    ) -> None:
-        super().__init__(classes=classes, max_iter=max_iter, tol=tol, alpha=alpha, prior_alpha=prior_alpha)
-        self.beta = beta
+    alpha: float = 1.0
+    #: every class is a possible true class (not a parameter here)
+    support: str = field(default="all", init=False)
+    beta: float = 1.0
 
     def fit(self, annotations: pd.DataFrame) -> OneCoinDawidSkene:
         super().fit(annotations)

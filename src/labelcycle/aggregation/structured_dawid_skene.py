@@ -7,12 +7,14 @@ from scipy.optimize import minimize_scalar
 from scipy.special import gammaln
 
 from labelcycle.aggregation import _em
+from labelcycle.aggregation.dawid_skene import em_hyperparameters
 from labelcycle.aggregation.hierarchical_dawid_skene import HierarchicalDawidSkene
 
 #: search range of the prior strengths (pseudo-labels)
 _MIN_STRENGTH, _MAX_STRENGTH = 0.1, 1e4
 
 
+@em_hyperparameters
 class StructuredDawidSkene(HierarchicalDawidSkene):
     """Full Dawid-Skene with a *structured* empirical-Bayes prior: a skill model on top, confusions below.
 
@@ -51,25 +53,7 @@ class StructuredDawidSkene(HierarchicalDawidSkene):
 
     name = "structured_dawid_skene"
 
-    def __init__(
-        self,
-        classes: tuple[str, ...] | list[str] | None = None,
-        max_iter: int = 100,
-        tol: float = 1e-5,
-        alpha: float = 1.0,
-        prior_alpha: float = 1.0,
-        strength: float | None = None,
-        support: str = "voted",
-    ) -> None:
-        super().__init__(
-            classes=classes,
-            max_iter=max_iter,
-            tol=tol,
-            alpha=alpha,
-            prior_alpha=prior_alpha,
-            strength=strength,
-            support=support,
-        )
+    strength: float | None = None
 
     def _m_step(self, codes: _em.Codes, posteriors: np.ndarray) -> np.ndarray:
         k = codes.n_classes

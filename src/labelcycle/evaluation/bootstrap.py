@@ -33,7 +33,9 @@ BLOCK_CELLS = 3_200_000
 
 RandomState = int | np.random.Generator | np.random.SeedSequence | None
 
-BOOTSTRAP_COLUMNS = ["metric", "value", "ci_low", "ci_high", "n"]
+#: one metric's point value and interval
+INTERVAL_COLUMNS = ["metric", "value", "ci_low", "ci_high"]
+BOOTSTRAP_COLUMNS = [*INTERVAL_COLUMNS, "n"]
 
 
 def as_generator(random_state: RandomState) -> np.random.Generator:

@@ -52,18 +52,9 @@ BETTER = "better"
 WORSE = "worse"
 NO_CHANGE = "no significant change"
 
-PAIRED_COLUMNS = [
-    "metric",
-    "base",
-    "candidate",
-    "delta",
-    "ci_low",
-    "ci_high",
-    "p_value",
-    "p_method",
-    "higher_is_better",
-    "n",
-]
+#: a paired comparison of one metric: the values, the delta's interval and its p-value
+DELTA_COLUMNS = ["metric", "base", "candidate", "delta", "ci_low", "ci_high", "p_value"]
+PAIRED_COLUMNS = [*DELTA_COLUMNS, "p_method", "higher_is_better", "n"]
 
 
 @dataclass(frozen=True)

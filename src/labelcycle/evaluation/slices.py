@@ -7,14 +7,14 @@ in the fixed slice order (columns as given, values sorted), from the one ``rando
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 
 from labelcycle import schema
 from labelcycle.errors import SchemaError, ValidationError
-from labelcycle.evaluation.bootstrap import RandomState, bootstrap_table
+from labelcycle.evaluation.bootstrap import INTERVAL_COLUMNS, RandomState, bootstrap_table
 from labelcycle.evaluation.metrics import (
     DEFAULT_N_BINS,
     check_classes,
@@ -23,24 +23,15 @@ from labelcycle.evaluation.metrics import (
     is_rank_metric,
     prepare_eval,
 )
-from labelcycle.evaluation.paired import PredictionSet, align_pair, paired_table
+from labelcycle.evaluation.paired import DELTA_COLUMNS, PredictionSet, align_pair, paired_table
 
 #: Slice value given to items whose slice column is missing.
 MISSING = "<missing>"
 
-SLICE_COLUMNS = ["slice_column", "slice_value", "n", "metric", "value", "ci_low", "ci_high"]
-SLICE_PAIRED_COLUMNS = [
-    "slice_column",
-    "slice_value",
-    "n",
-    "metric",
-    "base",
-    "candidate",
-    "delta",
-    "ci_low",
-    "ci_high",
-    "p_value",
-]
+#: which slice a row describes and how many items it holds
+SLICE_KEYS = ["slice_column", "slice_value", "n"]
+SLICE_COLUMNS = [*SLICE_KEYS, *INTERVAL_COLUMNS]
+SLICE_PAIRED_COLUMNS = [*SLICE_KEYS, *DELTA_COLUMNS]
 
 
 def _seed_sequence(random_state: RandomState) -> np.random.SeedSequence:
@@ -62,6 +53,36 @@ def _slices(frame: pd.DataFrame, columns: Sequence[str] | None) -> Iterator[tupl
         values = frame[col].astype(object).where(frame[col].notna(), MISSING).astype(str).to_numpy()
         for value in sorted(set(values)):
             yield col, value, np.flatnonzero(values == value)
+
+
+def _per_slice(
+    frame: pd.DataFrame,
+    columns: Sequence[str] | None,
+    *,
+    table: Callable[[np.ndarray, np.random.SeedSequence], pd.DataFrame],
+    out_columns: list[str],
+    metrics: Sequence[str] | None,
+    random_state: RandomState,
+    min_n: int,
+) -> pd.DataFrame:
+    """``table(rows, seed)`` for every slice of ``frame`` with ``min_n`` items or more, stacked.
+
+    Each slice gets its own child seed, spawned in slice order whether or not the slice is skipped,
+    so one slice's numbers do not depend on which others are kept.
+    """
+    root = _seed_sequence(random_state)
+    frames = []
+    for col, value, rows in _slices(frame, columns):
+        seed = root.spawn(1)[0]
+        if rows.size < max(int(min_n), 1):
+            continue
+        part = table(rows, seed)
+        if metrics is not None:
+            part = part[part["metric"].isin(list(metrics))]
+        frames.append(part.assign(slice_column=col, slice_value=value))
+    if not frames:
+        return pd.DataFrame(columns=out_columns)
+    return pd.concat(frames, ignore_index=True)[out_columns]
 
 
 def slice_metrics(
@@ -108,20 +129,13 @@ def slice_metrics(
             f"the slice table has {len(slices)} rows but there are {y.shape[0]} eval items; "
             "pass one row per item, in the same order"
         )
-    root = _seed_sequence(random_state)
-    frames = []
-    for col, value, rows in _slices(slices.reset_index(drop=True), columns):
-        seed = root.spawn(1)[0]  # one child per slice, in slice order
-        if rows.size < max(int(min_n), 1):
-            continue
+
+    def table(rows: np.ndarray, seed: np.random.SeedSequence) -> pd.DataFrame:
         prep = prepare_eval(y[rows], p[rows], cls, n_bins=n_bins)
-        table = bootstrap_table(prep, n_boot=n_boot, random_state=seed, confidence=confidence)
-        if metrics is not None:
-            table = table[table["metric"].isin(list(metrics))]
-        frames.append(table.assign(slice_column=col, slice_value=value))
-    if not frames:
-        return pd.DataFrame(columns=SLICE_COLUMNS)
-    return pd.concat(frames, ignore_index=True)[SLICE_COLUMNS]
+        return bootstrap_table(prep, n_boot=n_boot, random_state=seed, confidence=confidence)
+
+    return _per_slice(slices.reset_index(drop=True), columns, table=table, out_columns=SLICE_COLUMNS,
+                      metrics=metrics, random_state=random_state, min_n=min_n)
 
 
 def slice_paired(
@@ -174,20 +188,12 @@ def slice_paired(
         )
     sl = sl.loc[b.item_ids].reset_index(drop=True)
     need_rank = metrics is None or any(is_rank_metric(m) for m in metrics)  # skip costly AUCs when unused
-    root = _seed_sequence(random_state)
-    frames = []
-    for col, value, rows in _slices(sl, columns):
-        seed = root.spawn(1)[0]  # one child per slice, in slice order
-        if rows.size < max(int(min_n), 1):
-            continue
+
+    def table(rows: np.ndarray, seed: np.random.SeedSequence) -> pd.DataFrame:
         prep_b = prepare_eval(b.y_true[rows], b.proba[rows], b.classes, n_bins=n_bins)
         prep_c = prepare_eval(c.y_true[rows], c.proba[rows], c.classes, n_bins=n_bins)
-        table, _ = paired_table(
-            prep_b, prep_c, n_boot=n_boot, random_state=seed, confidence=confidence, rank=need_rank
-        )
-        if metrics is not None:
-            table = table[table["metric"].isin(list(metrics))]
-        frames.append(table.assign(slice_column=col, slice_value=value))
-    if not frames:
-        return pd.DataFrame(columns=SLICE_PAIRED_COLUMNS)
-    return pd.concat(frames, ignore_index=True)[SLICE_PAIRED_COLUMNS]
+        return paired_table(prep_b, prep_c, n_boot=n_boot, random_state=seed, confidence=confidence,
+                            rank=need_rank)[0]
+
+    return _per_slice(sl, columns, table=table, out_columns=SLICE_PAIRED_COLUMNS, metrics=metrics,
+                      random_state=random_state, min_n=min_n)

@@ -97,18 +97,20 @@ def table_digest(df: pd.DataFrame) -> str:
     return h.hexdigest()[:DIGEST_LENGTH]
 
 
-def file_md5(path) -> str:
-    """MD5 of a file's bytes (what DVC records for a file output)."""
-    h = hashlib.md5()
+def _file_hash(path, algorithm: str) -> str:
+    """The hex digest of a file's bytes with ``hashlib`` algorithm ``algorithm``, read in 1 MiB chunks."""
+    h = hashlib.new(algorithm)
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def file_md5(path) -> str:
+    """MD5 of a file's bytes (what DVC records for a file output)."""
+    return _file_hash(path, "md5")
 
 
 def file_sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    """SHA-256 of a file's bytes."""
+    return _file_hash(path, "sha256")
