@@ -8,6 +8,7 @@ import optuna
 
 from labelcycle import catalog
 from labelcycle.catalog import Catalog
+from labelcycle.databases import ensure_database, refuse_password
 from labelcycle.pipeline import project_root, read_parquet, run_stage, stage_params, write_json
 from labelcycle.quality.data import training_rows
 from labelcycle.quality.tuning import make_study, search_for
@@ -24,12 +25,13 @@ def main() -> None:
     train = training_rows(read_parquet(cat.path(catalog.TRAIN_SAMPLE)), read_parquet(cat.path(catalog.EVAL)))
     search = search_for(train, params.classes, p)
     digest = train.digest()
-    storage = p.storage_url(root)
+    storage = refuse_password(p.storage_url(root), "tune.storage")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logged = {"tune": {k: v for k, v in dataclasses.asdict(p).items() if k != "search_space"},
               "search_space": p.search_space}
     with stage_run(root, STAGE, logged) as run:
         run.log_dataset(train.rows, "curated_train", "training", digest, catalog.TRAIN_SAMPLE)
+        ensure_database(storage)  # a PostgreSQL study database is created if missing
         study = make_study(search.study, storage, p.seed, p.pruning)
         done = sum(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for t in study.trials)
 
@@ -49,7 +51,7 @@ def main() -> None:
         best = study.best_trial
         states = [t.state.name for t in study.trials]
         summary = {
-            "study": search.study, "storage": storage.split("@")[-1], "best_value": best.value,
+            "study": search.study, "storage": storage, "best_value": best.value,
             "best_trial": best.number, "params": best.params, "best_iteration": best.user_attrs.get("best_iteration"),
             "n_complete": states.count("COMPLETE"), "n_pruned": states.count("PRUNED"), "n_failed": states.count("FAIL"),
             "curated_train_digest": digest,
