@@ -139,7 +139,7 @@ def _serve(command: list[str], env: dict[str, str], port: int) -> None:
         os.killpg(proc.pid, signal.SIGTERM)  # the server's own worker processes, if any outlived it
     if rc not in (0, *(128 + s for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)), -signal.SIGTERM):
         raise LabelcycleError(
-            f"the MLflow server exited with status {rc}; see its messages above (port {port} already in use?)"
+            f"the MLflow server exited with status {rc}; see its messages above (e.g. port {port} already in use)"
         )
 
 

@@ -13,6 +13,7 @@ the child through ``MLFLOW_BACKEND_STORE_URI`` so ``ps`` never shows it.
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import os
 import shlex
@@ -43,6 +44,11 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False  # a host name: it may resolve to a public interface
+
+
+def auth_available() -> bool:
+    """Whether MLflow's basic-auth app can start (it needs the ``mlflow[auth]`` extra, Flask-WTF)."""
+    return importlib.util.find_spec("flask_wtf") is not None
 
 
 @dataclass(frozen=True)
@@ -139,6 +145,11 @@ def plan_server(
                 f"the server on {host} needs authentication: set {ADMIN_PASSWORD_ENV} or pass "
                 "--admin-password-file FILE (the admin password; users then log in with "
                 "MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD)"
+            )
+        if not auth_available():
+            raise ConfigError(
+                "the server's basic auth needs MLflow's auth extra (Flask-WTF), which is not installed: "
+                "pip install 'mlflow[auth]'; or bind --host 127.0.0.1"
             )
         state = catalog.state_dir(root) / "server"
         ini = state / "basic_auth.ini"

@@ -8,12 +8,21 @@ from click.testing import CliRunner
 from labelcycle import catalog
 from labelcycle.cli.team import server
 from labelcycle.errors import ConfigError
+from labelcycle.tracking import server as server_mod
 from labelcycle.tracking.server import ADMIN_PASSWORD_ENV, BACKEND_ENV, plan_server
 
 
 @pytest.fixture(autouse=True)
 def _no_admin_password(monkeypatch):
     monkeypatch.delenv(ADMIN_PASSWORD_ENV, raising=False)
+    monkeypatch.setattr(server_mod, "auth_available", lambda: True)
+
+
+def test_auth_without_mlflows_auth_extra_is_refused_saying_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setenv(ADMIN_PASSWORD_ENV, "pw")
+    monkeypatch.setattr(server_mod, "auth_available", lambda: False)
+    with pytest.raises(ConfigError, match=r"pip install 'mlflow\[auth\]'"):
+        plan_server(tmp_path, host="0.0.0.0")
 
 
 def test_server_defaults_to_localhost_one_worker_no_jobs_no_auth_and_the_project_sqlite(tmp_path):
