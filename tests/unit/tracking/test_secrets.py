@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import mlflow
 import pytest
 from mlflow.exceptions import MlflowException
@@ -15,12 +17,13 @@ from labelcycle.tracking.runs import configure, stage_run
 PG = "postgresql://optuna:hunter2@db.internal:5432/optuna"
 
 
-def test_stage_params_tags_and_child_runs_are_logged_with_passwords_masked(tmp_path):
-    uri = mlflow.get_tracking_uri()
+def test_stage_params_tags_and_child_runs_are_logged_with_passwords_masked(tmp_path, monkeypatch):
+    monkeypatch.delenv("LABELCYCLE_PIPELINE_RUN", raising=False)
+    uri = os.environ["MLFLOW_TRACKING_URI"]
     with stage_run(tmp_path, "tune", {"tune": {"storage": PG, "n_trials": 3}}) as run:
         run.set_tags({"storage": PG})
         child = run.log_child("trial-0", {"storage": PG}, {"m": 1.0}, tags={"where": PG})
-    (stage,) = runs_of(uri)
+    (stage,) = [r for r in runs_of(uri) if r.info.run_name == "tune"]
     trial = mlflow.MlflowClient(tracking_uri=uri).get_run(child)
     texts = [*stage.data.params.values(), *stage.data.tags.values(),
              *trial.data.params.values(), *trial.data.tags.values()]
