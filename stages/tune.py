@@ -7,6 +7,7 @@ import dataclasses
 import optuna
 
 from labelcycle import catalog
+from labelcycle.databases import ensure_database, refuse_password
 from labelcycle.pipeline import run_stage, stage_context, write_json
 from labelcycle.quality.tuning import make_study, search_for
 from labelcycle.tracking.runs import stage_run
@@ -22,7 +23,7 @@ def main() -> None:
     train = inputs.rows
     search = search_for(train, params.classes, p, features=params.features)
     digest = train.digest()
-    storage = p.storage_url(ctx.root)
+    storage = refuse_password(p.storage_url(ctx.root), "tune.storage")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     spaces = ("search_space", "text_search_space")
     logged = {"tune": {k: v for k, v in dataclasses.asdict(p).items() if k not in spaces},
@@ -30,6 +31,7 @@ def main() -> None:
               "features": dataclasses.asdict(params.features)}
     with stage_run(ctx.root, STAGE, logged) as run:
         run.log_training_data(inputs.sample, train.rows, digest, inputs.curated_digest)
+        ensure_database(storage)  # a PostgreSQL study database is created if missing
         study = make_study(search.study, storage, p.seed, p.pruning)
         done = sum(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for t in study.trials)
 
@@ -49,7 +51,7 @@ def main() -> None:
         best = study.best_trial
         states = [t.state.name for t in study.trials]
         summary = {
-            "study": search.study, "storage": storage.split("@")[-1], "best_value": best.value,
+            "study": search.study, "storage": storage, "best_value": best.value,
             "best_trial": best.number, "params": best.params, "best_iteration": best.user_attrs.get("best_iteration"),
             "n_complete": states.count("COMPLETE"), "n_pruned": states.count("PRUNED"), "n_failed": states.count("FAIL"),
             "curated_train_digest": digest,

@@ -7,6 +7,7 @@ ones; SQLite files need neither (they are created on first use).
 from __future__ import annotations
 
 from labelcycle.errors import ConfigError, TrackingError
+from labelcycle.masking import has_secret, mask
 
 
 def is_postgres(url: str) -> bool:
@@ -90,10 +91,25 @@ def drop_database(url: str) -> None:
 
 
 def masked_url(url: str) -> str:
-    """The URL with any password masked."""
-    try:
-        from sqlalchemy.engine import make_url
+    """The URL with any password masked (:func:`labelcycle.masking.mask`)."""
+    return mask(url)
 
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url.split("@")[-1]
+
+def refuse_password(url: str, setting: str) -> str:
+    """``url`` when it holds no credential; a password in a params.yaml URL would be logged to MLflow and
+    recorded in dvc.lock and git, so it is refused with where to put it instead.
+
+    Raises:
+        ConfigError: the URL holds a password or token.
+    """
+    if has_secret(url):
+        where = (
+            "PGPASSWORD or ~/.pgpass (PostgreSQL reads both)"
+            if is_postgres(url)
+            else "the database driver's own environment variable or option file"
+        )
+        raise ConfigError(
+            f"{setting}: {mask(url)} holds a password, which would be logged to MLflow and recorded in "
+            f"dvc.lock; remove it from the URL and put it in {where}, e.g. postgresql://USER@HOST:5432/DB"
+        )
+    return url

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import shutil
@@ -17,6 +19,7 @@ from labelcycle import catalog
 from labelcycle import params as params_mod
 from labelcycle.catalog import Catalog, SampleReport
 from labelcycle.errors import LabelcycleError, StateError
+from labelcycle.masking import mask
 from labelcycle.quality.data import TrainingRows, training_rows
 
 #: outputs this process wrote (or is about to write) as a stage; removed again if the stage fails, so a
@@ -93,22 +96,42 @@ def _remove_outputs() -> list[Path]:
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
         elif path.exists() or path.is_symlink():
-            path.unlink(missing_ok=True)
-            removed.append(path)
+            with contextlib.suppress(OSError):  # a read-only disk keeps it; dvc.lock still does not
+                path.unlink(missing_ok=True)
+                removed.append(path)
     _WRITTEN.clear()
     return removed
 
 
+#: errors of the disk rather than of the stage: full, read-only, no permission, over quota
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT})
+
+
+def disk_error(path: Path | str | None, exc: OSError) -> StateError:
+    """A :class:`StateError` saying which file could not be written, why, and what to do."""
+    where = path or exc.filename or "a stage output"
+    reason = exc.strerror or type(exc).__name__
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        todo = "free disk space (or raise the quota)"
+    else:
+        todo = "make the folder writable (or run the stage where it is)"
+    return StateError(f"{where}: cannot write ({reason}); {todo}, then rerun `dvc repro`")
+
+
 def _atomic(path: Path, write: Callable[[Path], None]) -> None:
     register_output(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         write(tmp)
         os.replace(tmp, path)
+    except OSError as exc:
+        if exc.errno in DISK_ERRNOS:
+            raise disk_error(path, exc) from exc
+        raise
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def write_parquet(df: pd.DataFrame, path: Path) -> None:
@@ -149,11 +172,15 @@ def run_stage(main: Callable[[], None]) -> None:
 
         configure(project_root())
         main()
-    except LabelcycleError as exc:
+    except (LabelcycleError, OSError) as exc:
+        if isinstance(exc, OSError) and exc.errno not in DISK_ERRNOS:
+            _remove_outputs()
+            raise
+        err = exc if isinstance(exc, LabelcycleError) else disk_error(None, exc)
         removed = _remove_outputs()
         note = f" (removed this stage's {len(removed)} partial output(s))" if removed else ""
-        print(f"error: {exc}{note}", file=sys.stderr)
-        sys.exit(exc.exit_code)
+        print(f"error: {mask(str(err))}{note}", file=sys.stderr)
+        sys.exit(err.exit_code)
     except BaseException:
         _remove_outputs()
         raise

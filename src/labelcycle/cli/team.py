@@ -11,7 +11,7 @@ import click
 
 from labelcycle import catalog
 from labelcycle.cli.options import repo_option
-from labelcycle.errors import LabelcycleError
+from labelcycle.errors import ConfigError, LabelcycleError
 from labelcycle.masking import mask
 
 
@@ -45,10 +45,31 @@ from labelcycle.masking import mask
     help="Server worker processes (1 suits a small machine).",
 )
 @click.option("--allowed-hosts", default=None, help="Host headers to accept (MLflow --allowed-hosts).")
-@click.option("--dry-run", is_flag=True, help="Print the server command and exit.")
+@click.option(
+    "--cors-allowed-origins", default=None, help="Origins allowed cross-site (MLflow --cors-allowed-origins)."
+)
+@click.option(
+    "--auth/--no-auth",
+    default=None,
+    help="MLflow basic auth (default: on when --host is not loopback). The admin password comes from "
+    "MLFLOW_AUTH_ADMIN_PASSWORD or --admin-password-file; clients set MLFLOW_TRACKING_USERNAME/PASSWORD.",
+)
+@click.option(
+    "--admin-password-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="File holding the basic-auth admin password (first line).",
+)
+@click.option(
+    "--insecure-no-auth",
+    is_flag=True,
+    help="Serve beyond loopback WITHOUT authentication (anyone reaching it can replace models).",
+)
+@click.option("--dry-run", is_flag=True, help="Print the server command (secrets masked) and exit.")
 @repo_option("Project folder for the SQLite defaults (default: the one holding the current folder).")
 def server(
-    backend_store_uri, artifacts_destination, host, port, workers, allowed_hosts, dry_run, repo
+    backend_store_uri, artifacts_destination, host, port, workers, allowed_hosts, cors_allowed_origins, auth,
+    admin_password_file, insecure_no_auth, dry_run, repo,
 ) -> None:
     """Start a lean MLflow tracking server for a team; point the pipeline at it with MLFLOW_TRACKING_URI.
 
@@ -56,8 +77,6 @@ def server(
     labelcycle server --backend-store-uri postgresql://postgres@127.0.0.1:5432/labelcycle
     export MLFLOW_TRACKING_URI=http://127.0.0.1:5000 && dvc repro
     """
-    import shlex
-
     from labelcycle.databases import ensure_database
     from labelcycle.tracking.server import plan_server
     from labelcycle.versioning.dvc import find_root
@@ -66,38 +85,61 @@ def server(
         root = find_root(repo)
     else:
         root = (repo or Path.cwd()).resolve()
-    plan = plan_server(root, backend_store_uri, artifacts_destination, host, port, workers, allowed_hosts)
+    password = None
+    if admin_password_file is not None:
+        lines = admin_password_file.read_text().splitlines()
+        password = lines[0].strip() if lines else ""
+        if not password:
+            raise ConfigError(f"{admin_password_file}: empty; write the admin password on its first line")
+    plan = plan_server(
+        root, backend_store_uri, artifacts_destination, host, port, workers, allowed_hosts,
+        cors_allowed_origins, auth, insecure_no_auth, password,
+    )
+    if not plan.auth and insecure_no_auth:
+        click.echo(
+            f"warning: the server on {host} has NO authentication: anyone who reaches port {port} can read "
+            "runs and replace registered models",
+            err=True,
+        )
     if dry_run:
-        click.echo(shlex.join(plan.command))
+        click.echo(plan.shown())
         return
+    if plan.auth_config is not None:
+        ini, text = plan.auth_config
+        ini.parent.mkdir(parents=True, exist_ok=True)
+        ini.write_text(text)
     if plan.needs_database and ensure_database(plan.backend_store_uri):
         click.echo(f"server: created the PostgreSQL database for {mask(plan.backend_store_uri)}")
+    auth_note = "; basic auth on: set MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD" if plan.auth else ""
     click.echo(
-        f"server: MLflow tracking server on {plan.url} (backend {plan.backend_store_uri.split('@')[-1]}, "
-        f"artifacts {plan.artifacts_destination}); use it with: export MLFLOW_TRACKING_URI={plan.url}"
+        f"server: MLflow tracking server on {plan.url} (backend {mask(plan.backend_store_uri)}, "
+        f"artifacts {plan.artifacts_destination}{auth_note}); use it with: export MLFLOW_TRACKING_URI={plan.url}"
     )
     _serve(plan.command, plan.env, port)
 
 
 def _serve(command: list[str], env: dict[str, str], port: int) -> None:
-    """Run the MLflow server in the foreground in its own process group; Ctrl-C / SIGTERM stop it all."""
+    """Run the MLflow server in the foreground under a guard in its own session; SIGTERM, SIGINT and
+    SIGHUP stop it all, and so does this process dying, even by SIGKILL (see tracking.server.guard)."""
     import signal
     import subprocess
 
-    proc = subprocess.Popen(command, env=env, start_new_session=True)
+    from labelcycle.tracking.server import guard_command
+
+    proc = subprocess.Popen(guard_command(command), env=env, start_new_session=True)
 
     def forward(signum, frame):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signum)
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, forward)
     rc = proc.wait()
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGTERM)  # the server's own worker processes, if any outlived it
-    if rc not in (0, -signal.SIGTERM, -signal.SIGINT, 128 + signal.SIGTERM):
+    if rc not in (0, *(128 + s for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)), -signal.SIGTERM):
         raise LabelcycleError(
-            f"the MLflow server exited with status {rc}; see its messages above (port {port} already in use?)"
+            f"the MLflow server exited with status {rc}; see its messages above (e.g. port {port} already in use)"
         )
 
 
@@ -114,8 +156,6 @@ def ui(host, port, dry_run, repo) -> None:
     press Compare to see their params, metrics and data sets side by side. With MLFLOW_TRACKING_URI set to
     a tracking server, prints that server's runs table URL instead of starting one.
     """
-    import shlex
-
     from labelcycle.tracking.runs import configure, runs_table_url, tracking_uri
     from labelcycle.tracking.server import plan_server
     from labelcycle.versioning.dvc import find_root
@@ -129,7 +169,7 @@ def ui(host, port, dry_run, repo) -> None:
     plan = plan_server(root, uri, None, host, port, 1, None)
     url = runs_table_url(plan.url, experiment)
     if dry_run:
-        click.echo(shlex.join(plan.command))
+        click.echo(plan.shown())
         click.echo(url)
         return
     click.echo(f"ui: MLflow UI on {mask(uri)}; the project's runs: {url}  (Ctrl-C stops it)")
@@ -182,7 +222,7 @@ def tune_worker(study_name, storage, n_trials, total_trials, threads, seed, hear
     writes reports/best_params.json, and train_quality trains with the best params.
     """
     from labelcycle.catalog import Catalog
-    from labelcycle.databases import ensure_database
+    from labelcycle.databases import ensure_database, refuse_password
     from labelcycle.params import load
     from labelcycle.pipeline import read_parquet
     from labelcycle.quality.data import training_rows
@@ -200,10 +240,10 @@ def tune_worker(study_name, storage, n_trials, total_trials, threads, seed, hear
     train = training_rows(read_parquet(cat.path(catalog.TRAIN_SAMPLE)), read_parquet(cat.path(catalog.EVAL)))
     search = search_for(train, params.classes, p, n_jobs=threads, features=params.features)
     name = study_name or search.study
-    url = storage or p.storage_url(root)
+    url = storage or refuse_password(p.storage_url(root), "tune.storage")
     ensure_database(url)
     study = open_study(name, make_storage(url, heartbeat, grace), seed=seed, pruning=p.pruning)
-    click.echo(f"tune-worker: study {name} on {url.split('@')[-1]}")
+    click.echo(f"tune-worker: study {name} on {mask(url)}")
     run_worker(study, search.objective, n_trials=n_trials, total_trials=total_trials)
     done = [t for t in study.trials if t.state.name == "COMPLETE"]
     if not done:

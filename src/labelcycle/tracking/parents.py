@@ -21,6 +21,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from labelcycle.masking import mask, mask_mapping
 from labelcycle.tracking.runs import TAG_PIPELINE_RUN
 from labelcycle.versioning.lineage import DatasetFact, version_facts, version_name, version_params
 
@@ -101,7 +102,8 @@ def open_parent(
             return str(found[0].info.run_id)
         name = version_name(root, exp_name)
         tags = {**lineage, TAG_KIND: KIND_VERSION, TAG_PIPELINE_RUN: pipeline_run, TAG_VERSION_NAME: name}
-        run = client.create_run(experiment_id, run_name=name, tags={k: str(v) for k, v in tags.items()})
+        run = client.create_run(experiment_id, run_name=name,
+                                tags={k: str(v) for k, v in mask_mapping(tags).items()})
         mine = str(run.info.run_id)
         # another machine may have created one in the same moment: the earliest stays, the others go
         winner = str(_search(client, [experiment_id], pipeline_run)[0].info.run_id)
@@ -113,11 +115,11 @@ def open_parent(
 
 
 def log_params(client: Any, run_id: str, params: Mapping[str, Any]) -> None:
-    """Log ``params`` the run lacks (values cut to MLflow's 6000 characters), in batches."""
+    """Log ``params`` the run lacks (secrets masked, values cut to MLflow's 6000 characters), in batches."""
     from mlflow.entities import Param
 
     have = client.get_run(run_id).data.params
-    todo = [Param(k, str(v)[:6000]) for k, v in params.items() if k not in have]
+    todo = [Param(k, str(mask(v))[:6000]) for k, v in params.items() if k not in have]
     for i in range(0, len(todo), BATCH):
         client.log_batch(run_id, params=todo[i : i + BATCH])
 
@@ -152,7 +154,7 @@ def stage_ended(client: Any, root: Path, parent_id: str, stage: str, ok: bool) -
             new_tags[TAG_FAILED_STAGE] = ""
     else:
         new_tags[TAG_FAILED_STAGE] = stage
-    client.log_batch(parent_id, tags=[RunTag(k, str(v)) for k, v in new_tags.items()])
+    client.log_batch(parent_id, tags=[RunTag(k, str(mask(v))) for k, v in new_tags.items()])
     refreshed = client.get_run(parent_id)
     client.set_tag(parent_id, TAG_NOTE, describe(refreshed.info.run_name, refreshed.data.params,
                                                  refreshed.data.metrics, refreshed.data.tags))

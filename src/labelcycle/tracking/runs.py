@@ -25,6 +25,7 @@ import pandas as pd
 
 from labelcycle import catalog
 from labelcycle.errors import TrackingError
+from labelcycle.masking import mask, mask_mapping
 from labelcycle.tracking import journal
 from labelcycle.tracking.journal import TAG_END_REASON
 from labelcycle.versioning import git
@@ -89,7 +90,7 @@ def configure(root: Path) -> str:
         mlflow.set_experiment(experiment_id=exp_id)
     except Exception as exc:
         raise TrackingError(
-            f"cannot reach the MLflow tracking store at {uri} ({describe_failure(exc)}); "
+            f"cannot reach the MLflow tracking store at {mask(uri)} ({describe_failure(exc)}); "
             "start the server (`labelcycle server`) or unset MLFLOW_TRACKING_URI to use the local SQLite store"
         ) from exc
     close_orphaned_runs(root, uri)
@@ -121,7 +122,7 @@ def describe_failure(exc: BaseException) -> str:
         if needle in text:
             return short
     first = text.strip().splitlines()[0] if text.strip() else ""
-    return f"{type(exc).__name__}: {first[:300]}"
+    return mask(f"{type(exc).__name__}: {first[:300]}")
 
 
 def _is_tracking_failure(exc: BaseException) -> bool:
@@ -165,7 +166,7 @@ def _end_run(status: str, reason: str | None) -> bool:
 
     try:
         if reason:
-            mlflow.set_tag(TAG_END_REASON, reason[:4000])
+            mlflow.set_tag(TAG_END_REASON, mask(reason)[:4000])
         mlflow.end_run(status)
         return True
     except Exception:
@@ -227,7 +228,7 @@ class StageRun:
 
         flat: dict[str, Any] = {}
         _flatten("", params, flat)
-        mlflow.log_params({k: (str(v)[:6000]) for k, v in flat.items()})
+        mlflow.log_params({k: (str(v)[:6000]) for k, v in mask_mapping(flat).items()})
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         import mlflow
@@ -239,7 +240,7 @@ class StageRun:
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         import mlflow
 
-        mlflow.set_tags({k: str(v) for k, v in tags.items()})
+        mlflow.set_tags({k: str(v) for k, v in mask_mapping(tags).items()})
 
     def log_dataset(
         self, df: pd.DataFrame, name: str, context: str, digest: str, source: Path | str | None = None
@@ -331,12 +332,12 @@ class StageRun:
         from mlflow.entities import Metric, Param
 
         client = mlflow.MlflowClient()
-        all_tags = {
+        all_tags = mask_mapping({
             "mlflow.parentRunId": self.run_id,
             "mlflow.runName": name,
             TAG_PIPELINE_RUN: self.run.data.tags.get(TAG_PIPELINE_RUN, ""),
             **(tags or {}),
-        }
+        })
         child = client.create_run(
             self.run.info.experiment_id, tags={k: str(v) for k, v in all_tags.items()}, run_name=name
         )
@@ -347,7 +348,7 @@ class StageRun:
             metrics=[
                 Metric(k, float(v), now, 0) for k, v in metrics.items() if v is not None and pd.notna(v)
             ],
-            params=[Param(k, str(v)) for k, v in params.items()],
+            params=[Param(k, str(v)) for k, v in mask_mapping(params).items()],
             tags=[],
         )
         client.set_terminated(child.info.run_id, status=str((tags or {}).get("status", "FINISHED")))
@@ -422,7 +423,7 @@ def stage_run(
             tags["mlflow.parentRunId"] = parent
         run = mlflow.start_run(run_name=run_name or stage, tags=tags, nested=nested)
     except Exception as exc:
-        raise TrackingError(f"cannot start an MLflow run at {uri}: {describe_failure(exc)}") from exc
+        raise TrackingError(f"cannot start an MLflow run at {mask(uri)}: {describe_failure(exc)}") from exc
     entry = journal.add(root, run.info.run_id, uri, stage, parent)
     try:
         with _sigterm_unwinds():
@@ -446,11 +447,15 @@ def stage_run(
         if entry is not None:
             journal.settle(entry, closed)
         if isinstance(exc, Exception) and not isinstance(exc, TrackingError) and _is_tracking_failure(exc):
-            later = "" if closed else " (it will be marked FAILED by the next stage that reaches the store)"
+            state = (
+                "is marked FAILED"
+                if closed
+                else "could not be closed; the next stage that reaches the store marks it FAILED"
+            )
             raise TrackingError(
-                f"stage {stage}: the MLflow tracking store at {uri} failed mid-run ({describe_failure(exc)}); run "
-                f"{run.info.run_id} is FAILED{later}. Nothing of this stage is recorded in {catalog.DVC_LOCK}; once the "
-                "server is back, rerun `dvc repro`"
+                f"stage {stage}: the MLflow tracking store at {mask(uri)} failed mid-run ({describe_failure(exc)}); "
+                f"run {run.info.run_id} {state}. Nothing of this stage is recorded in {catalog.DVC_LOCK}; once "
+                "the store is back, rerun `dvc repro`"
             ) from exc
         raise
     finished = _end_run("FINISHED", None)
@@ -458,6 +463,6 @@ def stage_run(
         journal.settle(entry, finished)
     if not finished:
         raise TrackingError(
-            f"stage {stage}: the MLflow tracking store at {uri} did not accept the end of run {run.info.run_id}; "
+            f"stage {stage}: the MLflow tracking store at {mask(uri)} did not accept the end of run {run.info.run_id}; "
             f"nothing of this stage is recorded in {catalog.DVC_LOCK}; once the server is back, rerun `dvc repro`"
         )
