@@ -36,23 +36,39 @@ def write_version(folder: Path, n: int, seed: int, skill: float, method: str, fl
     label = votes.argmax(axis=1)
     label = np.where(rng.random(n) < flip, rng.integers(0, 3, n), label)
     proba = votes / 5
-    labels = pd.DataFrame({"item_id": ids, "label": np.asarray(CLASSES)[label], "confidence": proba.max(axis=1)})
+    labels = pd.DataFrame(
+        {"item_id": ids, "label": np.asarray(CLASSES)[label], "confidence": proba.max(axis=1)}
+    )
     for j, c in enumerate(CLASSES):
         labels[f"proba_{c}"] = proba[:, j]
     labels["n_annotations"] = 5
     keep = rng.random(n) > 0.002  # a few items dropped per version
-    ann = pd.DataFrame({
-        "item_id": np.repeat(ids, 5), "annotator_id": [f"w{k:03d}" for k in rng.integers(0, 300, n * 5)],
-        "label": np.asarray(CLASSES)[ann_labels.ravel()], "batch_id": [f"week-{w:02d}" for w in np.repeat(np.arange(n) % 12, 5)],
-    })
-    items = pd.DataFrame({"item_id": ids, "category": np.asarray(["a", "b", "c", "d", "e", "f"])[np.arange(n) % 6],
-                          "region": np.asarray(["EU", "NA", "LATAM", "APAC", "MEA"])[np.arange(n) % 5]})
+    ann = pd.DataFrame(
+        {
+            "item_id": np.repeat(ids, 5),
+            "annotator_id": [f"w{k:03d}" for k in rng.integers(0, 300, n * 5)],
+            "label": np.asarray(CLASSES)[ann_labels.ravel()],
+            "batch_id": [f"week-{w:02d}" for w in np.repeat(np.arange(n) % 12, 5)],
+        }
+    )
+    items = pd.DataFrame(
+        {
+            "item_id": ids,
+            "category": np.asarray(["a", "b", "c", "d", "e", "f"])[np.arange(n) % 6],
+            "region": np.asarray(["EU", "NA", "LATAM", "APAC", "MEA"])[np.arange(n) % 5],
+        }
+    )
     logits = rng.normal(0, 1, (n, 3))
     hit = rng.random(n) < skill
     logits[np.arange(n), np.where(hit, truth, (truth + 1) % 3)] += 2.5
     p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-    preds = pd.DataFrame({"item_id": ids, "gold_label": np.asarray(CLASSES)[truth],
-                          "label": np.asarray(CLASSES)[p.argmax(axis=1)]})
+    preds = pd.DataFrame(
+        {
+            "item_id": ids,
+            "gold_label": np.asarray(CLASSES)[truth],
+            "label": np.asarray(CLASSES)[p.argmax(axis=1)],
+        }
+    )
     for j, c in enumerate(CLASSES):
         preds[f"proba_{c}"] = p[:, j]
     for sub in ("data/curated", "data/interim", "reports"):
@@ -85,16 +101,36 @@ def main() -> None:
         write_version(work / "base", args.items, 1, 0.70, "majority_vote", 0.0)
         write_version(work / "cand", args.items, 2, 0.72, "dawid_skene", 0.03)
         src = str(Path(__file__).resolve().parents[1] / "src")  # this checkout's package, wherever we run
-        env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}", "DVC_NO_ANALYTICS": "1",
-               "PYTHONPATH": os.pathsep.join([src, *filter(None, [os.environ.get("PYTHONPATH")])])}
+        env = {
+            **os.environ,
+            "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}",
+            "DVC_NO_ANALYTICS": "1",
+            "PYTHONPATH": os.pathsep.join([src, *filter(None, [os.environ.get("PYTHONPATH")])]),
+        }
         lc = [sys.executable, "-m", "labelcycle.cli"]
         # create the store once (a project's store exists after its first pipeline run)
-        subprocess.run([sys.executable, "-c", "from pathlib import Path; from labelcycle.tracking.runs import "
-                        f"configure; configure(Path({str(work)!r}))"], env=env, check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from pathlib import Path; from labelcycle.tracking.runs import "
+                f"configure; configure(Path({str(work)!r}))",
+            ],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         cases = {
             "compare base cand --json": [*lc, "compare", "base", "cand", "--json"],
-            "compare base cand --json --html report.html": [*lc, "compare", "base", "cand", "--json", "--html",
-                                                           "report.html"],
+            "compare base cand --json --html report.html": [
+                *lc,
+                "compare",
+                "base",
+                "cand",
+                "--json",
+                "--html",
+                "report.html",
+            ],
             "compare base cand --json --no-log": [*lc, "compare", "base", "cand", "--json", "--no-log"],
         }
         results = {}
@@ -108,21 +144,33 @@ def main() -> None:
             results[name] = times
         summary = json.loads(out)
     lines = [
-        f"# compare speed: two versions of {args.items:,} items", "",
-        f"Command: `python benchmarks/compare_speed.py --items {args.items} --repeat {args.repeat}`", "",
+        f"# compare speed: two versions of {args.items:,} items",
+        "",
+        f"Command: `python benchmarks/compare_speed.py --items {args.items} --repeat {args.repeat}`",
+        "",
         f"Machine: {platform.platform()}, Python {platform.python_version()}, {os.cpu_count()} CPUs "
-        "(shared with other jobs while measured).", "",
+        "(shared with other jobs while measured).",
+        "",
         f"Data: {args.items:,} curated items and {args.items * 5:,} annotations per version, {args.items:,} gold eval "
-        "items with saved per-item predictions, 2 slice columns; 1000 paired bootstrap resamples (200 per slice).", "",
-        "| command (wall clock, whole process) | min s | median s | max s |", "| --- | --- | --- | --- |",
+        "items with saved per-item predictions, 2 slice columns; 1000 paired bootstrap resamples (200 per slice).",
+        "",
+        "| command (wall clock, whole process) | min s | median s | max s |",
+        "| --- | --- | --- | --- |",
     ]
     for name, times in results.items():
-        lines.append(f"| `labelcycle {name}` | {min(times):.2f} | {float(np.median(times)):.2f} | {max(times):.2f} |")
+        lines.append(
+            f"| `labelcycle {name}` | {min(times):.2f} | {float(np.median(times)):.2f} | {max(times):.2f} |"
+        )
     d = summary["dataset_diff"]
-    lines += ["", f"Result: {d['items_added']} added, {d['items_removed']} removed, {d['labels_changed']} labels "
-              f"changed; accuracy delta {summary['metrics']['accuracy']['delta']:+.4f} "
-              f"[{summary['metrics']['accuracy']['ci_low']:+.4f}, {summary['metrics']['accuracy']['ci_high']:+.4f}]; "
-              f"verdict: {summary['verdict']}.", "", "Target: under 10 s."]
+    lines += [
+        "",
+        f"Result: {d['items_added']} added, {d['items_removed']} removed, {d['labels_changed']} labels "
+        f"changed; accuracy delta {summary['metrics']['accuracy']['delta']:+.4f} "
+        f"[{summary['metrics']['accuracy']['ci_low']:+.4f}, {summary['metrics']['accuracy']['ci_high']:+.4f}]; "
+        f"verdict: {summary['verdict']}.",
+        "",
+        "Target: under 10 s.",
+    ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -71,9 +71,13 @@ np.save(sys.argv[2], q[item, ann])
 
 # ---------------------------------------------------------------- loaders (minimal, read in place)
 def _frame(i, w, lab) -> pd.DataFrame:
-    return pd.DataFrame({schema.ITEM_ID: pd.Series(i).astype(str).str.strip().to_numpy(),
-                         schema.ANNOTATOR_ID: pd.Series(w).astype(str).str.strip().to_numpy(),
-                         schema.LABEL: pd.Series(lab).astype(str).str.strip().to_numpy()})
+    return pd.DataFrame(
+        {
+            schema.ITEM_ID: pd.Series(i).astype(str).str.strip().to_numpy(),
+            schema.ANNOTATOR_ID: pd.Series(w).astype(str).str.strip().to_numpy(),
+            schema.LABEL: pd.Series(lab).astype(str).str.strip().to_numpy(),
+        }
+    )
 
 
 def load(name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -93,13 +97,18 @@ def load(name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
         ann, gold = _frame(raw["i"], raw["w"], raw["l"]), _frame(g["i"], g["i"], g["g"])
     elif name in ("rte_snow2008", "temp_snow2008"):
         raw = pd.read_csv(f / f"{name.split('_')[0]}.standardized.tsv", sep="\t", dtype=str)
-        ann, gold = _frame(raw["orig_id"], raw["!amt_worker_ids"], raw["response"]), _frame(
-            raw["orig_id"], raw["orig_id"], raw["gold"])
+        ann, gold = (
+            _frame(raw["orig_id"], raw["!amt_worker_ids"], raw["response"]),
+            _frame(raw["orig_id"], raw["orig_id"], raw["gold"]),
+        )
     elif name == "music_genre_rodrigues2013":
         raw = pd.read_csv(f / "mturk_answers.csv", dtype=str)
         codes, _ = pd.factorize(raw["Input.song"])  # file names leak the genre: opaque ids
         ids = [f"song{c:04d}" for c in codes]
-        ann, gold = _frame(ids, raw["WorkerID"], raw["Answer.pred_label"]), _frame(ids, ids, raw["Input.true_label"])
+        ann, gold = (
+            _frame(ids, raw["WorkerID"], raw["Answer.pred_label"]),
+            _frame(ids, ids, raw["Input.true_label"]),
+        )
     else:
         raise KeyError(name)
     ann = ann.drop_duplicates([schema.ITEM_ID, schema.ANNOTATOR_ID], keep="last").reset_index(drop=True)
@@ -108,8 +117,16 @@ def load(name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     return ann, gold
 
 
-REAL = ("adult_content2", "rte_snow2008", "temp_snow2008", "product_zheng2017", "possent_zheng2017",
-        "dog_zheng2017", "music_genre_rodrigues2013", "hitspam_crowdflower")
+REAL = (
+    "adult_content2",
+    "rte_snow2008",
+    "temp_snow2008",
+    "product_zheng2017",
+    "possent_zheng2017",
+    "dog_zheng2017",
+    "music_genre_rodrigues2013",
+    "hitspam_crowdflower",
+)
 
 
 # ---------------------------------------------------------------- peers
@@ -133,7 +150,9 @@ def ds_score(ann: pd.DataFrame, classes: tuple[str, ...]) -> np.ndarray:
     return 1.0 - post[np.arange(len(ann)), lab]
 
 
-def oof_probs(ann: pd.DataFrame, classes: tuple[str, ...], items: pd.DataFrame | None) -> tuple[np.ndarray, pd.Index]:
+def oof_probs(
+    ann: pd.DataFrame, classes: tuple[str, ...], items: pd.DataFrame | None
+) -> tuple[np.ndarray, pd.Index]:
     """Out-of-fold model probabilities per item (LightGBM on features, else class frequencies), MV targets."""
     from labelcycle.aggregation import make_aggregator
     from labelcycle.quality.model import train
@@ -150,9 +169,14 @@ def oof_probs(ann: pd.DataFrame, classes: tuple[str, ...], items: pd.DataFrame |
             probs[te] = freq / freq.sum()
         else:
             feat = items.set_index(schema.ITEM_ID).loc[np.asarray(ids, dtype=object)].reset_index()
-            m = train(feat[tr].reset_index(drop=True), pd.Series(y[tr]), classes,
-                      params={"n_estimators": 150, "learning_rate": 0.1, "num_leaves": 15, "num_threads": 1},
-                      valid_fraction=0.0, seed=0).model
+            m = train(
+                feat[tr].reset_index(drop=True),
+                pd.Series(y[tr]),
+                classes,
+                params={"n_estimators": 150, "learning_rate": 0.1, "num_leaves": 15, "num_threads": 1},
+                valid_fraction=0.0,
+                seed=0,
+            ).model
             probs[te] = m.predict_proba(feat[te].reset_index(drop=True)).to_numpy()
     probs = np.clip(probs, 1e-6, 1)
     return probs / probs.sum(1, keepdims=True), ids
@@ -168,27 +192,39 @@ def crowdlab_score(ann: pd.DataFrame, classes: tuple[str, ...], items: pd.DataFr
     with tempfile.TemporaryDirectory() as tmp:
         np.savez(Path(tmp) / "in.npz", item=item, ann=a, lab=lab, probs=probs)
         (Path(tmp) / "run.py").write_text(CROWDLAB_SCRIPT)
-        res = subprocess.run([str(PEER_PY), str(Path(tmp) / "run.py"), str(Path(tmp) / "in.npz"),
-                              str(Path(tmp) / "out.npy")], capture_output=True, text=True)
+        res = subprocess.run(
+            [str(PEER_PY), str(Path(tmp) / "run.py"), str(Path(tmp) / "in.npz"), str(Path(tmp) / "out.npy")],
+            capture_output=True,
+            text=True,
+        )
         if res.returncode != 0:
             raise RuntimeError(res.stderr[-2000:])
         return 1.0 - np.load(Path(tmp) / "out.npy")
 
 
 # ---------------------------------------------------------------- evaluation
-def evaluate(name: str, ann: pd.DataFrame, gold: pd.DataFrame, items: pd.DataFrame | None,
-             truth_error: np.ndarray | None = None) -> tuple[list[dict], dict]:
+def evaluate(
+    name: str,
+    ann: pd.DataFrame,
+    gold: pd.DataFrame,
+    items: pd.DataFrame | None,
+    truth_error: np.ndarray | None = None,
+) -> tuple[list[dict], dict]:
     classes = tuple(sorted(set(ann[schema.LABEL]) | set(gold[schema.LABEL])))
     g = gold.set_index(schema.ITEM_ID)[schema.LABEL]
     ref = ann[schema.ITEM_ID].map(g)
     on_gold = ref.notna().to_numpy()
     y = (ann[schema.LABEL] != ref).to_numpy()[on_gold] if truth_error is None else truth_error[on_gold]
-    params = ErrorModelParams(features=FeatureParams(aggregator="majority_vote", quality_model=items is not None),
-                              n_estimators=BENCH_TREES, min_gold_targets=20)
+    params = ErrorModelParams(
+        features=FeatureParams(aggregator="majority_vote", quality_model=items is not None),
+        n_estimators=BENCH_TREES,
+        min_gold_targets=20,
+    )
     scores, times = {}, {}
     t = time.time()
-    scores["ours (no gold)"] = detect_label_errors(ann, classes, items, None, params=params).scores[
-        "label_error_score"].to_numpy()
+    scores["ours (no gold)"] = (
+        detect_label_errors(ann, classes, items, None, params=params).scores["label_error_score"].to_numpy()
+    )
     times["ours (no gold)"] = time.time() - t
     t = time.time()
     sup = detect_label_errors(ann, classes, items, gold, params=params)
@@ -206,10 +242,17 @@ def evaluate(name: str, ann: pd.DataFrame, gold: pd.DataFrame, items: pd.DataFra
     rows = []
     for method, s in scores.items():
         s = s[on_gold]
-        rows.append({"dataset": name, "method": method, "n_scored": int(on_gold.sum()), "error_rate": float(y.mean()),
-                     "AP": average_precision_score(y, s) if 0 < y.sum() < len(y) else np.nan,
-                     "ROC_AUC": roc_auc_score(y, s) if 0 < y.sum() < len(y) else np.nan,
-                     "seconds": times[method]})
+        rows.append(
+            {
+                "dataset": name,
+                "method": method,
+                "n_scored": int(on_gold.sum()),
+                "error_rate": float(y.mean()),
+                "AP": average_precision_score(y, s) if 0 < y.sum() < len(y) else np.nan,
+                "ROC_AUC": roc_auc_score(y, s) if 0 < y.sum() < len(y) else np.nan,
+                "seconds": times[method],
+            }
+        )
         print(rows[-1], flush=True)
     extra = {"scores": scores, "on_gold": on_gold}
     return rows, extra
@@ -229,7 +272,9 @@ def main() -> None:
     classes = ("ok", "misleading", "prohibited")
     params = ErrorModelParams(features=FeatureParams(aggregator="majority_vote"), n_estimators=BENCH_TREES)
     t = time.time()
-    sup = detect_label_errors(ann, classes, d.items, gold_train, exclude_items=eval_gold[schema.ITEM_ID], params=params)
+    sup = detect_label_errors(
+        ann, classes, d.items, gold_train, exclude_items=eval_gold[schema.ITEM_ID], params=params
+    )
     sup_s = sup.scores["label_error_score"].to_numpy()
     sup_t = time.time() - t
     demo_rows, extra = evaluate("demo", ann, all_truth, d.items, truth_err)
@@ -250,9 +295,14 @@ def main() -> None:
     top = np.argsort(-sup_s, kind="stable")[:n5]
     found = int(truth_err[top].sum())
     random_expect = truth_err.mean() * n5
-    budget = {"annotations": len(ann), "budget_5pct": n5, "wrong_found_error_model": found,
-              "wrong_found_random_expected": random_expect, "ratio": found / random_expect,
-              "wrong_found_excluding_gold_train": int(truth_err[top][not_train[top]].sum())}
+    budget = {
+        "annotations": len(ann),
+        "budget_5pct": n5,
+        "wrong_found_error_model": found,
+        "wrong_found_random_expected": random_expect,
+        "ratio": found / random_expect,
+        "wrong_found_excluding_gold_train": int(truth_err[top][not_train[top]].sum()),
+    }
     print(budget, flush=True)
 
     for name in REAL:
@@ -316,8 +366,9 @@ def write_report(res: pd.DataFrame, budget: dict) -> None:
     ]
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text("\n".join(lines))
-    (OUT.with_suffix(".json")).write_text(json.dumps({"rows": res.to_dict(orient="records"), "budget": budget},
-                                                     indent=1, default=float))
+    (OUT.with_suffix(".json")).write_text(
+        json.dumps({"rows": res.to_dict(orient="records"), "budget": budget}, indent=1, default=float)
+    )
     print("\n".join(lines))
 
 

@@ -122,18 +122,38 @@ def main() -> None:
         rows.append((m, label_acc))
     # the pipeline's curation: default aggregator, then the error model's relabelling (params defaults)
     cp = CurateParams()
-    labels_raw = curated_labels(val.annotations, make_aggregator(DEFAULT_METHOD, classes=LABELS).fit(val.annotations))
+    labels_raw = curated_labels(
+        val.annotations, make_aggregator(DEFAULT_METHOD, classes=LABELS).fit(val.annotations)
+    )
     _, gold_train = split_gold(val.gold, 0.6, "labelcycle-eval-v1")
-    det = detect_label_errors(val.annotations, list(LABELS), val.items.reset_index(drop=True), gold_train,
-                              exclude_items=pd.Series(held), params=ErrorModelParams().for_method(DEFAULT_METHOD))
-    cur = curate_labels(val.annotations, labels_raw, det.scores, list(LABELS), cp.action, cp.threshold, DEFAULT_METHOD)
+    det = detect_label_errors(
+        val.annotations,
+        list(LABELS),
+        val.items.reset_index(drop=True),
+        gold_train,
+        exclude_items=pd.Series(held),
+        params=ErrorModelParams().for_method(DEFAULT_METHOD),
+    )
+    cur = curate_labels(
+        val.annotations, labels_raw, det.scores, list(LABELS), cp.action, cp.threshold, DEFAULT_METHOD
+    )
     curated = cur.labels.set_index(schema.ITEM_ID)[schema.LABEL].reindex(train_ids)
     keep = curated.notna().to_numpy()
     name = f"curated ({DEFAULT_METHOD} + error model {cp.action})"
-    sets[name] = fit_eval(tr_items[keep].reset_index(drop=True), curated[keep].reset_index(drop=True), eval_items,
-                          eval_split[schema.LABEL], lgb_default, p)
-    rows.append((f"{DEFAULT_METHOD} + error model {cp.action}",
-                 float((curated[keep] == truth.loc[curated[keep].index]).mean())))
+    sets[name] = fit_eval(
+        tr_items[keep].reset_index(drop=True),
+        curated[keep].reset_index(drop=True),
+        eval_items,
+        eval_split[schema.LABEL],
+        lgb_default,
+        p,
+    )
+    rows.append(
+        (
+            f"{DEFAULT_METHOD} + error model {cp.action}",
+            float((curated[keep] == truth.loc[curated[keep].index]).mean()),
+        )
+    )
     # tuned vs default on the pipeline's curated labels
     tr = tr_items[keep].reset_index(drop=True)
     lab = curated[keep].reset_index(drop=True)

@@ -158,7 +158,9 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, default=None)
     ap.add_argument("--stages", nargs="+", default=None, help="run only these stages (e.g. --stages ingest)")
     ap.add_argument("--max-rss-gb", type=float, default=12.0, help="kill a stage above this peak memory")
-    ap.add_argument("--stage-timeout", type=float, default=1800.0, help="kill a stage after this many seconds")
+    ap.add_argument(
+        "--stage-timeout", type=float, default=1800.0, help="kill a stage after this many seconds"
+    )
     args = ap.parse_args()
     base = Path(tempfile.mkdtemp(prefix="labelcycle-scale-", dir=args.keep))
     env = {
@@ -176,12 +178,17 @@ def main() -> None:
             proj = base / f"n{n}"
             t0 = time.perf_counter()
             # generate in a child process: this process stays small, so it never weighs on the stages
-            code = f"import sys, json; sys.path.insert(0, {str(Path(__file__).parent)!r}); import scale; " \
-                   f"from pathlib import Path; print(json.dumps(scale.generate({n}, Path({str(base / f'data{n}')!r}))))"
+            code = (
+                f"import sys, json; sys.path.insert(0, {str(Path(__file__).parent)!r}); import scale; "
+                f"from pathlib import Path; print(json.dumps(scale.generate({n}, Path({str(base / f'data{n}')!r}))))"
+            )
             import json
 
-            shape = json.loads(subprocess.run([sys.executable, "-c", code], env=env, check=True,
-                                              capture_output=True, text=True).stdout)
+            shape = json.loads(
+                subprocess.run(
+                    [sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True
+                ).stdout
+            )
             make_project(proj, args.n_estimators)
             add_batch(proj, base / f"data{n}")
             warm_store(proj, env)
@@ -198,7 +205,11 @@ def main() -> None:
                 stages = [s for s in stages if s in args.stages]
             for stage in stages:
                 wall, rss, rc = run_measured(
-                    [sys.executable, f"stages/{stage}.py"], proj, env, args.max_rss_gb * 1024, args.stage_timeout
+                    [sys.executable, f"stages/{stage}.py"],
+                    proj,
+                    env,
+                    args.max_rss_gb * 1024,
+                    args.stage_timeout,
                 )
                 print(f"  {stage:14s} {wall:7.1f} s  {rss:7.0f} MiB  rc={rc}", flush=True)
                 rows.append((n, shape, stage, wall, rss, rc))

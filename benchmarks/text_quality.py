@@ -281,7 +281,9 @@ def aggregated(ts: TextSet) -> pd.DataFrame:
     return curated_labels(clean, make_aggregator(p.aggregate.method, classes=ts.classes).fit(clean))
 
 
-def tune_then_train(rows: TrainingRows, classes: list[str], p: Params) -> tuple[optuna.Study, TrainResult, float]:
+def tune_then_train(
+    rows: TrainingRows, classes: list[str], p: Params
+) -> tuple[optuna.Study, TrainResult, float]:
     """The tune and train_quality stages in memory: an Optuna study on ``rows``, then the quality model
     trained with its best parameters. Returns the study, the training result and when tuning ended."""
     import optuna

@@ -32,7 +32,12 @@ from labelcycle import catalog  # noqa: E402
 from webdriver import Browser  # noqa: E402  (the script's folder is put on the path first)
 
 REPO = Path(__file__).resolve().parents[1]
-GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@t",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@t",
+}
 #: the two synthetic versions: name, sample.fraction, macro_f1
 SYNTHETIC = (("base", 1.0, 0.7134), ("half", 0.5, 0.6621))
 
@@ -53,7 +58,9 @@ def log_two_versions(root: Path) -> list[str]:
     for name in (catalog.DVC_YAML, catalog.PARAMS):
         shutil.copy(REPO / name, root / name)
     for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "init"]):
-        subprocess.run(["git", *args], cwd=root, env={**os.environ, **GIT_ENV}, check=True, capture_output=True)
+        subprocess.run(
+            ["git", *args], cwd=root, env={**os.environ, **GIT_ENV}, check=True, capture_output=True
+        )
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / catalog.MLFLOW_DB}"
     from labelcycle.tracking.runs import stage_run
 
@@ -66,11 +73,19 @@ def log_two_versions(root: Path) -> list[str]:
             "ingest": {"batches": ["b1"], "tables": {"annotations": {"read": 7000}}},
             "split": {"eval_digest": "e" * 32, "eval_items": 400},
             "curate": {"curated_digest": "c" * 32, "action": "relabel"},
-            "sample": {"curated_digest": "c" * 32, "sample_digest": f"{int(fraction * 100):032d}",
-                       "items_out": int(2000 * fraction)},
-            "metrics": {"accuracy": f1 + 0.1, "macro_f1": f1, "eval_items": 400, "eval_digest": "e" * 32,
-                        "ci95": {"macro_f1": {"ci_low": f1 - 0.03, "ci_high": f1 + 0.03}},
-                        "baseline": {"macro_f1": 0.21, "accuracy": 0.47}},
+            "sample": {
+                "curated_digest": "c" * 32,
+                "sample_digest": f"{int(fraction * 100):032d}",
+                "items_out": int(2000 * fraction),
+            },
+            "metrics": {
+                "accuracy": f1 + 0.1,
+                "macro_f1": f1,
+                "eval_items": 400,
+                "eval_digest": "e" * 32,
+                "ci95": {"macro_f1": {"ci_low": f1 - 0.03, "ci_high": f1 + 0.03}},
+                "baseline": {"macro_f1": 0.21, "accuracy": 0.47},
+            },
         }
         for stage, data in reports.items():
             (root / catalog.report_path(stage)).write_text(json.dumps(data))
@@ -86,8 +101,14 @@ def log_two_versions(root: Path) -> list[str]:
 def start_ui(project: Path, port: int, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
     """``labelcycle ui`` in the project; the process and the runs-table URL it printed."""
     log = Path(tempfile.mkstemp(suffix=".log")[1])
-    proc = subprocess.Popen([sys.executable, "-m", "labelcycle.cli", "ui", "--port", str(port)], cwd=project,
-                            env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "labelcycle.cli", "ui", "--port", str(port)],
+        cwd=project,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     deadline = time.time() + 120
     url = None
     while time.time() < deadline:
@@ -119,16 +140,27 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def api(base: str, path: str, body: dict) -> dict:
-    req = urllib.request.Request(f"{base}/api/2.0/mlflow/{path}", data=json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/json"}, method="POST")
+    req = urllib.request.Request(
+        f"{base}/api/2.0/mlflow/{path}",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
     with urllib.request.urlopen(req, timeout=30) as resp:
         return json.loads(resp.read())
 
 
 def parent_runs(base: str, experiment_id: str, names: list[str]) -> list[dict]:
     """The parent runs named ``names`` (through the REST API), with their datasets, params and metrics."""
-    runs = api(base, "runs/search", {"experiment_ids": [experiment_id], "max_results": 500,
-                                     "filter": "tags.`labelcycle.kind` = 'version'"}).get("runs", [])
+    runs = api(
+        base,
+        "runs/search",
+        {
+            "experiment_ids": [experiment_id],
+            "max_results": 500,
+            "filter": "tags.`labelcycle.kind` = 'version'",
+        },
+    ).get("runs", [])
     by_name = {r["info"]["run_name"]: r for r in runs}
     missing = [n for n in names if n not in by_name]
     assert not missing, f"no parent run named {missing}; parent runs: {sorted(by_name)}"
@@ -137,10 +169,20 @@ def parent_runs(base: str, experiment_id: str, names: list[str]) -> list[dict]:
         run = by_name[name]
         params = {p["key"]: p["value"] for p in run["data"].get("params", [])}
         metrics = {m["key"]: m["value"] for m in run["data"].get("metrics", [])}
-        datasets = {d["dataset"]["name"]: d["dataset"]["digest"] for d in run.get("inputs", {}).get("dataset_inputs", [])}
+        datasets = {
+            d["dataset"]["name"]: d["dataset"]["digest"]
+            for d in run.get("inputs", {}).get("dataset_inputs", [])
+        }
         assert datasets, f"parent run {name}: no dataset inputs"
-        out.append({"name": name, "run_id": run["info"]["run_id"], "params": params, "metrics": metrics,
-                    "datasets": datasets})
+        out.append(
+            {
+                "name": name,
+                "run_id": run["info"]["run_id"],
+                "params": params,
+                "metrics": metrics,
+                "datasets": datasets,
+            }
+        )
     return out
 
 
@@ -168,11 +210,17 @@ METRIC_JS = """
 
 
 def click_button(browser: Browser, text: str | None = None, label: str | None = None) -> bool:
-    return bool(browser.js("""
+    return bool(
+        browser.js(
+            """
         const b = Array.from(document.querySelectorAll('button')).find(x =>
             (arguments[0] !== null && (x.innerText || '').trim() === arguments[0]) ||
             (arguments[1] !== null && x.getAttribute('aria-label') === arguments[1]));
-        if (b) { b.click(); return true; } return false;""", text, label))
+        if (b) { b.click(); return true; } return false;""",
+            text,
+            label,
+        )
+    )
 
 
 def check_in_browser(runs_url: str, runs: list[dict], out_dir: Path) -> dict:
@@ -184,38 +232,57 @@ def check_in_browser(runs_url: str, runs: list[dict], out_dir: Path) -> dict:
     assert differing, "the two versions have the same params"
     with Browser(1500, 2000) as browser:
         browser.get(runs_url)
-        browser.wait_for("return arguments[0].every(n => Array.from(document.querySelectorAll('[role=row]'))"
-                         ".some(r => (r.innerText || '').split('\\n').some(t => t.trim() === n)));",
-                         f"the runs table to list {names}", 90, names)
+        browser.wait_for(
+            "return arguments[0].every(n => Array.from(document.querySelectorAll('[role=row]'))"
+            ".some(r => (r.innerText || '').split('\\n').some(t => t.trim() === n)));",
+            f"the runs table to list {names}",
+            90,
+            names,
+        )
         click_button(browser, label="Close")  # the assistant side panel, if shown
-        ticked = browser.js("""
+        ticked = browser.js(
+            """
             const out = [];
             for (const name of arguments[0]) {
               const row = Array.from(document.querySelectorAll('[role=row]'))
                   .find(r => (r.innerText || '').split('\\n').some(t => t.trim() === name) && r.querySelector('input[type=checkbox]'));
               if (row) { row.querySelector('input[type=checkbox]').click(); out.push(name); }
             }
-            return out;""", names)
+            return out;""",
+            names,
+        )
         assert ticked == names, f"could not tick {names} in the runs table (ticked {ticked})"
-        browser.wait_for("return Array.from(document.querySelectorAll('button')).some(x => x.innerText.trim() === 'Compare');",
-                         "the Compare button")
+        browser.wait_for(
+            "return Array.from(document.querySelectorAll('button')).some(x => x.innerText.trim() === 'Compare');",
+            "the Compare button",
+        )
         runs_png = browser.screenshot(out_dir / "mlflow_runs.png")
         assert click_button(browser, text="Compare")
-        browser.wait_for("return location.href.includes('compare-runs') && "
-                         "document.body.innerText.includes('Show diff only');", "the compare page", 90)
+        browser.wait_for(
+            "return location.href.includes('compare-runs') && "
+            "document.body.innerText.includes('Show diff only');",
+            "the compare page",
+            90,
+        )
         click_button(browser, label="Parameters - Show diff only")
         time.sleep(1)
         shown_params = {}
         for key in differing:
             cells = browser.wait_for(ROW_JS, f"param {key} on the compare page", 30, key)
             expected = [r["params"].get(key, "") for r in runs]
-            assert [c.strip() for c in cells[:2]] == expected, f"param {key}: page shows {cells}, runs have {expected}"
+            assert [c.strip() for c in cells[:2]] == expected, (
+                f"param {key}: page shows {cells}, runs have {expected}"
+            )
             shown_params[key] = cells[:2]
         click_button(browser, label="Metrics - Show diff only")  # the grid renders the rows in view only
-        metric_cells = browser.wait_for(METRIC_JS, f"the primary metric {primary} on the compare page", 30, primary)
+        metric_cells = browser.wait_for(
+            METRIC_JS, f"the primary metric {primary} on the compare page", 30, primary
+        )
         values = [r["metrics"][primary] for r in runs]
         for cell, value in zip(metric_cells, values, strict=False):
-            assert abs(float(cell.replace(",", "")) - value) < 5e-4, f"{primary}: page shows {metric_cells}, runs have {values}"
+            assert abs(float(cell.replace(",", "")) - value) < 5e-4, (
+                f"{primary}: page shows {metric_cells}, runs have {values}"
+            )
         browser.js("""const v = Array.from(document.querySelectorAll('*')).find(e => e.children.length === 0 &&
                           (e.innerText || '').trim() === 'Run details'); if (v) v.scrollIntoView();""")
         time.sleep(1)
@@ -223,14 +290,20 @@ def check_in_browser(runs_url: str, runs: list[dict], out_dir: Path) -> dict:
         url = browser.js("return location.href;")
     for png in (runs_png, compare_png):
         assert png.stat().st_size > 10_000, f"the screenshot {png} is blank"
-    return {"compare_url": url, "differing_params": shown_params, "primary_metric": {primary: metric_cells[:2]},
-            "screenshots": [str(runs_png), str(compare_png)]}
+    return {
+        "compare_url": url,
+        "differing_params": shown_params,
+        "primary_metric": {primary: metric_cells[:2]},
+        "screenshots": [str(runs_png), str(compare_png)],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--project", type=Path, default=None, help="a project whose store holds the versions")
-    ap.add_argument("--version", action="append", default=[], help="a parent run's name (twice, with --project)")
+    ap.add_argument(
+        "--version", action="append", default=[], help="a parent run's name (twice, with --project)"
+    )
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "img", help="folder for the screenshots")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
@@ -241,7 +314,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             project = Path(tmp) / "proj"
             names = log_two_versions(project)
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")]))}
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")])),
+        }
         if not os.environ.get("MLFLOW_TRACKING_URI", "").startswith("http"):
             env.pop("MLFLOW_TRACKING_URI", None)
             env["MLFLOW_TRACKING_URI"] = f"sqlite:///{project / catalog.MLFLOW_DB}"

@@ -19,9 +19,17 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
-                  "--disable-dev-shm-usage"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--hide-scrollbars",
+    "--disable-dev-shm-usage",
+]
 
 
 def find_browser() -> tuple[str, str] | None:
@@ -43,18 +51,31 @@ class Browser:
     def __init__(self, width: int = 1600, height: int = 1000) -> None:
         found = find_browser()
         if found is None:
-            raise RuntimeError("chromium and chromedriver not found; apt-get install -y chromium chromium-driver")
+            raise RuntimeError(
+                "chromium and chromedriver not found; apt-get install -y chromium chromium-driver"
+            )
         browser, driver = found
         self.profile = tempfile.mkdtemp(prefix="lc-chromium-")
         port = _free_port()
         self.base = f"http://127.0.0.1:{port}"
-        self.proc = subprocess.Popen([driver, f"--port={port}"], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [driver, f"--port={port}"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         self._wait_driver()
-        caps = {"browserName": "chrome", "goog:chromeOptions": {
-            "binary": browser,
-            "args": [*CHROMIUM_FLAGS, f"--user-data-dir={self.profile}", f"--window-size={width},{height}"],
-        }}
+        caps = {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": browser,
+                "args": [
+                    *CHROMIUM_FLAGS,
+                    f"--user-data-dir={self.profile}",
+                    f"--window-size={width},{height}",
+                ],
+            },
+        }
         self.session = self._call("POST", "/session", {"capabilities": {"alwaysMatch": caps}})["sessionId"]
 
     def _wait_driver(self, timeout: float = 30) -> None:
@@ -70,8 +91,9 @@ class Browser:
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         data = json.dumps(body if body is not None else {}).encode() if method == "POST" else None
-        req = urllib.request.Request(f"{self.base}{path}", data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            f"{self.base}{path}", data=data, method=method, headers={"Content-Type": "application/json"}
+        )
         try:
             with urllib.request.urlopen(req, timeout=120) as r:
                 return json.loads(r.read())["value"]
@@ -83,7 +105,9 @@ class Browser:
 
     def js(self, script: str, *args: Any) -> Any:
         """Run ``script`` (a function body; ``arguments[i]`` are ``args``) in the page; its return value."""
-        return self._call("POST", f"/session/{self.session}/execute/sync", {"script": script, "args": list(args)})
+        return self._call(
+            "POST", f"/session/{self.session}/execute/sync", {"script": script, "args": list(args)}
+        )
 
     def text(self) -> str:
         return str(self.js("return document.body ? document.body.innerText : '';"))

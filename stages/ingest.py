@@ -69,11 +69,18 @@ def main() -> None:
         "items": table_digest(items),
         "gold": table_digest(gold),
     }
-    logged = {"ingest": {"labels": params.classes}, "raw_batches": len(batches),
-              "features": dataclasses.asdict(params.features)}
+    logged = {
+        "ingest": {"labels": params.classes},
+        "raw_batches": len(batches),
+        "features": dataclasses.asdict(params.features),
+    }
     with stage_run(root, STAGE, logged) as run:
         run.log_dataset(
-            result.annotations, "raw_annotations", "raw", digests["annotations"], ctx.path(catalog.ANNOTATIONS)
+            result.annotations,
+            "raw_annotations",
+            "raw",
+            digests["annotations"],
+            ctx.path(catalog.ANNOTATIONS),
         )
         run.log_dataset(items, "items", "raw", digests["items"], ctx.path(catalog.ITEMS))
         run.log_dataset(gold, "gold", "raw", digests["gold"], ctx.path(catalog.GOLD))
@@ -94,9 +101,7 @@ def main() -> None:
         run.log_dict(report, "ingest_report.json")
         if len(result.quarantine):
             run.log_table(result.quarantine, "quarantine.parquet")
-        run.log_dvc_hashes(
-            [catalog.RAW], [catalog.ANNOTATIONS, catalog.ITEMS, catalog.GOLD]
-        )
+        run.log_dvc_hashes([catalog.RAW], [catalog.ANNOTATIONS, catalog.ITEMS, catalog.GOLD])
     for name, c in result.counts.items():
         print(
             f"ingest: {name}: read {c.read} = kept {c.kept} + merged {c.merged} + quarantined {c.quarantined}"

@@ -42,7 +42,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = Path(os.environ.get("LABELCYCLE_SHARED_DATASETS", REPO_ROOT.parent / "shared" / "datasets"))
 #: console scripts (labelcycle, dvc, moto_server) installed beside this interpreter
 BIN = Path(sys.executable).parent
-GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@t",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@t",
+}
 PG_BASE = os.environ.get("LABELCYCLE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432")
 #: params.yaml edits that make a demo project train in seconds
 SMALL_PARAMS = {
@@ -120,11 +125,19 @@ def pg_server(pg_url, tmp_path):
 
 
 def sh(
-    cwd: Path, *args: str, env: Mapping[str, str] | None = None, check: bool = True, timeout: float | None = None
+    cwd: Path,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    check: bool = True,
+    timeout: float | None = None,
 ) -> subprocess.CompletedProcess:
     """Run a command in ``cwd`` (with a git identity); with ``check``, a failure fails the test with its output."""
     res = subprocess.run(
-        list(args), cwd=cwd, capture_output=True, text=True, timeout=timeout,
+        list(args),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         env={**os.environ, **GIT_ENV, **(env or {})},
     )
     if check:
@@ -132,7 +145,9 @@ def sh(
     return res
 
 
-def lc(cwd: Path, *args: str, env: Mapping[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess:
+def lc(
+    cwd: Path, *args: str, env: Mapping[str, str] | None = None, check: bool = True
+) -> subprocess.CompletedProcess:
     """``labelcycle ARGS`` (this interpreter's package) in ``cwd``; see :func:`sh`."""
     return sh(cwd, sys.executable, "-m", "labelcycle.cli", *args, env=env, check=check)
 
@@ -160,7 +175,9 @@ def make_project(path: Path) -> Path:
     for name in (catalog.DVC_YAML, catalog.PARAMS):
         shutil.copy(REPO_ROOT / name, path / name)
     shutil.copytree(
-        REPO_ROOT / catalog.STAGES_DIR, path / catalog.STAGES_DIR, ignore=shutil.ignore_patterns("__pycache__")
+        REPO_ROOT / catalog.STAGES_DIR,
+        path / catalog.STAGES_DIR,
+        ignore=shutil.ignore_patterns("__pycache__"),
     )
     # stage deps name src/labelcycle/...: link the package so the pipeline's code deps resolve
     (path / catalog.SRC_DIR).mkdir()
@@ -198,7 +215,16 @@ def demo_project(path: Path, n_items: int = 500, seed: int = 0) -> Path:
         params = params.replace(old, new)
     (path / catalog.PARAMS).write_text(params)
     lc(path, "demo", "--out", "demo", "--items", str(n_items), "--annotators", "16", "--seed", str(seed))
-    lc(path, "ingest", "--annotations", "demo/annotations.csv", "--items", "demo/items.csv", "--gold", "demo/gold.csv")
+    lc(
+        path,
+        "ingest",
+        "--annotations",
+        "demo/annotations.csv",
+        "--items",
+        "demo/items.csv",
+        "--gold",
+        "demo/gold.csv",
+    )
     return path
 
 
@@ -254,10 +280,22 @@ class Server:
         self.log = cwd / f"server-{self.port}.log"
 
     def start(self, timeout: float = 90) -> Server:
-        cmd = [str(BIN / "labelcycle"), "server", "--backend-store-uri", self.backend,
-               "--artifacts-destination", self.artifacts, "--port", str(self.port)]
+        cmd = [
+            str(BIN / "labelcycle"),
+            "server",
+            "--backend-store-uri",
+            self.backend,
+            "--artifacts-destination",
+            self.artifacts,
+            "--port",
+            str(self.port),
+        ]
         self.proc = subprocess.Popen(
-            cmd, cwd=self.cwd, env=self.env, stdout=self.log.open("a"), stderr=subprocess.STDOUT,
+            cmd,
+            cwd=self.cwd,
+            env=self.env,
+            stdout=self.log.open("a"),
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         deadline = time.time() + timeout

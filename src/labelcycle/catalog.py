@@ -261,8 +261,11 @@ class MetricsReport(_Report):
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], **given: Any) -> MetricsReport:
         """The report; ``values`` are the top-level numbers (bar ``eval_items``), not a key of their own."""
-        values = {k: float(v) for k, v in d.items() if isinstance(v, int | float) and not isinstance(v, bool)
-                  and k != "eval_items"}
+        values = {
+            k: float(v)
+            for k, v in d.items()
+            if isinstance(v, int | float) and not isinstance(v, bool) and k != "eval_items"
+        }
         return super().from_dict(d, values=values, **given)
 
     def interval(self, metric: str) -> tuple[float, float] | None:
@@ -270,13 +273,32 @@ class MetricsReport(_Report):
         return (float(ci["ci_low"]), float(ci["ci_high"])) if ci else None
 
 
-R = TypeVar("R", IngestReport, SplitReport, AggregateReport, CurateReport, SampleReport, BestParamsReport,
-            ModelReport, ErrorModelReport, MetricsReport)
+R = TypeVar(
+    "R",
+    IngestReport,
+    SplitReport,
+    AggregateReport,
+    CurateReport,
+    SampleReport,
+    BestParamsReport,
+    ModelReport,
+    ErrorModelReport,
+    MetricsReport,
+)
 
 REPORTS_BY_PATH: dict[str, type] = {
     cls.PATH: cls
-    for cls in (IngestReport, SplitReport, AggregateReport, CurateReport, SampleReport, BestParamsReport,
-                ModelReport, ErrorModelReport, MetricsReport)
+    for cls in (
+        IngestReport,
+        SplitReport,
+        AggregateReport,
+        CurateReport,
+        SampleReport,
+        BestParamsReport,
+        ModelReport,
+        ErrorModelReport,
+        MetricsReport,
+    )
 }
 
 

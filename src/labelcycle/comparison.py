@@ -99,8 +99,10 @@ class ComparisonReport:
 def _records(df: pd.DataFrame | None) -> list[dict[str, Any]] | None:
     if df is None:
         return None
-    return [{k: (_num(v) if isinstance(v, float) else v) for k, v in row.items()}
-            for row in df.to_dict(orient="records")]
+    return [
+        {k: (_num(v) if isinstance(v, float) else v) for k, v in row.items()}
+        for row in df.to_dict(orient="records")
+    ]
 
 
 def _num(v: Any) -> float | None:
@@ -253,8 +255,12 @@ def compare_data(
         )
     training = None
     if base.train_sample is not None and candidate.train_sample is not None:
-        training = diff_datasets(base.train_sample, candidate.train_sample,
-                                 base_method=base.aggregation_method, candidate_method=candidate.aggregation_method)
+        training = diff_datasets(
+            base.train_sample,
+            candidate.train_sample,
+            base_method=base.aggregation_method,
+            candidate_method=candidate.aggregation_method,
+        )
     eval_ids = base_predictions[schema.ITEM_ID].astype(str).tolist()
     report = compare_versions(
         base_predictions,
@@ -278,11 +284,18 @@ def compare_data(
         if GOLD not in set(report.slices.get("slice_column", pd.Series(dtype=str))):
             b = prediction_set(base_predictions, None, "base")
             c = prediction_set(candidate_predictions, None, "candidate")
-            label_slices = slice_paired(b, c, pd.DataFrame({schema.ITEM_ID: b.item_ids, GOLD: b.y_true}),
-                                        metrics=["accuracy"], n_boot=200,
-                                        random_state=np.random.SeedSequence(seed + 1), min_n=1)
-        attribution = attribute_change(base.train_sample, candidate.train_sample, training, report.slices,
-                                        label_slices)
+            label_slices = slice_paired(
+                b,
+                c,
+                pd.DataFrame({schema.ITEM_ID: b.item_ids, GOLD: b.y_true}),
+                metrics=["accuracy"],
+                n_boot=200,
+                random_state=np.random.SeedSequence(seed + 1),
+                min_n=1,
+            )
+        attribution = attribute_change(
+            base.train_sample, candidate.train_sample, training, report.slices, label_slices
+        )
         report = dataclasses.replace(report, training_diff=training, attribution=attribution)
     return dataclasses.replace(report, notes=tuple(notes)) if notes else report
 
@@ -313,8 +326,23 @@ def attribute_change(
         on them (empty where it has none).
     """
     frames = [f for f in (slices, label_slices) if f is not None and len(f)]
-    evals = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-        columns=["slice_column", "slice_value", "n", "metric", "base", "candidate", "delta", "ci_low", "ci_high"])
+    evals = (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame(
+            columns=[
+                "slice_column",
+                "slice_value",
+                "n",
+                "metric",
+                "base",
+                "candidate",
+                "delta",
+                "ci_low",
+                "ci_high",
+            ]
+        )
+    )
     evals = evals[evals["metric"] == ATTRIBUTION_METRIC]
     columns = [c for c in dict.fromkeys(evals["slice_column"]) if c != GOLD]
     groups = changes_by_group(base_train, candidate_train, training, columns)
@@ -322,7 +350,9 @@ def attribute_change(
         group_column=evals["slice_column"].replace({GOLD: schema.LABEL}).astype(str),
         group_value=evals["slice_value"].astype(str),
     )[["group_column", "group_value", "n", "metric", "base", "candidate", "delta", "ci_low", "ci_high"]]
-    out = groups.merge(keys.rename(columns={"n": "eval_items"}), on=["group_column", "group_value"], how="left")
+    out = groups.merge(
+        keys.rename(columns={"n": "eval_items"}), on=["group_column", "group_value"], how="left"
+    )
     return out.reset_index(drop=True)
 
 
@@ -463,12 +493,26 @@ def render_html(report: ComparisonReport) -> str:
     if t is None:
         parts.append("<p><em>training sample not available for one of the versions</em></p>")
     else:
-        parts.append(_table(pd.DataFrame([{"items base": t.items_base, "items candidate": t.items_candidate,
-                                           "added": t.items_added, "removed": t.items_removed,
-                                           "relabelled": t.labels_changed}])))
+        parts.append(
+            _table(
+                pd.DataFrame(
+                    [
+                        {
+                            "items base": t.items_base,
+                            "items candidate": t.items_candidate,
+                            "added": t.items_added,
+                            "removed": t.items_removed,
+                            "relabelled": t.labels_changed,
+                        }
+                    ]
+                )
+            )
+        )
         if report.attribution is not None:
-            parts.append(f"<h3>Where the change happened ({ATTRIBUTION_METRIC} delta per group, paired "
-                         "interval)</h3>" + _table(report.attribution))
+            parts.append(
+                f"<h3>Where the change happened ({ATTRIBUTION_METRIC} delta per group, paired "
+                "interval)</h3>" + _table(report.attribution)
+            )
     notes = list(report.notes) + list(report.paired.notes)
     if notes:
         parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>")

@@ -24,13 +24,20 @@ def escape_cell(value: object) -> object:
 
 def unescape_cell(value: object) -> object:
     """The inverse of :func:`escape_cell`."""
-    if isinstance(value, str) and value.startswith(PREFIX) and value[1:2] in (*DANGEROUS, PREFIX) and len(value) > 1:
+    if (
+        isinstance(value, str)
+        and value.startswith(PREFIX)
+        and value[1:2] in (*DANGEROUS, PREFIX)
+        and len(value) > 1
+    ):
         return value[1:]
     return value
 
 
 def _text_columns(df: pd.DataFrame) -> list[str]:
-    return [c for c in df.columns if pd.api.types.is_object_dtype(df[c]) or pd.api.types.is_string_dtype(df[c])]
+    return [
+        c for c in df.columns if pd.api.types.is_object_dtype(df[c]) or pd.api.types.is_string_dtype(df[c])
+    ]
 
 
 def escape_frame(df: pd.DataFrame) -> pd.DataFrame:

@@ -373,7 +373,12 @@ def _validate_items(df: pd.DataFrame, q: _Quarantine) -> tuple[pd.DataFrame, Tab
     if not df[schema.ITEM_ID].is_unique:  # unique ids: no repeats at all
         exact = df[[schema.ITEM_ID, *features]].astype(str).duplicated(keep="first")
     df = _merge_repeats(
-        df, exact, counts, q, table, "conflicting_item_features",
+        df,
+        exact,
+        counts,
+        q,
+        table,
+        "conflicting_item_features",
         lambda rows: "item " + rows[schema.ITEM_ID] + " appears with different feature values",
     )
     for col in features:
@@ -410,7 +415,12 @@ def _validate_gold(df: pd.DataFrame, labels: list[str], q: _Quarantine) -> tuple
         lambda rows: "gold label " + rows[schema.LABEL] + f" is not one of {labels}",
     )
     df = _merge_repeats(
-        df, df.duplicated([schema.ITEM_ID, schema.LABEL], keep="first"), counts, q, table, "conflicting_gold",
+        df,
+        df.duplicated([schema.ITEM_ID, schema.LABEL], keep="first"),
+        counts,
+        q,
+        table,
+        "conflicting_gold",
         lambda rows: "item " + rows[schema.ITEM_ID] + " has different gold labels; fix the gold file",
     )
     out = df[[schema.ITEM_ID, schema.LABEL]].reset_index(drop=True)

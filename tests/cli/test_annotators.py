@@ -36,13 +36,31 @@ def demo_dir(tmp_path_factory) -> Path:
 
 def test_annotators_writes_the_table_the_report_and_a_summary(demo_dir):
     res = run_cli(
-        demo_dir, "annotators", "annotations.csv", "--items", "items.csv", "--gold", "gold.csv",
-        "-o", "out/annotators.parquet", "--report", "out/report.html",
+        demo_dir,
+        "annotators",
+        "annotations.csv",
+        "--items",
+        "items.csv",
+        "--gold",
+        "gold.csv",
+        "-o",
+        "out/annotators.parquet",
+        "--report",
+        "out/report.html",
     )
     assert res.returncode == 0, res.stderr
     table = pd.read_parquet(demo_dir / "out" / "annotators.parquet")
-    for col in ("annotator_id", "n_labels", "accuracy_est", "gold_accuracy", "kappa_consensus",
-                "median_duration_s", "spammer_score", "is_spammer", "drift_slope"):
+    for col in (
+        "annotator_id",
+        "n_labels",
+        "accuracy_est",
+        "gold_accuracy",
+        "kappa_consensus",
+        "median_duration_s",
+        "spammer_score",
+        "is_spammer",
+        "drift_slope",
+    ):
         assert col in table.columns
     truth = pd.read_csv(demo_dir / "truth.csv")
     assert len(table) == len(truth)
@@ -62,8 +80,19 @@ def test_annotators_dedups_repeats_and_writes_csv(tmp_path):
     (tmp_path / "a.csv").write_text(
         "item,who,what\ni1,a,ok\ni1,b,ok\ni1,a,bad\ni2,a,ok\ni2,b,ok\ni3,a,bad\ni3,b,bad\n"
     )
-    res = run_cli(tmp_path, "annotators", "a.csv", "--item-col", "item", "--annotator-col", "who",
-                  "--label-col", "what", "-o", "t.csv")
+    res = run_cli(
+        tmp_path,
+        "annotators",
+        "a.csv",
+        "--item-col",
+        "item",
+        "--annotator-col",
+        "who",
+        "--label-col",
+        "what",
+        "-o",
+        "t.csv",
+    )
     assert res.returncode == 0, res.stderr
     assert "duplicate_item_annotator: 1" in res.stdout
     table = pd.read_csv(tmp_path / "t.csv")
@@ -76,7 +105,11 @@ def test_annotators_dedups_repeats_and_writes_csv(tmp_path):
         ("", (), r"a\.csv: the file is empty"),
         ("item,who,what\ni1,a,ok\n", (), r"a\.csv: missing required column"),
         ("item_id,annotator_id,label\ni1,a,spam\n", ("--labels", "ok,bad"), r"none of its 1 rows is valid"),
-        ("item_id,annotator_id,label\ni1,a,ok\ni1,b,ok\n", ("--method", "nope"), r"unknown aggregation method"),
+        (
+            "item_id,annotator_id,label\ni1,a,ok\ni1,b,ok\n",
+            ("--method", "nope"),
+            r"unknown aggregation method",
+        ),
     ],
 )
 def test_bad_input_gives_a_clean_error(tmp_path, content, args, pattern):

@@ -26,15 +26,25 @@ def predictions(n: int, skill: float, seed: int, start: int = 0) -> pd.DataFrame
     pred_idx = np.where(hit, np.arange(start, start + n) % 3, (np.arange(start, start + n) + 1) % 3)
     proba = np.full((n, 3), 0.15)
     proba[np.arange(n), pred_idx] = 0.7
-    frame = pd.DataFrame({"item_id": [f"e{i:04d}" for i in range(start, start + n)], "gold_label": gold,
-                          "label": np.asarray(CLASSES)[pred_idx]})
+    frame = pd.DataFrame(
+        {
+            "item_id": [f"e{i:04d}" for i in range(start, start + n)],
+            "gold_label": gold,
+            "label": np.asarray(CLASSES)[pred_idx],
+        }
+    )
     for j, c in enumerate(CLASSES):
         frame[f"proba_{c}"] = proba[:, j]
     return frame
 
 
-def write_version(folder: Path, preds: pd.DataFrame | None, labels: pd.DataFrame, digest: str = "d1",
-                  method: str = "majority_vote") -> Path:
+def write_version(
+    folder: Path,
+    preds: pd.DataFrame | None,
+    labels: pd.DataFrame,
+    digest: str = "d1",
+    method: str = "majority_vote",
+) -> Path:
     cat = Catalog(folder)
     cat.path(catalog.REPORTS).mkdir(parents=True)
     cat.path(catalog.LABELS).parent.mkdir(parents=True)
@@ -61,8 +71,11 @@ def test_compare_json_has_diff_metrics_and_verdict(tmp_path, monkeypatch):
     res = run("compare", "a", "b", "--json", "--n-boot", "200", "--html", "r.html")
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
-    assert (out["dataset_diff"]["items_added"], out["dataset_diff"]["items_removed"],
-            out["dataset_diff"]["labels_changed"]) == (1, 1, 1)
+    assert (
+        out["dataset_diff"]["items_added"],
+        out["dataset_diff"]["items_removed"],
+        out["dataset_diff"]["labels_changed"],
+    ) == (1, 1, 1)
     assert out["dataset_diff"]["by_method"][0]["method_candidate"] == "dawid_skene"
     acc = out["metrics"]["accuracy"]
     assert set(acc) >= {"base", "candidate", "delta", "ci_low", "ci_high", "p_value"}
@@ -70,7 +83,7 @@ def test_compare_json_has_diff_metrics_and_verdict(tmp_path, monkeypatch):
     assert out["verdict"] == "better" and out["mlflow_run_id"]
     assert {s["slice_value"] for s in out["slices"]} == set(CLASSES)
     page = (tmp_path / "r.html").read_text()
-    assert "verdict: better" in page and "<script" not in page and "src=\"http" not in page
+    assert "verdict: better" in page and "<script" not in page and 'src="http' not in page
 
 
 def test_identical_versions_give_no_significant_change(tmp_path, monkeypatch):
@@ -116,7 +129,9 @@ def test_compare_refuses_different_eval_splits(tmp_path, monkeypatch):
     write_version(tmp_path / "b", predictions(60, 0.7, 1), LABELS_B, digest="d2")
     res = CliRunner().invoke(main, ["compare", "a", "b", "--no-log"])
     assert res.exit_code == 1 and "different gold eval splits" in res.output
-    with pytest.raises(EvalSetMismatchError, match=r"evaluated on different items: 10 base item id\(s\) missing"):
+    with pytest.raises(
+        EvalSetMismatchError, match=r"evaluated on different items: 10 base item id\(s\) missing"
+    ):
         compare_versions(predictions(60, 0.7, 0), predictions(60, 0.7, 0, start=10), n_boot=20)
     other = predictions(60, 0.7, 0).drop(columns=["proba_prohibited"])
     other["proba_ok"] = 1 - other["proba_misleading"]
@@ -127,9 +142,13 @@ def test_compare_refuses_different_eval_splits(tmp_path, monkeypatch):
 def test_compare_reports_the_training_data_diff_beside_the_curated_diff(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     ids = [f"t{i}" for i in range(1, 7)]
-    sample = pd.DataFrame({"item_id": ids, "label": ["ok", "ok", "misleading", "misleading", "prohibited", "ok"]})
-    for name, train in (("a", sample), ("b", sample.iloc[::2].assign(label=lambda d: d["label"].where(
-            d["item_id"] != "t5", "ok")))):
+    sample = pd.DataFrame(
+        {"item_id": ids, "label": ["ok", "ok", "misleading", "misleading", "prohibited", "ok"]}
+    )
+    for name, train in (
+        ("a", sample),
+        ("b", sample.iloc[::2].assign(label=lambda d: d["label"].where(d["item_id"] != "t5", "ok"))),
+    ):
         write_version(tmp_path / name, predictions(300, 0.7, 0 if name == "a" else 1), LABELS_A)
         train.to_parquet(tmp_path / name / catalog.TRAIN_SAMPLE, index=False)
     res = run("compare", "a", "b", "--json", "--no-log", "--n-boot", "50")

@@ -36,7 +36,9 @@ def write_reports(root: Path, curated_digest: str) -> None:
     (root / catalog.AGGREGATE_REPORT).write_text(
         json.dumps({"method": "majority_vote", "labels_raw_digest": "r" * 64})
     )
-    (root / catalog.CURATE_REPORT).write_text(json.dumps({"curated_digest": curated_digest, "action": "relabel"}))
+    (root / catalog.CURATE_REPORT).write_text(
+        json.dumps({"curated_digest": curated_digest, "action": "relabel"})
+    )
 
 
 def test_experiments_shows_the_curated_digest_of_workspace_and_dvc_experiment_rows(project, monkeypatch):
@@ -61,7 +63,9 @@ def test_experiments_shows_the_curated_digest_of_workspace_and_dvc_experiment_ro
 def log_old_version(client, exp_id: str, group: str, labels, preds, tmp: Path) -> str:
     """A version as projects before parent runs logged it: stage runs sharing a pipeline-run tag, no parent."""
     tags = {"labelcycle.pipeline_run": group, "mlflow.source.git.commit": "a" * 40}
-    curate = client.create_run(exp_id, tags={**tags, "labelcycle.stage": "curate", "curated_digest": group * 4})
+    curate = client.create_run(
+        exp_id, tags={**tags, "labelcycle.stage": "curate", "curated_digest": group * 4}
+    )
     labels.to_parquet(tmp / "labels.parquet", index=False)
     client.log_artifact(curate.info.run_id, str(tmp / "labels.parquet"), "curated")
     evaluate = client.create_run(exp_id, tags={**tags, "labelcycle.stage": "evaluate", "eval_digest": "d1"})
@@ -73,7 +77,9 @@ def log_old_version(client, exp_id: str, group: str, labels, preds, tmp: Path) -
     return evaluate.info.run_id
 
 
-def test_stage_runs_of_older_projects_without_parent_runs_appear_in_experiments_and_compare(project, monkeypatch):
+def test_stage_runs_of_older_projects_without_parent_runs_appear_in_experiments_and_compare(
+    project, monkeypatch
+):
     import mlflow
     from tests.cli.test_compare import LABELS_A, LABELS_B, predictions
 
@@ -90,8 +96,9 @@ def test_stage_runs_of_older_projects_without_parent_runs_appear_in_experiments_
     assert {base, cand} <= set(rows) and rows[base]["source"] == "mlflow" and rows[base]["name"] == ""
     assert rows[cand]["curated_digest"] == "old2" * 3
 
-    res = CliRunner().invoke(main, ["compare", base, cand, "--json", "--no-log", "--n-boot", "50"],
-                             catch_exceptions=False)
+    res = CliRunner().invoke(
+        main, ["compare", base, cand, "--json", "--no-log", "--n-boot", "50"], catch_exceptions=False
+    )
     out = json.loads(res.stdout)
     assert out["base"]["run_ids"]["evaluate"] == base and out["base"]["parent_run"] is None
     assert (out["dataset_diff"]["items_added"], out["dataset_diff"]["items_removed"]) == (1, 1)

@@ -18,6 +18,7 @@ def test_ui_dry_run_prints_a_lean_server_command_and_the_runs_table_url(tmp_path
     command, url = res.stdout.strip().splitlines()[-2:]
     assert f"--backend-store-uri sqlite:///{tmp_path / catalog.MLFLOW_DB}" in command
     assert "--host 127.0.0.1" in command and "--port 5123" in command and "--workers 1" in command
-    exp = mlflow.MlflowClient(f"sqlite:///{tmp_path / catalog.MLFLOW_DB}").get_experiment_by_name("labelcycle")
+    exp = mlflow.MlflowClient(f"sqlite:///{tmp_path / catalog.MLFLOW_DB}").get_experiment_by_name(
+        "labelcycle"
+    )
     assert url == f"http://127.0.0.1:5123/#/experiments/{exp.experiment_id}/runs"
-

@@ -21,7 +21,12 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 #: the candidate's aggregation method: majority vote against the default (the issue's scenario)
 OTHER_METHOD = "majority_vote" if DEFAULT_METHOD != "majority_vote" else "dawid_skene"
 assert OTHER_METHOD in METHODS
-GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@t",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@t",
+}
 
 
 def sh(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -53,9 +58,19 @@ def versions(tmp_path_factory, project_factory):
     params = params.replace("n_trials: 15", "n_trials: 2")
     (root / catalog.PARAMS).write_text(params)
     (root / ".gitignore").write_text(
-        f"{catalog.MLFLOW_DB}\n{catalog.MLARTIFACTS}/\n{catalog.OPTUNA_DB}\ndemo/\n*.csv\n*.html\n")
+        f"{catalog.MLFLOW_DB}\n{catalog.MLARTIFACTS}/\n{catalog.OPTUNA_DB}\ndemo/\n*.csv\n*.html\n"
+    )
     lc(root, "demo", "--out", "demo", "--items", "2500", "--annotators", "24", "--seed", "2")
-    lc(root, "ingest", "--annotations", "demo/annotations.csv", "--items", "demo/items.csv", "--gold", "demo/gold.csv")
+    lc(
+        root,
+        "ingest",
+        "--annotations",
+        "demo/annotations.csv",
+        "--items",
+        "demo/items.csv",
+        "--gold",
+        "demo/gold.csv",
+    )
     sh(root, "dvc", "repro")
     sh(root, "git", "add", "-A")
     sh(root, "git", "commit", "-qm", "v1")
@@ -74,7 +89,18 @@ def versions(tmp_path_factory, project_factory):
     rows["created_at"] = "2030-01-01T00:00:00Z"
     rows.to_csv(root / "relabel.csv", index=False)
     lc(root, "ingest", "--annotations", "relabel.csv")
-    sh(root, "dvc", "exp", "run", "-n", "cand", "-S", f"aggregate.method={OTHER_METHOD}", "-S", "sample.fraction=0.8")
+    sh(
+        root,
+        "dvc",
+        "exp",
+        "run",
+        "-n",
+        "cand",
+        "-S",
+        f"aggregate.method={OTHER_METHOD}",
+        "-S",
+        "sample.fraction=0.8",
+    )
     cand_labels = pd.read_parquet(root / catalog.LABELS)
     samples.update(base=base_sample, half=half_sample)
     return root, base_labels, cand_labels
@@ -96,7 +122,9 @@ def _independent_counts(base: pd.DataFrame, cand: pd.DataFrame) -> dict[str, int
 
 def test_compare_git_tag_with_dvc_experiment_matches_an_independent_count(versions):
     root, base_labels, cand_labels = versions
-    out = json.loads(lc(root, "compare", "v1", "cand", "--json", "--html", "report.html", "--n-boot", "300").stdout)
+    out = json.loads(
+        lc(root, "compare", "v1", "cand", "--json", "--html", "report.html", "--n-boot", "300").stdout
+    )
     expected = _independent_counts(base_labels, cand_labels)
     assert expected["labels_changed"] >= 30
     assert {k: out["dataset_diff"][k] for k in expected} == expected
@@ -106,8 +134,9 @@ def test_compare_git_tag_with_dvc_experiment_matches_an_independent_count(versio
         assert m["delta"] == pytest.approx(m["candidate"] - m["base"])
         assert m["ci_low"] <= m["ci_high"] and 0 <= m["p_value"] <= 1
     primary = out["metrics"]["macro_f1"]
-    expected_verdict = ("better" if primary["ci_low"] > 0 else "worse" if primary["ci_high"] < 0
-                        else "no significant change")
+    expected_verdict = (
+        "better" if primary["ci_low"] > 0 else "worse" if primary["ci_high"] < 0 else "no significant change"
+    )
     assert out["verdict"] == expected_verdict
     page = (root / "report.html").read_text()
     assert "data:image/png;base64," in page and "http://" not in page and "https://" not in page
@@ -118,7 +147,9 @@ def test_compare_git_tag_with_dvc_experiment_matches_an_independent_count(versio
     assert run.data.tags["compare.candidate.run.evaluate"] == out["candidate"]["run_ids"]["evaluate"]
     # each version is linked to the pipeline run that made its predictions (matched by DVC md5)
     runs = _runs(root)
-    base_group = runs[runs["run_id"] == run.data.tags["compare.base.run.evaluate"]]["tags.labelcycle.pipeline_run"]
+    base_group = runs[runs["run_id"] == run.data.tags["compare.base.run.evaluate"]][
+        "tags.labelcycle.pipeline_run"
+    ]
     assert base_group.iloc[0] != run.data.tags["compare.candidate.pipeline_run"]
 
 
@@ -126,7 +157,9 @@ def test_dvc_exp_run_lands_in_mlflow_with_exp_name_and_git_revision(versions):
     root, _, _ = versions
     runs = _runs(root)
     exp_runs = runs[runs["tags.dvc.exp_name"] == "cand"]
-    assert {"aggregate", "sample", "tune", "train_quality", "evaluate"} <= set(exp_runs["tags.labelcycle.stage"])
+    assert {"aggregate", "sample", "tune", "train_quality", "evaluate"} <= set(
+        exp_runs["tags.labelcycle.stage"]
+    )
     assert exp_runs["tags.labelcycle.pipeline_run"].nunique() == 1
     v1 = sh(root, "git", "rev-parse", "v1").stdout.strip()
     assert set(exp_runs["tags.dvc.baseline_rev"]) == {v1}
@@ -173,8 +206,13 @@ def test_compare_reports_the_training_items_a_half_sample_experiment_removed(ver
     assert half < base and len(half) == pytest.approx(len(base) / 2, abs=1)
     assert out["dataset_diff"]["items_removed"] == 0  # the curated set is the same
     t = out["training_diff"]
-    assert (t["items_base"], t["items_candidate"], t["items_removed"], t["items_added"], t["labels_changed"]) == (
-        len(base), len(half), len(base - half), 0, 0)
+    assert (
+        t["items_base"],
+        t["items_candidate"],
+        t["items_removed"],
+        t["items_added"],
+        t["labels_changed"],
+    ) == (len(base), len(half), len(base - half), 0, 0)
     by_label = [r for r in out["attribution"] if r["group_column"] == "label"]
     assert sum(r["removed"] for r in by_label) == len(base - half)
     assert all(r["delta"] is None or r["ci_low"] <= r["delta"] <= r["ci_high"] for r in by_label)
@@ -189,19 +227,27 @@ def test_every_dvc_run_opens_one_parent_run_with_its_stage_runs_nested(versions)
     stages = runs[runs["tags.labelcycle.stage"].notna() & (runs["tags.labelcycle.kind"] != "comparison")]
     assert set(stages["tags.mlflow.parentRunId"]) <= set(parents["run_id"])
     half = parents[parents["tags.mlflow.runName"] == "half"].iloc[0]
-    assert half["params.sample.fraction"] == "0.5" and half["metrics.dataset.train_sample.rows"] == len(samples["half"])
+    assert half["params.sample.fraction"] == "0.5" and half["metrics.dataset.train_sample.rows"] == len(
+        samples["half"]
+    )
     assert half["params.dataset.train_sample.digest"] != half["params.dataset.curated.digest"]
     assert half["metrics.macro_f1_ci_low"] <= half["metrics.macro_f1"] <= half["metrics.macro_f1_ci_high"]
 
 
-@pytest.mark.skipif(shutil.which("chromedriver") is None, reason="needs apt-get install chromium chromium-driver")
+@pytest.mark.skipif(
+    shutil.which("chromedriver") is None, reason="needs apt-get install chromium chromium-driver"
+)
 def test_mlflow_ui_compare_of_the_two_experiments_shows_their_params_and_primary_metric(versions, tmp_path):
     root, _, _ = versions
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
     import mlflow_ui_check
 
-    assert mlflow_ui_check.main(["--project", str(root), "--version", "half", "--version", "cand",
-                                 "--out", str(tmp_path)]) == 0
+    assert (
+        mlflow_ui_check.main(
+            ["--project", str(root), "--version", "half", "--version", "cand", "--out", str(tmp_path)]
+        )
+        == 0
+    )
 
 
 def test_compare_refuses_an_unknown_version(versions):

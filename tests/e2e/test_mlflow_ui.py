@@ -15,8 +15,10 @@ from webdriver import find_browser  # noqa: E402
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 
-@pytest.mark.skipif(find_browser() is None,
-                    reason="needs Debian's chromium and chromedriver (apt-get install -y chromium chromium-driver)")
+@pytest.mark.skipif(
+    find_browser() is None,
+    reason="needs Debian's chromium and chromedriver (apt-get install -y chromium chromium-driver)",
+)
 def test_compare_of_two_parent_runs_shows_differing_params_and_the_primary_metric(tmp_path):
     assert mlflow_ui_check.main(["--out", str(tmp_path)]) == 0
     for name in ("mlflow_runs.png", "mlflow_compare.png"):

@@ -16,7 +16,18 @@ from labelcycle.versioning.digest import table_digest
 
 pytestmark = pytest.mark.e2e
 
-STAGES = {"ingest", "split", "aggregate", "annotators", "train_error_model", "curate", "sample", "tune", "train_quality", "evaluate"}
+STAGES = {
+    "ingest",
+    "split",
+    "aggregate",
+    "annotators",
+    "train_error_model",
+    "curate",
+    "sample",
+    "tune",
+    "train_quality",
+    "evaluate",
+}
 #: rows of the demo's annotations file: more than MLflow's pandas digest reads (its first 10,000 rows)
 BEYOND = 10_000
 
@@ -35,7 +46,16 @@ def pipeline(tmp_path_factory, project_factory):
     )
     # 2,700 items: about 10,900 annotations, so some items are judged only after row 10,000
     lc(root, "demo", "--out", "demo", "--items", "2700", "--annotators", "30", "--seed", "1")
-    lc(root, "ingest", "--annotations", "demo/annotations.csv", "--items", "demo/items.csv", "--gold", "demo/gold.csv")
+    lc(
+        root,
+        "ingest",
+        "--annotations",
+        "demo/annotations.csv",
+        "--items",
+        "demo/items.csv",
+        "--gold",
+        "demo/gold.csv",
+    )
     first = sh(root, "dvc", "repro", env={"MLFLOW_TRACKING_URI": uri})
     return root, uri, first
 
@@ -66,7 +86,9 @@ def test_dvc_tags_of_every_stage_run_equal_the_md5s_in_dvc_lock(pipeline):
     for _, run in runs.groupby("tags.labelcycle.stage").tail(1).iterrows():  # the run dvc.lock records
         stage = run["tags.labelcycle.stage"]
         recorded = {
-            f"{kind[:-1]}.{entry['path']}": entry["md5"] for kind in ("deps", "outs") for entry in lock[stage].get(kind, [])
+            f"{kind[:-1]}.{entry['path']}": entry["md5"]
+            for kind in ("deps", "outs")
+            for entry in lock[stage].get(kind, [])
         }
         tags = {
             col[len("tags.dvc.") :]: value

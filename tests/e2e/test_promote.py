@@ -29,7 +29,12 @@ import yaml
 pytestmark = [pytest.mark.e2e]
 
 MODEL = "labelcycle-quality"
-GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@t",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@t",
+}
 
 
 def sh(cwd: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
@@ -74,13 +79,26 @@ def project(tmp_path_factory, project_factory):
     uri = f"sqlite:///{root / 'mlflow.db'}"
     os.environ["MLFLOW_TRACKING_URI"] = uri
     (root / ".gitignore").write_text("mlflow.db\nmlartifacts/\ndemo/\noptuna.db\n*.parquet\n")
-    set_params(root, split={"eval_fraction": 1.0},
-               tune={"n_trials": 1, "n_estimators": 60, "n_jobs": 1},
-               train_error_model={"features": {"quality_rounds": 40}, "n_jobs": 1},
-               train_quality={"n_estimators": 12, "n_jobs": 1, "use_tuned": False},
-               evaluate={"n_boot": 100, "primary_metric": "log_loss"}, promote={"n_boot": 300})
+    set_params(
+        root,
+        split={"eval_fraction": 1.0},
+        tune={"n_trials": 1, "n_estimators": 60, "n_jobs": 1},
+        train_error_model={"features": {"quality_rounds": 40}, "n_jobs": 1},
+        train_quality={"n_estimators": 12, "n_jobs": 1, "use_tuned": False},
+        evaluate={"n_boot": 100, "primary_metric": "log_loss"},
+        promote={"n_boot": 300},
+    )
     lc(root, "demo", "--out", "demo", "--items", "3000", "--annotators", "30", "--seed", "1")
-    lc(root, "ingest", "--annotations", "demo/annotations.csv", "--items", "demo/items.csv", "--gold", "demo/gold.csv")
+    lc(
+        root,
+        "ingest",
+        "--annotations",
+        "demo/annotations.csv",
+        "--items",
+        "demo/items.csv",
+        "--gold",
+        "demo/gold.csv",
+    )
     train_and_commit(root, "first release candidate")
     return root, uri
 
@@ -148,7 +166,9 @@ def test_promote_refuse_promote_rollback(project, monkeypatch):
     # models:/...@production serves exactly the promoted run's per-item predictions
     eval_ids = pd.read_parquet(root / "reports/predictions.parquet")["item_id"]
     # read like labelcycle reads it: only an empty cell is missing (the demo's region "NA" is a value)
-    items = pd.read_csv(root / "demo/items.csv", dtype={"item_id": str}, keep_default_na=False, na_values=[""])
+    items = pd.read_csv(
+        root / "demo/items.csv", dtype={"item_id": str}, keep_default_na=False, na_values=[""]
+    )
     items[items["item_id"].isin(eval_ids)].to_csv(root / "eval_items.csv", index=False)
     lc(root, "predict", "eval_items.csv", "-o", "served.parquet", "--model", f"models:/{MODEL}@production")
     served = pd.read_parquet(root / "served.parquet").set_index("item_id").sort_index()
@@ -159,17 +179,24 @@ def test_promote_refuse_promote_rollback(project, monkeypatch):
     back = lc(root, "rollback", "--reason", "test")
     assert "rolled back to dataset/v1" in back.stdout
     after = snapshot(root, uri)
-    assert {k: after[k] for k in ("aliases", "version_tags", "git_tags")} == \
-        {k: before_v2[k] for k in ("aliases", "version_tags", "git_tags")}
+    assert {k: after[k] for k in ("aliases", "version_tags", "git_tags")} == {
+        k: before_v2[k] for k in ("aliases", "version_tags", "git_tags")
+    }
     assert json.loads(lc(root, "status", "--json").stdout)["release"] == "dataset/v1"
     exp = client.get_experiment_by_name("labelcycle-releases")
     audits = client.search_runs([exp.experiment_id], "tags.`labelcycle.kind` = 'audit'")
     assert sorted(r.data.tags["labelcycle.action"] for r in audits) == ["promote", "promote", "rollback"]
-    assert next(r for r in audits if r.data.tags["labelcycle.action"] == "rollback").data.tags[
-        "labelcycle.reason"] == "test"
+    assert (
+        next(r for r in audits if r.data.tags["labelcycle.action"] == "rollback").data.tags[
+            "labelcycle.reason"
+        ]
+        == "test"
+    )
     # the gates judged evaluate.primary_metric, and the audit record says so
     second = next(r for r in audits if r.data.tags["labelcycle.release"] == "dataset/v2")
-    plan = json.loads(Path(client.download_artifacts(second.info.run_id, "plan.json", str(root.parent))).read_text())
+    plan = json.loads(
+        Path(client.download_artifacts(second.info.run_id, "plan.json", str(root.parent))).read_text()
+    )
     assert plan["metric"] == "log_loss" and plan["actions"][-1]["kind"] == "audit-record"
     # dataset/v1 was the first release: there is nothing before it
     assert "first release" in lc(root, "rollback", ok=False).stderr

@@ -32,11 +32,22 @@ def _wait(cond, timeout: float) -> bool:
 
 
 def _start(tmp_path, port: int, *extra: str, env: dict | None = None) -> tuple[subprocess.Popen, list]:
-    cmd = [str(BIN / "labelcycle"), "server", "--port", str(port), "--repo", str(tmp_path),
-           "--backend-store-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
-           "--artifacts-destination", str(tmp_path / "artifacts"), *extra]
-    wrapper = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    cmd = [
+        str(BIN / "labelcycle"),
+        "server",
+        "--port",
+        str(port),
+        "--repo",
+        str(tmp_path),
+        "--backend-store-uri",
+        f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "--artifacts-destination",
+        str(tmp_path / "artifacts"),
+        *extra,
+    ]
+    wrapper = subprocess.Popen(
+        cmd, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     assert _wait(lambda: _listening(port) or wrapper.poll() is not None, 120) and wrapper.poll() is None, (
         "the server never listened"
     )
@@ -44,8 +55,11 @@ def _start(tmp_path, port: int, *extra: str, env: dict | None = None) -> tuple[s
     return wrapper, family
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGKILL],
-                         ids=lambda s: signal.Signals(s).name)
+@pytest.mark.parametrize(
+    "sig",
+    [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGKILL],
+    ids=lambda s: signal.Signals(s).name,
+)
 def test_killing_the_server_wrapper_by_any_signal_leaves_no_mlflow_listening(tmp_path, sig):
     port = free_port()
     wrapper, family = _start(tmp_path, port)
@@ -63,8 +77,9 @@ def test_a_server_beyond_loopback_refuses_requests_without_credentials(tmp_path)
     pytest.importorskip("flask_wtf", reason="MLflow's basic-auth app needs mlflow[auth]")
 
     port = free_port()
-    wrapper, family = _start(tmp_path, port, "--host", "0.0.0.0",
-                             env={"MLFLOW_AUTH_ADMIN_PASSWORD": "Adm1n-pass-word!"})
+    wrapper, family = _start(
+        tmp_path, port, "--host", "0.0.0.0", env={"MLFLOW_AUTH_ADMIN_PASSWORD": "Adm1n-pass-word!"}
+    )
     try:
         url = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=1"
         assert requests.get(url, timeout=10).status_code == 401

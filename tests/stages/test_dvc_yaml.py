@@ -71,7 +71,11 @@ def _catalog_paths(tree: ast.Module) -> set[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and getattr(node.func, "attr", None) in CONTEXT_READS:
             paths |= CONTEXT_READS[node.func.attr]
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "catalog":
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "catalog"
+        ):
             value = getattr(catalog, node.attr)
             if isinstance(value, str):
                 paths.add(value)
@@ -109,6 +113,7 @@ def _module_path(module: str) -> str:
 
 def _params_read(tree: ast.Module) -> set[str]:
     """Params keys the stage reads through the ``Params`` returned by ``stage_params``."""
+
     def assigned_from(test) -> set[str]:
         return {
             target.id
@@ -118,10 +123,18 @@ def _params_read(tree: ast.Module) -> set[str]:
             if isinstance(target, ast.Name)
         }
 
-    contexts = assigned_from(lambda v: isinstance(v, ast.Call) and getattr(v.func, "id", None) == "stage_context")
+    contexts = assigned_from(
+        lambda v: isinstance(v, ast.Call) and getattr(v.func, "id", None) == "stage_context"
+    )
     names = assigned_from(
-        lambda v: (isinstance(v, ast.Call) and getattr(v.func, "id", None) == "stage_params")
-        or (isinstance(v, ast.Attribute) and v.attr == "params" and getattr(v.value, "id", None) in contexts)
+        lambda v: (
+            (isinstance(v, ast.Call) and getattr(v.func, "id", None) == "stage_params")
+            or (
+                isinstance(v, ast.Attribute)
+                and v.attr == "params"
+                and getattr(v.value, "id", None) in contexts
+            )
+        )
     )
     inner = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
     sections = {f.name for f in dataclasses.fields(Params)}
@@ -187,8 +200,12 @@ def test_dvc_yaml_lists_exactly_the_params_keys_a_stage_reads(stage):
     unlisted = {k for k in read if not any(_within(k.replace(".", "/"), e.replace(".", "/")) for e in listed)}
     assert not unlisted, f"{stage} reads {sorted(unlisted)} but dvc.yaml does not list them"
     unread = {
-        e for e in listed
-        if not any(_within(k.replace(".", "/"), e.replace(".", "/")) or _within(e.replace(".", "/"), k.replace(".", "/"))
-                   for k in read)
+        e
+        for e in listed
+        if not any(
+            _within(k.replace(".", "/"), e.replace(".", "/"))
+            or _within(e.replace(".", "/"), k.replace(".", "/"))
+            for k in read
+        )
     }
     assert not unread, f"dvc.yaml lists {sorted(unread)} for {stage}, which it never reads"

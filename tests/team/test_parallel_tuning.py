@@ -60,7 +60,11 @@ def test_two_workers_share_one_study_on_postgres(pg_url, tmp_path):
     outs = [w.communicate(timeout=600)[0] for w in workers]
     assert [w.returncode for w in workers] == [0, 0], outs
     study = optuna.load_study(study_name="quality", storage=pg_url)
-    finished = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
+    finished = [
+        t
+        for t in study.trials
+        if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    ]
     complete = [t for t in finished if t.state == optuna.trial.TrialState.COMPLETE]
     assert 6 <= len(finished) <= 7  # the last trial of the other worker may finish after the stop
     assert len({t.number for t in complete}) == len(complete)
@@ -77,7 +81,10 @@ def test_workers_fill_the_tune_stage_study_and_train_quality_uses_its_best(pg_ur
     outs = [w.communicate(timeout=600)[0] for w in workers]
     assert [w.returncode for w in workers] == [0, 0], outs
     res = dvc(
-        project, "repro", "train_quality", env={"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / catalog.MLFLOW_DB}"}
+        project,
+        "repro",
+        "train_quality",
+        env={"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / catalog.MLFLOW_DB}"},
     )
     assert res.returncode == 0, res.stdout + res.stderr
     import json

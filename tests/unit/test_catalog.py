@@ -23,8 +23,16 @@ def test_error_model_report_gathers_the_keys_no_field_reads_into_metrics():
 
 
 def test_metrics_report_values_are_the_top_level_numbers_except_eval_items_and_flags():
-    raw = json.dumps({"accuracy": 1, "macro_f1": 0.5, "eval_items": 10, "flag": True, "eval_digest": "d",
-                      "ci95": {"accuracy": {"ci_low": 0.9, "ci_high": 1.0}}})
+    raw = json.dumps(
+        {
+            "accuracy": 1,
+            "macro_f1": 0.5,
+            "eval_items": 10,
+            "flag": True,
+            "eval_digest": "d",
+            "ci95": {"accuracy": {"ci_low": 0.9, "ci_high": 1.0}},
+        }
+    )
     report = catalog.parse_report(catalog.METRICS, raw)
     assert isinstance(report, MetricsReport)
     assert report.values == {"accuracy": 1.0, "macro_f1": 0.5}

@@ -24,5 +24,8 @@ def test_mask_leaves_urls_without_credentials_unchanged():
 def test_mask_mapping_masks_nested_strings_only():
     data = {"tune": {"storage": "postgresql://u:pw@h/db", "n_trials": 3}, "list": ["mysql://a:b@c/d"]}
     out = mask_mapping(data)
-    assert out == {"tune": {"storage": "postgresql://u:***@h/db", "n_trials": 3}, "list": ["mysql://a:***@c/d"]}
+    assert out == {
+        "tune": {"storage": "postgresql://u:***@h/db", "n_trials": 3},
+        "list": ["mysql://a:***@c/d"],
+    }
     assert data["tune"]["storage"] == "postgresql://u:pw@h/db"  # the input is not changed

@@ -22,14 +22,21 @@ def test_every_params_section_is_a_frozen_dataclass_with_a_default_for_every_fie
 
 
 def test_nested_sections_are_built_from_nested_mappings():
-    p = P.from_mapping({"train_error_model": {"features": {"quality_rounds": 7}}, "train_quality": {"dask": {"enabled": True}}})
+    p = P.from_mapping(
+        {
+            "train_error_model": {"features": {"quality_rounds": 7}},
+            "train_quality": {"dask": {"enabled": True}},
+        }
+    )
     assert p.train_error_model.features.quality_rounds == 7
     assert p.train_error_model.features.em_iterations == P.FeatureParams().em_iterations
     assert p.train_quality.dask == P.DaskParams(enabled=True)
 
 
 def test_unknown_keys_are_refused_with_the_section_named():
-    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['quality_roundz'\] in 'train_error_model.features'"):
+    with pytest.raises(
+        ConfigError, match=r"unknown key\(s\) \['quality_roundz'\] in 'train_error_model.features'"
+    ):
         P.from_mapping({"train_error_model": {"features": {"quality_roundz": 7}}})
     with pytest.raises(ConfigError, match=r"unknown key\(s\) \['nope'\] in 'params'"):
         P.from_mapping({"nope": {}})
@@ -45,8 +52,12 @@ def test_bad_values_are_refused_with_the_key_named():
 def test_error_model_takes_the_aggregate_method_unless_params_name_one():
     p = P.from_mapping({"aggregate": {"method": "majority_vote"}})
     assert p.error_model.features.aggregator == "majority_vote"
-    own = P.from_mapping({"aggregate": {"method": "majority_vote"},
-                          "train_error_model": {"features": {"aggregator": "dawid_skene"}}})
+    own = P.from_mapping(
+        {
+            "aggregate": {"method": "majority_vote"},
+            "train_error_model": {"features": {"aggregator": "dawid_skene"}},
+        }
+    )
     assert own.error_model.features.aggregator == "dawid_skene"
 
 

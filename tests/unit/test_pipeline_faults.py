@@ -47,8 +47,9 @@ def test_a_full_disk_while_writing_a_stage_output_ends_in_one_error_line_and_lea
     assert list((tmp_path / "reports").iterdir()) == []
 
 
-def test_a_disk_error_raised_by_stage_code_outside_the_write_helpers_is_one_error_line(tmp_path, monkeypatch,
-                                                                                     capsys):
+def test_a_disk_error_raised_by_stage_code_outside_the_write_helpers_is_one_error_line(
+    tmp_path, monkeypatch, capsys
+):
     monkeypatch.chdir(tmp_path)
 
     def main():
@@ -64,12 +65,16 @@ def test_a_read_only_output_folder_fails_a_real_stage_process_with_one_error_lin
     reports.mkdir()
     reports.chmod(0o555)
     # root ignores folder modes: then the file system says read-only instead
-    as_root = textwrap.dedent("""
+    as_root = (
+        textwrap.dedent("""
         import errno, pathlib
         def read_only(self, *a, **k):
             raise OSError(errno.EROFS, "Read-only file system", str(self))
         pathlib.Path.write_text = read_only
-    """) if os.geteuid() == 0 else ""
+    """)
+        if os.geteuid() == 0
+        else ""
+    )
     script = as_root + textwrap.dedent(f"""
         import labelcycle.tracking.runs as runs
         runs.configure = lambda root: "0"

@@ -6,7 +6,7 @@ from labelcycle.spreadsheet import escape_cell, escape_frame, unescape_frame
 
 
 def test_escape_cell_prefixes_every_formula_trigger_with_an_apostrophe():
-    for value in ("=HYPERLINK(\"http://x\")", "+1", "-2+3", "@SUM(A1)", "\tx", "\rx"):
+    for value in ('=HYPERLINK("http://x")', "+1", "-2+3", "@SUM(A1)", "\tx", "\rx"):
         assert escape_cell(value) == "'" + value
 
 

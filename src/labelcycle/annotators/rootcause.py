@@ -432,7 +432,8 @@ def root_causes(
             "_given_share": gdom_n / n_dis if n_dis else 0.0,
             "_given_from": given_from,
             "annotators": ", ".join(gr.conditions.get(schema.ANNOTATOR_ID, ())),
-            "conditions": describe_conditions(gr.conditions) + (f" & {per_name}>={gr.since}" if gr.since else ""),
+            "conditions": describe_conditions(gr.conditions)
+            + (f" & {per_name}>={gr.since}" if gr.since else ""),
             "factors": "+".join(list(gr.conditions) + ([per_name] if gr.since and per_name else [])),
             "n": gr.n,
             "n_disagree": gr.k,

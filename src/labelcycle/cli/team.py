@@ -68,8 +68,18 @@ from labelcycle.masking import mask
 @click.option("--dry-run", is_flag=True, help="Print the server command (secrets masked) and exit.")
 @repo_option("Project folder for the SQLite defaults (default: the one holding the current folder).")
 def server(
-    backend_store_uri, artifacts_destination, host, port, workers, allowed_hosts, cors_allowed_origins, auth,
-    admin_password_file, insecure_no_auth, dry_run, repo,
+    backend_store_uri,
+    artifacts_destination,
+    host,
+    port,
+    workers,
+    allowed_hosts,
+    cors_allowed_origins,
+    auth,
+    admin_password_file,
+    insecure_no_auth,
+    dry_run,
+    repo,
 ) -> None:
     """Start a lean MLflow tracking server for a team; point the pipeline at it with MLFLOW_TRACKING_URI.
 
@@ -92,8 +102,17 @@ def server(
         if not password:
             raise ConfigError(f"{admin_password_file}: empty; write the admin password on its first line")
     plan = plan_server(
-        root, backend_store_uri, artifacts_destination, host, port, workers, allowed_hosts,
-        cors_allowed_origins, auth, insecure_no_auth, password,
+        root,
+        backend_store_uri,
+        artifacts_destination,
+        host,
+        port,
+        workers,
+        allowed_hosts,
+        cors_allowed_origins,
+        auth,
+        insecure_no_auth,
+        password,
     )
     if not plan.auth and insecure_no_auth:
         click.echo(

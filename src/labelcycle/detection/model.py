@@ -315,4 +315,3 @@ def detect_label_errors(
         + "; gold annotations scored out-of-fold"
     )
     return DetectionResult(base[OUTPUT_COLUMNS], feats, context, True, msg, metrics, model, targets)
-

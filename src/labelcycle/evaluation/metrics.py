@@ -475,4 +475,3 @@ def compute_metrics(
 ) -> dict[str, float]:
     """All metrics as a flat ``name -> value`` dict (NaN where undefined); see the module docstring."""
     return evaluate(y_true, proba, classes, n_bins=n_bins).values
-

@@ -134,8 +134,15 @@ def slice_metrics(
         prep = prepare_eval(y[rows], p[rows], cls, n_bins=n_bins)
         return bootstrap_table(prep, n_boot=n_boot, random_state=seed, confidence=confidence)
 
-    return _per_slice(slices.reset_index(drop=True), columns, table=table, out_columns=SLICE_COLUMNS,
-                      metrics=metrics, random_state=random_state, min_n=min_n)
+    return _per_slice(
+        slices.reset_index(drop=True),
+        columns,
+        table=table,
+        out_columns=SLICE_COLUMNS,
+        metrics=metrics,
+        random_state=random_state,
+        min_n=min_n,
+    )
 
 
 def slice_paired(
@@ -192,8 +199,16 @@ def slice_paired(
     def table(rows: np.ndarray, seed: np.random.SeedSequence) -> pd.DataFrame:
         prep_b = prepare_eval(b.y_true[rows], b.proba[rows], b.classes, n_bins=n_bins)
         prep_c = prepare_eval(c.y_true[rows], c.proba[rows], c.classes, n_bins=n_bins)
-        return paired_table(prep_b, prep_c, n_boot=n_boot, random_state=seed, confidence=confidence,
-                            rank=need_rank)[0]
+        return paired_table(
+            prep_b, prep_c, n_boot=n_boot, random_state=seed, confidence=confidence, rank=need_rank
+        )[0]
 
-    return _per_slice(sl, columns, table=table, out_columns=SLICE_PAIRED_COLUMNS, metrics=metrics,
-                      random_state=random_state, min_n=min_n)
+    return _per_slice(
+        sl,
+        columns,
+        table=table,
+        out_columns=SLICE_PAIRED_COLUMNS,
+        metrics=metrics,
+        random_state=random_state,
+        min_n=min_n,
+    )

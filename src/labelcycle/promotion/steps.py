@@ -116,7 +116,9 @@ class Steps:
             "release", dict(a.data["tags"]), files, metrics, a.data.get("run_name")
         )
         # the version's parent run is named for people by its release id from now on
-        tag_release(self.ctx.root, (manifest.get("evaluation") or {}).get("pipeline_run"), manifest.get("release"))
+        tag_release(
+            self.ctx.root, (manifest.get("evaluation") or {}).get("pipeline_run"), manifest.get("release")
+        )
 
     def audit_record(self, a: P.Action) -> None:
         """The audit record holds the whole plan it belongs to, with when and by whom."""

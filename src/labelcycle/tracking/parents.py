@@ -102,8 +102,9 @@ def open_parent(
             return str(found[0].info.run_id)
         name = version_name(root, exp_name)
         tags = {**lineage, TAG_KIND: KIND_VERSION, TAG_PIPELINE_RUN: pipeline_run, TAG_VERSION_NAME: name}
-        run = client.create_run(experiment_id, run_name=name,
-                                tags={k: str(v) for k, v in mask_mapping(tags).items()})
+        run = client.create_run(
+            experiment_id, run_name=name, tags={k: str(v) for k, v in mask_mapping(tags).items()}
+        )
         mine = str(run.info.run_id)
         # another machine may have created one in the same moment: the earliest stays, the others go
         winner = str(_search(client, [experiment_id], pipeline_run)[0].info.run_id)
@@ -156,8 +157,11 @@ def stage_ended(client: Any, root: Path, parent_id: str, stage: str, ok: bool) -
         new_tags[TAG_FAILED_STAGE] = stage
     client.log_batch(parent_id, tags=[RunTag(k, str(mask(v))) for k, v in new_tags.items()])
     refreshed = client.get_run(parent_id)
-    client.set_tag(parent_id, TAG_NOTE, describe(refreshed.info.run_name, refreshed.data.params,
-                                                 refreshed.data.metrics, refreshed.data.tags))
+    client.set_tag(
+        parent_id,
+        TAG_NOTE,
+        describe(refreshed.info.run_name, refreshed.data.params, refreshed.data.metrics, refreshed.data.tags),
+    )
     failed = (not ok) or bool(refreshed.data.tags.get(TAG_FAILED_STAGE))
     client.set_terminated(parent_id, status="FAILED" if failed else "FINISHED")
 
@@ -185,7 +189,9 @@ def log_datasets(client: Any, run_id: str, datasets: tuple[DatasetFact, ...]) ->
         client.log_batch(run_id, metrics=rows)
 
 
-def describe(name: str, params: Mapping[str, str], metrics: Mapping[str, float], tags: Mapping[str, str]) -> str:
+def describe(
+    name: str, params: Mapping[str, str], metrics: Mapping[str, float], tags: Mapping[str, str]
+) -> str:
     """The parent's description (Markdown, shown on its run page): what the version is, in words."""
     lines = [f"**Dataset version {name}**"]
     if tags.get(TAG_RELEASE):
@@ -194,8 +200,12 @@ def describe(name: str, params: Mapping[str, str], metrics: Mapping[str, float],
     action = params.get("curate.action")
     if method:
         lines.append(f"Labels by `{method}`" + (f", curated with `{action}`." if action else "."))
-    for ds, what in (("raw", "raw annotations"), ("curated", "curated items"), ("train_sample", "items trained on"),
-                     ("eval", "gold eval items")):
+    for ds, what in (
+        ("raw", "raw annotations"),
+        ("curated", "curated items"),
+        ("train_sample", "items trained on"),
+        ("eval", "gold eval items"),
+    ):
         digest = params.get(f"dataset.{ds}.digest")
         if digest:
             rows = metrics.get(f"dataset.{ds}.rows")
@@ -204,17 +214,25 @@ def describe(name: str, params: Mapping[str, str], metrics: Mapping[str, float],
     shown = []
     for m in ("macro_f1", "accuracy"):
         if m in metrics:
-            ci = (f" [{metrics[f'{m}_ci_low']:.4f}, {metrics[f'{m}_ci_high']:.4f}]"
-                  if f"{m}_ci_low" in metrics and f"{m}_ci_high" in metrics else "")
-            base = f" (majority baseline {metrics[f'baseline.{m}']:.4f})" if f"baseline.{m}" in metrics else ""
+            ci = (
+                f" [{metrics[f'{m}_ci_low']:.4f}, {metrics[f'{m}_ci_high']:.4f}]"
+                if f"{m}_ci_low" in metrics and f"{m}_ci_high" in metrics
+                else ""
+            )
+            base = (
+                f" (majority baseline {metrics[f'baseline.{m}']:.4f})" if f"baseline.{m}" in metrics else ""
+            )
             shown.append(f"{m} {metrics[m]:.4f}{ci}{base}")
     if shown:
         lines.append("Eval: " + "; ".join(shown) + ".")
     commit = tags.get("mlflow.source.git.commit")
     if commit:
         exp = tags.get("dvc.exp_name")
-        lines.append(f"git {commit[:10]}" + (f", DVC experiment `{exp}`" if exp else "")
-                     + (f"; stages run: {tags[TAG_STAGES]}" if tags.get(TAG_STAGES) else ""))
+        lines.append(
+            f"git {commit[:10]}"
+            + (f", DVC experiment `{exp}`" if exp else "")
+            + (f"; stages run: {tags[TAG_STAGES]}" if tags.get(TAG_STAGES) else "")
+        )
     if tags.get(TAG_FAILED_STAGE):
         lines.append(f"Stage `{tags[TAG_FAILED_STAGE]}` FAILED.")
     return "\n\n".join(lines)
@@ -251,5 +269,7 @@ def tag_release(root_or_client: Path | Any, pipeline_run: str | None, release_id
     client.set_tag(run_id, TAG_RELEASE, release_id)
     client.update_run(run_id, name=release_id)
     fresh = client.get_run(run_id)
-    client.set_tag(run_id, TAG_NOTE, describe(release_id, fresh.data.params, fresh.data.metrics, fresh.data.tags))
+    client.set_tag(
+        run_id, TAG_NOTE, describe(release_id, fresh.data.params, fresh.data.metrics, fresh.data.tags)
+    )
     return run_id

@@ -332,12 +332,14 @@ class StageRun:
         from mlflow.entities import Metric, Param
 
         client = mlflow.MlflowClient()
-        all_tags = mask_mapping({
-            "mlflow.parentRunId": self.run_id,
-            "mlflow.runName": name,
-            TAG_PIPELINE_RUN: self.run.data.tags.get(TAG_PIPELINE_RUN, ""),
-            **(tags or {}),
-        })
+        all_tags = mask_mapping(
+            {
+                "mlflow.parentRunId": self.run_id,
+                "mlflow.runName": name,
+                TAG_PIPELINE_RUN: self.run.data.tags.get(TAG_PIPELINE_RUN, ""),
+                **(tags or {}),
+            }
+        )
         child = client.create_run(
             self.run.info.experiment_id, tags={k: str(v) for k, v in all_tags.items()}, run_name=name
         )
@@ -368,8 +370,9 @@ def _open_parent(root: Path, exp_id: str, pipeline_run: str, tags: Mapping[str, 
 
     client = mlflow.MlflowClient()
     lineage = {k: v for k, v in tags.items() if k not in (TAG_STAGE, "mlflow.source.name")}
-    parent = parents.open_parent(client, root, exp_id, pipeline_run, lineage, catalog.state_dir(root) / "locks",
-                                 tags.get(TAG_DVC_EXP))
+    parent = parents.open_parent(
+        client, root, exp_id, pipeline_run, lineage, catalog.state_dir(root) / "locks", tags.get(TAG_DVC_EXP)
+    )
     parents.stage_started(client, parent)
     return parent
 

@@ -130,8 +130,20 @@ def plan_server(
             f"--host {host} opens the server to the network without authentication; keep auth on (set "
             f"{ADMIN_PASSWORD_ENV} or --admin-password-file) or pass --insecure-no-auth explicitly"
         )
-    cmd = [sys.executable, "-m", "mlflow", "server", "--artifacts-destination", artifacts,
-           "--host", host, "--port", str(port), "--workers", str(workers)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--artifacts-destination",
+        artifacts,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
     if allowed_hosts:
         cmd += ["--allowed-hosts", allowed_hosts]
     if cors_allowed_origins:

@@ -49,8 +49,10 @@ TAG_PREDICTIONS_MD5 = f"dvc.out.{catalog.PREDICTIONS}"
 #: the tag prefix a parent run records its data sets' DVC md5 under (``dvc.md5.<path>``)
 TAG_PARENT_MD5 = "dvc.md5."
 #: what a version in the VERSION grammar can be, for messages
-GRAMMAR = ("workspace, a project folder, a DVC experiment name, a git revision or tag (e.g. a release "
-           "dataset/vN), or an MLflow run id (a version's parent run or any of its stage runs)")
+GRAMMAR = (
+    "workspace, a project folder, a DVC experiment name, a git revision or tag (e.g. a release "
+    "dataset/vN), or an MLflow run id (a version's parent run or any of its stage runs)"
+)
 
 
 def _client(root: Path) -> Any:
@@ -233,8 +235,9 @@ def promotion_source(root: Path, spec: str | None) -> PromotionSource:
     from labelcycle.versioning.dvc import find_commit_with_outputs
 
     if not spec or spec == WORKSPACE:
-        return PromotionSource(resolve_local(root, WORKSPACE) or Version(WORKSPACE, "workspace"), None, None,
-                               "workspace")
+        return PromotionSource(
+            resolve_local(root, WORKSPACE) or Version(WORKSPACE, "workspace"), None, None, "workspace"
+        )
     version = resolve_version(root, spec)
     if version.kind == "folder":
         raise WorkspaceError(
@@ -249,8 +252,11 @@ def promotion_source(root: Path, spec: str | None) -> PromotionSource:
                 "whose pipeline ran through evaluate (`labelcycle experiments` lists them)"
             )
         run = _client(root).get_run(evaluate)
-        wanted = {p: run.data.tags[f"dvc.out.{p}"] for p in (catalog.PREDICTIONS, catalog.METRICS)
-                  if f"dvc.out.{p}" in run.data.tags}
+        wanted = {
+            p: run.data.tags[f"dvc.out.{p}"]
+            for p in (catalog.PREDICTIONS, catalog.METRICS)
+            if f"dvc.out.{p}" in run.data.tags
+        }
         rev = find_commit_with_outputs(root, wanted) if wanted else None
         if rev is None:
             raise WorkspaceError(
@@ -316,8 +322,9 @@ def load_run_version(root: Path, version: Version) -> VersionData:
             setattr(data, role, pd.read_parquet(path))
     recorded = [r for r in (*runs.values(), parent) if r is not None]
     if data.labels is None:  # curate did not rerun in this pipeline run: the curated set from the DVC cache
-        data.labels = _cached(root, _recorded_md5(recorded, catalog.LABELS) or
-                              _recorded_md5(recorded, catalog.DATASET))
+        data.labels = _cached(
+            root, _recorded_md5(recorded, catalog.LABELS) or _recorded_md5(recorded, catalog.DATASET)
+        )
     data.train_sample = _cached(root, _recorded_md5(recorded, catalog.TRAIN_SAMPLE))
     data.items = _cached(root, _recorded_md5(recorded, catalog.ITEMS))
     params: dict[str, Any] = {}
@@ -374,8 +381,9 @@ def pipeline_versions(root: Path) -> pd.DataFrame:
             tags.update(parent.data.tags)
             params.update(parent.data.params)
             metrics.update(parent.data.metrics)
-        version = parent.info.run_id if parent is not None else (
-            stages.get("evaluate") or members[-1].info.run_id)
+        version = (
+            parent.info.run_id if parent is not None else (stages.get("evaluate") or members[-1].info.run_id)
+        )
         started = parent.info.start_time if parent is not None else members[0].info.start_time
         row: dict[str, Any] = {
             "version": version,

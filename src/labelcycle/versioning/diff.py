@@ -64,7 +64,9 @@ class DatasetDiff:
     by_batch: pd.DataFrame
     by_method: pd.DataFrame
     annotations: dict[str, int] = field(default_factory=dict)
-    added: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=[schema.ITEM_ID, CANDIDATE_LABEL]))
+    added: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=[schema.ITEM_ID, CANDIDATE_LABEL])
+    )
     removed: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=[schema.ITEM_ID, BASE_LABEL]))
 
     def to_dict(self, max_rows: int = 50) -> dict[str, Any]:
@@ -297,7 +299,15 @@ def diff_datasets(
 
 
 #: the columns of :func:`changes_by_group`
-GROUP_COLUMNS = ["group_column", "group_value", "items_base", "items_candidate", "added", "removed", "relabelled"]
+GROUP_COLUMNS = [
+    "group_column",
+    "group_value",
+    "items_base",
+    "items_candidate",
+    "added",
+    "removed",
+    "relabelled",
+]
 
 
 def changes_by_group(
@@ -316,32 +326,41 @@ def changes_by_group(
     rows = []
     changed = diff.changed
     for label in sorted(set(base[schema.LABEL].astype(str)) | set(candidate[schema.LABEL].astype(str))):
-        rows.append({
-            "group_column": schema.LABEL,
-            "group_value": label,
-            "items_base": int((base[schema.LABEL].astype(str) == label).sum()),
-            "items_candidate": int((candidate[schema.LABEL].astype(str) == label).sum()),
-            "added": int((diff.added[CANDIDATE_LABEL] == label).sum()),
-            "removed": int((diff.removed[BASE_LABEL] == label).sum()),
-            "relabelled": int(((changed[BASE_LABEL] == label) | (changed[CANDIDATE_LABEL] == label)).sum()),
-        })
+        rows.append(
+            {
+                "group_column": schema.LABEL,
+                "group_value": label,
+                "items_base": int((base[schema.LABEL].astype(str) == label).sum()),
+                "items_candidate": int((candidate[schema.LABEL].astype(str) == label).sum()),
+                "added": int((diff.added[CANDIDATE_LABEL] == label).sum()),
+                "removed": int((diff.removed[BASE_LABEL] == label).sum()),
+                "relabelled": int(
+                    ((changed[BASE_LABEL] == label) | (changed[CANDIDATE_LABEL] == label)).sum()
+                ),
+            }
+        )
     for col in columns:
         if col not in base.columns and col not in candidate.columns:
             continue
-        value = pd.concat([
-            frame.set_index(frame[schema.ITEM_ID].astype(str))[col].astype(str)
-            for frame in (candidate, base) if col in frame.columns
-        ])
+        value = pd.concat(
+            [
+                frame.set_index(frame[schema.ITEM_ID].astype(str))[col].astype(str)
+                for frame in (candidate, base)
+                if col in frame.columns
+            ]
+        )
         value = value[~value.index.duplicated()]
         for v in sorted(value.unique()):
             ids = set(value.index[value == v])
-            rows.append({
-                "group_column": col,
-                "group_value": v,
-                "items_base": int(base[schema.ITEM_ID].astype(str).isin(ids).sum()),
-                "items_candidate": int(candidate[schema.ITEM_ID].astype(str).isin(ids).sum()),
-                "added": int(diff.added[schema.ITEM_ID].isin(ids).sum()),
-                "removed": int(diff.removed[schema.ITEM_ID].isin(ids).sum()),
-                "relabelled": int(changed[schema.ITEM_ID].isin(ids).sum()),
-            })
+            rows.append(
+                {
+                    "group_column": col,
+                    "group_value": v,
+                    "items_base": int(base[schema.ITEM_ID].astype(str).isin(ids).sum()),
+                    "items_candidate": int(candidate[schema.ITEM_ID].astype(str).isin(ids).sum()),
+                    "added": int(diff.added[schema.ITEM_ID].isin(ids).sum()),
+                    "removed": int(diff.removed[schema.ITEM_ID].isin(ids).sum()),
+                    "relabelled": int(changed[schema.ITEM_ID].isin(ids).sum()),
+                }
+            )
     return pd.DataFrame(rows, columns=GROUP_COLUMNS)

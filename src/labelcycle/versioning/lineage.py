@@ -142,7 +142,9 @@ def version_name(root: Path, exp_name: str | None = None) -> str:
     head = git.head_commit(root)
     if not head:
         return "workspace (no git commit)"
-    workspace = flatten(params_mod.read_yaml(root / catalog.PARAMS)) if (root / catalog.PARAMS).exists() else {}
+    workspace = (
+        flatten(params_mod.read_yaml(root / catalog.PARAMS)) if (root / catalog.PARAMS).exists() else {}
+    )
     changes = describe_changes(params_diff(params_at(root, head), workspace), NAME_CHANGES)
     raw_then = git.show_file(root, head, catalog.RAW_DVC)
     raw_now = (root / catalog.RAW_DVC).read_bytes() if (root / catalog.RAW_DVC).exists() else None
@@ -208,24 +210,51 @@ def version_facts(root: Path, stage: str, skip: Iterable[str] = ()) -> VersionFa
         ingest = _report(cat, IngestReport)
         if ingest is not None and ingest.batches:
             read = (ingest.tables.get("annotations") or {}).get("read")
-            datasets.append(DatasetFact("raw", catalog.RAW, combined_digest(ingest.batches),
-                                        int(read) if read is not None else None, md5(catalog.RAW), "raw"))
+            datasets.append(
+                DatasetFact(
+                    "raw",
+                    catalog.RAW,
+                    combined_digest(ingest.batches),
+                    int(read) if read is not None else None,
+                    md5(catalog.RAW),
+                    "raw",
+                )
+            )
             tags["raw_batches"] = ",".join(str(b) for b in ingest.batches)[:4000]
     if catalog.SPLIT_REPORT in current and "eval" not in skip:
         split = _report(cat, SplitReport)
         if split is not None and split.eval_digest:
-            datasets.append(DatasetFact("eval", catalog.EVAL, split.eval_digest, split.eval_items,
-                                        md5(catalog.EVAL), "evaluation"))
+            datasets.append(
+                DatasetFact(
+                    "eval", catalog.EVAL, split.eval_digest, split.eval_items, md5(catalog.EVAL), "evaluation"
+                )
+            )
     if catalog.CURATE_REPORT in current and "curated" not in skip:
         curate = _report(cat, CurateReport)
         if curate is not None and curate.curated_digest:
-            datasets.append(DatasetFact("curated", catalog.DATASET, curate.curated_digest,
-                                        _rows(cat.path(catalog.DATASET)), md5(catalog.DATASET), "curated"))
+            datasets.append(
+                DatasetFact(
+                    "curated",
+                    catalog.DATASET,
+                    curate.curated_digest,
+                    _rows(cat.path(catalog.DATASET)),
+                    md5(catalog.DATASET),
+                    "curated",
+                )
+            )
     if catalog.SAMPLE_REPORT in current and "train_sample" not in skip:
         sample = _report(cat, SampleReport)
         if sample is not None and sample.sample_digest:
-            datasets.append(DatasetFact("train_sample", catalog.TRAIN_SAMPLE, sample.sample_digest,
-                                        sample.items_out, md5(catalog.TRAIN_SAMPLE), "training"))
+            datasets.append(
+                DatasetFact(
+                    "train_sample",
+                    catalog.TRAIN_SAMPLE,
+                    sample.sample_digest,
+                    sample.items_out,
+                    md5(catalog.TRAIN_SAMPLE),
+                    "training",
+                )
+            )
     metrics: dict[str, float] = {}
     if catalog.METRICS in current:
         metrics = headline_metrics(cat.read_json(catalog.METRICS) or {})
@@ -251,8 +280,13 @@ def headline_metrics(data: Mapping[str, Any]) -> dict[str, float]:
             out[f"{m}_ci_low"], out[f"{m}_ci_high"] = ci
     baseline = data.get("baseline")
     if isinstance(baseline, Mapping):
-        out.update({f"baseline.{k}": float(v) for k, v in baseline.items()
-                    if isinstance(v, int | float) and not isinstance(v, bool)})
+        out.update(
+            {
+                f"baseline.{k}": float(v)
+                for k, v in baseline.items()
+                if isinstance(v, int | float) and not isinstance(v, bool)
+            }
+        )
     if report.eval_items:
         out["eval_items"] = float(report.eval_items)
     return out

@@ -48,9 +48,18 @@ KEY_PARAMS = ("aggregate.method", "sample.fraction", "sample.strategy", "train_q
 #: metrics shown by `labelcycle experiments`
 KEY_METRICS = ("accuracy", "macro_f1", "roc_auc_ovr", "log_loss")
 #: the columns of the versions table, in display order (those present are shown)
-TABLE_COLUMNS = ("version", "name", "release", "source", "dvc_exp", "git_rev", "curated_digest", "eval_digest", *KEY_PARAMS,
-                 *KEY_METRICS)
-
+TABLE_COLUMNS = (
+    "version",
+    "name",
+    "release",
+    "source",
+    "dvc_exp",
+    "git_rev",
+    "curated_digest",
+    "eval_digest",
+    *KEY_PARAMS,
+    *KEY_METRICS,
+)
 
 
 @dataclass(frozen=True)
@@ -335,13 +344,29 @@ def versions_table(root: Path, runs: pd.DataFrame) -> pd.DataFrame:
             table.loc[hit.index, "source"] = "mlflow+dvc"
             continue
         params = _params_text(git(root, "show", f"{sha}:{catalog.PARAMS}"))
-        rows.append(_version_row(name, "dvc", sha, params, _report_at(root, sha, MetricsReport),
-                                 _report_at(root, sha, CurateReport)))
+        rows.append(
+            _version_row(
+                name,
+                "dvc",
+                sha,
+                params,
+                _report_at(root, sha, MetricsReport),
+                _report_at(root, sha, CurateReport),
+            )
+        )
     cat = Catalog(root)
     if cat.exists(catalog.METRICS):
         params = _params_text(cat.path(catalog.PARAMS).read_text()) if cat.exists(catalog.PARAMS) else {}
-        rows.append(_version_row(WORKSPACE, "workspace", git(root, "rev-parse", "HEAD"), params,
-                                 cat.report(MetricsReport), cat.report(CurateReport)))
+        rows.append(
+            _version_row(
+                WORKSPACE,
+                "workspace",
+                git(root, "rev-parse", "HEAD"),
+                params,
+                cat.report(MetricsReport),
+                cat.report(CurateReport),
+            )
+        )
     return pd.concat([table, pd.DataFrame(rows)], ignore_index=True) if rows else table
 
 
@@ -352,13 +377,18 @@ def select_rows(table: pd.DataFrame, versions: Sequence[Version]) -> pd.DataFram
         return table
 
     def col(name: str) -> pd.Series:
-        return table[name].fillna("").astype(str) if name in table.columns else pd.Series("", index=table.index)
+        return (
+            table[name].fillna("").astype(str) if name in table.columns else pd.Series("", index=table.index)
+        )
 
     keep = pd.Series(False, index=table.index)
     for v in versions:
         hit = col("version") == v.spec
-        for value, name in ((v.parent_run, "parent_run"), (v.pipeline_run, "pipeline_run"),
-                            (v.exp_name, "dvc_exp")):
+        for value, name in (
+            (v.parent_run, "parent_run"),
+            (v.pipeline_run, "pipeline_run"),
+            (v.exp_name, "dvc_exp"),
+        ):
             if value:
                 hit |= col(name) == value
         if v.kind == "workspace":
@@ -394,7 +424,9 @@ def params_diff(base: Mapping[str, Any], candidate: Mapping[str, Any]) -> dict[s
     return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if str(a.get(k)) != str(b.get(k))}
 
 
-def describe_changes(diff: Mapping[str, tuple[Any, Any]], limit: int | None = None, arrows: bool = False) -> str:
+def describe_changes(
+    diff: Mapping[str, tuple[Any, Any]], limit: int | None = None, arrows: bool = False
+) -> str:
     """``aggregate.method=majority_vote, sample.fraction=0.5`` (``arrows``: ``a.b 1 -> 2``); ``+N more``."""
     items = list(diff.items())
     picked = items if limit is None else items[:limit]
@@ -421,7 +453,6 @@ def params_at(root: Path, rev: str) -> dict[str, Any]:
     return flatten(data) if isinstance(data, dict) else {}
 
 
-
 def release_words(
     root: Path,
     release_id: str,
@@ -446,12 +477,26 @@ def release_words(
     now = params_at(root, rev) if rev else {}
     method, action = now.get("aggregate.method"), now.get("curate.action")
     sample = {k.split(".", 1)[1]: v for k, v in now.items() if k.startswith("sample.")}
-    lines = [f"version: {release_id}"
-             + (f" = MLflow parent run {parent.parent_run} ({parent.name})" if parent and parent.parent_run else "")]
-    made = ", ".join(filter(None, [f"labels by {method}" if method else "",
-                                   f"curated with {action}" if action else "",
-                                   f"trained on a {sample.get('strategy', '')} sample of fraction "
-                                   f"{sample['fraction']}" if "fraction" in sample else ""]))
+    lines = [
+        f"version: {release_id}"
+        + (
+            f" = MLflow parent run {parent.parent_run} ({parent.name})"
+            if parent and parent.parent_run
+            else ""
+        )
+    ]
+    made = ", ".join(
+        filter(
+            None,
+            [
+                f"labels by {method}" if method else "",
+                f"curated with {action}" if action else "",
+                f"trained on a {sample.get('strategy', '')} sample of fraction {sample['fraction']}"
+                if "fraction" in sample
+                else "",
+            ],
+        )
+    )
     if made:
         lines.append(f"  {made}")
     changed: dict[str, list[Any]] = {}
@@ -464,10 +509,17 @@ def release_words(
         changed = {k: [old, new] for k, (old, new) in diff.items()}
         what = describe_changes(diff, arrows=True) if diff else "no params changed (the data or code did)"
         lines.append(f"  since the previous release {previous[0]}: {what}")
-    return {"release": release_id, "aggregation_method": method, "curate_action": action, "sample": sample,
-            "previous": previous[0] if previous else None, "changed": changed,
-            "parent_run": parent.parent_run if parent else None, "name": parent.name if parent else None,
-            "lines": lines}
+    return {
+        "release": release_id,
+        "aggregation_method": method,
+        "curate_action": action,
+        "sample": sample,
+        "previous": previous[0] if previous else None,
+        "changed": changed,
+        "parent_run": parent.parent_run if parent else None,
+        "name": parent.name if parent else None,
+        "lines": lines,
+    }
 
 
 def rollback_words(
@@ -482,10 +534,18 @@ def rollback_words(
         head, branch: the workspace's commit and branch (which a rollback leaves alone).
     """
     lines = ["moved (the production pointers only):", *(f"  - {m}" for m in moved)]
-    where = f"git HEAD {head[:10]}" + (f" on {branch}" if branch and branch != "HEAD" else "") if head else "the folder"
-    lines.append(f"not moved: the workspace ({where}, {catalog.PARAMS}, {catalog.DVC_LOCK} and the data and models "
-                 "checked out there) stays as it is; `dvc repro` there still builds the version you were working on")
+    where = (
+        f"git HEAD {head[:10]}" + (f" on {branch}" if branch and branch != "HEAD" else "")
+        if head
+        else "the folder"
+    )
+    lines.append(
+        f"not moved: the workspace ({where}, {catalog.PARAMS}, {catalog.DVC_LOCK} and the data and models "
+        "checked out there) stays as it is; `dvc repro` there still builds the version you were working on"
+    )
     if restored and restored_rev:
-        lines.append(f"to work on {restored}'s data: git checkout {restored} && dvc checkout "
-                     f"(commit {restored_rev[:10]})")
+        lines.append(
+            f"to work on {restored}'s data: git checkout {restored} && dvc checkout "
+            f"(commit {restored_rev[:10]})"
+        )
     return lines

@@ -119,7 +119,13 @@ def test_eval_gold_never_changes_scores(small_demo):
 def test_without_gold_the_scores_are_unsupervised_and_say_so(tiny_annotations):
     res = detect_label_errors(tiny_annotations, CLASSES, params=ErrorModelParams(features=FAST))
     assert not res.supervised and "unsupervised" in res.message
-    assert list(res.scores.columns) == ["item_id", "annotator_id", "label", "label_error_score", "is_label_error_issue"]
+    assert list(res.scores.columns) == [
+        "item_id",
+        "annotator_id",
+        "label",
+        "label_error_score",
+        "is_label_error_issue",
+    ]
     assert res.scores["label_error_score"].between(0, 1).all()
     assert (res.scores["is_label_error_issue"] == (res.scores["label_error_score"] >= 0.5)).all()
 
@@ -132,12 +138,17 @@ def test_the_cross_fitted_quality_probability_reads_the_item_text():
     rng = np.random.default_rng(0)
     n = 300
     truth = rng.choice(np.asarray(CLASSES), size=n)
-    cue = {"ok": "lovely helpful honest", "misleading": "miracle guaranteed secret",
-           "prohibited": "weapons drugs fake"}
-    items = pd.DataFrame({
-        "item_id": [f"i{k}" for k in range(n)],
-        "body": [f"buy this product today {rng.choice(cue[t].split())} now" for t in truth],
-    })
+    cue = {
+        "ok": "lovely helpful honest",
+        "misleading": "miracle guaranteed secret",
+        "prohibited": "weapons drugs fake",
+    }
+    items = pd.DataFrame(
+        {
+            "item_id": [f"i{k}" for k in range(n)],
+            "body": [f"buy this product today {rng.choice(cue[t].split())} now" for t in truth],
+        }
+    )
     rows = [
         (f"i{k}", f"a{j}", truth[k] if rng.random() < 0.8 else rng.choice(CLASSES))
         for k in range(n)

@@ -22,7 +22,9 @@ def _set(seed: int) -> PredictionSet:
 
 def test_rank_budget_changes_only_the_auc_intervals():
     full = compare_paired(_set(0), _set(1), n_boot=300, random_state=7).table.set_index("metric")
-    cut = compare_paired(_set(0), _set(1), n_boot=300, random_state=7, n_boot_rank=50).table.set_index("metric")
+    cut = compare_paired(_set(0), _set(1), n_boot=300, random_state=7, n_boot_rank=50).table.set_index(
+        "metric"
+    )
     for metric in full.index:
         assert full.loc[metric, "delta"] == cut.loc[metric, "delta"]
         if not is_rank_metric(metric):

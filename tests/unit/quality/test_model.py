@@ -22,7 +22,9 @@ def _data(n=400, seed=0):
 
 def test_model_learns_numeric_and_categorical_features_and_roundtrips(tmp_path):
     items, y = _data()
-    res = train(items, y, CLASSES, params={"n_estimators": 50, "num_threads": 1, "min_child_samples": 5}, seed=1)
+    res = train(
+        items, y, CLASSES, params={"n_estimators": 50, "num_threads": 1, "min_child_samples": 5}, seed=1
+    )
     pred = res.model.predict(items)
     assert (pred["label"] == y).mean() > 0.9
     assert np.allclose(pred[["proba_ok", "proba_misleading", "proba_prohibited"]].sum(axis=1), 1)

@@ -32,8 +32,9 @@ def test_study_resumes_from_storage_and_objective_is_validation_loss(tmp_path):
     labels = pd.Series(np.where(x > 0, "b", "a"))
     data = prepare_tuning_data(items, labels, ["a", "b"], 0.2, 0)
     space = {"num_leaves": [4, 16, "int"], "min_child_samples": [2, 60, "int"]}
-    objective = make_objective(data, parse_space(space), n_estimators=30,
-                               early_stopping_rounds=5, n_jobs=1, seed=0)
+    objective = make_objective(
+        data, parse_space(space), n_estimators=30, early_stopping_rounds=5, n_jobs=1, seed=0
+    )
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = make_study("s", storage, seed=0, pruning=True)

@@ -52,7 +52,9 @@ def test_registration_records_the_sha256_of_the_model_files(registered):
 def test_a_registered_model_whose_code_was_replaced_is_refused(registered):
     version, _, store = registered
     _stored_code(store).write_text(CODE + "\nimport os  # replaced\n")
-    with pytest.raises(TrackingError, match=r"files changed since registration.*refusing to run replaced code"):
+    with pytest.raises(
+        TrackingError, match=r"files changed since registration.*refusing to run replaced code"
+    ):
         load_model(f"models:/echo/{version}")
 
 

@@ -45,14 +45,27 @@ def store(tmp_path_factory):
         catalog.INGEST_REPORT: {"batches": ["b2", "b1"], "tables": {"annotations": {"read": 100}}},
         catalog.SPLIT_REPORT: {"eval_digest": EVAL, "eval_items": 40, "gold_train_items": 10},
         catalog.CURATE_REPORT: {"curated_digest": CURATED, "action": "relabel", "items_after": 3},
-        catalog.SAMPLE_REPORT: {"curated_digest": CURATED, "sample_digest": SAMPLE, "items_in": 3, "items_out": 2},
-        catalog.METRICS: {"accuracy": 0.8, "macro_f1": 0.7, "ci95": {"macro_f1": {"ci_low": 0.6, "ci_high": 0.8}},
-                          "eval_items": 40, "eval_digest": EVAL, "baseline": {"macro_f1": 0.2, "accuracy": 0.5}},
+        catalog.SAMPLE_REPORT: {
+            "curated_digest": CURATED,
+            "sample_digest": SAMPLE,
+            "items_in": 3,
+            "items_out": 2,
+        },
+        catalog.METRICS: {
+            "accuracy": 0.8,
+            "macro_f1": 0.7,
+            "ci95": {"macro_f1": {"ci_low": 0.6, "ci_high": 0.8}},
+            "eval_items": 40,
+            "eval_digest": EVAL,
+            "baseline": {"macro_f1": 0.2, "accuracy": 0.5},
+        },
     }
     for rel, data in reports.items():
         cat.path(rel).write_text(json.dumps(data))
     cat.path(catalog.DATASET).parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame({"item_id": ["a", "b", "c"], "label": ["ok", "ok", "spam"]}).to_parquet(cat.path(catalog.DATASET))
+    pd.DataFrame({"item_id": ["a", "b", "c"], "label": ["ok", "ok", "spam"]}).to_parquet(
+        cat.path(catalog.DATASET)
+    )
     return root, f"sqlite:///{root / catalog.MLFLOW_DB}"
 
 
@@ -63,7 +76,9 @@ def client(store, monkeypatch):
     return mlflow.MlflowClient(uri)
 
 
-def run_pipeline(root: Path, pipeline: str, stages: tuple[str, ...], monkeypatch, fail: str | None = None) -> dict:
+def run_pipeline(
+    root: Path, pipeline: str, stages: tuple[str, ...], monkeypatch, fail: str | None = None
+) -> dict:
     """Stage runs as `dvc repro` makes them (one process each, one pipeline id); stage -> run id."""
     monkeypatch.setenv("LABELCYCLE_PIPELINE_RUN", pipeline)
     ids = {}
@@ -80,8 +95,10 @@ def run_pipeline(root: Path, pipeline: str, stages: tuple[str, ...], monkeypatch
 
 def version_parents(client, pipeline: str) -> list:
     exp = client.get_experiment_by_name("labelcycle")
-    return client.search_runs([exp.experiment_id], f"tags.`labelcycle.pipeline_run` = '{pipeline}' and "
-                                                   "tags.`labelcycle.kind` = 'version'")
+    return client.search_runs(
+        [exp.experiment_id],
+        f"tags.`labelcycle.pipeline_run` = '{pipeline}' and tags.`labelcycle.kind` = 'version'",
+    )
 
 
 def test_stages_of_one_pipeline_run_are_nested_under_one_parent_named_for_people(store, client, monkeypatch):
@@ -104,10 +121,16 @@ def test_the_parent_carries_params_datasets_metrics_and_lineage_of_the_version(s
     assert "promote.min_delta" not in p  # no stage reads it: it does not define the version
     assert {d.dataset.name: d.dataset.digest for d in parent.inputs.dataset_inputs} == {
         "raw": combined_digest(["b1", "b2"]),
-        "eval": EVAL, "curated": CURATED, "train_sample": SAMPLE,
+        "eval": EVAL,
+        "curated": CURATED,
+        "train_sample": SAMPLE,
     }
     assert p["dataset.curated.digest"] == CURATED and p["dataset.train_sample.digest"] == SAMPLE
-    assert m["dataset.curated.rows"] == 3 and m["dataset.train_sample.rows"] == 2 and m["dataset.raw.rows"] == 100
+    assert (
+        m["dataset.curated.rows"] == 3
+        and m["dataset.train_sample.rows"] == 2
+        and m["dataset.raw.rows"] == 100
+    )
     assert (m["macro_f1"], m["macro_f1_ci_low"], m["macro_f1_ci_high"]) == (0.7, 0.6, 0.8)
     assert m["baseline.macro_f1"] == 0.2
     assert t["mlflow.source.git.commit"] == sh(root, "git", "rev-parse", "HEAD").stdout.strip()
@@ -185,7 +208,10 @@ def test_versions_table_takes_digests_from_the_parent_not_from_the_stage_tags(st
     (parent,) = version_parents(client, "p-table")
     rows = pipeline_versions(root).set_index("pipeline_run")
     assert rows.loc["p-table", "version"] == parent.info.run_id
-    assert rows.loc["p-table", "curated_digest"] == CURATED[:12] and rows.loc["p-table", "sample_digest"] == SAMPLE[:12]
+    assert (
+        rows.loc["p-table", "curated_digest"] == CURATED[:12]
+        and rows.loc["p-table", "sample_digest"] == SAMPLE[:12]
+    )
 
 
 def test_training_data_names_the_sample_and_the_curated_set_apart(store, client, monkeypatch):
@@ -199,7 +225,9 @@ def test_training_data_names_the_sample_and_the_curated_set_apart(store, client,
     from labelcycle.versioning.digest import table_digest
 
     assert digests == {"train_sample": table_digest(sample), "train_rows": "1" * 32}
-    assert got.data.tags["sample_digest"] == table_digest(sample) and got.data.tags["curated_digest"] == CURATED
+    assert (
+        got.data.tags["sample_digest"] == table_digest(sample) and got.data.tags["curated_digest"] == CURATED
+    )
 
 
 def test_promote_takes_a_dvc_experiment_name_like_compare(store, client, tmp_path):
@@ -211,7 +239,9 @@ def test_promote_takes_a_dvc_experiment_name_like_compare(store, client, tmp_pat
     sh(root, "git", "update-ref", "refs/exps/ab/cdef0123456789/half", head)
     half = promotion_source(root, "half")
     assert (half.rev, half.source, half.version.kind) == (head, "exp:half", "dvc_exp")
-    assert promotion_source(root, None).rev is None and promotion_source(root, "workspace").source == "workspace"
+    assert (
+        promotion_source(root, None).rev is None and promotion_source(root, "workspace").source == "workspace"
+    )
     (tmp_path / catalog.PREDICTIONS).parent.mkdir(parents=True)
     (tmp_path / catalog.PREDICTIONS).write_bytes(b"")
     with pytest.raises(WorkspaceError, match="is a folder of outputs, not a version of this project"):

@@ -25,8 +25,12 @@ def test_stage_params_tags_and_child_runs_are_logged_with_passwords_masked(tmp_p
         child = run.log_child("trial-0", {"storage": PG}, {"m": 1.0}, tags={"where": PG})
     (stage,) = [r for r in runs_of(uri) if r.info.run_name == "tune"]
     trial = mlflow.MlflowClient(tracking_uri=uri).get_run(child)
-    texts = [*stage.data.params.values(), *stage.data.tags.values(),
-             *trial.data.params.values(), *trial.data.tags.values()]
+    texts = [
+        *stage.data.params.values(),
+        *stage.data.tags.values(),
+        *trial.data.params.values(),
+        *trial.data.tags.values(),
+    ]
     assert not any("hunter2" in t for t in texts)
     assert stage.data.params["tune.storage"] == "postgresql://optuna:***@db.internal:5432/optuna"
     assert trial.data.tags["where"] == "postgresql://optuna:***@db.internal:5432/optuna"

@@ -79,15 +79,39 @@ def test_auth_off_beyond_loopback_is_refused_unless_insecure_no_auth_is_explicit
 
 
 def test_cli_refuses_0_0_0_0_without_auth_in_one_error_line(tmp_path):
-    res = CliRunner().invoke(server, ["--host", "0.0.0.0", "--repo", str(tmp_path), "--dry-run",
-                                      "--backend-store-uri", "sqlite:///x.db", "--artifacts-destination", "a"])
+    res = CliRunner().invoke(
+        server,
+        [
+            "--host",
+            "0.0.0.0",
+            "--repo",
+            str(tmp_path),
+            "--dry-run",
+            "--backend-store-uri",
+            "sqlite:///x.db",
+            "--artifacts-destination",
+            "a",
+        ],
+    )
     assert res.exit_code != 0 and "MLFLOW_AUTH_ADMIN_PASSWORD" in str(res.exception or res.output)
 
 
 def test_cli_insecure_no_auth_warns_and_dry_run_masks_the_backend_password(tmp_path):
-    res = CliRunner().invoke(server, ["--host", "0.0.0.0", "--insecure-no-auth", "--dry-run",
-                                      "--repo", str(tmp_path), "--artifacts-destination", "a",
-                                      "--backend-store-uri", "postgresql://u:s3cret@h/db"])
+    res = CliRunner().invoke(
+        server,
+        [
+            "--host",
+            "0.0.0.0",
+            "--insecure-no-auth",
+            "--dry-run",
+            "--repo",
+            str(tmp_path),
+            "--artifacts-destination",
+            "a",
+            "--backend-store-uri",
+            "postgresql://u:s3cret@h/db",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "s3cret" not in res.output and "u:***@h/db" in res.output
     assert "NO authentication" in res.output
@@ -96,8 +120,21 @@ def test_cli_insecure_no_auth_warns_and_dry_run_masks_the_backend_password(tmp_p
 def test_cli_admin_password_file_turns_auth_on_and_stays_out_of_the_dry_run(tmp_path):
     pw = tmp_path / "pw"
     pw.write_text("from-a-file\n")
-    res = CliRunner().invoke(server, ["--host", "10.0.0.5", "--admin-password-file", str(pw), "--dry-run",
-                                      "--repo", str(tmp_path), "--artifacts-destination", "a",
-                                      "--backend-store-uri", "sqlite:///x.db"])
+    res = CliRunner().invoke(
+        server,
+        [
+            "--host",
+            "10.0.0.5",
+            "--admin-password-file",
+            str(pw),
+            "--dry-run",
+            "--repo",
+            str(tmp_path),
+            "--artifacts-destination",
+            "a",
+            "--backend-store-uri",
+            "sqlite:///x.db",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "--app-name basic-auth" in res.output and "from-a-file" not in res.output

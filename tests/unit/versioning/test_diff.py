@@ -14,7 +14,9 @@ def labels(pairs):
 
 
 BASE = labels([("i1", "ok"), ("i2", "ok"), ("i3", "misleading"), ("i4", "prohibited"), ("i5", "ok")])
-CAND = labels([("i1", "ok"), ("i2", "misleading"), ("i3", "ok"), ("i4", "prohibited"), ("i6", "ok"), ("i7", "ok")])
+CAND = labels(
+    [("i1", "ok"), ("i2", "misleading"), ("i3", "ok"), ("i4", "prohibited"), ("i6", "ok"), ("i7", "ok")]
+)
 
 
 def test_diff_counts_added_removed_and_changed_items():
@@ -42,19 +44,36 @@ def test_identical_versions_have_an_empty_diff_whatever_the_row_order():
 
 
 def test_changes_are_broken_down_by_annotator_batch_and_method():
-    base_ann = pd.DataFrame({
-        "item_id": ["i1", "i2", "i2", "i3", "i4", "i5"],
-        "annotator_id": ["a", "a", "b", "b", "c", "c"],
-        "label": ["ok", "ok", "misleading", "misleading", "prohibited", "ok"],
-        "batch_id": ["w1", "w1", "w1", "w1", "w2", "w2"],
-    })
-    cand_ann = pd.concat([
-        base_ann[base_ann["item_id"] != "i5"],
-        pd.DataFrame({"item_id": ["i2", "i3", "i6", "i7"], "annotator_id": ["c", "c", "a", "b"],
-                      "label": ["misleading", "ok", "ok", "ok"], "batch_id": ["w3"] * 4}),
-    ], ignore_index=True)
-    d = diff_datasets(BASE, CAND, base_annotations=base_ann, candidate_annotations=cand_ann,
-                      base_method="majority_vote", candidate_method="dawid_skene")
+    base_ann = pd.DataFrame(
+        {
+            "item_id": ["i1", "i2", "i2", "i3", "i4", "i5"],
+            "annotator_id": ["a", "a", "b", "b", "c", "c"],
+            "label": ["ok", "ok", "misleading", "misleading", "prohibited", "ok"],
+            "batch_id": ["w1", "w1", "w1", "w1", "w2", "w2"],
+        }
+    )
+    cand_ann = pd.concat(
+        [
+            base_ann[base_ann["item_id"] != "i5"],
+            pd.DataFrame(
+                {
+                    "item_id": ["i2", "i3", "i6", "i7"],
+                    "annotator_id": ["c", "c", "a", "b"],
+                    "label": ["misleading", "ok", "ok", "ok"],
+                    "batch_id": ["w3"] * 4,
+                }
+            ),
+        ],
+        ignore_index=True,
+    )
+    d = diff_datasets(
+        BASE,
+        CAND,
+        base_annotations=base_ann,
+        candidate_annotations=cand_ann,
+        base_method="majority_vote",
+        candidate_method="dawid_skene",
+    )
     by_ann = d.by_annotator.set_index("annotator_id")
     # i2 (ok -> misleading) was annotated by a, b, c; i3 (misleading -> ok) by b, c
     assert by_ann["items_changed"].to_dict() == {"a": 1, "b": 2, "c": 2}
@@ -63,10 +82,21 @@ def test_changes_are_broken_down_by_annotator_batch_and_method():
     by_batch = d.by_batch.set_index("batch")
     assert by_batch.loc["w3", "items_added"] == 2 and by_batch.loc["w3", "items_changed"] == 2
     assert by_batch.loc["w2", "items_removed"] == 1 and by_batch.loc["w1", "items_changed"] == 2
-    assert d.by_method.iloc[0].to_dict() == {"method_base": "majority_vote", "method_candidate": "dawid_skene",
-                                             "items_added": 2, "items_removed": 1, "labels_changed": 2}
-    assert d.annotations == {"base": 6, "candidate": 9, "added": 4, "removed": 1, "relabelled": 0,
-                             "items_count_changed": 5}
+    assert d.by_method.iloc[0].to_dict() == {
+        "method_base": "majority_vote",
+        "method_candidate": "dawid_skene",
+        "items_added": 2,
+        "items_removed": 1,
+        "labels_changed": 2,
+    }
+    assert d.annotations == {
+        "base": 6,
+        "candidate": 9,
+        "added": 4,
+        "removed": 1,
+        "relabelled": 0,
+        "items_count_changed": 5,
+    }
 
 
 def test_diff_to_dict_is_json_ready():
