@@ -137,3 +137,12 @@ def test_a_dependency_missing_from_the_commit_fails_the_gate(project):
     rev = _commit(project, "src gone")
     gate = _gate(project, rev)
     assert not gate.passed and "not committed: src/pkg" in gate.evidence
+
+
+def test_an_output_written_after_dvc_lock_fails_the_gate_so_an_unrecorded_model_cannot_be_promoted(project):
+    # `dvc repro` killed after a stage wrote (and registered) a new model but before dvc.lock recorded it:
+    # the workspace output no longer matches dvc.lock, and the commit gate refuses the candidate
+    (project / "model.txt").write_text("a model dvc.lock never recorded\n")
+    gate = _gate(project)
+    assert not gate.passed
+    assert f"workspace differs from {catalog.DVC_LOCK}" in gate.evidence and "model.txt" in gate.evidence
