@@ -21,8 +21,7 @@ STAGE = "aggregate"
 def main() -> None:
     ctx = stage_context()
     params = ctx.params
-    p = params.aggregate
-    labels_set = params.classes
+    p, labels_set = params.aggregate, params.classes
     annotations = ctx.read(catalog.ANNOTATIONS)
     aggregator = make_aggregator(p.method, classes=labels_set).fit(annotations)
     labels = curated_labels(annotations, aggregator)

@@ -21,12 +21,9 @@ def main() -> None:
     ctx = stage_context()
     params = ctx.params
     p = params.annotators
-    method = params.aggregate.method
-    classes = params.classes
-    annotations = ctx.read(catalog.ANNOTATIONS)
-    items = ctx.read(catalog.ITEMS)
+    method, classes = params.aggregate.method, params.classes
     # descriptive analytics only (nothing here trains a model), so all gold is used, eval split included
-    gold = ctx.read(catalog.GOLD)
+    annotations, items, gold = ctx.read_all(catalog.ANNOTATIONS, catalog.ITEMS, catalog.GOLD)
     aggregator = make_aggregator(method, classes=classes).fit(annotations)
     analysis = analyse_annotators(
         annotations,

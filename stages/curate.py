@@ -18,12 +18,10 @@ def main() -> None:
     ctx = stage_context()
     params = ctx.params
     p = params.curate
-    method = params.aggregate.method
-    classes = params.classes
-    annotations = ctx.read(catalog.ANNOTATIONS)
-    items = ctx.read(catalog.ITEMS)
-    labels_raw = ctx.read(catalog.LABELS_RAW)
-    scores = ctx.read(catalog.ERROR_SCORES)
+    method, classes = params.aggregate.method, params.classes
+    annotations, items, labels_raw, scores = ctx.read_all(
+        catalog.ANNOTATIONS, catalog.ITEMS, catalog.LABELS_RAW, catalog.ERROR_SCORES
+    )
     result = curate_labels(annotations, labels_raw, scores, classes, p.action, p.threshold, method)
     dataset = curated_dataset(result.labels, items)
     write_parquet(result.labels, ctx.path(catalog.LABELS))

@@ -19,12 +19,10 @@ SCORES = catalog.ERROR_SCORES
 def main() -> None:
     ctx = stage_context()
     params = ctx.params
-    method = params.aggregate.method
-    classes = params.classes
-    annotations = ctx.read(catalog.ANNOTATIONS)
-    items = ctx.read(catalog.ITEMS)
-    gold_train = ctx.read(catalog.GOLD_TRAIN)
-    eval_split = ctx.read(catalog.EVAL)
+    method, classes = params.aggregate.method, params.classes
+    annotations, items, gold_train, eval_split = ctx.read_all(
+        catalog.ANNOTATIONS, catalog.ITEMS, catalog.GOLD_TRAIN, catalog.EVAL
+    )
     # gold_train never holds eval items; exclude_items makes sure of it a second time
     result = detect_label_errors(
         annotations,

@@ -58,6 +58,10 @@ class StageContext:
         """A Parquet input of the stage (a clear error when an upstream stage has not run)."""
         return read_parquet(self.catalog.path(rel))
 
+    def read_all(self, *rels: str) -> tuple[pd.DataFrame, ...]:
+        """Several Parquet inputs at once, in the order named."""
+        return tuple(self.read(rel) for rel in rels)
+
     def training_inputs(self) -> TrainingInputs:
         """What tune and train_quality train on: the training sample less the gold eval items."""
         sample, eval_split = self.read(catalog.TRAIN_SAMPLE), self.read(catalog.EVAL)

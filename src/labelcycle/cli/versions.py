@@ -10,6 +10,7 @@ import pandas as pd
 
 from labelcycle.cli.options import find_project, repo_option
 from labelcycle.params import EvaluateParams
+from labelcycle.versioning.diff import GROUP_COLUMNS
 
 
 def print_table(df: pd.DataFrame) -> None:
@@ -156,20 +157,9 @@ def compare(
         click.echo("by label: training changes and the eval accuracy (recall) delta on that gold label:")
         by_label = report.attribution[report.attribution["group_column"] == "label"]
         print_table(
-            by_label[
-                [
-                    "group_value",
-                    "items_base",
-                    "items_candidate",
-                    "added",
-                    "removed",
-                    "relabelled",
-                    "eval_items",
-                    "delta",
-                    "ci_low",
-                    "ci_high",
-                ]
-            ].rename(columns={"group_value": "label"})
+            by_label[[*GROUP_COLUMNS[1:], "eval_items", "delta", "ci_low", "ci_high"]].rename(
+                columns={"group_value": "label"}
+            )
         )
     click.echo(f"paired on {report.paired.n} gold eval items ({report.paired.n_boot} resamples):")
     table = report.paired.table[report.paired.table["metric"].isin(SUMMARY_METRICS)]

@@ -221,40 +221,20 @@ def version_facts(root: Path, stage: str, skip: Iterable[str] = ()) -> VersionFa
                 )
             )
             tags["raw_batches"] = ",".join(str(b) for b in ingest.batches)[:4000]
-    if catalog.SPLIT_REPORT in current and "eval" not in skip:
-        split = _report(cat, SplitReport)
-        if split is not None and split.eval_digest:
-            datasets.append(
-                DatasetFact(
-                    "eval", catalog.EVAL, split.eval_digest, split.eval_items, md5(catalog.EVAL), "evaluation"
-                )
-            )
-    if catalog.CURATE_REPORT in current and "curated" not in skip:
-        curate = _report(cat, CurateReport)
-        if curate is not None and curate.curated_digest:
-            datasets.append(
-                DatasetFact(
-                    "curated",
-                    catalog.DATASET,
-                    curate.curated_digest,
-                    _rows(cat.path(catalog.DATASET)),
-                    md5(catalog.DATASET),
-                    "curated",
-                )
-            )
-    if catalog.SAMPLE_REPORT in current and "train_sample" not in skip:
-        sample = _report(cat, SampleReport)
-        if sample is not None and sample.sample_digest:
-            datasets.append(
-                DatasetFact(
-                    "train_sample",
-                    catalog.TRAIN_SAMPLE,
-                    sample.sample_digest,
-                    sample.items_out,
-                    md5(catalog.TRAIN_SAMPLE),
-                    "training",
-                )
-            )
+    # name, report, its digest field, the data file, its row count (report field or None: count the file), role
+    derived = (
+        ("eval", SplitReport, "eval_digest", catalog.EVAL, "eval_items", "evaluation"),
+        ("curated", CurateReport, "curated_digest", catalog.DATASET, None, "curated"),
+        ("train_sample", SampleReport, "sample_digest", catalog.TRAIN_SAMPLE, "items_out", "training"),
+    )
+    for name, cls, digest_field, path, rows_field, role in derived:
+        if cls.PATH not in current or name in skip:
+            continue
+        report = _report(cat, cls)
+        digest = getattr(report, digest_field, None) if report is not None else None
+        if digest:
+            rows = getattr(report, rows_field) if rows_field else _rows(cat.path(path))
+            datasets.append(DatasetFact(name, path, digest, rows, md5(path), role))
     metrics: dict[str, float] = {}
     if catalog.METRICS in current:
         metrics = headline_metrics(cat.read_json(catalog.METRICS) or {})
