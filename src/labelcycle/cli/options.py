@@ -41,6 +41,11 @@ def path_option(*decls: str, **kwargs: Any) -> Callable[[F], F]:
     return click.option(*decls, type=click.Path(path_type=Path, file_okay=not folder), **kwargs)
 
 
+def count_option(*decls: str, low: int, default: int, help: str) -> Callable[[F], F]:  # noqa: A002
+    """An integer option with a lower bound and a shown default (resamples, workers, ports...)."""
+    return click.option(*decls, type=click.IntRange(min=low), default=default, show_default=True, help=help)
+
+
 def column_options(f: F) -> F:
     """``--item-col``, ``--annotator-col``, ``--label-col``: the file's names for the contract's columns."""
     f = click.option("--label-col", default=None, help="The file's name for the label column.")(f)

@@ -26,7 +26,7 @@ def promote(version, dry_run, force, reason, repo) -> None:
     `labelcycle experiments` lists them). The plan is computed and printed first; it is carried out only
     when every gate passes (or with --force --reason), and never with --dry-run.
     """
-    from labelcycle.promotion import execute, plan_promotion, render_plan
+    from labelcycle.promotion import plan_promotion, render_plan
     from labelcycle.versioning.dvc import find_root
 
     if force and not (reason and reason.strip()):
@@ -40,10 +40,9 @@ def promote(version, dry_run, force, reason, repo) -> None:
     if not plan.allowed:
         names = ", ".join(g.name for g in plan.failed)
         raise PromotionRefusedError(f"promotion refused: gate(s) {names} failed; nothing was changed")
-    if dry_run:
-        click.echo("dry run: nothing was changed")
+    records = _carry_out(plan, ctx, dry_run)
+    if records is None:
         return
-    records = execute(plan, ctx)
     rel = plan.candidate
     click.echo(
         f"promoted {rel.release_id if rel else ''}"
@@ -51,6 +50,16 @@ def promote(version, dry_run, force, reason, repo) -> None:
         + f"; release record run {records.get('release_record')}, audit record run "
         f"{records.get('audit_record')}"
     )
+
+
+def _carry_out(plan, ctx, dry_run: bool) -> dict[str, str] | None:
+    """Execute the plan, or say that a dry run changed nothing (None)."""
+    from labelcycle.promotion import execute
+
+    if dry_run:
+        click.echo("dry run: nothing was changed")
+        return None
+    return execute(plan, ctx)
 
 
 @click.command()
@@ -104,15 +113,14 @@ def _release_words(root, s: dict) -> dict:
 @repo_option()
 def rollback(dry_run, reason, repo) -> None:
     """Restore the previous production release exactly (aliases, model tags, git tags); audited."""
-    from labelcycle.promotion import execute, plan_rollback, render_plan
+    from labelcycle.promotion import plan_rollback, render_plan
     from labelcycle.versioning.dvc import find_root
 
     plan, ctx = plan_rollback(find_root(repo), reason)
     click.echo(render_plan(plan, dry_run=dry_run))
-    if dry_run:
-        click.echo("dry run: nothing was changed")
+    records = _carry_out(plan, ctx, dry_run)
+    if records is None:
         return
-    records = execute(plan, ctx)
     restored = plan.candidate
     click.echo(
         f"rolled back to {restored.release_id if restored else '?'}; audit record run "

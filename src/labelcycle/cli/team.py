@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from labelcycle import catalog
-from labelcycle.cli.options import repo_option
+from labelcycle.cli.options import count_option, repo_option
 from labelcycle.errors import ConfigError, LabelcycleError
 from labelcycle.masking import mask
 
@@ -37,13 +37,7 @@ from labelcycle.masking import mask
     help="Interface to bind; 0.0.0.0 opens the server to the network (see --allowed-hosts).",
 )
 @click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True)
-@click.option(
-    "--workers",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Server worker processes (1 suits a small machine).",
-)
+@count_option("--workers", low=1, default=1, help="Server worker processes (1 suits a small machine).")
 @click.option("--allowed-hosts", default=None, help="Host headers to accept (MLflow --allowed-hosts).")
 @click.option(
     "--cors-allowed-origins", default=None, help="Origins allowed cross-site (MLflow --cors-allowed-origins)."
@@ -67,20 +61,7 @@ from labelcycle.masking import mask
 )
 @click.option("--dry-run", is_flag=True, help="Print the server command (secrets masked) and exit.")
 @repo_option("Project folder for the SQLite defaults (default: the one holding the current folder).")
-def server(
-    backend_store_uri,
-    artifacts_destination,
-    host,
-    port,
-    workers,
-    allowed_hosts,
-    cors_allowed_origins,
-    auth,
-    admin_password_file,
-    insecure_no_auth,
-    dry_run,
-    repo,
-) -> None:
+def server(admin_password_file, dry_run, repo, **options) -> None:
     """Start a lean MLflow tracking server for a team; point the pipeline at it with MLFLOW_TRACKING_URI.
 
     \b
@@ -91,7 +72,7 @@ def server(
     from labelcycle.tracking.server import plan_server
     from labelcycle.versioning.dvc import find_root
 
-    if backend_store_uri is None or artifacts_destination is None:
+    if options["backend_store_uri"] is None or options["artifacts_destination"] is None:
         root = find_root(repo)
     else:
         root = (repo or Path.cwd()).resolve()
@@ -101,22 +82,13 @@ def server(
         password = lines[0].strip() if lines else ""
         if not password:
             raise ConfigError(f"{admin_password_file}: empty; write the admin password on its first line")
-    plan = plan_server(
-        root,
-        backend_store_uri,
-        artifacts_destination,
-        host,
-        port,
-        workers,
-        allowed_hosts,
-        cors_allowed_origins,
-        auth,
-        insecure_no_auth,
-        password,
-    )
-    if not plan.auth and insecure_no_auth:
+    # options: backend_store_uri, artifacts_destination, host, port, workers, allowed_hosts,
+    # cors_allowed_origins, auth, insecure_no_auth (plan_server's own names)
+    plan = plan_server(root, admin_password=password, **options)
+    if not plan.auth and options["insecure_no_auth"]:
         click.echo(
-            f"warning: the server on {host} has NO authentication: anyone who reaches port {port} can read "
+            f"warning: the server on {options['host']} has NO authentication: anyone who reaches port "
+            f"{options['port']} can read "
             "runs and replace registered models",
             err=True,
         )
@@ -134,7 +106,7 @@ def server(
         f"server: MLflow tracking server on {plan.url} (backend {mask(plan.backend_store_uri)}, "
         f"artifacts {plan.artifacts_destination}{auth_note}); use it with: export MLFLOW_TRACKING_URI={plan.url}"
     )
-    _serve(plan.command, plan.env, port)
+    _serve(plan.command, plan.env, options["port"])
 
 
 def _serve(command: list[str], env: dict[str, str], port: int) -> None:
@@ -218,17 +190,14 @@ def ui(host, port, dry_run, repo) -> None:
     help="Stop once the study holds this many finished trials over all workers (default: tune.n_trials "
     "when --n-trials is not given).",
 )
-@click.option(
-    "--threads", type=click.IntRange(min=1), default=1, show_default=True, help="LightGBM threads per trial."
-)
+@count_option("--threads", low=1, default=1, help="LightGBM threads per trial.")
 @click.option(
     "--seed", type=int, default=None, help="Sampler seed (give each worker its own; default random)."
 )
-@click.option(
+@count_option(
     "--heartbeat",
-    type=click.IntRange(min=1),
+    low=1,
     default=30,
-    show_default=True,
     help="Seconds between heartbeats; a dead worker's trial is retried after heartbeat + grace.",
 )
 @click.option("--grace", type=click.IntRange(min=1), default=120, show_default=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 import pandas as pd
 
-from labelcycle.cli.options import find_project, repo_option
+from labelcycle.cli.options import count_option, find_project, repo_option
 from labelcycle.params import EvaluateParams
 from labelcycle.versioning.diff import GROUP_COLUMNS
 
@@ -89,18 +89,11 @@ def experiments(versions: tuple[str, ...], as_json: bool, repo: Path | None) -> 
     help="Metric the verdict is made on (default: the project's evaluate.primary_metric, else "
     f"{EvaluateParams().primary_metric}).",
 )
-@click.option(
-    "--n-boot",
-    type=click.IntRange(min=10),
-    default=1000,
-    show_default=True,
-    help="Paired bootstrap resamples.",
-)
-@click.option(
+@count_option("--n-boot", low=10, default=1000, help="Paired bootstrap resamples.")
+@count_option(
     "--n-boot-auc",
-    type=click.IntRange(min=10),
+    low=10,
     default=200,
-    show_default=True,
     help="Resamples for ROC-AUC / PR-AUC (the costly metrics on large eval sets).",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
