@@ -20,8 +20,7 @@ STAGE = "aggregate"
 
 def main() -> None:
     ctx = stage_context()
-    params = ctx.params
-    p, labels_set = params.aggregate, params.classes
+    p, labels_set = ctx.params.aggregate, ctx.params.classes
     annotations = ctx.read(catalog.ANNOTATIONS)
     aggregator = make_aggregator(p.method, classes=labels_set).fit(annotations)
     labels = curated_labels(annotations, aggregator)

@@ -19,9 +19,8 @@ STAGE = "annotators"
 
 def main() -> None:
     ctx = stage_context()
-    params = ctx.params
-    p = params.annotators
-    method, classes = params.aggregate.method, params.classes
+    p = ctx.params.annotators
+    method, classes = ctx.params.aggregate.method, ctx.params.classes
     # descriptive analytics only (nothing here trains a model), so all gold is used, eval split included
     annotations, items, gold = ctx.read_all(catalog.ANNOTATIONS, catalog.ITEMS, catalog.GOLD)
     aggregator = make_aggregator(method, classes=classes).fit(annotations)

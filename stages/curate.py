@@ -16,9 +16,8 @@ STAGE = "curate"
 
 def main() -> None:
     ctx = stage_context()
-    params = ctx.params
-    p = params.curate
-    method, classes = params.aggregate.method, params.classes
+    p = ctx.params.curate
+    method, classes = ctx.params.aggregate.method, ctx.params.classes
     annotations, items, labels_raw, scores = ctx.read_all(
         catalog.ANNOTATIONS, catalog.ITEMS, catalog.LABELS_RAW, catalog.ERROR_SCORES
     )

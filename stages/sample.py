@@ -11,17 +11,14 @@ from labelcycle.tracking.runs import stage_run
 from labelcycle.versioning.digest import table_digest
 
 STAGE = "sample"
-SOURCE = catalog.DATASET
-OUT = catalog.TRAIN_SAMPLE
 
 
 def main() -> None:
     ctx = stage_context()
-    params = ctx.params
-    p = params.sample
-    dataset = ctx.read(SOURCE)
+    p = ctx.params.sample
+    dataset = ctx.read(catalog.DATASET)
     sample = sample_training(dataset, p.fraction, p.strategy, p.seed)
-    write_parquet(sample, ctx.path(OUT))
+    write_parquet(sample, ctx.path(catalog.TRAIN_SAMPLE))
     digest = table_digest(sample)
     summary = {
         "items_in": len(dataset),
@@ -32,10 +29,10 @@ def main() -> None:
     }
     write_json(summary, ctx.path(catalog.SAMPLE_REPORT))
     with stage_run(ctx.root, STAGE, {"sample": dataclasses.asdict(p)}) as run:
-        run.log_dataset(sample, "train_sample", "training", digest, OUT)
+        run.log_dataset(sample, "train_sample", "training", digest, catalog.TRAIN_SAMPLE)
         run.set_tags({"sample_digest": digest, "curated_digest": summary["curated_digest"]})
         run.log_metrics({"items_in": len(dataset), "items_out": len(sample)})
-        run.log_dvc_hashes([SOURCE], [OUT])
+        run.log_dvc_hashes([catalog.DATASET], [catalog.TRAIN_SAMPLE])
     print(
         f"sample: {len(sample)} of {len(dataset)} curated items ({p.strategy}, fraction {p.fraction}); "
         f"digest {digest}"

@@ -12,14 +12,11 @@ from labelcycle.tracking.runs import stage_run
 from labelcycle.versioning.digest import table_digest
 
 STAGE = "train_error_model"
-MODEL_DIR = catalog.ERROR_MODEL
-SCORES = catalog.ERROR_SCORES
 
 
 def main() -> None:
     ctx = stage_context()
-    params = ctx.params
-    method, classes = params.aggregate.method, params.classes
+    method, classes = ctx.params.aggregate.method, ctx.params.classes
     annotations, items, gold_train, eval_split = ctx.read_all(
         catalog.ANNOTATIONS, catalog.ITEMS, catalog.GOLD_TRAIN, catalog.EVAL
     )
@@ -30,17 +27,17 @@ def main() -> None:
         items,
         gold_train,
         exclude_items=eval_split[schema.ITEM_ID],
-        params=params.error_model,
-        item_features=params.features,
+        params=ctx.params.error_model,
+        item_features=ctx.params.features,
     )
-    model_dir = ctx.path(MODEL_DIR)
+    model_dir = ctx.path(catalog.ERROR_MODEL)
     if model_dir.exists():
         shutil.rmtree(model_dir)
     model_dir.mkdir(parents=True)
     if result.model is not None:
         result.model.save(model_dir)
     (model_dir / "README.txt").write_text(result.message + "\n")
-    write_parquet(result.scores, ctx.path(SCORES))
+    write_parquet(result.scores, ctx.path(catalog.ERROR_SCORES))
     summary = {
         "supervised": result.supervised,
         "message": result.message,
@@ -54,7 +51,7 @@ def main() -> None:
         ctx.root,
         STAGE,
         {
-            STAGE: dataclasses.asdict(params.error_model),
+            STAGE: dataclasses.asdict(ctx.params.error_model),
             "aggregate": {"method": method},
             "ingest": {"labels": classes},
         },
@@ -70,7 +67,7 @@ def main() -> None:
                 result.model.importance().rename_axis("feature").reset_index(), "feature_importance.csv"
             )
             run.log_artifact(model_dir, "error_model")
-        run.log_dvc_hashes([catalog.ANNOTATIONS, catalog.GOLD_TRAIN], [SCORES])
+        run.log_dvc_hashes([catalog.ANNOTATIONS, catalog.GOLD_TRAIN], [catalog.ERROR_SCORES])
     print(
         f"train_error_model: {result.message}; {summary['flagged']} of {len(result.scores)} annotations flagged"
     )

@@ -62,15 +62,10 @@ ANNOTATORS_HTML = "reports/annotators.html"
 REVIEW_SIMULATION = "reports/review_simulation"
 
 
-#: labelcycle's working state (lock, promotion intent, run journal, batch staging): inside ``.dvc/tmp`` in
-#: a DVC project (DVC git-ignores it), else in ``.labelcycle/``
-DVC_TMP = ".dvc/tmp"
-PLAIN_STATE = ".labelcycle"
-
-
 def state_dir(root: Path) -> Path:
-    """The folder of labelcycle's working state under ``root`` (not created here)."""
-    return root / (DVC_TMP if (root / ".dvc").is_dir() else PLAIN_STATE)
+    """The folder of labelcycle's working state under ``root`` (lock, promotion intent, run journal, batch
+    staging; not created here): ``.dvc/tmp`` in a DVC project (DVC git-ignores it), else ``.labelcycle/``."""
+    return root / ".dvc" / "tmp" if (root / ".dvc").is_dir() else root / ".labelcycle"
 
 
 def report_path(stage: str) -> str:

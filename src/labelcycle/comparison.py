@@ -226,16 +226,10 @@ def version_slices(base: VersionData, candidate: VersionData, eval_ids: Sequence
     return frame if len(frame) == len(set(eval_ids)) else None
 
 
-def compare_data(
-    base: VersionData,
-    candidate: VersionData,
-    *,
-    n_boot: int = 1000,
-    n_boot_rank: int = 200,
-    seed: int = 0,
-    primary_metric: str = PRIMARY_METRIC,
-) -> ComparisonReport:
+def compare_data(base: VersionData, candidate: VersionData, **options: Any) -> ComparisonReport:
     """:func:`compare_versions` on two loaded versions, with their curated-data diff and item slices.
+
+    ``options`` are :func:`compare_versions`' own (``n_boot``, ``n_boot_rank``, ``seed``, ``primary_metric``).
 
     Raises:
         MissingPredictionsError: a version has no saved predictions.
@@ -271,10 +265,7 @@ def compare_data(
         slices=version_slices(base, candidate, eval_ids),
         base=base.version.describe(),
         candidate=candidate.version.describe(),
-        n_boot=n_boot,
-        n_boot_rank=n_boot_rank,
-        seed=seed,
-        primary_metric=primary_metric,
+        **options,
     )
     notes = [] if diff is not None else ["curated labels missing for a version: no dataset diff"]
     if training is None:
@@ -290,7 +281,7 @@ def compare_data(
                 pd.DataFrame({schema.ITEM_ID: b.item_ids, GOLD: b.y_true}),
                 metrics=["accuracy"],
                 n_boot=200,
-                random_state=np.random.SeedSequence(seed + 1),
+                random_state=np.random.SeedSequence(options.get("seed", 0) + 1),
                 min_n=1,
             )
         attribution = attribute_change(

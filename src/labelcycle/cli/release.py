@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any
 
 import click
 
@@ -40,26 +42,29 @@ def promote(version, dry_run, force, reason, repo) -> None:
     if not plan.allowed:
         names = ", ".join(g.name for g in plan.failed)
         raise PromotionRefusedError(f"promotion refused: gate(s) {names} failed; nothing was changed")
-    records = _carry_out(plan, ctx, dry_run)
-    if records is None:
-        return
-    rel = plan.candidate
-    click.echo(
-        f"promoted {rel.release_id if rel else ''}"
-        + (" (FORCED)" if plan.failed else "")
-        + f"; release record run {records.get('release_record')}, audit record run "
-        f"{records.get('audit_record')}"
+    _carry_out(
+        plan,
+        ctx,
+        dry_run,
+        lambda rel, records: (
+            f"promoted {rel.release_id if rel else ''}"
+            + (" (FORCED)" if plan.failed else "")
+            + f"; release record run {records.get('release_record')}, audit record run "
+            f"{records.get('audit_record')}"
+        ),
     )
 
 
-def _carry_out(plan, ctx, dry_run: bool) -> dict[str, str] | None:
-    """Execute the plan, or say that a dry run changed nothing (None)."""
+def _carry_out(plan, ctx, dry_run: bool, done: Callable[[Any, dict[str, str]], str]) -> dict[str, str] | None:
+    """Execute the plan and print ``done(candidate, records)``, or say that a dry run changed nothing (None)."""
     from labelcycle.promotion import execute
 
     if dry_run:
         click.echo("dry run: nothing was changed")
         return None
-    return execute(plan, ctx)
+    records = execute(plan, ctx)
+    click.echo(done(plan.candidate, records))
+    return records
 
 
 @click.command()
@@ -118,18 +123,20 @@ def rollback(dry_run, reason, repo) -> None:
 
     plan, ctx = plan_rollback(find_root(repo), reason)
     click.echo(render_plan(plan, dry_run=dry_run))
-    records = _carry_out(plan, ctx, dry_run)
+    records = _carry_out(
+        plan,
+        ctx,
+        dry_run,
+        lambda rel, records: (
+            f"rolled back to {rel.release_id if rel else '?'}; audit record run {records.get('audit_record')}"
+        ),
+    )
     if records is None:
         return
-    restored = plan.candidate
-    click.echo(
-        f"rolled back to {restored.release_id if restored else '?'}; audit record run "
-        f"{records.get('audit_record')}"
-    )
     from labelcycle.versioning import git
     from labelcycle.versioning.versions import rollback_words
 
-    root = find_root(repo)
+    root, restored = find_root(repo), plan.candidate
     moved = [a.detail for a in plan.actions]
     click.echo(
         "\n".join(

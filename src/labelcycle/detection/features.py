@@ -432,14 +432,13 @@ def features_from_context(
 
 
 def annotation_features(
-    annotations: pd.DataFrame,
-    classes: tuple[str, ...] | list[str],
-    items: pd.DataFrame | None = None,
-    params: FeatureParams | None = None,
-    item_features: FeaturesParams | None = None,
+    annotations: pd.DataFrame, classes: tuple[str, ...] | list[str], *args, **kwargs
 ) -> pd.DataFrame:
-    """Features of every annotation (same index as ``annotations``); see the module docstring."""
-    context = annotation_context(annotations, classes, items, params, item_features)
+    """Features of every annotation (same index as ``annotations``); see the module docstring.
+
+    The arguments are :func:`annotation_context`'s (``items``, ``params``, ``item_features``).
+    """
+    context = annotation_context(annotations, classes, *args, **kwargs)
     return features_from_context(context, annotations[schema.LABEL].astype(str), classes)
 
 

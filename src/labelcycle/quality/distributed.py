@@ -27,8 +27,7 @@ import pandas as pd
 
 from labelcycle.errors import ConfigError
 from labelcycle.features.pipeline import split_tuned
-from labelcycle.params import FeaturesParams
-from labelcycle.quality.model import QualityModel, TrainResult, lightgbm_params, prepare_training
+from labelcycle.quality.model import QualityModel, TrainResult, lightgbm_params, prepare_training, train
 
 SCHEDULER_ENV = "LABELCYCLE_DASK_SCHEDULER"
 
@@ -94,19 +93,23 @@ def train_on_dask(
     labels: pd.Series,
     classes: tuple[str, ...] | list[str],
     *,
-    params: dict,
-    features: FeaturesParams | None = None,
-    weights: pd.Series | None = None,
-    valid_fraction: float = 0.1,
-    early_stopping_rounds: int = 30,
-    seed: int = 0,
     npartitions: int | None = None,
+    **fit: Any,
 ) -> TrainResult:
     """Train the quality model with ``lightgbm.dask.DaskLGBMClassifier`` on ``client``'s cluster.
 
-    Args: as :func:`labelcycle.quality.model.train`, plus the Dask ``client`` and the number of
-    partitions of the training data (default: one per worker).
+    Args: as :func:`labelcycle.quality.model.train` (``fit`` holds its keyword options, with its defaults),
+    plus the Dask ``client`` and the number of partitions of the training data (default: one per worker).
     """
+    bound = inspect.signature(train).bind(items, labels, classes, **fit)
+    bound.apply_defaults()
+    opts = bound.arguments
+    params, features, weights = opts["params"], opts["features"], opts["weights"]
+    valid_fraction, early_stopping_rounds, seed = (
+        opts["valid_fraction"],
+        opts["early_stopping_rounds"],
+        opts["seed"],
+    )
     import dask.array as da
     import dask.dataframe as dd
     from lightgbm.dask import DaskLGBMClassifier
