@@ -33,7 +33,7 @@ run: demo
 	@echo "  curated data   data/curated/dataset.parquet"
 	@echo "  quarantine     data/interim/quarantine.parquet"
 	@echo "  model          models/quality/ (registered in MLflow as labelcycle-quality)"
-	@echo "MLflow UI:  $(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db   then open http://127.0.0.1:5000"
+	@echo "MLflow UI:  $(VENV)/bin/labelcycle ui   (prints the URL of the project's runs table)"
 
 test: install
 	$(BIN)/python -m pytest -q -m "not slow"
