@@ -214,18 +214,30 @@ def demo_project(path: Path, n_items: int = 500, seed: int = 0) -> Path:
     for old, new in SMALL_PARAMS.items():
         params = params.replace(old, new)
     (path / catalog.PARAMS).write_text(params)
-    lc(path, "demo", "--out", "demo", "--items", str(n_items), "--annotators", "16", "--seed", str(seed))
+    return ingest_demo(path, n_items, 16, seed)
+
+
+def ingest_demo(root: Path, n_items: int, n_annotators: int, seed: int = 0) -> Path:
+    """``labelcycle demo`` into ``root/demo`` and ``labelcycle ingest`` of its three files."""
     lc(
-        path,
-        "ingest",
-        "--annotations",
-        "demo/annotations.csv",
+        root,
+        "demo",
+        "--out",
+        "demo",
         "--items",
-        "demo/items.csv",
-        "--gold",
-        "demo/gold.csv",
+        str(n_items),
+        "--annotators",
+        str(n_annotators),
+        "--seed",
+        str(seed),
     )
-    return path
+    lc(
+        root,
+        "ingest",
+        *("--annotations", "demo/annotations.csv", "--items", "demo/items.csv"),
+        *("--gold", "demo/gold.csv"),
+    )
+    return root
 
 
 def locked_stages(project: Path) -> set[str]:

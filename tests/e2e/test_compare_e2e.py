@@ -12,6 +12,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
+from tests.conftest import ingest_demo
 
 from labelcycle import catalog
 from labelcycle.aggregation import DEFAULT_METHOD, METHODS
@@ -60,17 +61,7 @@ def versions(tmp_path_factory, project_factory):
     (root / ".gitignore").write_text(
         f"{catalog.MLFLOW_DB}\n{catalog.MLARTIFACTS}/\n{catalog.OPTUNA_DB}\ndemo/\n*.csv\n*.html\n"
     )
-    lc(root, "demo", "--out", "demo", "--items", "2500", "--annotators", "24", "--seed", "2")
-    lc(
-        root,
-        "ingest",
-        "--annotations",
-        "demo/annotations.csv",
-        "--items",
-        "demo/items.csv",
-        "--gold",
-        "demo/gold.csv",
-    )
+    ingest_demo(root, 2500, 24, 2)
     sh(root, "dvc", "repro")
     sh(root, "git", "add", "-A")
     sh(root, "git", "commit", "-qm", "v1")

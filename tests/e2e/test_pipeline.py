@@ -9,7 +9,7 @@ import mlflow
 import pandas as pd
 import pytest
 import yaml
-from tests.conftest import lc, set_params, sh
+from tests.conftest import ingest_demo, lc, set_params, sh
 
 from labelcycle import catalog
 from labelcycle.versioning.digest import table_digest
@@ -45,17 +45,7 @@ def pipeline(tmp_path_factory, project_factory):
         evaluate={"n_boot": 100, "min_slice_size": 5},
     )
     # 2,700 items: about 10,900 annotations, so some items are judged only after row 10,000
-    lc(root, "demo", "--out", "demo", "--items", "2700", "--annotators", "30", "--seed", "1")
-    lc(
-        root,
-        "ingest",
-        "--annotations",
-        "demo/annotations.csv",
-        "--items",
-        "demo/items.csv",
-        "--gold",
-        "demo/gold.csv",
-    )
+    ingest_demo(root, 2700, 30, 1)
     first = sh(root, "dvc", "repro", env={"MLFLOW_TRACKING_URI": uri})
     return root, uri, first
 

@@ -25,6 +25,7 @@ import mlflow
 import pandas as pd
 import pytest
 import yaml
+from tests.conftest import ingest_demo
 
 pytestmark = [pytest.mark.e2e]
 
@@ -88,17 +89,7 @@ def project(tmp_path_factory, project_factory):
         evaluate={"n_boot": 100, "primary_metric": "log_loss"},
         promote={"n_boot": 300},
     )
-    lc(root, "demo", "--out", "demo", "--items", "3000", "--annotators", "30", "--seed", "1")
-    lc(
-        root,
-        "ingest",
-        "--annotations",
-        "demo/annotations.csv",
-        "--items",
-        "demo/items.csv",
-        "--gold",
-        "demo/gold.csv",
-    )
+    ingest_demo(root, 3000, 30, 1)
     train_and_commit(root, "first release candidate")
     return root, uri
 

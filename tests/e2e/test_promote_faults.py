@@ -22,6 +22,7 @@ from pathlib import Path
 import mlflow
 import pytest
 import yaml
+from tests.conftest import ingest_demo
 
 from labelcycle.locking import project_lock
 from labelcycle.promotion.intent import intent_path
@@ -217,17 +218,7 @@ def world(tmp_path_factory, project_factory):
         evaluate={"n_boot": 50},
         promote={"n_boot": 50, "margin": 1.0, "slice_margin": 1.0},
     )
-    lc(root, "demo", "--out", "demo", "--items", "3000", "--annotators", "30", "--seed", "1")
-    lc(
-        root,
-        "ingest",
-        "--annotations",
-        "demo/annotations.csv",
-        "--items",
-        "demo/items.csv",
-        "--gold",
-        "demo/gold.csv",
-    )
+    ingest_demo(root, 3000, 30, 1)
     rev_a = train_and_commit(root, "candidate A")
     rev_b = train_and_commit(root, "candidate B", train_quality={"n_estimators": 15})
     return World(root, uri, {"A": rev_a, "B": rev_b})

@@ -6,7 +6,7 @@ import json
 
 import pandas as pd
 import pytest
-from tests.conftest import dvc, lc, set_params
+from tests.conftest import dvc, ingest_demo, set_params
 
 from labelcycle import catalog
 from labelcycle.detection.model import MODEL_FILE, OUTPUT_COLUMNS
@@ -16,17 +16,7 @@ from labelcycle.detection.model import MODEL_FILE, OUTPUT_COLUMNS
 def test_dvc_repro_runs_error_model_then_curate_and_a_drop_reruns_only_curate_dropping_doubtful_items(
     project,
 ):
-    lc(project, "demo", "--out", "demo", "--items", "800", "--annotators", "20")
-    lc(
-        project,
-        "ingest",
-        "--annotations",
-        "demo/annotations.csv",
-        "--items",
-        "demo/items.csv",
-        "--gold",
-        "demo/gold.csv",
-    )
+    ingest_demo(project, 800, 20)
     # a small demo has few gold items
     set_params(project, train_error_model={"min_gold_targets": 20, "features": {"quality_rounds": 30}})
     res = dvc(project, "repro", "curate")
