@@ -66,6 +66,8 @@ def _isolated_mlflow(tmp_path_factory, monkeypatch):
     """Every test gets its own SQLite MLflow store unless it sets one itself."""
     store = tmp_path_factory.mktemp("mlflow") / catalog.MLFLOW_DB
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
+    if "mlflow" in sys.modules:  # a URI an earlier test set in this process would win over the environment
+        sys.modules["mlflow"].set_tracking_uri(f"sqlite:///{store}")
 
 
 @pytest.fixture
