@@ -66,8 +66,13 @@ def _isolated_mlflow(tmp_path_factory, monkeypatch):
     """Every test gets its own SQLite MLflow store unless it sets one itself."""
     store = tmp_path_factory.mktemp("mlflow") / catalog.MLFLOW_DB
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
-    if "mlflow" in sys.modules:  # a URI an earlier test set in this process would win over the environment
+    for name in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):  # set in-process by earlier stage runs
+        monkeypatch.delenv(name, raising=False)
+    if "mlflow" in sys.modules:  # a URI or experiment an earlier test set in this process would win
         sys.modules["mlflow"].set_tracking_uri(f"sqlite:///{store}")
+        fluent = sys.modules.get("mlflow.tracking.fluent")
+        if fluent is not None and hasattr(fluent, "_active_experiment_id"):
+            fluent._active_experiment_id = None  # MLflow keeps the last experiment id per process
 
 
 @pytest.fixture
