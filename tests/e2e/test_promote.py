@@ -27,7 +27,9 @@ import pytest
 import yaml
 from tests.conftest import ingest_demo
 
-pytestmark = [pytest.mark.e2e]
+# the second full-pipeline e2e: slow suite (promotion logic is covered in the default suite by
+# tests/unit/promotion against real git, DVC and MLflow)
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 MODEL = "labelcycle-quality"
 GIT_ENV = {
