@@ -91,7 +91,7 @@ def _release_words(root, s: dict) -> dict:
     from labelcycle.promotion.release import RELEASE_ID_PREFIX, release_number
     from labelcycle.tracking.versions import resolve_run
     from labelcycle.versioning import git
-    from labelcycle.versioning.versions import release_words
+    from labelcycle.versioning.words import release_words
 
     rid = s["release"]
     number = release_number(rid) or 0
@@ -134,7 +134,7 @@ def rollback(dry_run, reason, repo) -> None:
     if records is None:
         return
     from labelcycle.versioning import git
-    from labelcycle.versioning.versions import rollback_words
+    from labelcycle.versioning.words import rollback_words
 
     root, restored = find_root(repo), plan.candidate
     moved = [a.detail for a in plan.actions]

@@ -107,7 +107,8 @@ def compare(
     BASE and CANDIDATE: `workspace`, a project folder, a DVC experiment name, a git revision or tag, or an
     MLflow run id (any stage run of a pipeline run). Uses the saved per-item predictions (no retraining).
     """
-    from labelcycle.comparison import compare_data, comparison_record, render_html
+    from labelcycle.comparison import compare_data, comparison_record
+    from labelcycle.comparison_html import render_html
     from labelcycle.evaluation.metrics import SUMMARY_METRICS
     from labelcycle.params import project_params
     from labelcycle.tracking.versions import load_version, resolve_version

@@ -24,7 +24,7 @@ from labelcycle.catalog import Catalog, CurateReport, IngestReport, MetricsRepor
 from labelcycle.errors import InputFileError
 from labelcycle.versioning import git
 from labelcycle.versioning.digest import DIGEST_LENGTH, file_md5
-from labelcycle.versioning.versions import describe_changes, flatten, params_at, params_diff
+from labelcycle.versioning.words import describe_changes, flatten, params_at, params_diff
 
 #: at most this many changed params in a version's name (the rest as ``+N more``)
 NAME_CHANGES = 3

@@ -8,7 +8,7 @@ import yaml
 from tests.conftest import sh
 
 from labelcycle import catalog
-from labelcycle.versioning.versions import describe_changes, params_diff, release_words, rollback_words
+from labelcycle.versioning.words import describe_changes, params_diff, release_words, rollback_words
 
 
 def commit_params(root: Path, params: dict) -> str:
