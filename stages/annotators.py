@@ -1,63 +1,6 @@
-"""Stage annotators: annotator profiles, spammers, drift, agreement and root causes (offline HTML report).
+"""DVC entry point of the ``annotators`` stage; its code is ``labelcycle.stages.annotators`` (shipped with the package)."""
 
-Separate from ``aggregate`` so that curation never waits for the analytics, and so that changing an
-analytics threshold reruns only this stage.
-"""
+from labelcycle.pipeline import run_stage
+from labelcycle.stages.annotators import main
 
-from __future__ import annotations
-
-import dataclasses
-
-from labelcycle import catalog
-from labelcycle.aggregation import make_aggregator
-from labelcycle.annotators import analyse_annotators, render_report
-from labelcycle.pipeline import run_stage, stage_context, write_json, write_parquet, write_text
-from labelcycle.tracking.runs import stage_run
-
-STAGE = "annotators"
-
-
-def main() -> None:
-    ctx = stage_context()
-    p = ctx.params.annotators
-    method, classes = ctx.params.aggregate.method, ctx.params.classes
-    # descriptive analytics only (nothing here trains a model), so all gold is used, eval split included
-    annotations, items, gold = ctx.read_all(catalog.ANNOTATIONS, catalog.ITEMS, catalog.GOLD)
-    aggregator = make_aggregator(method, classes=classes).fit(annotations)
-    analysis = analyse_annotators(
-        annotations,
-        aggregator,
-        items=items if items.shape[1] > 1 else None,
-        gold=gold if len(gold) else None,
-        params=p,
-    )
-    write_parquet(analysis.table, ctx.path(catalog.ANNOTATORS_TABLE))
-    write_parquet(analysis.root_causes, ctx.path(catalog.ROOT_CAUSES))
-    write_text(render_report(analysis, title=f"Annotators ({method})"), ctx.path(catalog.ANNOTATORS_HTML))
-    agreement = {
-        k: v for k, v in analysis.agreement.items() if isinstance(v, int | float) and not isinstance(v, bool)
-    }
-    top = analysis.root_causes["finding"].head(3).tolist() if len(analysis.root_causes) else []
-    write_json(
-        {"method": method, "spammers": analysis.spammers, "top_root_causes": top, **agreement},
-        ctx.path(catalog.ANNOTATORS_REPORT),
-    )
-    with stage_run(ctx.root, STAGE, {STAGE: dataclasses.asdict(p), "aggregate": {"method": method}}) as run:
-        run.set_tags({"spammers": ",".join(analysis.spammers)[:4000], "aggregate.method": method})
-        run.log_metrics({f"agreement.{k}": v for k, v in agreement.items()})
-        run.log_table(analysis.table, "annotators.parquet")
-        run.log_table(analysis.table, "annotators.csv")
-        run.log_table(analysis.root_causes, "root_causes.csv")
-        run.log_artifact(ctx.path(catalog.ANNOTATORS_HTML))
-        run.log_dvc_hashes(
-            [catalog.ANNOTATIONS, catalog.ITEMS, catalog.GOLD],
-            [catalog.ANNOTATORS_TABLE, catalog.ROOT_CAUSES],
-        )
-    print(
-        f"annotators: {len(analysis.table)} annotators; spammers flagged: {len(analysis.spammers)}; "
-        f"top root cause: {top[0] if top else 'none'}"
-    )
-
-
-if __name__ == "__main__":
-    run_stage(main)
+run_stage(main)

@@ -1,46 +1,6 @@
-"""Stage split: the frozen gold eval split (hash-assigned) and the gold left for the error model."""
+"""DVC entry point of the ``split`` stage; its code is ``labelcycle.stages.split`` (shipped with the package)."""
 
-from __future__ import annotations
+from labelcycle.pipeline import run_stage
+from labelcycle.stages.split import main
 
-import dataclasses
-
-from labelcycle import catalog
-from labelcycle.pipeline import run_stage, stage_context, write_json, write_parquet
-from labelcycle.split import split_gold
-from labelcycle.tracking.runs import stage_run
-from labelcycle.versioning.digest import table_digest
-
-STAGE = "split"
-
-
-def main() -> None:
-    ctx = stage_context()
-    params = ctx.params
-    p = params.split
-    gold = ctx.read(catalog.GOLD)
-    eval_split, gold_train = split_gold(gold, p.eval_fraction, p.salt)
-    write_parquet(eval_split, ctx.path(catalog.EVAL))
-    write_parquet(gold_train, ctx.path(catalog.GOLD_TRAIN))
-    eval_digest = table_digest(eval_split)
-    summary = {
-        "eval_digest": eval_digest,
-        "eval_items": len(eval_split),
-        "gold_train_items": len(gold_train),
-        "eval_label_counts": eval_split["label"].value_counts().to_dict(),
-    }
-    write_json(summary, ctx.path(catalog.SPLIT_REPORT))
-    with stage_run(ctx.root, STAGE, {"split": dataclasses.asdict(p)}) as run:
-        run.log_dataset(eval_split, "eval", "evaluation", eval_digest, catalog.EVAL)
-        run.log_dataset(gold_train, "gold_train", "training", table_digest(gold_train), catalog.GOLD_TRAIN)
-        run.set_tags({"eval_digest": eval_digest})
-        run.log_metrics({"eval_items": len(eval_split), "gold_train_items": len(gold_train)})
-        run.log_dvc_hashes([catalog.GOLD], [catalog.EVAL, catalog.GOLD_TRAIN])
-    if eval_split.empty:
-        print("split: warning: no gold items, so there is no eval split; metrics will be empty")
-    print(
-        f"split: {len(eval_split)} eval items (digest {eval_digest}), {len(gold_train)} gold items for training"
-    )
-
-
-if __name__ == "__main__":
-    run_stage(main)
+run_stage(main)

@@ -1,4 +1,5 @@
-"""dvc.yaml declares what every stage file reads and writes: a static check of ``stages/<name>.py``.
+"""dvc.yaml declares what every stage reads and writes: a static check of ``labelcycle.stages.<name>``
+(the stage's code; ``stages/<name>.py`` is the thin file dvc runs).
 
 For each stage: the catalog paths its file names (``catalog.X``, typed reports such as ``BestParamsReport``)
 are deps or outs and every declared data path is one the file names; the ``labelcycle`` modules it
@@ -38,7 +39,7 @@ PROPERTIES = {"classes": {"ingest.labels"}, "error_model": {"train_error_model",
 
 
 def _tree(stage: str) -> ast.Module:
-    return ast.parse((REPO_ROOT / catalog.STAGES_DIR / f"{stage}.py").read_text())
+    return ast.parse((REPO_ROOT / catalog.SRC_DIR / "labelcycle" / "stages" / f"{stage}.py").read_text())
 
 
 def _paths(entries: list) -> set[str]:
@@ -160,12 +161,13 @@ def _params_read(tree: ast.Module) -> set[str]:
     return keys
 
 
-def test_every_stage_runs_its_own_file_and_depends_on_it():
+def test_every_stage_runs_its_own_file_and_depends_on_it_and_on_its_code():
     files = {p.stem for p in (REPO_ROOT / catalog.STAGES_DIR).glob("*.py")}
     assert set(STAGES) == files
     for stage, spec in STAGES.items():
         script = f"{catalog.STAGES_DIR}/{stage}.py"
-        assert spec["cmd"] == f"python {script}" and script in _declared(stage)[0], stage
+        code = f"{catalog.SRC_DIR}/labelcycle/stages/{stage}.py"
+        assert spec["cmd"] == f"python {script}" and {script, code} <= _declared(stage)[0], stage
 
 
 @pytest.mark.parametrize("stage", sorted(STAGES))
