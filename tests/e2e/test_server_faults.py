@@ -13,6 +13,8 @@ import psutil
 import pytest
 from tests.conftest import BIN, free_port
 
+from labelcycle import catalog
+
 pytestmark = pytest.mark.slow
 
 
@@ -84,6 +86,8 @@ def test_a_server_beyond_loopback_refuses_requests_without_credentials(tmp_path)
         url = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=1"
         assert requests.get(url, timeout=10).status_code == 401
         assert requests.get(url, auth=("admin", "Adm1n-pass-word!"), timeout=10).status_code == 200
+        key_file = catalog.state_dir(tmp_path) / "server" / "flask_secret_key"
+        assert key_file.stat().st_mode & 0o077 == 0, "the CSRF secret key is readable by others"
     finally:
         wrapper.send_signal(signal.SIGTERM)
         wrapper.wait(timeout=60)

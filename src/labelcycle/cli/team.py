@@ -99,6 +99,11 @@ def server(admin_password_file, dry_run, repo, **options) -> None:
         ini, text = plan.auth_config
         ini.parent.mkdir(parents=True, exist_ok=True)
         ini.write_text(text)
+    if plan.secret_key is not None:
+        key_file, key = plan.secret_key
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        key_file.touch(mode=0o600)
+        key_file.write_text(key + "\n")
     if plan.needs_database and ensure_database(plan.backend_store_uri):
         click.echo(f"server: created the PostgreSQL database for {mask(plan.backend_store_uri)}")
     auth_note = "; basic auth on: set MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD" if plan.auth else ""

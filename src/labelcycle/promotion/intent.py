@@ -66,7 +66,8 @@ def plan_from_dict(d: Mapping[str, Any]) -> Plan:
     )
 
 
-def _now() -> str:
+def now() -> str:
+    """The time now, as intents and records write it (UTC, ISO 8601, seconds)."""
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
@@ -111,16 +112,16 @@ class Intent:
     @classmethod
     def start(cls, root: Path, plan: Plan, predictions: pd.DataFrame | None, command: str) -> Intent:
         """Record the intent to carry out ``plan`` (before any of it is done)."""
-        now = _now()
+        at = now()
         intent = cls(
             root,
             uuid.uuid4().hex,
             plan.to_dict(),
-            now,
+            at,
             getpass.getuser(),
             os.getpid(),
             command,
-            now,
+            at,
             has_predictions=predictions is not None,
         )
         path = intent_path(root)

@@ -85,11 +85,12 @@ def recover(root: Path, registry: Registry) -> list[str]:
             f"({type(exc).__name__}: {exc}). Set the `{P.ALIAS}` aliases, the model-version tags and the "
             f"dataset/v* git tags right by hand (`labelcycle status`), then delete {intent_path(root)}"
         ) from exc
+    record = steps.undone_record(why_not)
     intent.remove()
     undone = "; ".join(steps.log) or "nothing had been changed"
     return [
         f"an interrupted {intent.describe()} was found; it could not be completed ({'; '.join(why_not)}), "
-        f"so it was undone: {undone}"
+        f"so it was undone: {undone} (audit record run {record})"
     ]
 
 

@@ -19,7 +19,7 @@ import pandas as pd
 from labelcycle.errors import StateError
 from labelcycle.promotion import plan as P
 from labelcycle.promotion import records
-from labelcycle.promotion.intent import MARKS_STEP, Intent
+from labelcycle.promotion.intent import MARKS_STEP, Intent, now
 from labelcycle.tracking.parents import tag_release
 from labelcycle.tracking.registry import TAG_KIND, Registry
 from labelcycle.versioning import dvc, git
@@ -233,3 +233,30 @@ class Steps:
                 self.log.append(f"delete the {kind} record run {run.run_id}")
         for a in self._audits():
             self.mark_undone(a, undone=False)
+
+    def undone_record(self, why: list[str]) -> str:
+        """The audit record of an undone plan: the plan, who made it and when, why it could not be
+        completed and what was undone. Its action is ``<action>-undone``, which no rollback undoes; a whole
+        one already written for this intent is kept."""
+        audit = next((a for a in self.plan.actions if a.kind == P.AUDIT_RECORD), None)
+        tags = dict(audit.data["tags"]) if audit is not None else {}
+        action = f"{self.plan.action}-undone"
+        tags.update({P.TAG_ACTION: action, P.TAG_AT: self.intent.at, P.TAG_BY: self.intent.by})
+        tags["labelcycle.reason"] = ("; ".join(why))[:4000]
+        record = {
+            **self.plan.to_dict(),
+            "at": self.intent.at,
+            "by": self.intent.by,
+            "undone_at": now(),
+            "why_undone": list(why),
+            "undone_steps": list(self.log),
+        }
+        name = f"{action} {tags.get(P.TAG_RELEASE) or ''}".strip()
+        key = f"{self.intent.id}/undone"
+        for run in self.registry.records_tagged(TAG_INTENT, key):
+            if TAG_KIND in run.tags:
+                return run.run_id
+            self.registry.delete_run(run.run_id)
+        return self.registry.write_record(
+            "audit", {**tags, TAG_INTENT: key}, {records.AUDIT_PLAN: record}, None, run_name=name
+        )

@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib.util
 import ipaddress
 import os
+import secrets
 import shlex
 import sys
 from dataclasses import dataclass, field
@@ -33,6 +34,9 @@ BACKEND_ENV = "MLFLOW_BACKEND_STORE_URI"
 ADMIN_PASSWORD_ENV = "MLFLOW_AUTH_ADMIN_PASSWORD"
 ADMIN_USERNAME_ENV = "MLFLOW_AUTH_ADMIN_USERNAME"
 AUTH_CONFIG_ENV = "MLFLOW_AUTH_CONFIG_PATH"
+#: the key MLflow's auth app signs its CSRF tokens with; kept in the project's state folder (mode 600) so a
+#: restarted server (or several servers of one project) accept each other's forms
+SECRET_KEY_ENV = "MLFLOW_FLASK_SERVER_SECRET_KEY"
 AUTH_APP = "basic-auth"
 
 
@@ -64,6 +68,8 @@ class ServerPlan:
     auth: bool = False
     #: (path, text) of the basic-auth ini the server reads; written by the caller before starting
     auth_config: tuple[Path, str] | None = None
+    #: (path, key) of a new secret key file the caller writes (mode 600) before starting; None: none to write
+    secret_key: tuple[Path, str] | None = None
 
     @property
     def url(self) -> str:
@@ -149,7 +155,7 @@ def plan_server(
     if cors_allowed_origins:
         cmd += ["--cors-allowed-origins", cors_allowed_origins]
     env = {**os.environ, **LEAN_ENV, BACKEND_ENV: backend}
-    auth_config = None
+    auth_config = secret_key = None
     if auth:
         password = admin_password or os.environ.get(ADMIN_PASSWORD_ENV)
         if not password:
@@ -168,8 +174,15 @@ def plan_server(
         user = os.environ.get(ADMIN_USERNAME_ENV) or "admin"
         auth_config = (ini, auth_ini(f"sqlite:///{(state / 'basic_auth.db').resolve()}", user))
         env.update({ADMIN_PASSWORD_ENV: password, AUTH_CONFIG_ENV: str(ini.resolve())})
+        key_file = state / "flask_secret_key"
+        if not env.get(SECRET_KEY_ENV):
+            if key_file.exists():
+                env[SECRET_KEY_ENV] = key_file.read_text().strip()
+            else:
+                env[SECRET_KEY_ENV] = secrets.token_hex(32)
+                secret_key = (key_file, env[SECRET_KEY_ENV])
         cmd[4:4] = ["--app-name", AUTH_APP]
-    return ServerPlan(backend, artifacts, host, port, cmd, env, bool(auth), auth_config)
+    return ServerPlan(backend, artifacts, host, port, cmd, env, bool(auth), auth_config, secret_key)
 
 
 #: seconds the guard waits for the server to stop after SIGTERM before it kills the group

@@ -17,6 +17,7 @@ from mlflow import MlflowClient
 
 from labelcycle.errors import StateError, TrackingError
 from labelcycle.promotion import plan as P
+from labelcycle.promotion import records
 from labelcycle.promotion.execute import execute
 from labelcycle.promotion.intent import Intent, intent_path
 from labelcycle.promotion.recovery import recover_if_free
@@ -114,8 +115,29 @@ def test_a_promotion_that_can_no_longer_be_completed_is_undone_and_says_why(lab,
     notes = recover_if_free(lab.root, "test")
     assert f"@production is now v{other}" in notes[0] and "so it was undone" in notes[0]
     assert lab.production() is None and lab.release_tag(v) is None and rid not in lab.tags()
-    assert lab.release_records(rid) == [] and lab.audit_records(rid) == []
+    assert lab.release_records(rid) == []
     assert not intent_path(lab.root).exists()
+
+
+def test_an_undone_promotion_leaves_one_audit_record_saying_what_was_tried_why_and_what_was_undone(
+    lab, monkeypatch
+):
+    v, other = lab.version(), lab.version()
+    plan = lab.plan(v, lab.commit())
+    rid = plan.candidate.release_id
+    _cut_short(lab, plan, monkeypatch, Registry, "write_record")
+    lab.registry.set_alias(lab.model, P.ALIAS, other)
+    recover_if_free(lab.root, "test")
+    recover_if_free(lab.root, "test")  # nothing left: no second record
+    audits = [r for r in lab.registry.records("audit") if r.tags.get(P.TAG_RELEASE) == rid]
+    assert [r.tags[P.TAG_ACTION] for r in audits] == ["promote-undone"]
+    record = lab.registry.read_json(audits[0].run_id, records.AUDIT_PLAN)
+    assert record["action"] == "promote" and record["candidate"]["release"] == rid
+    assert any(f"@production is now v{other}" in why for why in record["why_undone"])
+    assert any(rid in step for step in record["undone_steps"])
+    assert record["by"] and record["at"] and record["undone_at"]
+    # an undone promotion is not one a rollback can undo
+    assert all(e.action != "promote" for e in records.audit_history(lab.registry) if e.release == rid)
 
 
 def test_a_rollback_killed_after_moving_the_alias_is_completed_with_its_audit_and_marks(lab, monkeypatch):

@@ -9,7 +9,7 @@ from labelcycle import catalog
 from labelcycle.cli.team import server
 from labelcycle.errors import ConfigError
 from labelcycle.tracking import server as server_mod
-from labelcycle.tracking.server import ADMIN_PASSWORD_ENV, BACKEND_ENV, plan_server
+from labelcycle.tracking.server import ADMIN_PASSWORD_ENV, BACKEND_ENV, SECRET_KEY_ENV, plan_server
 
 
 @pytest.fixture(autouse=True)
@@ -64,6 +64,23 @@ def test_beyond_loopback_auth_is_on_by_default_with_the_admin_password_from_the_
     assert "admin_username = admin" in text and "database_uri = sqlite:///" in text
     assert cmd[cmd.index("--allowed-hosts") + 1] == "mlflow.lan"
     assert cmd[cmd.index("--cors-allowed-origins") + 1] == "https://x"
+
+
+def test_auth_gets_a_csrf_secret_key_kept_in_the_projects_state_and_reused_by_the_next_start(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv(ADMIN_PASSWORD_ENV, "adm1n-pw")
+    monkeypatch.delenv(SECRET_KEY_ENV, raising=False)
+    first = plan_server(tmp_path, host="0.0.0.0")
+    key_file, key = first.secret_key
+    assert first.env[SECRET_KEY_ENV] == key and len(key) >= 32 and key not in first.shown()
+    assert key_file.parent == catalog.state_dir(tmp_path) / "server" and not key_file.exists()  # planned only
+    key_file.parent.mkdir(parents=True)
+    key_file.write_text(key + "\n")
+    second = plan_server(tmp_path, host="0.0.0.0")
+    assert second.secret_key is None and second.env[SECRET_KEY_ENV] == key
+    monkeypatch.setenv(SECRET_KEY_ENV, "team-wide-key")
+    assert plan_server(tmp_path, host="0.0.0.0").env[SECRET_KEY_ENV] == "team-wide-key"
 
 
 def test_beyond_loopback_without_an_admin_password_is_refused_saying_where_to_put_it(tmp_path):
