@@ -26,10 +26,15 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from labelcycle import schema
-from labelcycle.compressed import CORRUPT_STREAM_ERRORS, InputLimits, decompression_failed, open_compressed
+from labelcycle.compressed import (
+    CORRUPT_STREAM_ERRORS,
+    InputLimits,
+    decompression_failed,
+    open_compressed,
+    read_parquet_limited,
+)
 from labelcycle.errors import InputFileError, SchemaError
 
 #: extension (lower case, compression suffix removed) -> format name
@@ -164,7 +169,7 @@ def read_table(
     if fmt in ("csv", "tsv"):
         df = _read_delimited(path, "," if fmt == "csv" else "\t", compression, columns.names, limits)
     elif fmt == "parquet":
-        df = _read_parquet(path)
+        df = _read_parquet(path, limits)
     else:
         df = _read_jsonl(path, compression, limits)
     if df.shape[1] == 0:
@@ -350,9 +355,9 @@ def _first_bad_utf8_line(path: Path) -> int | None:
     return None
 
 
-def _read_parquet(path: Path) -> pd.DataFrame:
+def _read_parquet(path: Path, limits: InputLimits | None = None) -> pd.DataFrame:
     try:
-        table = pq.read_table(path)
+        table = read_parquet_limited(path, limits or InputLimits.from_env())
     except (pa.ArrowException, OSError) as exc:
         raise InputFileError(
             f"{path}: is not a readable Parquet file ({exc}); it may be truncated or not Parquet at all - "

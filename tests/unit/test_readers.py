@@ -263,3 +263,40 @@ def test_parse_size_reads_plain_bytes_and_binary_and_decimal_units():
     assert parse_size("4GiB") == 4 * 2**30
     assert parse_size("500 MB") == 500 * 10**6
     assert parse_size("2g") == 2 * 2**30
+
+
+def test_a_parquet_file_whose_data_expands_past_the_limit_is_refused_before_it_is_decoded(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from labelcycle.compressed import InputLimits
+
+    path = tmp_path / "bomb.parquet"
+    n = 20_000  # one 100 KB message repeated: about 2 GB once read, a few hundred KB on disk
+    table = pa.table({"item_id": [f"i{i}" for i in range(n)], "text": ["x" * 100_000] * n})
+    pq.write_table(table, path, use_dictionary=True, compression="zstd")
+    assert path.stat().st_size < 2_000_000
+    with pytest.raises(InputFileError, match=r"bomb\.parquet: holds more than 64\.0 MiB .*--max-input-size"):
+        read_table(path, "items", limits=InputLimits(max_bytes=64 * 2**20))
+
+
+def test_a_parquet_file_under_the_limit_reads_as_it_was_written_categories_and_vectors_included(tmp_path):
+    import pyarrow.parquet as pq
+
+    from labelcycle.compressed import InputLimits
+
+    path = tmp_path / "items.parquet"
+    df = pd.DataFrame(
+        {
+            "item_id": ["i1", "i2", "i3"],
+            "region": pd.Categorical(["NA", "EU", "NA"]),
+            "text": ["hello", None, "bye"],
+            "emb": [[0.1, 0.2], [0.3, 0.4], [0.5, 0.6]],
+            "price": [1.5, 2.0, None],
+        }
+    )
+    df.to_parquet(path, index=False, row_group_size=2)
+    got = read_table(path, "items", limits=InputLimits(max_bytes=2**20))
+    expected = pq.read_table(path).to_pandas()
+    expected["item_id"] = expected["item_id"].astype(str)
+    pd.testing.assert_frame_equal(got[expected.columns.tolist()], expected)

@@ -77,8 +77,8 @@ def max_input_size_option(f: F) -> F:
         metavar="SIZE",
         help=f"Refuse a compressed file that decompresses to more than SIZE (e.g. 8GiB, 500MB). Default: "
         f"{human_size(DEFAULT_MAX_INPUT_BYTES)}, and at most {MAX_RATIO:g}x the compressed size past "
-        f"{human_size(RATIO_FLOOR)} (a decompression bomb); an explicit SIZE replaces both. The environment "
-        f"variable {MAX_INPUT_ENV} sets it too.",
+        f"{human_size(RATIO_FLOOR)} (a decompression bomb); an explicit SIZE replaces both. A Parquet file "
+        f"is held to the SIZE of its data once read. The environment variable {MAX_INPUT_ENV} sets it too.",
     )(f)
 
 
