@@ -10,6 +10,7 @@ from labelcycle.catalog import BestParamsReport
 from labelcycle.pipeline import register_output, stage_context, write_json
 from labelcycle.quality.model import train
 from labelcycle.tracking.models import log_quality_model
+from labelcycle.tracking.recorded import TAG_UNRECORDED, mark_unrecorded, tag_registered, tag_report
 from labelcycle.tracking.runs import stage_run
 from labelcycle.versioning.digest import table_digest
 
@@ -70,7 +71,11 @@ def main() -> None:
         run.log_dataset(eval_split, "eval", "excluded", eval_digest, catalog.EVAL)
         run.log_metrics(metrics)
         run.log_dict(roles.to_dict(), "feature_roles.json")
+        unrecorded = mark_unrecorded(ctx.root, p.registered_model) if p.registered_model else []
         info = log_quality_model(model_dir, rows.items, p.registered_model)
+        version = getattr(info, "registered_model_version", None)
+        if p.registered_model and version:
+            tag_registered(ctx.root, p.registered_model, str(version))
         run.set_tags(
             {
                 "eval_digest": eval_digest,
@@ -89,6 +94,13 @@ def main() -> None:
             }
         )
     write_json(metrics, ctx.path(catalog.TRAIN_QUALITY_REPORT))
+    if p.registered_model and version:
+        tag_report(p.registered_model, str(version), ctx.path(catalog.TRAIN_QUALITY_REPORT))
+    for v in unrecorded:
+        print(
+            f"train_quality: {p.registered_model} v{v} is recorded by no {catalog.DVC_LOCK} (an interrupted "
+            f"dvc run, or one never committed); tagged {TAG_UNRECORDED}: it cannot be promoted"
+        )
     print(f"train_quality: {roles.describe()}")
     n_features = len(result.model.pipeline.feature_names)
     print(
