@@ -71,8 +71,16 @@ def mark_unrecorded(root: Path, name: str) -> list[str]:
     """Tag this workspace's versions of ``name`` that no ``dvc.lock`` records; returns the versions newly
     tagged (oldest first)."""
     client = _client()
+    from mlflow.exceptions import MlflowException
+
     me = workspace_id(root)
-    aliased = {str(v) for v in (client.get_registered_model(name).aliases or {}).values()}
+    try:
+        model = client.get_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return []  # nothing registered yet
+        raise
+    aliased = {str(v) for v in (model.aliases or {}).values()}
     mine = [
         v
         for v in client.search_model_versions(f"name = '{name}'")

@@ -55,6 +55,7 @@ def test_only_this_workspaces_versions_no_dvc_lock_records_are_tagged_unrecorded
     (root / "README").write_text("x\n")
     _commit(root, "init")
     client = mlflow.MlflowClient()
+    assert mark_unrecorded(root, NAME) == []  # nothing registered yet
     client.create_registered_model(NAME)
     me = workspace_id(root)
     committed = _version(client, {TAG_WORKSPACE: me, TAG_REPORT_MD5: "a" * 32})
