@@ -134,6 +134,7 @@ def _choice(label: str) -> list[dict]:
 
 
 def test_label_studio_round_trip_adds_the_reviewed_labels_as_a_new_raw_batch(tmp_path, label_studio):
+    """Tasks out, 8 tasks in Label Studio: one left, one skipped, one submitted twice, 3 labels changed."""
     project = demo_project(tmp_path / "proj", n_items=300)
     res = dvc(project, "repro", "aggregate", "train_error_model")
     assert res.returncode == 0, res.stdout + res.stderr
@@ -201,3 +202,8 @@ def test_label_studio_round_trip_adds_the_reviewed_labels_as_a_new_raw_batch(tmp
     again = lc(project, "review", "import", "export.json")
     assert "was already imported as batch" in again.stdout
     assert {p.name for p in (project / catalog.RAW).iterdir() if p.is_dir()} - before == {new}
+
+    res = dvc(project, "repro", "ingest")  # the pipeline takes the batch in as it is
+    assert res.returncode == 0, res.stdout + res.stderr
+    ann = pd.read_parquet(project / catalog.ANNOTATIONS)
+    assert ann.loc[ann["raw_batch"] == new, "annotator_id"].tolist() == batch["annotator_id"].tolist()
