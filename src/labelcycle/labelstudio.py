@@ -127,6 +127,7 @@ def tasks_from_sheet(
     context = [c for c in sheet.columns if c in REVIEW_COLUMNS and c not in ("review_label", "reviewer_id")]
     keys = {c: data_key(c) for c in fields} | {c: CONTEXT_PREFIX + c for c in context}
     taken: dict[str, str] = {ITEM_KEY: schema.ITEM_ID, SUGGESTION_KEY: SUGGESTION_KEY}
+    taken |= {f"{CONTEXT_PREFIX}proba_{data_key(c)}": schema.proba_column(c) for c in classes}
     for col, key in keys.items():
         if key in taken:
             raise SchemaError(
@@ -330,14 +331,7 @@ def judgements_from_export(
             else:
                 submitted.append({"task": task, "ann": ann, "item": item, "who": who, "when": _when(ann)})
     # one judgement per (item, reviewer): the latest updated_at (then created_at, then annotation id)
-    submitted.sort(
-        key=lambda s: (
-            s["item"],
-            s["who"],
-            s["when"] if not pd.isna(s["when"]) else pd.Timestamp.min.tz_localize("UTC"),
-            str(s["ann"].get("id")),
-        )
-    )
+    submitted.sort(key=_submission_order)
     latest: dict[tuple[str, str], dict] = {}
     for s in submitted:
         latest[(s["item"], s["who"])] = s
@@ -389,6 +383,13 @@ def judgements_from_export(
         ],
     )
     return judgements, pd.DataFrame(rejected, columns=REJECTED_COLUMNS)
+
+
+def _submission_order(s: dict) -> tuple:
+    """Submissions of one reviewer for one item, oldest first: by time, then by annotation id."""
+    when = s["when"] if not pd.isna(s["when"]) else pd.Timestamp.min.tz_localize("UTC")
+    ann_id = pd.to_numeric(s["ann"].get("id"), errors="coerce")
+    return (s["item"], s["who"], when, -np.inf if pd.isna(ann_id) else float(ann_id), str(s["ann"].get("id")))
 
 
 def _stamp(t: pd.Timestamp) -> str:

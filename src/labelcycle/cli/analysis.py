@@ -23,8 +23,6 @@ from labelcycle.cli.options import (
 )
 from labelcycle.errors import ConfigError, InputFileError, StateError
 
-SPREADSHEET_FORMATS = review_files.SPREADSHEET_FORMATS
-
 
 @click.command()
 @click.argument("annotations_file", metavar="ANNOTATIONS", type=click.Path(path_type=Path))
@@ -309,7 +307,7 @@ def review_export(budget, out, sheet_format, config_file, stratify_by, rank_by, 
     if fmt == review_files.LABEL_STUDIO:
         review_files.write_label_studio(cat, sheet, items, out, config_file)
         return
-    write_table(escape_frame(sheet) if fmt in SPREADSHEET_FORMATS else sheet, out)
+    write_table(escape_frame(sheet) if fmt in review_files.SPREADSHEET_FORMATS else sheet, out)
     click.echo(
         f"review export: {len(sheet)} items -> {out}; fill in review_label (and reviewer_id), then "
         f"`labelcycle review import {out}`"

@@ -241,3 +241,13 @@ def test_is_export_by_extension_or_a_json_array():
     assert ls.is_export(b"", ".JSON")
     assert ls.is_export(b"  [{", ".txt")
     assert not ls.is_export(b"item_id,review_label", ".csv")
+
+
+def test_duplicate_submissions_without_timestamps_keep_the_higher_annotation_id():
+    undated = [
+        {**_ann(aid, label), "updated_at": None, "created_at": None}
+        for aid, label in ((10, "ok"), (9, "misleading"))
+    ]
+    judgements, rejected = _import([_task(1, "i1", *undated)])
+    assert judgements["label"].tolist() == ["ok"]
+    assert rejected[["annotation_id", "reason"]].values.tolist() == [[9, "superseded"]]
