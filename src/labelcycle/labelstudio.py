@@ -41,14 +41,15 @@ CONTEXT_PREFIX = "lc_"
 SUGGESTION_KEY = "lc_suggestion"
 #: reviewer id of a Label Studio user known by id only (``reviewer:labelstudio-user-7``)
 USER_PREFIX = "labelstudio-user-"
-#: batch id of the judgements (as review sheets: ``review-<date>``)
-BATCH_PREFIX = "review-"
+#: batch id of the judgements: ``labelstudio-<project id>`` (``review-<date>`` when tasks name no project)
+BATCH_PREFIX = "labelstudio-"
 
 #: rejection reasons that are normal outcomes of a review round, reported and set aside
 SET_ASIDE = {
     "not_annotated": "tasks nobody annotated",
     "cancelled": "annotations skipped by the reviewer (was_cancelled)",
     "superseded": "earlier submissions by the same reviewer for the same item (the latest is kept)",
+    "already_imported": "annotations imported before from an earlier export",
 }
 #: rejection reasons that are faults of the export: the import is refused (what to do, per reason)
 FAULTS = {
@@ -275,6 +276,7 @@ def judgements_from_export(
     known_items: Iterable[object],
     *,
     default_reviewer: str | None = None,
+    imported: pd.DataFrame | None = None,
     now: pd.Timestamp | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Judgements from a Label Studio JSON export: one per (item, reviewer), the latest submission.
@@ -284,19 +286,25 @@ def judgements_from_export(
         labels: the label set.
         known_items: item ids the project knows.
         default_reviewer: reviewer of annotations without ``completed_by``.
-        now: timestamp of judgements without ``updated_at``/``created_at`` and of the batch id
-            (default: now, UTC).
+        imported: judgements imported before (``item_id, annotator_id, label, created_at``): the same
+            judgement in a later export of the project is set aside as ``already_imported``.
+        now: timestamp of judgements without ``updated_at``/``created_at``, and of the batch id of
+            tasks that name no Label Studio project (default: now, UTC).
 
     Returns:
         ``(judgements, rejected)``. ``judgements``: ``item_id, annotator_id, label, created_at,
         duration_s, batch_id`` (annotator ``reviewer:<email>`` or ``reviewer:labelstudio-user-<id>``, ``created_at`` the submission's
-        ``updated_at``, ``duration_s`` its ``lead_time``). ``rejected``: one row per task without an
+        ``updated_at``, ``duration_s`` its ``lead_time``, ``batch_id`` ``labelstudio-<project id>``). ``rejected``: one row per task without an
         annotation and per annotation not used, with ``reason`` (a key of :data:`SET_ASIDE` or
         :data:`FAULTS`) and ``detail``.
     """
     now = now or pd.Timestamp.now(tz="UTC")
     known = {str(i) for i in known_items}
     classes = {str(c) for c in labels}
+    before: set[tuple[str, ...]] = set()
+    if imported is not None and len(imported):
+        cols = [schema.ITEM_ID, schema.ANNOTATOR_ID, schema.LABEL, schema.CREATED_AT]
+        before = set(imported[cols].astype(str).itertuples(index=False, name=None))
     rejected: list[dict] = []
     submitted: list[dict] = []
 
@@ -360,15 +368,37 @@ def judgements_from_export(
         elif item not in known:
             reject(task, ann, item, who, "unknown_item", f"item {item!r} is not in the project")
         else:
+            row = (
+                item,
+                reviewer_annotator_id(who),
+                chosen[0],
+                _stamp(s["when"] if not pd.isna(s["when"]) else now),
+            )
+            if row in before:
+                reject(
+                    task,
+                    ann,
+                    item,
+                    who,
+                    "already_imported",
+                    f"{row[1]} {row[2]!r} of {row[3]} is in an earlier batch",
+                )
+                continue
             lead = pd.to_numeric(ann.get("lead_time"), errors="coerce")
+            project = task.get("project")
             rows.append(
                 {
-                    schema.ITEM_ID: item,
-                    schema.ANNOTATOR_ID: reviewer_annotator_id(who),
-                    schema.LABEL: chosen[0],
-                    schema.CREATED_AT: _stamp(s["when"] if not pd.isna(s["when"]) else now),
+                    **dict(
+                        zip(
+                            [schema.ITEM_ID, schema.ANNOTATOR_ID, schema.LABEL, schema.CREATED_AT],
+                            row,
+                            strict=True,
+                        )
+                    ),
                     schema.DURATION_S: float(lead) if not pd.isna(lead) else np.nan,
-                    schema.BATCH_ID: f"{BATCH_PREFIX}{now.strftime('%Y%m%d')}",
+                    schema.BATCH_ID: f"{BATCH_PREFIX}{project}"
+                    if project is not None
+                    else f"review-{now:%Y%m%d}",
                 }
             )
     judgements = pd.DataFrame(
@@ -399,9 +429,11 @@ def _stamp(t: pd.Timestamp) -> str:
 def check_rejected(judgements: pd.DataFrame, rejected: pd.DataFrame, source: str) -> str:
     """Refuse an export with faults; else the set-aside summary (``"3 cancelled, 1 superseded"``).
 
+    An export whose every judgement was imported before is not refused (``judgements`` is empty: nothing new).
+
     Raises:
         ValidationError: some annotation has a :data:`FAULTS` reason (each reason counted, with up to three
-            examples and what to do), or no annotation became a judgement.
+            examples and what to do), or no annotation became a judgement and none was imported before.
     """
     faults = rejected[rejected["reason"].isin(list(FAULTS))]
     if len(faults):
@@ -414,7 +446,7 @@ def check_rejected(judgements: pd.DataFrame, rejected: pd.DataFrame, source: str
             f"{source}: {len(faults)} annotation(s) cannot be imported: " + " | ".join(parts)
         )
     aside = set_aside_summary(rejected)
-    if judgements.empty:
+    if judgements.empty and not (rejected["reason"] == "already_imported").any():
         raise ValidationError(
             f"{source}: no completed annotation to import ({aside or 'the export has no tasks'}); annotate "
             "the tasks in Label Studio, export the project as JSON and import again"

@@ -134,7 +134,8 @@ def _choice(label: str) -> list[dict]:
 
 
 def test_label_studio_round_trip_adds_the_reviewed_labels_as_a_new_raw_batch(tmp_path, label_studio):
-    """Tasks out, 8 tasks in Label Studio: one left, one skipped, one submitted twice, 3 labels changed."""
+    """Tasks out, 8 tasks in Label Studio: one left, one skipped, one submitted twice, 3 labels changed;
+    then the left one is annotated and a second export of the whole project adds only that judgement."""
     project = demo_project(tmp_path / "proj", n_items=300)
     res = dvc(project, "repro", "aggregate", "train_error_model")
     assert res.returncode == 0, res.stdout + res.stderr
@@ -145,7 +146,7 @@ def test_label_studio_round_trip_adds_the_reviewed_labels_as_a_new_raw_batch(tmp
     )
     tasks = json.loads((project / "tasks.json").read_text())
     labels = ("ok", "misleading", "prohibited")
-    before = {p.name for p in (project / catalog.RAW).iterdir() if p.is_dir()}
+    before = batches(project)
 
     server = LabelStudio(label_studio, tmp_path / "label-studio").start()
     try:
@@ -180,30 +181,49 @@ def test_label_studio_round_trip_adds_the_reviewed_labels_as_a_new_raw_batch(tmp
             expected[task["data"]["item_id"]] = label
             changed += label != suggested
         # all tasks, as the export dialog does when asked to: the unannotated one is counted too
-        export = server.api("GET", f"/api/projects/{pid}/export?exportType=JSON&download_all_tasks=true")
+        export_url = f"/api/projects/{pid}/export?exportType=JSON&download_all_tasks=true"
+        (project / "export.json").write_text(json.dumps(server.api("GET", export_url), indent=1))
+
+        res = lc(project, "review", "import", "export.json")
+        assert (
+            "set aside: 1 tasks nobody annotated, 1 annotations skipped by the reviewer (was_cancelled), "
+            "1 earlier submissions by the same reviewer" in res.stdout
+        ), res.stdout
+        (new,) = batches(project) - before
+        batch = pd.read_csv(project / catalog.RAW / new / "annotations.csv", dtype={"item_id": str})
+        assert len(batch) == 6
+        assert dict(zip(batch["item_id"], batch["label"], strict=True)) == expected
+        reviewer = f"reviewer:labelstudio-user-{me['id']}"
+        assert set(batch["annotator_id"]) == {reviewer}
+        suggested_by_item = {t["data"]["item_id"]: t["data"]["lc_current_label"] for t in tasks}
+        assert sum(batch["label"] != batch["item_id"].map(suggested_by_item)) == changed == 3
+        assert batch["duration_s"].tolist() == [3.0] * 6
+        assert set(batch["batch_id"]) == {f"labelstudio-{pid}"}
+
+        again = lc(project, "review", "import", "export.json")
+        assert "was already imported as batch" in again.stdout
+        assert batches(project) - before == {new}
+
+        # the task left for later is annotated; the next export holds all annotations again
+        last = ls_tasks[0]
+        server.api("POST", f"/api/tasks/{last['id']}/annotations", {"result": _choice("prohibited")})
+        (project / "export2.json").write_text(json.dumps(server.api("GET", export_url), indent=1))
     finally:
         server.stop()
-    (project / "export.json").write_text(json.dumps(export, indent=1))
 
-    res = lc(project, "review", "import", "export.json")
-    assert (
-        "set aside: 1 tasks nobody annotated, 1 annotations skipped by the reviewer (was_cancelled), "
-        "1 earlier submissions by the same reviewer" in res.stdout
-    ), res.stdout
-    (new,) = {p.name for p in (project / catalog.RAW).iterdir() if p.is_dir()} - before
-    batch = pd.read_csv(project / catalog.RAW / new / "annotations.csv", dtype={"item_id": str})
-    assert len(batch) == 6
-    assert dict(zip(batch["item_id"], batch["label"], strict=True)) == expected
-    assert set(batch["annotator_id"]) == {f"reviewer:labelstudio-user-{me['id']}"}
-    suggested_by_item = {t["data"]["item_id"]: t["data"]["lc_current_label"] for t in tasks}
-    assert sum(batch["label"] != batch["item_id"].map(suggested_by_item)) == changed == 3
-    assert batch["duration_s"].tolist() == [3.0] * 6
+    res = lc(project, "review", "import", "export2.json")
+    assert "1 reviewed labels" in res.stdout and "6 annotations imported before" in res.stdout, res.stdout
+    (second,) = batches(project) - before - {new}
+    batch2 = pd.read_csv(project / catalog.RAW / second / "annotations.csv", dtype={"item_id": str})
+    assert batch2[["item_id", "label"]].values.tolist() == [[last["data"]["item_id"], "prohibited"]]
 
-    again = lc(project, "review", "import", "export.json")
-    assert "was already imported as batch" in again.stdout
-    assert {p.name for p in (project / catalog.RAW).iterdir() if p.is_dir()} - before == {new}
-
-    res = dvc(project, "repro", "ingest")  # the pipeline takes the batch in as it is
+    res = dvc(project, "repro", "ingest")  # the pipeline takes both batches in as they are
     assert res.returncode == 0, res.stdout + res.stderr
     ann = pd.read_parquet(project / catalog.ANNOTATIONS)
-    assert ann.loc[ann["raw_batch"] == new, "annotator_id"].tolist() == batch["annotator_id"].tolist()
+    assert (ann["annotator_id"] == reviewer).sum() == 7
+    quarantine = pd.read_parquet(project / catalog.QUARANTINE)
+    assert not quarantine.astype(str).apply(lambda c: c.str.contains(reviewer, regex=False)).any().any()
+
+
+def batches(project: Path) -> set[str]:
+    return {p.name for p in (project / catalog.RAW).iterdir() if p.is_dir()}

@@ -350,6 +350,9 @@ def review_import(batch_file, reviewer, repo) -> None:
         )
         return
     reviewed, note = review_files.review_judgements(batch_file, root, reviewer)
+    if reviewed.empty:  # a later export of a Label Studio project whose annotations are all imported
+        click.echo(f"review import: nothing new in {batch_file} ({note}); nothing to do")
+        return
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "annotations.csv"
         reviewed.to_csv(path, index=False)

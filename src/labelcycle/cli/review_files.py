@@ -107,6 +107,22 @@ def review_judgements(batch_file: Path, root: Path, reviewer: str | None) -> tup
         )
         return reviewed, f"{skipped} rows left blank"
     export = labelstudio.load_export(batch_file.read_bytes(), str(batch_file))
-    reviewed, rejected = labelstudio.judgements_from_export(export, labels, known, default_reviewer=reviewer)
+    reviewed, rejected = labelstudio.judgements_from_export(
+        export, labels, known, default_reviewer=reviewer, imported=imported_reviews(root)
+    )
     aside = labelstudio.check_rejected(reviewed, rejected, str(batch_file))
     return reviewed, f"Label Studio export of {len(export)} tasks; set aside: {aside or 'none'}"
+
+
+def imported_reviews(root: Path) -> pd.DataFrame:
+    """Every judgement of the review batches in the raw store (ingested by `dvc repro` or not yet)."""
+    from labelcycle.versioning import raw
+
+    tables = []
+    for batch in raw.list_batches(root):
+        path = batch.file("annotations")
+        if batch.origin.get("kind") == "review" and path is not None and path.is_file():
+            tables.append(pd.read_csv(path, dtype=str, keep_default_na=False))
+    cols = [schema.ITEM_ID, schema.ANNOTATOR_ID, schema.LABEL, schema.CREATED_AT]
+    tables = [t.reindex(columns=cols, fill_value="") for t in tables]
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=cols)

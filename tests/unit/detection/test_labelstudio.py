@@ -251,3 +251,19 @@ def test_duplicate_submissions_without_timestamps_keep_the_higher_annotation_id(
     judgements, rejected = _import([_task(1, "i1", *undated)])
     assert judgements["label"].tolist() == ["ok"]
     assert rejected[["annotation_id", "reason"]].values.tolist() == [[9, "superseded"]]
+
+
+def test_a_later_export_sets_aside_the_judgements_imported_before():
+    first = [{**_task(1, "i1", _ann(10, "ok")), "project": 4}]
+    judgements, _ = _import(first)
+    assert judgements["batch_id"].tolist() == ["labelstudio-4"]
+    later = [*first, {**_task(2, "i2", _ann(11, "prohibited")), "project": 4}]
+    new, rejected = ls.judgements_from_export(later, CLASSES, ["i1", "i2"], imported=judgements, now=NOW)
+    assert new["item_id"].tolist() == ["i2"]
+    assert rejected[["annotation_id", "reason"]].values.tolist() == [[10, "already_imported"]]
+    none_new, rejected = ls.judgements_from_export(first, CLASSES, ["i1"], imported=judgements, now=NOW)
+    assert none_new.empty
+    assert (
+        ls.check_rejected(none_new, rejected, "x.json")
+        == "1 annotations imported before from an earlier export"
+    )
