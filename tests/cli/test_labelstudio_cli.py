@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from tests.conftest import run_cli, set_params
 
 from labelcycle import catalog
@@ -125,3 +126,13 @@ def test_review_import_refuses_a_bad_label_studio_export_with_a_clear_message(pr
         for pattern in patterns:
             assert pattern in res.stderr, res.stderr
     assert _batches(project) == set()
+
+
+def test_review_judgements_names_a_missing_export_file(tmp_path):
+    from labelcycle.cli.review_files import review_judgements
+    from labelcycle.errors import InputFileError
+
+    with pytest.raises(
+        InputFileError, match=r"gone\.json: no such file; give the path of the Label Studio JSON"
+    ):
+        review_judgements(tmp_path / "gone.json", tmp_path, None)

@@ -85,7 +85,6 @@ def review_judgements(batch_file: Path, root: Path, reviewer: str | None) -> tup
     from labelcycle.readers import detect_format, read_table
     from labelcycle.spreadsheet import unescape_frame
 
-    labels = load(root).classes
     head = b""
     if batch_file.is_file():
         with batch_file.open("rb") as f:
@@ -97,6 +96,7 @@ def review_judgements(batch_file: Path, root: Path, reviewer: str | None) -> tup
             sheet = unescape_frame(sheet)
     elif not batch_file.is_file():
         raise InputFileError(f"{batch_file}: no such file; give the path of the Label Studio JSON export")
+    labels = load(root).classes
     ann_path = Catalog(root).path(catalog.ANNOTATIONS)
     if not ann_path.exists():
         raise StateError(f"{ann_path}: missing; run `dvc repro ingest` before importing reviews")

@@ -267,3 +267,19 @@ def test_a_later_export_sets_aside_the_judgements_imported_before():
         ls.check_rejected(none_new, rejected, "x.json")
         == "1 annotations imported before from an earlier export"
     )
+
+
+def test_a_sheet_without_current_label_is_refused():
+    with pytest.raises(
+        SchemaError, match=r"lacks the column\(s\) \['current_label'\]; make it with export_sheet"
+    ):
+        ls.tasks_from_sheet(_sheet().drop(columns="current_label"), CLASSES)
+
+
+def test_annotations_without_completed_by_are_a_fault_unless_a_default_reviewer_is_given():
+    export = [_task(1, "i1", {**_ann(10, "ok"), "completed_by": None})]
+    judgements, rejected = _import(export)
+    with pytest.raises(ValidationError, match="annotations without completed_by: pass --reviewer ID"):
+        ls.check_rejected(judgements, rejected, "x.json")
+    judgements, _ = ls.judgements_from_export(export, CLASSES, ["i1"], default_reviewer="lead", now=NOW)
+    assert judgements["annotator_id"].tolist() == ["reviewer:lead"]
