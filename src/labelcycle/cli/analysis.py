@@ -9,6 +9,7 @@ import click
 import pandas as pd
 
 from labelcycle import catalog, schema
+from labelcycle.cli import review_files
 from labelcycle.cli.options import (
     add_raw_batch,
     colmap,
@@ -21,9 +22,6 @@ from labelcycle.cli.options import (
     stage_defaults,
 )
 from labelcycle.errors import ConfigError, InputFileError, StateError
-
-#: sheet formats people open in spreadsheet programs: their text cells are made formula-safe
-SPREADSHEET_FORMATS = ("csv", "tsv")
 
 
 @click.command()
@@ -224,8 +222,22 @@ def review() -> None:
     "-o",
     "--out",
     required=True,
-    help="Review sheet (CSV/TSV/Parquet/JSONL). In CSV/TSV, text cells a spreadsheet would run as a formula "
-    "get a leading apostrophe.",
+    help="Review sheet (CSV/TSV/Parquet/JSONL, or a Label Studio tasks .json). In CSV/TSV, text cells a "
+    "spreadsheet would run as a formula get a leading apostrophe.",
+)
+@click.option(
+    "--format",
+    "sheet_format",
+    type=click.Choice([*review_files.SHEET_FORMATS, review_files.LABEL_STUDIO]),
+    default=None,
+    help="Sheet format (default: from the extension of -o; .json is label-studio): label-studio writes "
+    "Label Studio tasks with the consensus as a prediction.",
+)
+@path_option(
+    "--label-config",
+    "config_file",
+    default=None,
+    help="With label-studio: write the labeling config XML to create the project with here (default: print).",
 )
 @click.option(
     "--stratify-by",
@@ -247,23 +259,24 @@ def review() -> None:
     help=f"Annotation error scores (default: the pipeline's {catalog.ERROR_SCORES}).",
 )
 @repo_option()
-def review_export(budget, out, stratify_by, rank_by, scores_file, repo) -> None:
+def review_export(budget, out, sheet_format, config_file, stratify_by, rank_by, scores_file, repo) -> None:
     """Pick the BUDGET items most worth re-reviewing (one row per item) into a sheet to fill in.
 
     Formula-safe: in a CSV or TSV sheet, every text cell (ids, labels, feature values) that starts with
     =, +, -, @, a tab or a carriage return, or with an apostrophe, gets one leading apostrophe, so a
     spreadsheet shows it as text instead of running it. `review import` removes that apostrophe again,
-    so ids round-trip exactly. Parquet and JSONL sheets are written as they are.
+    so ids round-trip exactly. Parquet and JSONL sheets are written as they are. A Label Studio sheet
+    (--format label-studio) is a tasks JSON to import into a project made with the printed labeling config.
     """
     from labelcycle.catalog import Catalog
     from labelcycle.detection.review import export_sheet, stratum_columns
-    from labelcycle.readers import detect_format, read_table, write_table
+    from labelcycle.readers import read_table, write_table
     from labelcycle.spreadsheet import escape_frame
     from labelcycle.versioning.dvc import find_root
 
     if budget < 1:
         raise ConfigError(f"--budget must be a positive number of items, got {budget}")
-    fmt, _ = detect_format(out)
+    fmt = review_files.export_format(out, sheet_format)
     cat = Catalog(find_root(repo))
     needed = [("annotations", catalog.ANNOTATIONS), ("labels", catalog.LABELS_RAW)]
     if scores_file is None:
@@ -291,7 +304,10 @@ def review_export(budget, out, stratify_by, rank_by, scores_file, repo) -> None:
         items=items,
         gold=pd.read_parquet(cat.path(catalog.GOLD)) if cat.exists(catalog.GOLD) else None,
     )
-    write_table(escape_frame(sheet) if fmt in SPREADSHEET_FORMATS else sheet, out)
+    if fmt == review_files.LABEL_STUDIO:
+        review_files.write_label_studio(cat, sheet, items, out, config_file)
+        return
+    write_table(escape_frame(sheet) if fmt in review_files.SPREADSHEET_FORMATS else sheet, out)
     click.echo(
         f"review export: {len(sheet)} items -> {out}; fill in review_label (and reviewer_id), then "
         f"`labelcycle review import {out}`"
@@ -312,35 +328,31 @@ def review_import(batch_file, reviewer, repo) -> None:
     Reviewer ids are recorded as reviewer:<id> (e.g. reviewer:alice), so a reviewer never merges with a
     crowd annotator of the same name. The apostrophes `review export` put before formula-like cells of a
     CSV/TSV sheet are removed. Importing the same sheet (same bytes) again is a no-op.
+
+    A Label Studio JSON export (a .json file) is read too: each reviewer's latest completed annotation of
+    a task becomes a judgement by reviewer:<email> (reviewer:labelstudio-user-<id> when the export names
+    users by id); tasks nobody annotated, skipped annotations and earlier submissions are set aside and
+    counted.
     """
     import tempfile
 
-    from labelcycle.catalog import Catalog
-    from labelcycle.detection.review import parse_review
-    from labelcycle.params import load
-    from labelcycle.readers import ColumnMap, detect_format, read_table
-    from labelcycle.spreadsheet import unescape_frame
+    from labelcycle.readers import ColumnMap
     from labelcycle.versioning import dvc, raw
     from labelcycle.versioning.digest import file_sha256
 
     root = dvc.find_root(repo)
-    labels = load(root).classes
-    sheet = read_table(batch_file, "items")
-    if detect_format(batch_file)[0] in SPREADSHEET_FORMATS:
-        sheet = unescape_frame(sheet)
-    sheet_sha256 = file_sha256(batch_file)
-    done = raw.find_batch(root, kind="review", sheet_sha256=sheet_sha256)
-    if done is not None:
+    sheet_sha256 = file_sha256(batch_file) if batch_file.is_file() else None
+    done = sheet_sha256 and raw.find_batch(root, kind="review", sheet_sha256=sheet_sha256)
+    if done:
         click.echo(
             f"review import: {batch_file} was already imported as batch {done.digest} "
             f"({done.ingested_at}); nothing to do"
         )
         return
-    ann_path = Catalog(root).path(catalog.ANNOTATIONS)
-    if not ann_path.exists():
-        raise StateError(f"{ann_path}: missing; run `dvc repro ingest` before importing reviews")
-    known = pd.read_parquet(ann_path, columns=[schema.ITEM_ID])[schema.ITEM_ID]
-    reviewed, skipped = parse_review(sheet, labels, known, source=str(batch_file), default_reviewer=reviewer)
+    reviewed, note = review_files.review_judgements(batch_file, root, reviewer)
+    if reviewed.empty:  # a later export of a Label Studio project whose annotations are all imported
+        click.echo(f"review import: nothing new in {batch_file} ({note}); nothing to do")
+        return
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "annotations.csv"
         reviewed.to_csv(path, index=False)
@@ -356,7 +368,7 @@ def review_import(batch_file, reviewer, repo) -> None:
         click.echo(f"review import: batch {batch.digest} is already in {catalog.RAW}; nothing to do")
         return
     click.echo(
-        f"review import: {len(reviewed)} reviewed labels ({skipped} rows left blank) -> batch "
+        f"review import: {len(reviewed)} reviewed labels ({note}) -> batch "
         f"{batch.digest}; run `dvc repro` to see the impact"
     )
 

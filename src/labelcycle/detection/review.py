@@ -29,6 +29,8 @@ LABELS_SEEN = "labels_seen"
 #: the prefix that keeps reviewer ids apart from crowd annotator ids
 REVIEWER_PREFIX = "reviewer:"
 STRATEGIES = ("error_model", "uncertainty", "random")
+#: the columns a review sheet adds beside the item id and the item's fields
+REVIEW_COLUMNS = (CURRENT, DOUBT, UNCERTAINTY, "n_annotations", PRIORITY, LABELS_SEEN, REVIEW_LABEL, REVIEWER)
 
 
 def item_priorities(scores: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
