@@ -11,15 +11,17 @@ DEFAULT_LABELS = ("ok", "misleading", "prohibited")
 
 @dataclass(frozen=True)
 class IngestParams:
-    """Section ``ingest``: the allowed label set, in order."""
+    """Section ``ingest``: the allowed label set, in order (empty: discovered by the first
+    ``labelcycle ingest``, which writes it into params.yaml)."""
 
     labels: list[str] = field(default_factory=lambda: list(DEFAULT_LABELS))
 
     def __post_init__(self) -> None:
         labels = [str(x) for x in (self.labels or [])]
         _check(
-            len(labels) >= 2 and len(set(labels)) == len(labels),
-            "ingest.labels must list at least two distinct classes",
+            not labels or (len(labels) >= 2 and len(set(labels)) == len(labels)),
+            "ingest.labels must list at least two distinct classes (or be empty, [], so that the first "
+            "`labelcycle ingest` discovers them)",
         )
         object.__setattr__(self, "labels", labels)
 
