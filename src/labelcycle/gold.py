@@ -27,6 +27,8 @@ MIN_AGREEMENT = 0.99
 MIN_ITEMS = 50
 #: where the ``--gold-from-crowd`` declaration is recorded (a raw batch's manifest origin)
 FROM_CROWD = "gold_from_crowd"
+#: the reports' key (split.json, metrics.json) holding the circular-gold warning
+WARNING_KEY = "gold_warning"
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,15 @@ def split_warning(gold: pd.DataFrame) -> str | None:
         return None
     n = int(gold[CIRCULAR].sum())
     return warning(f"{n} of {len(gold)} of these gold items are derived from the crowd's own labels")
+
+
+def comparison_notes(base_metrics: dict, candidate_metrics: dict) -> list[str]:
+    """The circular-gold warnings of two versions' metrics.json, for ``compare``."""
+    return [
+        f"{role}: {m[WARNING_KEY]}"
+        for role, m in (("base", base_metrics), ("candidate", candidate_metrics))
+        if m.get(WARNING_KEY)
+    ]
 
 
 def adjudication_strata(labels: pd.DataFrame, by: pd.Series | None = None, bands: int = 3) -> pd.Series:

@@ -325,8 +325,15 @@ def review_export(budget, out, stratify_by, rank_by, scores_file, repo) -> None:
     default=None,
     help="Reviewer id for rows that leave reviewer_id empty (recorded as reviewer:<id>).",
 )
+@click.option(
+    "--as-gold",
+    is_flag=True,
+    default=False,
+    help="The sheet holds adjudicated labels (e.g. from `labelcycle gold sample`): add them as gold, "
+    "one verdict per item, recorded with the origin 'adjudicated'.",
+)
 @repo_option()
-def review_import(batch_file, reviewer, repo) -> None:
+def review_import(batch_file, reviewer, as_gold, repo) -> None:
     """Validate a filled-in review sheet and add its labels as a new raw batch (tracked by DVC).
 
     Reviewer ids are recorded as reviewer:<id> (e.g. reviewer:alice), so a reviewer never merges with a
@@ -361,6 +368,11 @@ def review_import(batch_file, reviewer, repo) -> None:
         raise StateError(f"{ann_path}: missing; run `dvc repro ingest` before importing reviews")
     known = pd.read_parquet(ann_path, columns=[schema.ITEM_ID])[schema.ITEM_ID]
     reviewed, skipped = parse_review(sheet, labels, known, source=str(batch_file), default_reviewer=reviewer)
+    if as_gold:
+        from labelcycle.cli.gold import import_gold
+
+        import_gold(root, reviewed, skipped, batch_file, sheet_sha256)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "annotations.csv"
         reviewed.to_csv(path, index=False)
