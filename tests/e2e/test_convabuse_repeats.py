@@ -19,7 +19,9 @@ SEVERITY["is_abuse.-3"] = "very_strong"
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not CONVABUSE.exists(), reason=f"ConvAbuse is not at {CONVABUSE} (../shared/datasets)"),
+    pytest.mark.skipif(
+        not CONVABUSE.exists(), reason=f"ConvAbuse is not at {CONVABUSE} (../shared/datasets)"
+    ),
 ]
 
 
@@ -34,9 +36,7 @@ def convabuse_annotations() -> pd.DataFrame:
 def test_convabuse_repeats_are_self_agreement_not_quarantine(project):
     convabuse_annotations().to_csv(project / "convabuse.csv", index=False)
     (project / catalog.PARAMS).write_text(
-        (project / catalog.PARAMS).read_text().replace(
-            "labels: [ok, misleading, prohibited]", "labels: []"
-        )
+        (project / catalog.PARAMS).read_text().replace("labels: [ok, misleading, prohibited]", "labels: []")
     )
     out = lc(project, "ingest", "--annotations", "convabuse.csv").stdout
     assert "357 repeats (kept for self-agreement)" in out and "0 to quarantine" in out, out
