@@ -98,3 +98,12 @@ def test_gold_declared_from_the_crowd_is_warned_in_the_ingest_and_split_reports(
     assert split["gold_warning"].startswith(
         "circular gold: 2 of 2 of these gold items are derived from the crowd"
     )
+
+
+def test_aggregate_in_a_project_that_lists_no_labels_uses_the_labels_seen(project):
+    _no_labels(project)
+    (project / "a.csv").write_text(ANN)
+    res = lc(project, "aggregate", "a.csv", "-o", "labels.csv")
+    assert "aggregate: 3 items from 5 annotations" in res.stdout
+    labels = pd.read_csv(project / "labels.csv")
+    assert sorted(c for c in labels.columns if c.startswith("proba_")) == ["proba_bad", "proba_ok"]

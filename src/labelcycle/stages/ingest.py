@@ -56,8 +56,9 @@ def main() -> None:
     result = validate(tables.pop("annotations"), params.classes, tables.pop("items"), tables.pop("gold"))
     if result.annotations.empty:
         raise ValidationError(
-            f"every annotation was quarantined ({result.counts['annotations'].reasons}); "
-            f"see {catalog.QUARANTINE}"
+            f"every annotation was quarantined ({result.counts['annotations'].reasons}); see "
+            f"{catalog.QUARANTINE}, then check ingest.labels in {catalog.PARAMS} and the column options the "
+            "batches were ingested with (--item-col/--annotator-col/--label-col)"
         )
     items = result.items if result.items is not None else pd.DataFrame({schema.ITEM_ID: pd.Series(dtype=str)})
     gold = (
