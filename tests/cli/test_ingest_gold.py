@@ -54,15 +54,16 @@ def test_gold_alone_is_a_gold_only_batch_with_its_own_column_options_and_the_sta
     assert gold[["item_id", "label"]].values.tolist() == [["i1", "ok"], ["i2", "misleading"]]
 
 
-def test_the_annotations_label_col_never_applies_to_gold_and_gold_errors_name_the_gold_flags(project):
-    (project / "a.csv").write_text(ANN.replace("label", "answer", 1))
+def test_the_annotations_column_options_never_apply_to_gold_and_gold_errors_name_the_gold_flags(project):
+    (project / "a.csv").write_text(ANN.replace("item_id", "q", 1).replace("label", "answer", 1))
     (project / "g.csv").write_text("item_id,label\ni1,ok\n")
-    res = lc(project, "ingest", "--annotations", "a.csv", "--label-col", "answer", "--gold", "g.csv")
+    cols = ("--item-col", "q", "--label-col", "answer")
+    res = lc(project, "ingest", "--annotations", "a.csv", *cols, "--gold", "g.csv")
     assert "gold: 1 rows, 1 valid" in res.stdout
     (project / "g2.csv").write_text("item_id,verdict\ni1,ok\n")
     for args in (
         ("ingest", "--gold", "g2.csv"),
-        ("errors", "a.csv", "--label-col", "answer", "--gold", "g2.csv"),
+        ("errors", "a.csv", *cols, "--gold", "g2.csv"),
     ):
         res = run_cli(project, *args)
         assert res.returncode == 2 and "Traceback" not in res.stderr

@@ -71,11 +71,7 @@ def annotators(
     here = stage_defaults()
     ann = read_table(annotations_file, "annotations", colmap(item_col, annotator_col, label_col))
     items = read_table(items_file, "items", colmap(item_col, None, None)) if items_file else None
-    gold = (
-        read_table(gold_file, "gold", gold_colmap(gold_item_col or item_col, gold_label_col))
-        if gold_file
-        else None
-    )
+    gold = read_table(gold_file, "gold", gold_colmap(gold_item_col, gold_label_col)) if gold_file else None
     classes = here.labels(label_set)
     labels = classes or labels_seen(ann)
     # the pipeline's rules: repeated (item, annotator) judgements keep the latest for the consensus (the
@@ -206,11 +202,7 @@ def errors(
         params = dataclasses.replace(params, threshold=threshold)
     ann = read_table(annotations_file, "annotations", colmap(item_col, annotator_col, label_col))
     items = read_table(items_file, "items", colmap(item_col, None, None)) if items_file else None
-    gold = (
-        read_table(gold_file, "gold", gold_colmap(gold_item_col or item_col, gold_label_col))
-        if gold_file
-        else None
-    )
+    gold = read_table(gold_file, "gold", gold_colmap(gold_item_col, gold_label_col)) if gold_file else None
     labels = here.labels(label_set) or labels_seen(ann, gold)
     if len(labels) < 2:
         raise ConfigError(

@@ -133,9 +133,7 @@ def ingest(
     if items is not None:
         files.append(raw.BatchFile("items", items, colmap(item_col, None, None, None, na_values)))
     if gold is not None:
-        files.append(
-            raw.BatchFile("gold", gold, gold_colmap(gold_item_col or item_col, gold_label_col, na_values))
-        )
+        files.append(raw.BatchFile("gold", gold, gold_colmap(gold_item_col, gold_label_col, na_values)))
     tables = raw.read_batch_files(files, limits)
     discovered = not labels
     if discovered:

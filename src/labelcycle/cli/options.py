@@ -62,7 +62,7 @@ def gold_column_options(f: F) -> F:
     return click.option(
         "--gold-item-col",
         default=None,
-        help="The gold file's name for the item id column (default: --item-col, else item_id).",
+        help="The gold file's name for the item id column (default: item_id).",
     )(f)
 
 
