@@ -58,6 +58,10 @@ def test_adjudicated_sheet_imports_as_a_gold_batch_once_and_reaches_the_gold_tab
     assert batch.origin["gold_origin"] == "adjudicated" and batch.origin["reviewers"] == "reviewer:alice"
     again = lc(root, "review", "import", "adjudicate.csv", "--as-gold", "--reviewer", "alice")
     assert "already imported" in again.stdout and len(raw.list_batches(root)) == 2
+    # before the pipeline has run again, the new gold items are already never sampled
+    lc(root, "gold", "sample", "--budget", "1000", "--stratify-by", "label", "-o", "rest.csv")
+    rest = set(pd.read_csv(root / "rest.csv", dtype=str)["item_id"])
+    assert rest and not rest & set(sheet.loc[sheet["review_label"] != "", "item_id"])
     res = dvc(root, "repro", "ingest")
     assert res.returncode == 0, res.stdout + res.stderr
     gold = pd.read_parquet(root / catalog.GOLD)

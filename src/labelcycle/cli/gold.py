@@ -11,6 +11,7 @@ import pandas as pd
 
 from labelcycle import catalog, schema
 from labelcycle.cli.options import add_raw_batch, path_option, repo_option
+from labelcycle.compressed import InputLimits
 from labelcycle.errors import ConfigError, StateError, ValidationError
 
 #: what a gold batch made from a review sheet records as its origin
@@ -69,18 +70,17 @@ def gold_sample(budget, stratify_by, seed, out, repo) -> None:
     labels = pd.read_parquet(cat.path(catalog.LABELS_RAW))
     annotations = pd.read_parquet(cat.path(catalog.ANNOTATIONS))
     items = pd.read_parquet(cat.path(catalog.ITEMS)) if cat.exists(catalog.ITEMS) else None
-    have_gold = pd.read_parquet(cat.path(catalog.GOLD)) if cat.exists(catalog.GOLD) else None
+    have_gold = gold_items(cat.root, cat.path(catalog.GOLD) if cat.exists(catalog.GOLD) else None)
     if cat.exists(catalog.ERROR_SCORES):
         pri = item_priorities(pd.read_parquet(cat.path(catalog.ERROR_SCORES)), labels)
     else:  # no error model yet: the consensus' own uncertainty
         pri = item_priorities(labels.assign(label_error_score=1.0 - labels[schema.CONFIDENCE]), labels)
-    if have_gold is not None and len(have_gold):
-        pri = pri[~pri[schema.ITEM_ID].isin(set(have_gold[schema.ITEM_ID].astype(str)))]
+    pri = pri[~pri[schema.ITEM_ID].isin(have_gold)]
     pri = pri.reset_index(drop=True)
     if pri.empty:
         raise StateError("every item with a consensus already has gold; there is nothing left to adjudicate")
     by = None
-    if stratify_by is not None:
+    if stratify_by not in (None, "label"):  # "label": the consensus label, as `review export` calls it
         known = schema.feature_columns(list(items.columns)) if items is not None else []
         if stratify_by not in known:
             raise ConfigError(
@@ -107,6 +107,23 @@ def gold_sample(budget, stratify_by, seed, out, repo) -> None:
         f"{'label' if by is None else stratify_by} x uncertainty) -> {out}; fill in review_label (the "
         f"adjudicated label) and reviewer_id, then `labelcycle review import {out} --as-gold`"
     )
+
+
+def gold_items(root: Path, interim: Path | None) -> set[str]:
+    """Items that have gold: in the ingest stage's gold table, and in every raw batch's gold file (a batch
+    imported since the stage last ran counts too)."""
+    from labelcycle.readers import read_table
+    from labelcycle.versioning import raw
+
+    have: set[str] = set()
+    if interim is not None:
+        have |= set(pd.read_parquet(interim, columns=[schema.ITEM_ID])[schema.ITEM_ID].astype(str))
+    for batch in raw.list_batches(root):
+        path = batch.file("gold")
+        if path is not None:
+            gold = read_table(path, "gold", batch.columns("gold"), InputLimits.unlimited())
+            have |= set(gold[schema.ITEM_ID].astype(str).str.strip())
+    return have
 
 
 def import_as_gold(
