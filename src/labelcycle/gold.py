@@ -21,10 +21,6 @@ from labelcycle import schema
 
 #: the gold table's column marking circular gold items (present only when some item is circular)
 CIRCULAR = "circular"
-#: detection: gold equals the majority vote on at least this share of ...
-MIN_AGREEMENT = 0.99
-#: ... at least this many gold items that have annotations
-MIN_ITEMS = 50
 #: where the ``--gold-from-crowd`` declaration is recorded (a raw batch's manifest origin)
 FROM_CROWD = "gold_from_crowd"
 #: the reports' key (split.json, metrics.json) holding the circular-gold warning
@@ -39,7 +35,8 @@ class Circularity:
         declared_items: gold items from batches declared ``--gold-from-crowd``.
         compared: gold items that have annotations (compared with their majority vote).
         majority_agreement: share of those whose gold label is the unique majority label (None: none).
-        detected: ``compared >= MIN_ITEMS`` and ``majority_agreement >= MIN_AGREEMENT``.
+        detected: ``compared >= min_items`` and ``majority_agreement >= min_agreement`` (params
+            ``ingest.circular_min_items`` and ``ingest.circular_min_agreement``).
     """
 
     declared_items: int
@@ -89,14 +86,21 @@ def majority_labels(annotations: pd.DataFrame) -> pd.Series:
 
 
 def circularity(
-    gold: pd.DataFrame, annotations: pd.DataFrame, declared: set[str] | None = None
+    gold: pd.DataFrame,
+    annotations: pd.DataFrame,
+    declared: set[str] | None,
+    *,
+    min_agreement: float,
+    min_items: int,
 ) -> Circularity:
     """Is ``gold`` derived from the crowd? Declared items, and the share that equals the majority vote.
 
     Args:
         gold: ``item_id, label``.
         annotations: the judgements the consensus uses (one per item and annotator).
-        declared: item ids of gold declared derived from the crowd.
+        declared: item ids of gold declared derived from the crowd, or None.
+        min_agreement: detected when the gold equals the unique majority label on at least this share ...
+        min_items: ... of at least this many gold items that have annotations.
     """
     declared = set(declared or ())
     ids = gold[schema.ITEM_ID].astype(str)
@@ -107,7 +111,7 @@ def circularity(
         majority = majority_labels(judged)
         same = gold[schema.LABEL].astype(str).to_numpy() == ids.map(majority).to_numpy()
         agreement = float(np.sum(same)) / compared
-    detected = compared >= MIN_ITEMS and agreement is not None and agreement >= MIN_AGREEMENT
+    detected = compared >= min_items and agreement is not None and agreement >= min_agreement
     return Circularity(int(ids.isin(declared).sum()), compared, agreement, bool(detected))
 
 

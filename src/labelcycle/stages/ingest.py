@@ -66,7 +66,13 @@ def main() -> None:
         if result.gold is not None
         else pd.DataFrame({schema.ITEM_ID: pd.Series(dtype=str), schema.LABEL: pd.Series(dtype=str)})
     )
-    found = circularity(gold, result.annotations, declared)
+    found = circularity(
+        gold,
+        result.annotations,
+        declared,
+        min_agreement=params.ingest.circular_min_agreement,
+        min_items=params.ingest.circular_min_items,
+    )
     gold = mark_circular(gold, found, declared)
     repeats = result.repeats if result.repeats is not None else result.annotations.head(0)
     write_parquet(result.annotations, ctx.path(catalog.ANNOTATIONS))
@@ -92,7 +98,11 @@ def main() -> None:
         "gold": table_digest(gold),
     }
     logged = {
-        "ingest": {"labels": params.classes},
+        "ingest": {
+            "labels": params.classes,
+            "circular_min_agreement": params.ingest.circular_min_agreement,
+            "circular_min_items": params.ingest.circular_min_items,
+        },
         "raw_batches": len(batches),
         "features": dataclasses.asdict(params.features),
     }
