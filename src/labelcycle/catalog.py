@@ -37,6 +37,8 @@ ANNOTATIONS = "data/interim/annotations.parquet"
 ITEMS = "data/interim/items.parquet"
 GOLD = "data/interim/gold.parquet"
 QUARANTINE = "data/interim/quarantine.parquet"
+#: further judgements of an (item, annotator) pair: not in the consensus, the annotators' self-agreement
+REPEATS = "data/interim/repeats.parquet"
 EVAL = "data/split/eval.parquet"
 GOLD_TRAIN = "data/split/gold_train.parquet"
 LABELS_RAW = "data/curated/labels_raw.parquet"

@@ -27,6 +27,7 @@ from labelcycle import catalog, schema
 from labelcycle.errors import EvalSetMismatchError, SchemaError
 from labelcycle.evaluation.paired import PairedComparison, PredictionSet, compare_paired, verdict
 from labelcycle.evaluation.slices import slice_paired
+from labelcycle.gold import comparison_notes
 from labelcycle.params import EvaluateParams
 from labelcycle.versioning.diff import DatasetDiff, changes_by_group, diff_datasets
 from labelcycle.versioning.versions import Version, VersionData
@@ -265,6 +266,7 @@ def compare_data(base: VersionData, candidate: VersionData, **options: Any) -> C
         **options,
     )
     notes = [] if diff is not None else ["curated labels missing for a version: no dataset diff"]
+    notes += comparison_notes(base.metrics, candidate.metrics)  # circular gold, said wherever it is judged
     if training is None:
         notes.append("training sample missing for a version: no training-data diff")
     else:

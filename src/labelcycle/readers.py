@@ -193,8 +193,9 @@ def read_table(
         )
     missing = [c for c in spec.required if c not in df.columns]
     if missing:
+        prefix = "gold-" if kind == "gold" else ""  # a gold file has its own column options
         hint = " ".join(
-            f"--{flag}"
+            f"--{prefix}{flag}"
             for col, flag in (
                 (schema.ITEM_ID, "item-col"),
                 (schema.ANNOTATOR_ID, "annotator-col"),

@@ -1,7 +1,10 @@
 """Validate and normalise annotation, item and gold tables; quarantine bad rows with a reason each.
 
-Counts always reconcile: for every table, rows read = rows kept + rows quarantined (+ exact duplicate
-item rows merged, which are counted too). Nothing is dropped without a row in the quarantine table.
+Counts always reconcile: for every table, rows read = kept + merged + repeats + quarantined. ``merged``
+counts exact copies (an item row delivered twice; an annotation row re-sent unchanged in a later batch);
+``repeats`` counts the further judgements of an (item, annotator) pair (:data:`CONSENSUS_RULE` says which
+one the consensus uses; the others are kept in :attr:`ValidationResult.repeats` for self-agreement).
+Nothing is dropped without a row in the quarantine table.
 
 The quarantine table has one row per rejected input row: ``table, raw_batch, source_file, source_row,
 reason, detail, record`` where ``record`` is the original row as JSON.
@@ -27,6 +30,11 @@ from labelcycle.errors import ValidationError
 from labelcycle.readers import SOURCE_ROW
 
 SOURCE_FILE = "_source_file"
+#: which judgement of an (item, annotator) pair judged more than once the consensus uses
+CONSENSUS_RULE = (
+    "one judgement per (item, annotator) feeds the consensus: the latest (by created_at where given, "
+    "else the last by batch order then row); the earlier ones are repeats, kept for self-agreement"
+)
 QUARANTINE_COLUMNS = ["table", schema.RAW_BATCH, "source_file", "source_row", "reason", "detail", "record"]
 
 
@@ -39,10 +47,11 @@ class TableCounts:
     merged: int = 0
     quarantined: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
+    repeats: int = 0
 
     @property
     def reconciles(self) -> bool:
-        return self.read == self.kept + self.merged + self.quarantined
+        return self.read == self.kept + self.merged + self.repeats + self.quarantined
 
     def reasons_text(self) -> str:
         """The quarantine reasons as ``reason: count, ...``."""
@@ -53,6 +62,7 @@ class TableCounts:
             "read": self.read,
             "kept": self.kept,
             "merged": self.merged,
+            "repeats": self.repeats,
             "quarantined": self.quarantined,
             "reasons": dict(sorted(self.reasons.items())),
             "reconciles": self.reconciles,
@@ -68,6 +78,7 @@ class ValidationResult:
     gold: pd.DataFrame | None
     quarantine: pd.DataFrame
     counts: dict[str, TableCounts]
+    repeats: pd.DataFrame | None = None
 
     @property
     def reconciles(self) -> bool:
@@ -172,9 +183,11 @@ def validate(
 ) -> ValidationResult:
     """Validate and normalise the three tables.
 
-    Rows are expected in ingestion order (older batches first); among duplicate (item, annotator)
-    judgements the latest one is kept (by ``created_at`` where present, else the later row) and the
-    others are quarantined, so a re-labelled judgement replaces the old one.
+    Rows are expected in ingestion order (older batches first). An annotation row identical to one of an
+    earlier raw batch is a re-send: merged (counted, not kept twice). Among several judgements of the
+    same (item, annotator) the latest one is kept (by ``created_at`` where present, else the later row),
+    so a re-labelled judgement replaces the old one; the others are repeats (``result.repeats``), the
+    annotator's self-agreement measure (see :data:`CONSENSUS_RULE`).
 
     Args:
         annotations: raw annotations (contract column names; ``_source_row``/``_source_file``/
@@ -200,8 +213,10 @@ def validate(
     clean_gold = None
     if gold is not None:
         clean_gold, counts["gold"] = _validate_gold(gold, labels, q)
-    clean_ann, counts["annotations"] = _validate_annotations(raw_annotations.pop(), labels, clean_items, q)
-    return ValidationResult(clean_ann, clean_items, clean_gold, q.frame(), counts)
+    clean_ann, repeats, counts["annotations"] = _validate_annotations(
+        raw_annotations.pop(), labels, clean_items, q
+    )
+    return ValidationResult(clean_ann, clean_items, clean_gold, q.frame(), counts, repeats)
 
 
 def _drop(
@@ -249,9 +264,13 @@ def _merge_repeats(
 
 def _validate_annotations(
     df: pd.DataFrame, labels: list[str], items: pd.DataFrame | None, q: _Quarantine
-) -> tuple[pd.DataFrame, TableCounts]:
+) -> tuple[pd.DataFrame, pd.DataFrame, TableCounts]:
     counts = TableCounts(read=len(df))
     table = "annotations"
+    resent = _resent_rows(df)
+    if resent is not None:
+        counts.merged = int(resent.sum())
+        df = df[~resent]
     df = _require_values(df, schema.ANNOTATIONS.required, q, table)
     unknown = ~df[schema.LABEL].isin(labels)
     df = _drop(
@@ -311,21 +330,35 @@ def _validate_annotations(
         )
     dup = _duplicate_judgements(df)
     raw = empty = num = parsed = None  # no longer needed: freed before the last copy
-    df = _drop(
-        df,
-        dup,
-        q,
-        table,
-        "duplicate_item_annotator",
-        "a later judgement by the same annotator on the same item was kept",
-    )
     keep_cols = [c for c in schema.ANNOTATIONS.known if c in df.columns]
     if schema.RAW_BATCH in df.columns:
         keep_cols.append(schema.RAW_BATCH)
-    out = df[keep_cols].reset_index(drop=True)
-    if schema.RAW_BATCH in out.columns and isinstance(out[schema.RAW_BATCH].dtype, pd.CategoricalDtype):
-        out[schema.RAW_BATCH] = out[schema.RAW_BATCH].astype(_DEFAULT_STR)
-    return _finish(out, counts, q, table)
+    repeats = _plain_batch(df.loc[dup, keep_cols].reset_index(drop=True))
+    counts.repeats = len(repeats)
+    if dup.any():
+        df = df[~dup]
+    out = _plain_batch(df[keep_cols].reset_index(drop=True))
+    out, counts = _finish(out, counts, q, table)
+    return out, repeats, counts
+
+
+def _plain_batch(df: pd.DataFrame) -> pd.DataFrame:
+    """``raw_batch`` back from a categorical to strings (as the clean tables hold it)."""
+    if schema.RAW_BATCH in df.columns and isinstance(df[schema.RAW_BATCH].dtype, pd.CategoricalDtype):
+        df[schema.RAW_BATCH] = df[schema.RAW_BATCH].astype(_DEFAULT_STR)
+    return df
+
+
+def _resent_rows(df: pd.DataFrame) -> np.ndarray | None:
+    """Rows identical (in every contract column the file has) to a row of an earlier raw batch: the same
+    judgement delivered again. None when the rows come from one batch (or from no batch at all)."""
+    if schema.RAW_BATCH not in df.columns or df[schema.RAW_BATCH].nunique(dropna=False) < 2:
+        return None
+    cols = [c for c in schema.ANNOTATIONS.known if c in df.columns]
+    key = pd.util.hash_pandas_object(df[cols].astype(str), index=False).to_numpy()
+    batch_codes, _ = pd.factorize(df[schema.RAW_BATCH], sort=False)  # batches arrive oldest first
+    first_batch = pd.Series(batch_codes).groupby(key, sort=False).transform("first").to_numpy()
+    return batch_codes != first_batch
 
 
 def _duplicate_judgements(df: pd.DataFrame) -> np.ndarray:

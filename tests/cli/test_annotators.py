@@ -94,7 +94,7 @@ def test_annotators_dedups_repeats_and_writes_csv(tmp_path):
         "t.csv",
     )
     assert res.returncode == 0, res.stderr
-    assert "duplicate_item_annotator: 1" in res.stdout
+    assert "1 repeats" in res.stdout and "0 of 1 pairs agree" in res.stdout
     table = pd.read_csv(tmp_path / "t.csv")
     assert table.set_index("annotator_id")["n_labels"].to_dict() == {"a": 3, "b": 3}
 

@@ -95,7 +95,7 @@ def test_row_level_faults_are_reported_not_fatal(project):
     (project / "mixed.csv").write_text(GOOD + "i3,c,spam\ni1,a,ok\n")
     res = run_cli(project, "ingest", "--annotations", "mixed.csv")
     assert res.returncode == 0, res.stderr
-    assert "unknown_label: 1" in res.stdout and "duplicate_item_annotator: 1" in res.stdout
+    assert "unknown_label: 1" in res.stdout and "1 repeats (kept for self-agreement)" in res.stdout
 
 
 def test_column_mapping_and_headerless_files(project):

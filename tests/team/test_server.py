@@ -94,6 +94,7 @@ def test_two_pipelines_logging_to_one_server_at_once_lose_nothing(pg_server, tmp
         assert ingest.data.metrics["annotations_read"] == (
             ingest.data.metrics["annotations_kept"]
             + ingest.data.metrics["annotations_merged"]
+            + ingest.data.metrics["annotations_repeats"]
             + ingest.data.metrics["annotations_quarantined"]
         )
     import mlflow

@@ -24,7 +24,7 @@ def test_counts_reconcile_and_every_rejected_row_has_a_reason():
             ["i2", "a", "ok", "not a date", "1"],  # bad timestamp
             ["i2", "b", "ok", "2026-01-01T00:00:00Z", "-4"],  # negative duration
             ["i3", "a", "ok", "2026-01-01T00:00:00Z", "2"],
-            ["i3", "a", "misleading", "2026-01-02T00:00:00Z", "2"],  # later duplicate wins
+            ["i3", "a", "misleading", "2026-01-02T00:00:00Z", "2"],  # later judgement wins; earlier: a repeat
             ["i9", "a", "ok", "2026-01-01T00:00:00Z", "2"],  # item without features
         ]
     )
@@ -35,15 +35,15 @@ def test_counts_reconcile_and_every_rejected_row_has_a_reason():
     res = validate(ann, LABELS, items, gold)
     assert res.reconciles
     c = res.counts["annotations"]
-    assert (c.read, c.kept, c.quarantined) == (8, 2, 6)
+    assert (c.read, c.kept, c.repeats, c.quarantined) == (8, 2, 1, 5)
     assert c.reasons == {
         "unknown_label": 1,
         "missing_item_id": 1,
         "bad_created_at": 1,
         "bad_duration_s": 1,
-        "duplicate_item_annotator": 1,
         "item_without_features": 1,
     }
+    assert res.repeats[["item_id", "annotator_id", "label"]].values.tolist() == [["i3", "a", "ok"]]
     kept = res.annotations.set_index("item_id")
     assert kept.loc["i3", "label"] == "misleading"
     assert res.annotations["duration_s"].dtype == "float64"
@@ -67,11 +67,36 @@ def test_identical_repeated_items_merge_and_conflicting_ones_are_quarantined():
     assert res.reconciles
 
 
-def test_without_created_at_the_later_row_wins():
+def test_without_created_at_the_later_row_wins_and_the_earlier_is_a_repeat_not_quarantined():
     ann = pd.DataFrame({"item_id": ["i1", "i1"], "annotator_id": ["a", "a"], "label": ["ok", "prohibited"]})
     res = validate(ann, LABELS)
     assert list(res.annotations["label"]) == ["prohibited"]
-    assert res.counts["annotations"].reasons == {"duplicate_item_annotator": 1}
+    assert list(res.repeats["label"]) == ["ok"]
+    c = res.counts["annotations"]
+    assert (c.read, c.kept, c.repeats, c.quarantined, c.reasons) == (2, 1, 1, 0, {})
+    assert res.quarantine.empty and res.reconciles
+
+
+def test_a_row_re_sent_unchanged_in_a_later_batch_is_merged_and_a_changed_one_is_a_repeat():
+    ann = pd.DataFrame(
+        {
+            "item_id": ["i1", "i2", "i1", "i2", "i3", "i3"],
+            "annotator_id": ["a", "a", "a", "a", "a", "a"],
+            "label": ["ok", "ok", "ok", "prohibited", "ok", "ok"],
+            "raw_batch": ["b1", "b1", "b2", "b2", "b2", "b2"],
+        }
+    )
+    res = validate(ann, LABELS)
+    c = res.counts["annotations"]
+    # i1 re-sent as it was: merged; i2 judged again with another label: a repeat (the later one is
+    # kept); i3 twice in the same batch: a repeat too, even though identical
+    assert (c.read, c.kept, c.merged, c.repeats, c.quarantined) == (6, 3, 1, 2, 0)
+    assert res.annotations.set_index("item_id")["label"].to_dict() == {
+        "i1": "ok",
+        "i2": "prohibited",
+        "i3": "ok",
+    }
+    assert sorted(res.repeats["item_id"]) == ["i2", "i3"] and res.reconciles
 
 
 def test_na_none_and_null_are_values_and_only_an_empty_cell_is_missing():

@@ -38,9 +38,9 @@ def main() -> None:
     """labelcycle: when we change our labelled data, do our models get better?"""
 
 
-from labelcycle.cli import analysis, data, release, team, versions  # noqa: E402  (the group exists first)
+from labelcycle.cli import analysis, data, gold, release, team, versions  # noqa: E402  (the group exists first)
 
-for _module in (data, analysis, versions, release, team):
+for _module in (data, analysis, gold, versions, release, team):
     for _command in _module.COMMANDS:
         main.add_command(_command)
 

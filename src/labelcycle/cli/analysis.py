@@ -14,6 +14,8 @@ from labelcycle.cli.options import (
     add_raw_batch,
     colmap,
     column_options,
+    gold_colmap,
+    gold_column_options,
     labels_option,
     labels_seen,
     maybe_root,
@@ -42,6 +44,7 @@ from labelcycle.errors import ConfigError, InputFileError, StateError
 )
 @labels_option
 @column_options
+@gold_column_options
 def annotators(
     annotations_file,
     items_file,
@@ -53,28 +56,31 @@ def annotators(
     item_col,
     annotator_col,
     label_col,
+    gold_item_col,
+    gold_label_col,
 ) -> None:
     """Annotator quality, spammers, drift, agreement and root causes of disagreement."""
     from labelcycle.aggregation import make_aggregator
     from labelcycle.annotators import analyse_annotators, render_report
+    from labelcycle.annotators import self_agreement as sa
     from labelcycle.readers import read_table, write_table
     from labelcycle.validation import validate
 
     here = stage_defaults()
     ann = read_table(annotations_file, "annotations", colmap(item_col, annotator_col, label_col))
     items = read_table(items_file, "items", colmap(item_col, None, None)) if items_file else None
-    gold = read_table(gold_file, "gold", colmap(item_col, None, label_col)) if gold_file else None
+    gold = read_table(gold_file, "gold", gold_colmap(gold_item_col, gold_label_col)) if gold_file else None
     classes = here.labels(label_set)
     labels = classes or labels_seen(ann)
-    # the pipeline's rules: duplicate (item, annotator) rows keep the latest judgement, bad rows are set
-    # aside with a reason, item features are typed (coerce_feature)
+    # the pipeline's rules: repeated (item, annotator) judgements keep the latest for the consensus (the
+    # others measure self-agreement), bad rows are set aside with a reason, item features are typed
     result = validate(ann, labels, items, gold)
     result.require_annotations(annotations_file, f"--labels (now {labels})")
     counts = result.counts["annotations"]
-    if counts.quarantined:
+    if counts.quarantined or counts.repeats:
         click.echo(
-            f"  annotations: {counts.read} rows, {counts.kept} kept, {counts.quarantined} set aside "
-            f"({counts.reasons_text()})"
+            f"  annotations: {counts.read} rows, {counts.kept} kept, {counts.repeats} repeats, "
+            f"{counts.quarantined} set aside" + (f" ({counts.reasons_text()})" if counts.reasons else "")
         )
     method = method or here.params.aggregate.method
     df = result.annotations
@@ -84,6 +90,8 @@ def annotators(
     analysis = analyse_annotators(
         df, agg, items=result.items, gold=result.gold, params=here.params.annotators
     )
+    selfagree = sa.self_agreement(df, result.repeats)
+    analysis = dataclasses.replace(analysis, table=sa.with_self_agreement(analysis.table, selfagree))
     if out is not None:
         write_table(analysis.table, out)
     if report_file is not None:
@@ -104,6 +112,7 @@ def annotators(
         f"  agreement: Krippendorff alpha {fmt(a.get('krippendorff_alpha'))}, "
         f"Fleiss kappa {fmt(a.get('fleiss_kappa'))}"
     )
+    click.echo(f"  {sa.describe(selfagree)}")
     spam = analysis.spammers
     click.echo(f"  spammers ({len(spam)}): {', '.join(spam) if spam else 'none'}")
     causes = analysis.root_causes
@@ -151,6 +160,7 @@ def annotators(
     help="is_label_error_issue = label_error_score >= threshold (default: train_error_model.threshold).",
 )
 @column_options
+@gold_column_options
 def errors(
     annotations_file,
     items_file,
@@ -162,6 +172,8 @@ def errors(
     item_col,
     annotator_col,
     label_col,
+    gold_item_col,
+    gold_label_col,
 ) -> None:
     """Score every annotation with the probability that it is wrong.
 
@@ -188,7 +200,7 @@ def errors(
         params = dataclasses.replace(params, threshold=threshold)
     ann = read_table(annotations_file, "annotations", colmap(item_col, annotator_col, label_col))
     items = read_table(items_file, "items", colmap(item_col, None, None)) if items_file else None
-    gold = read_table(gold_file, "gold", colmap(item_col, None, None)) if gold_file else None
+    gold = read_table(gold_file, "gold", gold_colmap(gold_item_col, gold_label_col)) if gold_file else None
     labels = here.labels(label_set) or labels_seen(ann, gold)
     if len(labels) < 2:
         raise ConfigError(
@@ -321,8 +333,15 @@ def review_export(budget, out, sheet_format, config_file, stratify_by, rank_by, 
     default=None,
     help="Reviewer id for rows that leave reviewer_id empty (recorded as reviewer:<id>).",
 )
+@click.option(
+    "--as-gold",
+    is_flag=True,
+    default=False,
+    help="The sheet holds adjudicated labels (e.g. from `labelcycle gold sample`): add them as gold, "
+    "one verdict per item, recorded with the origin 'adjudicated'.",
+)
 @repo_option()
-def review_import(batch_file, reviewer, repo) -> None:
+def review_import(batch_file, reviewer, as_gold, repo) -> None:
     """Validate a filled-in review sheet and add its labels as a new raw batch (tracked by DVC).
 
     Reviewer ids are recorded as reviewer:<id> (e.g. reviewer:alice), so a reviewer never merges with a
@@ -350,6 +369,11 @@ def review_import(batch_file, reviewer, repo) -> None:
         )
         return
     reviewed, note = review_files.review_judgements(batch_file, root, reviewer)
+    if as_gold:
+        from labelcycle.cli.gold import import_gold
+
+        import_gold(root, reviewed, note, batch_file, sheet_sha256)
+        return
     if reviewed.empty:  # a later export of a Label Studio project whose annotations are all imported
         click.echo(f"review import: nothing new in {batch_file} ({note}); nothing to do")
         return

@@ -12,16 +12,21 @@ from labelcycle.cli.options import (
     add_raw_batch,
     colmap,
     column_options,
+    gold_colmap,
+    gold_column_options,
     input_limits,
     item_col_option,
     labels_option,
+    labels_seen,
     max_input_size_option,
     na_values_option,
     path_option,
     repo_option,
     stage_defaults,
 )
-from labelcycle.errors import LabelcycleError, WorkspaceError
+from labelcycle.errors import ConfigError, LabelcycleError, ValidationError, WorkspaceError
+from labelcycle.gold import FROM_CROWD
+from labelcycle.params.edit import write_value
 
 
 @click.command()
@@ -54,11 +59,20 @@ def demo(out_dir: Path, n_items: int, n_annotators: int, seed: int) -> None:
 
 
 @click.command()
-@path_option("--annotations", required=True, help="Annotations file.")
+@path_option(
+    "--annotations", default=None, help="Annotations file (optional when --gold or --items is given)."
+)
 @path_option("--items", default=None, help="Items (features) file.")
-@path_option("--gold", default=None, help="Gold labels file.")
+@path_option("--gold", default=None, help="Gold labels file (alone: a gold-only batch).")
 @column_options
-@click.option("--gold-label-col", default=None, help="The gold file's name for the label column.")
+@gold_column_options
+@click.option(
+    "--gold-from-crowd",
+    is_flag=True,
+    default=False,
+    help="The gold was derived from these annotators' own labels (e.g. their majority vote): every report "
+    "then warns that metrics on it are circular.",
+)
 @click.option(
     "--no-header",
     "names",
@@ -76,7 +90,9 @@ def ingest(
     item_col,
     annotator_col,
     label_col,
+    gold_item_col,
     gold_label_col,
+    gold_from_crowd,
     names,
     na_values,
     max_input_size,
@@ -84,42 +100,56 @@ def ingest(
 ) -> None:
     """Validate a delivery and add it under data/raw/ as a new content-addressed batch (tracked by DVC).
 
+    A delivery is any of --annotations, --items and --gold (gold alone is a gold-only batch). The gold
+    file's columns are mapped with --gold-item-col/--gold-label-col, never with the annotations' options.
     File-level faults stop here with a message; rows that fail validation are reported here and
     quarantined with a reason by the pipeline's ingest stage. Re-ingesting the same files is a no-op,
     and so is a second ingest of the same files running at the same time.
+
+    When params.yaml lists no labels (ingest.labels: []), the labels seen in the annotations and gold
+    are written there and printed; reorder them there when they form an ordinal scale.
 
     Only an empty cell is a missing value: NA, none, null, N/A and nan are read as text. Declare the
     words a delivery uses for "no value" with --na-values; they are recorded with the batch, so the
     pipeline reads it the same way. Compressed files that expand too far are refused (--max-input-size).
     """
     from labelcycle.params import load
-    from labelcycle.validation import validate
     from labelcycle.versioning import dvc, raw
 
+    if annotations is None and gold is None and items is None:
+        raise ConfigError("nothing to ingest: give --annotations FILE, --gold FILE or --items FILE")
+    if gold_from_crowd and gold is None:
+        raise ConfigError("--gold-from-crowd describes a gold file: give it with --gold FILE")
     limits = input_limits(max_input_size)
     root = dvc.find_root(repo)
     labels = load(root).classes
-    files = [
-        raw.BatchFile(
-            "annotations", annotations, colmap(item_col, annotator_col, label_col, names, na_values)
+    files = []
+    if annotations is not None:
+        files.append(
+            raw.BatchFile(
+                "annotations", annotations, colmap(item_col, annotator_col, label_col, names, na_values)
+            )
         )
-    ]
     if items is not None:
         files.append(raw.BatchFile("items", items, colmap(item_col, None, None, None, na_values)))
     if gold is not None:
-        files.append(
-            raw.BatchFile("gold", gold, colmap(item_col, None, gold_label_col or label_col, None, na_values))
-        )
+        files.append(raw.BatchFile("gold", gold, gold_colmap(gold_item_col, gold_label_col, na_values)))
     tables = raw.read_batch_files(files, limits)
-    result = validate(tables["annotations"], labels, tables.get("items"), tables.get("gold"))
-    for name, c in result.counts.items():
-        reasons = c.reasons_text()
+    discovered = not labels
+    if discovered:
+        labels = _discover_labels(tables)
+    _check_delivery(tables, labels, annotations, gold, discovered)
+    origin = {FROM_CROWD: True} if gold_from_crowd else None
+    batch, new = add_raw_batch(
+        root, files, {k: len(v) for k, v in tables.items()}, "labelcycle ingest", origin
+    )
+    if discovered:
+        write_value(root / catalog.PARAMS, "ingest", "labels", labels)
         click.echo(
-            f"  {name}: {c.read} rows, {c.kept} valid, {c.merged} merged repeats, "
-            f"{c.quarantined} to quarantine" + (f" ({reasons})" if reasons else "")
+            f"ingest: discovered the labels {labels} and wrote them to {catalog.PARAMS} (ingest.labels). "
+            "If they form an ordinal scale (e.g. severity), reorder them there from least to most severe; "
+            "a label outside this set is quarantined from now on"
         )
-    result.require_annotations(annotations, f"the label set in {catalog.PARAMS} (ingest.labels)")
-    batch, new = add_raw_batch(root, files, {k: len(v) for k, v in tables.items()}, "labelcycle ingest")
     if not new:
         click.echo(f"ingest: batch {batch.digest} is already in {catalog.RAW} (same content); nothing to do")
         return
@@ -127,6 +157,52 @@ def ingest(
         f"ingest: added batch {batch.digest} -> {batch.path.relative_to(root)}; tracked by DVC "
         f"({catalog.RAW_DVC}). Run `dvc repro` to curate and retrain."
     )
+
+
+def _discover_labels(tables: dict) -> list[str]:
+    """The labels seen in a delivery's annotations and gold (sorted), for a project that lists none.
+
+    Raises:
+        ConfigError: fewer than two labels were seen.
+    """
+    labels = labels_seen(tables.get("annotations"), tables.get("gold"))
+    if len(labels) < 2:
+        raise ConfigError(
+            f"{catalog.PARAMS} lists no labels (ingest.labels: []) and this delivery shows {labels}, fewer than "
+            "two; list the label set there, e.g. `labels: [ok, bad]`, or check --label-col/--gold-label-col"
+        )
+    return labels
+
+
+def _check_delivery(tables: dict, labels: list[str], annotations, gold, discovered: bool) -> None:
+    """Validate the delivery as the ingest stage will and print its counts; stop when a file has no
+    valid row (the message names the options that fix it)."""
+    import pandas as pd
+
+    from labelcycle.validation import validate
+
+    ann = tables.get("annotations")
+    if ann is None:
+        ann = pd.DataFrame({c: pd.Series(dtype=str) for c in schema.ANNOTATIONS.required})
+    result = validate(ann, labels, tables.get("items"), tables.get("gold"))
+    for name, c in result.counts.items():
+        if name not in tables:
+            continue
+        reasons = c.reasons_text()
+        extra = f"{c.repeats} repeats (kept for self-agreement), " if name == "annotations" else ""
+        click.echo(
+            f"  {name}: {c.read} rows, {c.kept} valid, {c.merged} merged, {extra}"
+            f"{c.quarantined} to quarantine" + (f" ({reasons})" if reasons else "")
+        )
+    where = "the labels seen" if discovered else f"the label set in {catalog.PARAMS} (ingest.labels)"
+    if annotations is not None:
+        result.require_annotations(annotations, f"{where}, --item-col/--annotator-col/--label-col")
+    if gold is not None and result.gold is not None and result.gold.empty:
+        c = result.counts["gold"]
+        raise ValidationError(
+            f"{gold}: none of its {c.read} gold rows is valid ({c.reasons_text()}); check {where} and the "
+            "gold file's column mapping (--gold-item-col/--gold-label-col)"
+        )
 
 
 @click.command()

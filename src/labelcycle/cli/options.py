@@ -53,6 +53,24 @@ def column_options(f: F) -> F:
     return item_col_option(f)
 
 
+def gold_column_options(f: F) -> F:
+    """``--gold-item-col``, ``--gold-label-col``: the gold file's own names for ``item_id`` and ``label``
+    (the annotations' ``--item-col``/``--label-col`` never apply to it)."""
+    f = click.option(
+        "--gold-label-col", default=None, help="The gold file's name for the label column (default: label)."
+    )(f)
+    return click.option(
+        "--gold-item-col",
+        default=None,
+        help="The gold file's name for the item id column (default: item_id).",
+    )(f)
+
+
+def gold_colmap(item_col: str | None, label_col: str | None, na_values: str | None = None) -> ColumnMap:
+    """The :class:`ColumnMap` of a gold file (``--gold-item-col``, ``--gold-label-col``)."""
+    return colmap(item_col, None, label_col, None, na_values)
+
+
 def item_col_option(f: F) -> F:
     """``--item-col`` alone (commands that read items only)."""
     return click.option("--item-col", default=None, help="The file's name for the item id column.")(f)
@@ -176,10 +194,11 @@ class StageDefaults:
         return self.root is not None and (self.root / catalog.PARAMS).exists()
 
     def labels(self, label_set: str | None) -> list[str] | None:
-        """``--labels``, else the project's ``ingest.labels``; None outside a project (the labels seen)."""
+        """``--labels``, else the project's ``ingest.labels``; None outside a project, or while the project
+        lists none yet (the labels seen)."""
         if label_set:
             return split_labels(label_set)
-        return list(self.params.classes) if self.in_project else None
+        return list(self.params.classes) if self.in_project and self.params.classes else None
 
 
 def stage_defaults() -> StageDefaults:

@@ -159,6 +159,9 @@ def compare(
     table = report.paired.table[report.paired.table["metric"].isin(SUMMARY_METRICS)]
     print_table(table[["metric", "base", "candidate", "delta", "ci_low", "ci_high", "p_value"]])
     click.echo(f"verdict ({metric}): {report.verdict}")
+    for note in report.notes:
+        if "circular gold" in note:
+            click.echo(f"warning: {note}")
     if html_out is not None:
         click.echo(f"report: {html_out}")
     if "mlflow_run_id" in out:

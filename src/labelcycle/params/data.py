@@ -11,15 +11,23 @@ DEFAULT_LABELS = ("ok", "misleading", "prohibited")
 
 @dataclass(frozen=True)
 class IngestParams:
-    """Section ``ingest``: the allowed label set, in order."""
+    """Section ``ingest``: the allowed label set, in order (empty: discovered by the first
+    ``labelcycle ingest``, which writes it into params.yaml)."""
 
     labels: list[str] = field(default_factory=lambda: list(DEFAULT_LABELS))
+    #: gold equal to the annotators' majority vote on at least this share ...
+    circular_min_agreement: float = 0.99
+    #: ... of at least this many gold items (with annotations) is reported as circular
+    circular_min_items: int = 50
 
     def __post_init__(self) -> None:
+        _check(0 < float(self.circular_min_agreement) <= 1, "ingest.circular_min_agreement must be in (0, 1]")
+        _check(int(self.circular_min_items) >= 1, "ingest.circular_min_items must be at least 1")
         labels = [str(x) for x in (self.labels or [])]
         _check(
-            len(labels) >= 2 and len(set(labels)) == len(labels),
-            "ingest.labels must list at least two distinct classes",
+            not labels or (len(labels) >= 2 and len(set(labels)) == len(labels)),
+            "ingest.labels must list at least two distinct classes (or be empty, [], so that the first "
+            "`labelcycle ingest` discovers them)",
         )
         object.__setattr__(self, "labels", labels)
 

@@ -11,6 +11,7 @@ import dataclasses
 from labelcycle import catalog
 from labelcycle.aggregation import make_aggregator
 from labelcycle.annotators import analyse_annotators, render_report
+from labelcycle.annotators import self_agreement as sa
 from labelcycle.pipeline import stage_context, write_json, write_parquet, write_text
 from labelcycle.tracking.runs import stage_run
 
@@ -22,7 +23,9 @@ def main() -> None:
     p = ctx.params.annotators
     method, classes = ctx.params.aggregate.method, ctx.params.classes
     # descriptive analytics only (nothing here trains a model), so all gold is used, eval split included
-    annotations, items, gold = ctx.read_all(catalog.ANNOTATIONS, catalog.ITEMS, catalog.GOLD)
+    annotations, items, gold, repeats = ctx.read_all(
+        catalog.ANNOTATIONS, catalog.ITEMS, catalog.GOLD, catalog.REPEATS
+    )
     aggregator = make_aggregator(method, classes=classes).fit(annotations)
     analysis = analyse_annotators(
         annotations,
@@ -31,6 +34,8 @@ def main() -> None:
         gold=gold if len(gold) else None,
         params=p,
     )
+    selfagree = sa.self_agreement(annotations, repeats)
+    analysis = dataclasses.replace(analysis, table=sa.with_self_agreement(analysis.table, selfagree))
     write_parquet(analysis.table, ctx.path(catalog.ANNOTATORS_TABLE))
     write_parquet(analysis.root_causes, ctx.path(catalog.ROOT_CAUSES))
     write_text(render_report(analysis, title=f"Annotators ({method})"), ctx.path(catalog.ANNOTATORS_HTML))
@@ -39,12 +44,20 @@ def main() -> None:
     }
     top = analysis.root_causes["finding"].head(3).tolist() if len(analysis.root_causes) else []
     write_json(
-        {"method": method, "spammers": analysis.spammers, "top_root_causes": top, **agreement},
+        {
+            "method": method,
+            "spammers": analysis.spammers,
+            "top_root_causes": top,
+            **agreement,
+            "self_agreement": sa.summary(selfagree),
+        },
         ctx.path(catalog.ANNOTATORS_REPORT),
     )
     with stage_run(ctx.root, STAGE, {STAGE: dataclasses.asdict(p), "aggregate": {"method": method}}) as run:
         run.set_tags({"spammers": ",".join(analysis.spammers)[:4000], "aggregate.method": method})
         run.log_metrics({f"agreement.{k}": v for k, v in agreement.items()})
+        totals = {k: v for k, v in sa.summary(selfagree).items() if v is not None}
+        run.log_metrics({f"self_agreement.{k}": v for k, v in totals.items()})
         run.log_table(analysis.table, "annotators.parquet")
         run.log_table(analysis.table, "annotators.csv")
         run.log_table(analysis.root_causes, "root_causes.csv")
@@ -57,3 +70,4 @@ def main() -> None:
         f"annotators: {len(analysis.table)} annotators; spammers flagged: {len(analysis.spammers)}; "
         f"top root cause: {top[0] if top else 'none'}"
     )
+    print(f"annotators: {sa.describe(selfagree)}")

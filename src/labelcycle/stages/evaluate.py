@@ -24,6 +24,7 @@ from labelcycle.evaluation.plots import (
     plot_slice_metric,
 )
 from labelcycle.evaluation.slices import slice_metrics
+from labelcycle.gold import WARNING_KEY, split_warning
 from labelcycle.pipeline import (
     save_figure,
     stage_context,
@@ -55,6 +56,7 @@ def main() -> None:
     proba = pred[schema.proba_columns(classes)].to_numpy()
     y = pred[GOLD]
     eval_digest = table_digest(eval_split)
+    gold_warning = split_warning(eval_split)  # circular gold: metrics measure agreement with the crowd
 
     table = bootstrap_metrics(y, proba, classes, n_boot=p.n_boot, random_state=p.seed)
     slice_cols = list(model.pipeline.roles_.categorical)  # categories only: never free text or ids
@@ -113,6 +115,7 @@ def main() -> None:
             "baseline": _json_safe(base),
             "baseline_kind": f"{baseline.NAME}: always {baseline.majority_label(y, classes)!r}, "
             "eval class frequencies as probabilities",
+            **({WARNING_KEY: gold_warning} if gold_warning else {}),
             "moderation": {
                 "positive_labels": p.positive_labels,
                 "target_precision": p.target_precision,
@@ -166,6 +169,8 @@ def main() -> None:
         for k in ("accuracy", "macro_f1")
     )
     print(f"evaluate: {len(pred)} gold eval items (digest {eval_digest}): {shown}")
+    if gold_warning:
+        print(f"evaluate: warning: {gold_warning}")
     print(
         f"evaluate: majority-class baseline ({baseline.majority_label(y, classes)!r} always): "
         f"accuracy {base['accuracy']:.4f}, macro_f1 {base['macro_f1']:.4f}"

@@ -1,5 +1,10 @@
 """Stage ingest: validate and normalise every raw batch; quarantine bad rows with reasons.
 
+Judgements re-sent unchanged in a later batch are merged; further judgements of an (item, annotator)
+are repeats: the latest one feeds the consensus (``validation.CONSENSUS_RULE``), the others go to
+``data/interim/repeats.parquet`` for the annotators' self-agreement. Gold derived from the crowd
+(declared at ingest, or detected) is marked circular in the gold table and the report (:mod:`labelcycle.gold`).
+
 It also settles and prints the item columns' roles (params ``features``, else inferred): a column that
 holds numbers in one batch and text in another is refused unless params declare its role.
 """
@@ -11,11 +16,12 @@ import dataclasses
 import pandas as pd
 
 from labelcycle import catalog, schema
-from labelcycle.errors import ValidationError
+from labelcycle.errors import ConfigError, ValidationError
 from labelcycle.features.roles import check_batch_kinds, infer_roles
+from labelcycle.gold import FROM_CROWD, circularity, mark_circular
 from labelcycle.pipeline import stage_context, write_json, write_parquet
 from labelcycle.tracking.runs import stage_run
-from labelcycle.validation import validate
+from labelcycle.validation import CONSENSUS_RULE, validate
 from labelcycle.versioning import raw
 from labelcycle.versioning.digest import table_digest
 
@@ -26,6 +32,11 @@ def main() -> None:
     ctx = stage_context()
     root = ctx.root
     params = ctx.params
+    if not params.classes:
+        raise ConfigError(
+            f"{catalog.PARAMS}: ingest.labels is empty; run `labelcycle ingest --annotations FILE` first (it "
+            "discovers the labels and writes them there), or list them, e.g. `labels: [ok, bad]`"
+        )
     batches = raw.list_batches(root)
     if not batches:
         raise ValidationError(
@@ -34,15 +45,20 @@ def main() -> None:
         )
     tables = raw.read_all(root)
     if tables["annotations"] is None:
-        raise ValidationError("no raw batch has an annotations file; ingest one with --annotations")
+        raise ValidationError(
+            f"no raw batch in {catalog.RAW} has an annotations file (only gold or items so far); ingest one "
+            "with `labelcycle ingest --annotations FILE`"
+        )
     if tables["items"] is not None:
         check_batch_kinds(tables["items"], schema.RAW_BATCH, params.features)
+    declared = _declared_from_crowd(batches, tables["gold"])
     # hand the raw tables over (no reference kept here), so they are freed as soon as validation is done
     result = validate(tables.pop("annotations"), params.classes, tables.pop("items"), tables.pop("gold"))
     if result.annotations.empty:
         raise ValidationError(
-            f"every annotation was quarantined ({result.counts['annotations'].reasons}); "
-            f"see {catalog.QUARANTINE}"
+            f"every annotation was quarantined ({result.counts['annotations'].reasons}); see "
+            f"{catalog.QUARANTINE}, then check ingest.labels in {catalog.PARAMS} and the column options the "
+            "batches were ingested with (--item-col/--annotator-col/--label-col)"
         )
     items = result.items if result.items is not None else pd.DataFrame({schema.ITEM_ID: pd.Series(dtype=str)})
     gold = (
@@ -50,7 +66,17 @@ def main() -> None:
         if result.gold is not None
         else pd.DataFrame({schema.ITEM_ID: pd.Series(dtype=str), schema.LABEL: pd.Series(dtype=str)})
     )
+    found = circularity(
+        gold,
+        result.annotations,
+        declared,
+        min_agreement=params.ingest.circular_min_agreement,
+        min_items=params.ingest.circular_min_items,
+    )
+    gold = mark_circular(gold, found, declared)
+    repeats = result.repeats if result.repeats is not None else result.annotations.head(0)
     write_parquet(result.annotations, ctx.path(catalog.ANNOTATIONS))
+    write_parquet(repeats, ctx.path(catalog.REPEATS))
     write_parquet(items, ctx.path(catalog.ITEMS))
     write_parquet(gold, ctx.path(catalog.GOLD))
     write_parquet(result.quarantine, ctx.path(catalog.QUARANTINE))
@@ -61,6 +87,8 @@ def main() -> None:
         "tables": {name: c.to_dict() for name, c in result.counts.items()},
         "reconciles": result.reconciles,
         "validation_passed": result.reconciles,
+        "consensus_rule": CONSENSUS_RULE,
+        "gold": found.to_dict(),
     }
     write_json(report, ctx.path(catalog.INGEST_REPORT))
 
@@ -70,7 +98,11 @@ def main() -> None:
         "gold": table_digest(gold),
     }
     logged = {
-        "ingest": {"labels": params.classes},
+        "ingest": {
+            "labels": params.classes,
+            "circular_min_agreement": params.ingest.circular_min_agreement,
+            "circular_min_items": params.ingest.circular_min_items,
+        },
         "raw_batches": len(batches),
         "features": dataclasses.asdict(params.features),
     }
@@ -91,12 +123,17 @@ def main() -> None:
                     f"{name}_read": c.read,
                     f"{name}_kept": c.kept,
                     f"{name}_merged": c.merged,
+                    f"{name}_repeats": c.repeats,
                     f"{name}_quarantined": c.quarantined,
                 }
             )
         run.log_metrics(metrics)
         run.set_tags(
-            {"raw_batches": ",".join(b.digest for b in batches), "validation_passed": result.reconciles}
+            {
+                "raw_batches": ",".join(b.digest for b in batches),
+                "validation_passed": result.reconciles,
+                "gold_circular": found.circular,
+            }
         )
         run.log_dict(report, "ingest_report.json")
         if len(result.quarantine):
@@ -104,7 +141,22 @@ def main() -> None:
         run.log_dvc_hashes([catalog.RAW], [catalog.ANNOTATIONS, catalog.ITEMS, catalog.GOLD])
     for name, c in result.counts.items():
         print(
-            f"ingest: {name}: read {c.read} = kept {c.kept} + merged {c.merged} + quarantined {c.quarantined}"
+            f"ingest: {name}: read {c.read} = kept {c.kept} + merged {c.merged}"
+            + (f" + repeats {c.repeats}" if name == "annotations" else "")
+            + f" + quarantined {c.quarantined}"
             + (f" {c.reasons}" if c.reasons else "")
         )
+    if len(repeats):
+        print(f"ingest: {len(repeats)} repeated judgements set aside for self-agreement; {CONSENSUS_RULE}")
+    if found.circular:
+        print(f"ingest: warning: {found.warning()}")
     print(f"ingest: {roles.describe()}")
+
+
+def _declared_from_crowd(batches: list[raw.Batch], gold: pd.DataFrame | None) -> set[str]:
+    """Item ids of the gold rows from batches ingested with ``--gold-from-crowd``."""
+    digests = {b.digest for b in batches if b.origin.get(FROM_CROWD)}
+    if gold is None or not digests:
+        return set()
+    rows = gold[gold[schema.RAW_BATCH].astype(str).isin(digests)]
+    return set(rows[schema.ITEM_ID].astype(str).str.strip())

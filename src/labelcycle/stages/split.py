@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from labelcycle import catalog
+from labelcycle.gold import WARNING_KEY, split_warning
 from labelcycle.pipeline import stage_context, write_json, write_parquet
 from labelcycle.split import split_gold
 from labelcycle.tracking.runs import stage_run
@@ -28,6 +29,10 @@ def main() -> None:
         "gold_train_items": len(gold_train),
         "eval_label_counts": eval_split["label"].value_counts().to_dict(),
     }
+    gold_warning = split_warning(eval_split)
+    if gold_warning:
+        summary[WARNING_KEY] = gold_warning
+        print(f"split: warning: {gold_warning}")
     write_json(summary, ctx.path(catalog.SPLIT_REPORT))
     with stage_run(ctx.root, STAGE, {"split": dataclasses.asdict(p)}) as run:
         run.log_dataset(eval_split, "eval", "evaluation", eval_digest, catalog.EVAL)
