@@ -315,8 +315,11 @@ def test_a_promote_killed_at_each_step_is_completed_by_the_next_command(w, what,
     )
 
 
-def test_a_killed_promote_that_cannot_be_completed_is_undone(w):
+def test_a_killed_promote_that_cannot_be_completed_is_undone(w, monkeypatch):
     before = w.production()
+    # MLflow resolves a version's `models:/m-...` source through the default store: the project's here
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", w.uri)
+    mlflow.set_tracking_uri(w.uri)
     killed = sh(
         w.root,
         sys.executable,
@@ -340,6 +343,8 @@ def test_a_killed_promote_that_cannot_be_completed_is_undone(w):
     note = next(x for x in res.stdout.splitlines() if x.startswith("note: "))
     assert f"@production is now v{extra.version}" in note and "so it was undone" in note
     assert w.consistent() == before
+    undone = [r for r in w.records() if r.data.tags.get("labelcycle.action") == "promote-undone"]
+    assert len(undone) == 1, "the undone promotion leaves one audit record"
     w.faults.append(
         f"promote killed after: git tag created, alias then set by hand | left: {left} | `status`: undone"
     )
