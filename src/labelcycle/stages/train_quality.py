@@ -9,6 +9,7 @@ from labelcycle import catalog
 from labelcycle.catalog import BestParamsReport
 from labelcycle.pipeline import register_output, stage_context, write_json
 from labelcycle.quality.model import train
+from labelcycle.split import no_evaluation
 from labelcycle.tracking.models import log_quality_model
 from labelcycle.tracking.runs import stage_run
 from labelcycle.versioning.digest import table_digest
@@ -70,11 +71,14 @@ def main() -> None:
         run.log_dataset(eval_split, "eval", "excluded", eval_digest, catalog.EVAL)
         run.log_metrics(metrics)
         run.log_dict(roles.to_dict(), "feature_roles.json")
-        info = log_quality_model(model_dir, rows.items, p.registered_model)
+        # no gold eval split: the model is logged but not registered, so nothing unjudged can be promoted
+        registered = p.registered_model if len(eval_split) else None
+        info = log_quality_model(model_dir, rows.items, registered)
         run.set_tags(
             {
                 "eval_digest": eval_digest,
-                "model.registered_name": p.registered_model,
+                "model.registered_name": registered or "",
+                **({} if registered else {"model.not_registered": no_evaluation()}),
                 **{f"train_quality.{k}": v for k, v in backend.items()},
                 "model.version": getattr(info, "registered_model_version", "") or "",
             }
@@ -84,15 +88,21 @@ def main() -> None:
             {
                 "mlflow_run_id": run.run_id,
                 "model_uri": info.model_uri,
-                "registered_model": p.registered_model,
+                "registered_model": registered,
                 "model_version": getattr(info, "registered_model_version", None),
             }
         )
+        if not registered:
+            metrics["not_registered"] = no_evaluation()
     write_json(metrics, ctx.path(catalog.TRAIN_QUALITY_REPORT))
     print(f"train_quality: {roles.describe()}")
     n_features = len(result.model.pipeline.feature_names)
+    where = (
+        f"registered {registered} v{metrics['model_version']}"
+        if registered
+        else f"not registered as a promotion candidate ({no_evaluation()})"
+    )
     print(
         f"train_quality: {result.n_train} training items, {n_features} features, "
-        f"best iteration {result.best_iteration}; "
-        f"registered {p.registered_model} v{metrics['model_version']}"
+        f"best iteration {result.best_iteration}; {where}"
     )
