@@ -138,8 +138,18 @@ def main() -> None:
         "pr_curves.png": plot_pr_curves(y, proba, classes),
         "calibration.png": plot_reliability_diagram(y, proba, classes),
     }
-    if len(slices):
-        figures["slices_accuracy.png"] = plot_slice_metric(slices, "accuracy")
+    # dvc.yaml declares the figure: without slices it says why there are none
+    figures["slices_accuracy.png"] = (
+        plot_slice_metric(slices, "accuracy")
+        if len(slices)
+        else plot_note(
+            "no slices",
+            f"no categorical item feature value has {p.min_slice_size} or more eval items "
+            "(evaluate.min_slice_size)"
+            if slice_cols
+            else "the items have no categorical features to slice by",
+        )
+    )
     for name, fig in figures.items():
         save_figure(fig, ctx.path(catalog.PLOTS) / name)
     train_info = ctx.catalog.report(ModelReport, required=True)
