@@ -39,12 +39,17 @@ __all__ = [
 ]
 
 
-def make_aggregator(method: str, classes: tuple[str, ...] | list[str] | None = None) -> BaseAggregator:
-    """The aggregator registered under ``method``."""
+def make_aggregator(
+    method: str, classes: tuple[str, ...] | list[str] | None = None, ties_to_last: bool = False
+) -> BaseAggregator:
+    """The aggregator registered under ``method``; ``ties_to_last``: ties between labels go to the
+    later-listed one (see :func:`~labelcycle.aggregation.base.ties_to_last`)."""
     from labelcycle.errors import ConfigError
 
     try:
         cls = METHODS[method]
     except KeyError:
         raise ConfigError(f"unknown aggregation method {method!r}; choose one of {sorted(METHODS)}") from None
-    return cls(classes=classes)
+    aggregator = cls(classes=classes)
+    aggregator.ties_to_last = bool(ties_to_last)
+    return aggregator

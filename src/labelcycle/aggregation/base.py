@@ -97,9 +97,18 @@ def vote_counts(enc: Encoded, weights: np.ndarray | None = None) -> np.ndarray:
     return counts
 
 
-def argmax_first(probas: np.ndarray) -> np.ndarray:
-    """Row-wise argmax; ties go to the lowest class code (deterministic)."""
-    return np.argmax(probas, axis=1)
+def argmax_first(probas: np.ndarray, ties_to_last: bool = False) -> np.ndarray:
+    """Row-wise argmax; ties go to the lowest class code, or with ``ties_to_last`` to the highest (on a
+    severity scale listed mildest first: the more severe label)."""
+    if not ties_to_last:
+        return np.argmax(probas, axis=1)
+    return probas.shape[1] - 1 - np.argmax(probas[:, ::-1], axis=1)
+
+
+def ties_to_last(tie_break: str | None, ordinal: bool) -> bool:
+    """Whether ties between labels go to the later-listed one: ``last``/``severe``, or unset on an ordinal
+    scale (the more severe label); else to the earlier-listed one."""
+    return bool(ordinal) if tie_break is None else tie_break in ("last", "severe")
 
 
 class BaseAggregator:
@@ -107,6 +116,8 @@ class BaseAggregator:
 
     #: short name used by ``--method`` and ``aggregate.method``
     name: str = "base"
+    #: ties between labels go to the later-listed one (set by ``make_aggregator``; default: the earlier)
+    ties_to_last: bool = False
 
     def __init__(self, classes: tuple[str, ...] | list[str] | None = None) -> None:
         self.classes = classes
@@ -128,7 +139,7 @@ class BaseAggregator:
         probas = probas / probas.sum(axis=1, keepdims=True)
         self.classes_ = enc.classes
         self.probas_ = pd.DataFrame(probas, index=enc.items, columns=list(enc.classes))
-        winners = argmax_first(probas if decide is None else decide)
+        winners = argmax_first(probas if decide is None else decide, self.ties_to_last)
         self.labels_ = pd.Series(
             np.asarray(enc.classes, dtype=object)[winners], index=enc.items, name=schema.LABEL
         )

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from labelcycle.aggregation.base import BaseAggregator, encode, vote_counts
+from labelcycle.aggregation.base import BaseAggregator, argmax_first, encode, vote_counts
 
 
 class MajorityVote(BaseAggregator):
-    """One label per item: the most frequent label; ties go to the earlier class in the label set.
+    """One label per item: the most frequent label; ties go to the earlier class in the label set (to the
+    later one with ``ties_to_last``, e.g. the more severe label of an ordinal scale).
 
     ``probas_`` are vote shares; ``skills_`` are each annotator's agreement with the majority label.
     """
@@ -20,7 +21,7 @@ class MajorityVote(BaseAggregator):
         enc = encode(annotations, self.classes)
         counts = vote_counts(enc)
         probas = counts / counts.sum(axis=1, keepdims=True)
-        winners = np.argmax(probas, axis=1)
+        winners = argmax_first(probas, self.ties_to_last)
         agree = (winners[enc.item] == enc.label).astype(np.float64)
         skills = np.bincount(enc.annotator, weights=agree, minlength=enc.n_annotators) / np.bincount(
             enc.annotator, minlength=enc.n_annotators

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from labelcycle.aggregation import _em
-from labelcycle.aggregation.base import BaseAggregator
+from labelcycle.aggregation.base import BaseAggregator, argmax_first
 
 
 class WeightedMajorityVote(BaseAggregator):
@@ -15,7 +15,7 @@ class WeightedMajorityVote(BaseAggregator):
     Start from the plain majority vote; an annotator's weight is the share of their labels that
     agree with the current aggregated labels; re-vote with those weights; repeat until the labels
     stop changing or ``max_iter`` rounds. With ``max_iter=1`` this is crowd-kit's Wawa. Ties go to
-    the earlier class in the label set.
+    the earlier class in the label set (the later one with ``ties_to_last``).
 
     Args:
         classes: the label set in order; inferred (sorted) when None.
@@ -37,7 +37,7 @@ class WeightedMajorityVote(BaseAggregator):
         codes = _em.Codes.from_encoded(enc)
         counts = codes.rows_per_annotator()
         shares = _em.vote_shares(codes)
-        winners = np.argmax(shares, axis=1)
+        winners = argmax_first(shares, self.ties_to_last)
         skills = np.zeros(codes.n_annotators)
         self.n_iter_ = 0
         for _ in range(int(self.max_iter)):
@@ -47,7 +47,7 @@ class WeightedMajorityVote(BaseAggregator):
             )
             skills = agreeing / np.maximum(counts, 1.0)
             shares = _em.vote_shares(codes, weights=skills)
-            new_winners = np.argmax(shares, axis=1)
+            new_winners = argmax_first(shares, self.ties_to_last)
             if np.array_equal(new_winners, winners):
                 break
             winners = new_winners

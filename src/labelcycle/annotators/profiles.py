@@ -27,6 +27,9 @@ Signals and how they are defined:
 * ``drift_slope``: label-weighted least-squares slope of the per-period agreement with the consensus
   (periods = batches, or ISO weeks of ``created_at``; see :func:`annotator_drift`), in agreement per
   period; negative = getting worse. ``n_periods`` says how many periods it rests on.
+* ``severity_bias`` (ordinal label sets only, :func:`severity_bias`): mean signed difference, in steps of
+  the severity scale, between the annotator's label and the consensus, with a 95% interval; ``flags`` says
+  ``over`` (interval above 0: more severe than the consensus) or ``under`` (below 0).
 """
 
 from __future__ import annotations
@@ -382,3 +385,39 @@ def annotator_table(
             "n_periods",
         ]
     ]
+
+
+#: :func:`severity_bias` columns
+SEVERITY_COLUMNS = ["severity_n", "severity_bias", "severity_bias_lo", "severity_bias_hi", "flags"]
+
+
+def severity_bias(
+    annotations: pd.DataFrame, consensus: pd.Series, classes: tuple[str, ...] | list[str], z: float = 1.96
+) -> pd.DataFrame:
+    """Who over-flags and who under-flags on an ordinal scale (``classes`` listed mildest first).
+
+    Per annotator: the mean of ``rank(given label) - rank(consensus label)`` over their labels on items with
+    a consensus (``severity_n`` of them), a normal interval ``mean +- z * sd / sqrt(n)`` (none for n < 2),
+    and ``flags``: ``over`` when the interval lies above 0, ``under`` when below, else empty. The consensus
+    includes the annotator's own vote, which pulls the bias towards 0 (a conservative reading).
+
+    Returns:
+        ``annotator_id`` and :data:`SEVERITY_COLUMNS`, sorted by ``severity_bias`` (most severe first).
+    """
+    rank = {str(c): i for i, c in enumerate(classes)}
+    ann = annotations[[schema.ANNOTATOR_ID, schema.ITEM_ID, schema.LABEL]].astype(str)
+    ref = ann[schema.ITEM_ID].map(consensus.astype(str).map(rank))
+    given = ann[schema.LABEL].map(rank)
+    diff = pd.DataFrame({schema.ANNOTATOR_ID: ann[schema.ANNOTATOR_ID], "d": given - ref}).dropna()
+    g = diff.groupby(schema.ANNOTATOR_ID)["d"]
+    out = pd.DataFrame({"severity_n": g.size(), "severity_bias": g.mean(), "sd": g.std(ddof=1)})
+    half = z * out["sd"] / np.sqrt(out["severity_n"])
+    half = half.where(out["severity_n"] >= 2)
+    out["severity_bias_lo"] = out["severity_bias"] - half
+    out["severity_bias_hi"] = out["severity_bias"] + half
+    out["flags"] = np.select(
+        [out["severity_bias_lo"] > 0, out["severity_bias_hi"] < 0], ["over", "under"], default=""
+    )
+    out = out.drop(columns="sd").reset_index().sort_values("severity_bias", ascending=False, kind="stable")
+    out["severity_n"] = out["severity_n"].astype("int64")
+    return out[[schema.ANNOTATOR_ID, *SEVERITY_COLUMNS]].reset_index(drop=True)

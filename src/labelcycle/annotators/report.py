@@ -147,6 +147,31 @@ def _cause_annotators(causes: pd.DataFrame, top: int = 3) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def _severity(table: pd.DataFrame, classes: tuple[str, ...]) -> list[str]:
+    """Who over-flags and who under-flags (ordinal label sets: the table has ``severity_bias``)."""
+    if "severity_bias" not in table.columns:
+        return []
+    rows = table[table["flags"] != ""] if "flags" in table.columns else table.iloc[:0]
+    cols = [
+        schema.ANNOTATOR_ID,
+        "flags",
+        "severity_bias",
+        "severity_bias_lo",
+        "severity_bias_hi",
+        "severity_n",
+    ]
+    scale = " &lt; ".join(html.escape(str(c)) for c in classes)
+    return [
+        "<h2>Over- and under-flagging</h2>",
+        f'<p class="note">Severity scale {scale}. Mean signed difference (in steps) between each '
+        "annotator's label and the consensus, with a 95% interval; listed when the interval excludes 0 "
+        "(over: more severe than the consensus, under: milder).</p>",
+        _table(rows.sort_values("severity_bias", ascending=False)[cols], left=(schema.ANNOTATOR_ID, "flags"))
+        if len(rows)
+        else "<p>No annotator over- or under-flags beyond chance.</p>",
+    ]
+
+
 def render_report(
     analysis: AnnotatorAnalysis, title: str = "Annotator report", max_drift: int = 6, max_confusions: int = 6
 ) -> str:
@@ -195,6 +220,7 @@ def render_report(
         '<p class="note">Groups that concentrate disagreement with the reference label, ranked by excess '
         "disagreements at the 95% lower bound; flagged spammers excluded.</p>",
         _table(causes[cause_cols], left=("finding",)) if len(causes) else "<p>No group stands out.</p>",
+        *_severity(t, analysis.classes),
         "<h2>Spammer map</h2>",
         _scatter(t),
         "<h2>Drift per period</h2>",

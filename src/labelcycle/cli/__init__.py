@@ -1,7 +1,7 @@
 """The ``labelcycle`` command line: one click group, thin command modules by concern.
 
-:mod:`~labelcycle.cli.data` (demo, ingest, aggregate, predict), :mod:`~labelcycle.cli.analysis`
-(annotators, errors, review, simulate-review), :mod:`~labelcycle.cli.versions` (experiments, compare),
+:mod:`~labelcycle.cli.project` (init), :mod:`~labelcycle.cli.data` (demo, ingest, aggregate, predict),
+:mod:`~labelcycle.cli.analysis` (annotators, errors, review, simulate-review), :mod:`~labelcycle.cli.versions` (experiments, compare),
 :mod:`~labelcycle.cli.release` (promote, status, rollback) and :mod:`~labelcycle.cli.team` (server,
 tune-worker) each parse their options (shared ones from :mod:`~labelcycle.cli.options`), call the package
 and print. Every :class:`~labelcycle.errors.LabelcycleError` becomes a one-line ``error:`` message on
@@ -38,9 +38,9 @@ def main() -> None:
     """labelcycle: when we change our labelled data, do our models get better?"""
 
 
-from labelcycle.cli import analysis, data, gold, release, team, versions  # noqa: E402  (the group exists first)
+from labelcycle.cli import analysis, data, gold, project, release, team, versions  # noqa: E402  (the group exists first)
 
-for _module in (data, analysis, gold, versions, release, team):
+for _module in (project, data, analysis, gold, versions, release, team):
     for _command in _module.COMMANDS:
         main.add_command(_command)
 

@@ -247,13 +247,16 @@ def verify(repo) -> None:
 def aggregate(annotations_file, method, out, label_set, item_col, annotator_col, label_col) -> None:
     """One label per item: item_id, label, confidence and a probability per class."""
     from labelcycle.aggregation import make_aggregator
+    from labelcycle.aggregation.base import ties_to_last
     from labelcycle.readers import read_table, write_table
 
     here = stage_defaults()
     df = read_table(annotations_file, "annotations", colmap(item_col, annotator_col, label_col))
     df = df[[schema.ITEM_ID, schema.ANNOTATOR_ID, schema.LABEL]]
     method = method or here.params.aggregate.method
-    agg = make_aggregator(method, classes=here.labels(label_set)).fit(df)
+    ingest = here.params.ingest  # the project's tie-break (ingest.ordinal, ingest.tie_break), as the stage
+    ties = ties_to_last(ingest.tie_break, ingest.ordinal)
+    agg = make_aggregator(method, classes=here.labels(label_set), ties_to_last=ties).fit(df)
     write_table(agg.result_frame(), out)
     click.echo(f"aggregate: {len(agg.labels_)} items from {len(df)} annotations by {method} -> {out}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -9,10 +10,11 @@ import pandas as pd
 
 from labelcycle import schema
 from labelcycle.aggregation import make_aggregator
+from labelcycle.aggregation.base import argmax_first
 from labelcycle.curation import N_ANNOTATIONS, VOTE_SHARE, curated_labels
 from labelcycle.detection.model import SCORE
 from labelcycle.detection.review import DOUBT, item_priorities
-from labelcycle.errors import SchemaError
+from labelcycle.errors import ConfigError, SchemaError
 
 ACTIONS = ("none", "drop", "relabel", "downweight")
 
@@ -33,6 +35,8 @@ def curate_labels(
     action: str,
     threshold: float,
     method: str = "majority_vote",
+    annotator_weights: Mapping[str, float] | None = None,
+    ties_to_last: bool = False,
 ) -> CurateResult:
     """Use the error scores on the consensus labels.
 
@@ -49,6 +53,10 @@ def curate_labels(
             ``train_quality.use_confidence_weights``).
         threshold: the error-score (or doubt) cut-off.
         method: aggregator for ``relabel``.
+        annotator_weights: annotator -> weight in [0, 1] multiplying the trust ``1 - score`` of its
+            annotations (unnamed annotators weigh 1): the vote weight under ``downweight``; under ``relabel``
+            and ``drop`` the score becomes ``1 - weight * (1 - score)``, so weight 0 removes them.
+        ties_to_last: label ties go to the later-listed label (the more severe one on an ordinal scale).
 
     Raises:
         SchemaError: an unknown action.
@@ -68,6 +76,9 @@ def curate_labels(
     )
     unscored = int(sc[SCORE].isna().sum())
     sc[SCORE] = sc[SCORE].fillna(0.0)
+    if annotator_weights:
+        weight = sc[schema.ANNOTATOR_ID].map(dict(annotator_weights)).fillna(1.0)
+        sc[SCORE] = (1.0 - weight * (1.0 - sc[SCORE].clip(0.0, 1.0))).clip(0.0, 1.0)
     summary: dict[str, float | str] = {
         "action": action,
         "threshold": threshold,
@@ -84,7 +95,7 @@ def curate_labels(
     elif action == "relabel":
         flagged = sc[SCORE] >= threshold
         keep = sc[~flagged]
-        agg = make_aggregator(method, classes=classes).fit(keep)
+        agg = make_aggregator(method, classes=classes, ties_to_last=ties_to_last).fit(keep)
         out = curated_labels(keep, agg)
         before = labels.set_index(labels[schema.ITEM_ID].astype(str))[schema.LABEL].astype(str)
         changed = (
@@ -107,7 +118,7 @@ def curate_labels(
         n = np.bincount(codes, minlength=len(items)).astype(np.float64)
         total = votes.sum(axis=1, keepdims=True)
         probas = np.where(total > 0, votes / np.where(total > 0, total, 1.0), 1.0 / len(classes))
-        win = probas.argmax(axis=1)
+        win = argmax_first(probas, ties_to_last)
         out = pd.DataFrame(
             {
                 schema.ITEM_ID: np.asarray(items, dtype=object),
@@ -129,3 +140,27 @@ def curate_labels(
     out = out.sort_values(schema.ITEM_ID).reset_index(drop=True)
     summary["items_after"] = float(len(out))
     return CurateResult(out, summary)
+
+
+def without_annotators(
+    annotations: pd.DataFrame, scores: pd.DataFrame, excluded: Sequence[str], named: Sequence[str] = ()
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``annotations`` and ``scores`` less the rows of the ``excluded`` annotators.
+
+    Raises:
+        ConfigError: an excluded or ``named`` (weighted) annotator has no annotation (a typo would
+            otherwise change nothing, silently).
+    """
+    known = set(annotations[schema.ANNOTATOR_ID].astype(str))
+    for key, names in (("exclude_annotators", excluded), ("annotator_weights", named)):
+        unknown = sorted(set(map(str, names)) - known)
+        if unknown:
+            raise ConfigError(
+                f"params.yaml: curate.{key} names annotator(s) {unknown[:5]} that judged nothing in the "
+                f"annotations ({len(known)} annotators, e.g. {sorted(known)[:3]}); fix the ids in "
+                f"curate.{key}"
+            )
+    drop = set(map(str, excluded))
+    keep_ann = ~annotations[schema.ANNOTATOR_ID].astype(str).isin(drop)
+    keep_sc = ~scores[schema.ANNOTATOR_ID].astype(str).isin(drop)
+    return annotations[keep_ann].reset_index(drop=True), scores[keep_sc].reset_index(drop=True)

@@ -190,3 +190,14 @@ def plot_paired_forest(table: pd.DataFrame, *, metrics: Sequence[str] | None = N
     ax.set_xlabel("delta (candidate - base); losses: lower is better")
     ax.set_title("paired deltas with bootstrap intervals")
     return fig
+
+
+def plot_note(title: str, text: str) -> Figure:
+    """A figure that only says something (e.g. why there is nothing to plot), wrapped to its width."""
+    import textwrap
+
+    fig, (ax,) = _figure(6, 2.5)
+    ax.axis("off")
+    ax.set_title(title)
+    ax.text(0.5, 0.5, textwrap.fill(text, 80), ha="center", va="center", fontsize=8, wrap=True)
+    return fig

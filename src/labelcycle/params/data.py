@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from labelcycle.params._check import check as _check
 
 DEFAULT_LABELS = ("ok", "misleading", "prohibited")
+#: ``ingest.tie_break`` values: ties to the first or the last listed label (lenient/severe when ordinal)
+TIE_BREAKS = ("first", "last", "lenient", "severe")
 
 
 @dataclass(frozen=True)
@@ -19,6 +21,11 @@ class IngestParams:
     circular_min_agreement: float = 0.99
     #: ... of at least this many gold items (with annotations) is reported as circular
     circular_min_items: int = 50
+    #: the labels are a severity scale, mildest first: reports follow the order, ties go to the more severe
+    ordinal: bool = False
+    #: majority ties: first | last listed label (lenient | severe on an ordinal scale); None: severe when
+    #: ordinal, else first
+    tie_break: str | None = None
 
     def __post_init__(self) -> None:
         _check(0 < float(self.circular_min_agreement) <= 1, "ingest.circular_min_agreement must be in (0, 1]")
@@ -30,6 +37,16 @@ class IngestParams:
             "`labelcycle ingest` discovers them)",
         )
         object.__setattr__(self, "labels", labels)
+        _check(isinstance(self.ordinal, bool), f"ingest.ordinal must be true or false (got {self.ordinal!r})")
+        _check(
+            self.tie_break in (None, *TIE_BREAKS),
+            f"ingest.tie_break must be one of {', '.join(TIE_BREAKS)} or null (got {self.tie_break!r})",
+        )
+        _check(
+            self.ordinal or self.tie_break not in ("lenient", "severe"),
+            f"ingest.tie_break {self.tie_break} needs a severity scale: set ingest.ordinal: true (labels "
+            "listed mildest first), or use first/last",
+        )
 
 
 @dataclass(frozen=True)
@@ -56,8 +73,32 @@ class CurateParams:
 
     action: str = "relabel"  # none | drop | relabel | downweight
     threshold: float = 0.5
+    #: annotators whose judgements the curated consensus leaves out (re-aggregated without them)
+    exclude_annotators: list[str] = field(default_factory=list)
+    #: annotator -> trust multiplier in [0, 1] on (1 - error score) in the curate action
+    annotator_weights: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        excluded = self.exclude_annotators
+        _check(
+            isinstance(excluded, list | tuple) and all(isinstance(a, str | int) for a in excluded),
+            f"curate.exclude_annotators must be a list of annotator ids (got {excluded!r})",
+        )
+        object.__setattr__(self, "exclude_annotators", [str(a) for a in excluded])
+        weights = self.annotator_weights or {}
+        _check(
+            isinstance(weights, dict)
+            and all(
+                isinstance(w, int | float) and not isinstance(w, bool) and 0 <= w <= 1
+                for w in weights.values()
+            ),
+            f"curate.annotator_weights must map annotator ids to weights in [0, 1] (got {weights!r})",
+        )
+        object.__setattr__(self, "annotator_weights", {str(a): float(w) for a, w in weights.items()})
+        _check(
+            not (self.annotator_weights and self.action == "none"),
+            "curate.annotator_weights act through curate.action; set it to relabel, drop or downweight",
+        )
         _check(
             self.action in ("none", "drop", "relabel", "downweight"),
             f"curate.action must be one of none, drop, relabel, downweight (got {self.action!r})",

@@ -29,7 +29,7 @@ from labelcycle.catalog import (
     ModelReport,
     SplitReport,
 )
-from labelcycle.errors import WorkspaceError
+from labelcycle.errors import PromotionRefusedError, WorkspaceError
 from labelcycle.features import infer_roles
 from labelcycle.params import FeaturesParams, Params
 from labelcycle.params import load as load_params
@@ -39,6 +39,7 @@ from labelcycle.promotion.execute import Context
 from labelcycle.promotion.gates import CommitFacts, RemoteFacts
 from labelcycle.promotion.recovery import noted, recover_if_free
 from labelcycle.promotion.release import ModelRef, Release
+from labelcycle.split import no_evaluation
 from labelcycle.tracking.registry import Registry, RunRef
 from labelcycle.tracking.runs import TAG_PIPELINE_RUN
 from labelcycle.tracking.versions import promotion_source
@@ -177,6 +178,12 @@ def _cached_table(root: Path, md5: str | None) -> pd.DataFrame | None:
     return _read_table(dvc.cached_file(root, md5)) if md5 else None
 
 
+def _require_evaluation(metrics: MetricsReport, where: str) -> None:
+    """Refuse a candidate that was never judged: its eval split was empty (no gold yet)."""
+    if metrics.eval_items == 0:
+        raise PromotionRefusedError(f"promotion refused: {where}: {no_evaluation()}; nothing was changed")
+
+
 def workspace_candidate(registry: Registry, root: Path) -> Candidate:
     """The candidate the workspace holds: HEAD, ``dvc.lock`` and the reports."""
     cat = Catalog(root)
@@ -188,6 +195,7 @@ def workspace_candidate(registry: Registry, root: Path) -> Candidate:
             f"{cat.path(missing)}: missing; run `dvc repro` to train and evaluate a candidate before "
             "promoting it"
         )
+    _require_evaluation(reports.metrics, str(cat.path(catalog.METRICS)))
     predictions = _read_table(cat.path(catalog.PREDICTIONS))
     if predictions is None:
         raise WorkspaceError(f"{cat.path(catalog.PREDICTIONS)}: missing; run `dvc repro` (stage evaluate)")
@@ -221,6 +229,7 @@ def commit_candidate(
             f"commit {rev[:10]} has no committed {catalog.METRICS} and {catalog.TRAIN_QUALITY_REPORT}; "
             "commit the outputs of `dvc repro` first"
         )
+    _require_evaluation(reports.metrics, f"{catalog.METRICS} at commit {rev[:10]}")
     hashes = dvc.recorded_hashes(root, rev)
     predictions = _cached_table(root, hashes.get(catalog.PREDICTIONS))
     if predictions is None and eval_run is not None:

@@ -10,6 +10,7 @@ import dataclasses
 
 from labelcycle import catalog, schema
 from labelcycle.aggregation import make_aggregator
+from labelcycle.aggregation.base import ties_to_last
 from labelcycle.curation import agreement_summary, curated_labels
 from labelcycle.pipeline import stage_context, write_json, write_parquet
 from labelcycle.tracking.runs import stage_run
@@ -21,8 +22,10 @@ STAGE = "aggregate"
 def main() -> None:
     ctx = stage_context()
     p, labels_set = ctx.params.aggregate, ctx.params.classes
+    ordinal, tie_break = ctx.params.ingest.ordinal, ctx.params.ingest.tie_break
+    ties = ties_to_last(tie_break, ordinal)
     annotations = ctx.read(catalog.ANNOTATIONS)
-    aggregator = make_aggregator(p.method, classes=labels_set).fit(annotations)
+    aggregator = make_aggregator(p.method, classes=labels_set, ties_to_last=ties).fit(annotations)
     labels = curated_labels(annotations, aggregator)
     write_parquet(labels, ctx.path(catalog.LABELS_RAW))
     summary = agreement_summary(labels)
@@ -32,7 +35,12 @@ def main() -> None:
         ctx.path(catalog.AGGREGATE_REPORT),
     )
     with stage_run(
-        ctx.root, STAGE, {"aggregate": dataclasses.asdict(p), "ingest": {"labels": labels_set}}
+        ctx.root,
+        STAGE,
+        {
+            "aggregate": dataclasses.asdict(p),
+            "ingest": {"labels": labels_set, "ordinal": ordinal, "tie_break": tie_break},
+        },
     ) as run:
         run.log_dataset(
             annotations,

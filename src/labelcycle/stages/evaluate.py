@@ -19,6 +19,7 @@ from labelcycle.evaluation import baseline, moderation
 from labelcycle.evaluation.bootstrap import bootstrap_metrics
 from labelcycle.evaluation.plots import (
     plot_confusion_matrix,
+    plot_note,
     plot_pr_curves,
     plot_reliability_diagram,
     plot_slice_metric,
@@ -26,12 +27,14 @@ from labelcycle.evaluation.plots import (
 from labelcycle.evaluation.slices import slice_metrics
 from labelcycle.gold import WARNING_KEY, split_warning
 from labelcycle.pipeline import (
+    StageContext,
     save_figure,
     stage_context,
     write_json,
     write_parquet,
 )
 from labelcycle.quality.model import QualityModel
+from labelcycle.split import no_evaluation
 from labelcycle.tracking.runs import stage_run
 from labelcycle.versioning.digest import table_digest
 
@@ -39,6 +42,8 @@ STAGE = "evaluate"
 HEADLINE = catalog.HEADLINE
 SLICE_METRICS = ("accuracy", "macro_f1")
 GOLD = "gold_label"
+#: the figures evaluate writes (dvc.yaml plots)
+FIGURES = ("confusion_matrix.png", "pr_curves.png", "calibration.png", "slices_accuracy.png")
 
 
 def main() -> None:
@@ -48,6 +53,9 @@ def main() -> None:
     p = params.evaluate
     classes = params.classes
     eval_split = ctx.read(catalog.EVAL)
+    if eval_split.empty:
+        _no_evaluation(ctx, eval_split)
+        return
     items = ctx.read(catalog.ITEMS)
     model = QualityModel.load(ctx.path(catalog.QUALITY_MODEL))
     eval_items = eval_split[[schema.ITEM_ID]].merge(items, on=schema.ITEM_ID, how="inner")
@@ -133,8 +141,18 @@ def main() -> None:
         "pr_curves.png": plot_pr_curves(y, proba, classes),
         "calibration.png": plot_reliability_diagram(y, proba, classes),
     }
-    if len(slices):
-        figures["slices_accuracy.png"] = plot_slice_metric(slices, "accuracy")
+    # dvc.yaml declares the figure: without slices it says why there are none
+    figures["slices_accuracy.png"] = (
+        plot_slice_metric(slices, "accuracy")
+        if len(slices)
+        else plot_note(
+            "no slices",
+            f"no categorical item feature value has {p.min_slice_size} or more eval items "
+            "(evaluate.min_slice_size)"
+            if slice_cols
+            else "the items have no categorical features to slice by",
+        )
+    )
     for name, fig in figures.items():
         save_figure(fig, ctx.path(catalog.PLOTS) / name)
     train_info = ctx.catalog.report(ModelReport, required=True)
@@ -184,6 +202,28 @@ def main() -> None:
             f"{m['binary_recall']:.4f}, F1 {m['binary_f1']:.4f}, PR-AUC {m['binary_pr_auc']:.4f}, recall at "
             f"precision {p.target_precision:.2f} {m['recall_at_precision']:.4f}"
         )
+
+
+def _no_evaluation(ctx: StageContext, eval_split: pd.DataFrame) -> None:
+    """No gold eval items: every output says so (metrics.json ``evaluated: false`` and the reason)."""
+    reason = no_evaluation()
+    eval_digest = table_digest(eval_split)
+    classes = ctx.params.classes
+    write_json(
+        {"evaluated": False, "reason": reason, "eval_items": 0, "eval_digest": eval_digest, "ci95": {}},
+        ctx.path(catalog.METRICS),
+    )
+    columns = [schema.ITEM_ID, GOLD, schema.LABEL, *schema.proba_columns(classes)]
+    write_parquet(pd.DataFrame({c: pd.Series(dtype=object) for c in columns}), ctx.path(catalog.PREDICTIONS))
+    for rel in (catalog.EVAL_METRICS_CSV, catalog.EVAL_SLICES_CSV):
+        pd.DataFrame({"note": [reason]}).to_csv(ctx.path(rel), index=False)
+    for name in FIGURES:
+        save_figure(plot_note("no evaluation", reason), ctx.path(catalog.PLOTS) / name)
+    with stage_run(ctx.root, STAGE, {"evaluate": dataclasses.asdict(ctx.params.evaluate)}) as run:
+        run.log_dataset(eval_split, "eval", "evaluation", eval_digest, catalog.EVAL)
+        run.set_tags({"eval_digest": eval_digest, "evaluation": "none", "evaluation.reason": reason})
+        run.log_dvc_hashes([catalog.EVAL], [catalog.PREDICTIONS, catalog.METRICS])
+    print(f"evaluate: {reason}")
 
 
 def _json_safe(values: dict) -> dict:

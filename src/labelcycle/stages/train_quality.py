@@ -9,6 +9,7 @@ from labelcycle import catalog
 from labelcycle.catalog import BestParamsReport
 from labelcycle.pipeline import register_output, stage_context, write_json
 from labelcycle.quality.model import train
+from labelcycle.split import no_evaluation
 from labelcycle.tracking.models import log_quality_model
 from labelcycle.tracking.recorded import TAG_UNRECORDED, mark_unrecorded, tag_registered, tag_report
 from labelcycle.tracking.runs import stage_run
@@ -71,15 +72,18 @@ def main() -> None:
         run.log_dataset(eval_split, "eval", "excluded", eval_digest, catalog.EVAL)
         run.log_metrics(metrics)
         run.log_dict(roles.to_dict(), "feature_roles.json")
-        unrecorded = mark_unrecorded(ctx.root, p.registered_model) if p.registered_model else []
-        info = log_quality_model(model_dir, rows.items, p.registered_model)
+        # no gold eval split: the model is logged but not registered, so nothing unjudged can be promoted
+        registered = p.registered_model if len(eval_split) else None
+        unrecorded = mark_unrecorded(ctx.root, registered) if registered else []
+        info = log_quality_model(model_dir, rows.items, registered)
         version = getattr(info, "registered_model_version", None)
-        if p.registered_model and version:
-            tag_registered(ctx.root, p.registered_model, str(version))
+        if registered and version:
+            tag_registered(ctx.root, registered, str(version))
         run.set_tags(
             {
                 "eval_digest": eval_digest,
-                "model.registered_name": p.registered_model,
+                "model.registered_name": registered or "",
+                **({} if registered else {"model.not_registered": no_evaluation()}),
                 **{f"train_quality.{k}": v for k, v in backend.items()},
                 "model.version": getattr(info, "registered_model_version", "") or "",
             }
@@ -89,13 +93,15 @@ def main() -> None:
             {
                 "mlflow_run_id": run.run_id,
                 "model_uri": info.model_uri,
-                "registered_model": p.registered_model,
+                "registered_model": registered,
                 "model_version": getattr(info, "registered_model_version", None),
             }
         )
+        if not registered:
+            metrics["not_registered"] = no_evaluation()
     write_json(metrics, ctx.path(catalog.TRAIN_QUALITY_REPORT))
-    if p.registered_model and version:
-        tag_report(p.registered_model, str(version), ctx.path(catalog.TRAIN_QUALITY_REPORT))
+    if registered and version:
+        tag_report(registered, str(version), ctx.path(catalog.TRAIN_QUALITY_REPORT))
     for v in unrecorded:
         print(
             f"train_quality: {p.registered_model} v{v} is recorded by no {catalog.DVC_LOCK} (an interrupted "
@@ -103,8 +109,12 @@ def main() -> None:
         )
     print(f"train_quality: {roles.describe()}")
     n_features = len(result.model.pipeline.feature_names)
+    where = (
+        f"registered {registered} v{metrics['model_version']}"
+        if registered
+        else f"not registered as a promotion candidate ({no_evaluation()})"
+    )
     print(
         f"train_quality: {result.n_train} training items, {n_features} features, "
-        f"best iteration {result.best_iteration}; "
-        f"registered {p.registered_model} v{metrics['model_version']}"
+        f"best iteration {result.best_iteration}; {where}"
     )
