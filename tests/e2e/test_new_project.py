@@ -11,7 +11,8 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from tests.conftest import BIN, SMALL_PARAMS, set_params, sh
+import yaml
+from tests.conftest import BIN, SMALL_PARAMS, sh
 
 import labelcycle
 from labelcycle import catalog
@@ -46,21 +47,22 @@ def fresh(tmp_path_factory):
     for old, new in SMALL_PARAMS.items():
         params = params.replace(old, new)
     (root / catalog.PARAMS).write_text(params)
-    # the label set: discovered by the first ingest once that lands; named here so this test is about init
-    set_params(root, ingest={"labels": ["ok", "misleading", "prohibited"]})
     _lc(root, env, "demo", "--out", str(base / "demo"), "--items", "300", "--annotators", "12", "--seed", "4")
-    _lc(
+    first = _lc(
         root,
         env,
         *("ingest", "--annotations", str(base / "demo/annotations.csv"), "--items"),
         str(base / "demo/items.csv"),
     )
+    assert "labels" in first.stdout  # discovered by the first ingest and written into params.yaml
     repro = sh(root, str(BIN / "dvc"), "repro", env=env, check=False, timeout=900)
     return root, base, uri, env, repro
 
 
 def test_dvc_repro_passes_in_a_project_made_by_init_with_only_the_installed_package(fresh):
     root, _, _, _, repro = fresh
+    labels = yaml.safe_load((root / catalog.PARAMS).read_text())["ingest"]["labels"]
+    assert sorted(labels) == ["misleading", "ok", "prohibited"]  # discovered, none named by hand
     assert repro.returncode == 0, repro.stdout[-3000:] + repro.stderr[-3000:]
     assert not (root / catalog.SRC_DIR).exists()
     assert "Traceback" not in repro.stderr
@@ -93,12 +95,7 @@ def test_without_gold_promote_refuses_with_the_reason(fresh):
 
 def test_adding_gold_later_gives_an_evaluation_and_a_registered_candidate(fresh):
     root, base, uri, env, _ = fresh
-    _lc(
-        root,
-        env,
-        *("ingest", "--annotations", str(base / "demo/annotations.csv"), "--gold"),
-        str(base / "demo/gold.csv"),
-    )
+    _lc(root, env, "ingest", "--gold", str(base / "demo/gold.csv"))  # a gold-only batch
     repro = sh(root, str(BIN / "dvc"), "repro", env=env, check=False, timeout=900)
     assert repro.returncode == 0, repro.stdout[-3000:] + repro.stderr[-3000:]
     metrics = json.loads((root / catalog.METRICS).read_text())
