@@ -245,6 +245,7 @@ def judge(ev: Evidence, params: PromoteParams, metric: str) -> tuple[g.Gate, ...
         g.eval_digest_gate(
             cand.eval_digest, prod.eval_digest if prod else None, prod is not None, ev.split_digest
         ),
+        g.baseline_gate(metric, cand.metrics.get(metric), cand.baseline.get(metric)),
         g.non_inferiority_gate(comparison, metric, params.margin, cand.metrics.get(metric), mismatch),
         g.slices_gate(
             slice_table,

@@ -47,6 +47,7 @@ def _release(version: str, digest: str = "ds1", rid: str | None = None) -> Relea
         intervals={},
         models=(ModelRef("quality", "q", version, f"run{version}"),),
         release_id=rid,
+        baseline={"accuracy": 0.5},
     )
 
 
