@@ -313,6 +313,8 @@ def gather_evidence(
         registered=registered,
         state=records.registry_state(registry, root, names, versions, tag_keys),
         next_release_number=records.next_release_number(registry, root),
+        positive_labels=list(params.evaluate.positive_labels),
+        flag_threshold=params.evaluate.flag_threshold,
     )
     return ev, cand
 
