@@ -281,6 +281,9 @@ def aggregated(ts: TextSet) -> pd.DataFrame:
     return curated_labels(clean, make_aggregator(p.aggregate.method, classes=ts.classes).fit(clean))
 
 
+TUNED_CPU = [0.0]  # process CPU time when the last tuning ended
+
+
 def tune_then_train(
     rows: TrainingRows, classes: list[str], p: Params
 ) -> tuple[optuna.Study, TrainResult, float]:
@@ -298,6 +301,7 @@ def tune_then_train(
     )
     study.optimize(search.objective, n_trials=p.tune.n_trials, timeout=p.tune.timeout)
     tuned_at = time.time()
+    TUNED_CPU[0] = time.process_time()
     q = p.train_quality
     result = train(
         rows.items,
@@ -411,12 +415,14 @@ def run_timing(n: int) -> dict:
     c0, t0 = time.process_time(), time.time()
     study, result, t1 = tune_then_train(rows, classes, p)
     t2 = time.time()
+    c2 = time.process_time()
     states = [t.state.name for t in study.trials]
     return {
         "tune_s": t1 - t0,
         "train_s": t2 - t1,
         "total_s": t2 - t0,
-        "cpu_s": time.process_time() - c0,
+        "cpu_s": c2 - c0,
+        "tune_cpu_s": TUNED_CPU[0] - c0,
         "n_trials": len(states),
         "n_complete": states.count("COMPLETE"),
         "n_pruned": states.count("PRUNED"),
@@ -565,8 +571,11 @@ def render(results: dict, timing: dict | None, command: str, skipped: list[str],
                 f"average {load[0]:.2f} at the start and {load[1]:.2f} at the end on {os.cpu_count()} cores",
                 "",
                 "The run waits on nothing but the CPU (data in memory, no MLflow), so on 2 dedicated cores its "
-                "wall time is at most its CPU time; on a shared machine the wall time is longer. (Optuna's "
-                "120 s `tune.timeout` is wall time: a loaded machine finishes fewer trials within it.)",
+                "wall time is at most its CPU time; on a shared machine the wall time is longer. Optuna's "
+                "120 s `tune.timeout` is wall time, so a loaded machine finishes fewer trials within it: "
+                f"tune used {timing['tune_cpu_s']:.1f} s CPU for {timing['n_trials']} trials, "
+                f"{cpu_bound(timing):.1f} s CPU in all with tune's CPU per trial scaled to "
+                f"{TUNE_TRIALS} trials.",
             ]
     lines += ["", "## Targets", ""] + targets(results, timing)
     lines += [
@@ -607,6 +616,16 @@ def render(results: dict, timing: dict | None, command: str, skipped: list[str],
     return "\n".join(lines)
 
 
+TUNE_TRIALS = 15  # tune.n_trials by default
+
+
+def cpu_bound(timing: dict) -> float:
+    """CPU seconds the run would take with all default trials: tune's CPU per trial run times
+    ``tune.n_trials`` (when the timeout cut the study short), plus train_quality's."""
+    tune = timing["tune_cpu_s"] * max(1.0, TUNE_TRIALS / max(timing["n_trials"], 1))
+    return tune + timing["cpu_s"] - timing["tune_cpu_s"]
+
+
 def targets(results: dict, timing: dict | None) -> list[str]:
     """The issue's targets, met or not, from the figures above."""
     out = []
@@ -631,11 +650,12 @@ def targets(results: dict, timing: dict | None) -> list[str]:
     if timing is not None and "error" not in timing:
         if timing["total_s"] < 180:
             verdict = f"{timing['total_s']:.0f} s wall, **met**."
-        elif timing["cpu_s"] < 180:
+        elif cpu_bound(timing) < 180:
             verdict = (
                 f"{timing['total_s']:.0f} s wall on the shared machine (load average {timing['load'][0]:.1f} "
-                f"to {timing['load'][1]:.1f} on {os.cpu_count()} cores), {timing['cpu_s']:.0f} s CPU: **met "
-                "on CPU time** (the bound for 2 dedicated cores), not shown on wall time here."
+                f"to {timing['load'][1]:.1f} on {os.cpu_count()} cores), {timing['cpu_s']:.0f} s CPU "
+                f"({cpu_bound(timing):.0f} s with all {TUNE_TRIALS} trials, see above): **met on CPU time** "
+                "(the bound for 2 dedicated cores), not shown on wall time here."
             )
         else:
             verdict = f"{timing['total_s']:.0f} s wall, {timing['cpu_s']:.0f} s CPU, **not met**."

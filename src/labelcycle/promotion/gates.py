@@ -97,14 +97,16 @@ def baseline_gate(metric: str, candidate: float | None, baseline: float | None) 
 
     ``baseline`` is ``reports/metrics.json`` ``baseline.<metric>`` (always answering the most frequent gold
     class; :mod:`labelcycle.evaluation.baseline`). A tie does not beat it. An evaluation written before
-    baselines were recorded (``baseline`` None) is not judged: the gate passes and says so.
+    baselines were recorded, or a metric undefined for the baseline (the precision of flagging nobody;
+    ``baseline`` None), is not judged: the gate passes and says so.
     """
     if baseline is None or (isinstance(baseline, float) and np.isnan(baseline)):
         return Gate(
             BASELINE,
             True,
             f"{metric}: {catalog.METRICS} records no majority-class baseline for it "
-            "(evaluated before baselines were recorded); re-run `dvc repro evaluate` to judge it",
+            "(undefined for the baseline, or evaluated before baselines were recorded: then re-run "
+            "`dvc repro evaluate` to judge it)",
             applies=False,
         )
     if candidate is None or (isinstance(candidate, float) and np.isnan(candidate)):
