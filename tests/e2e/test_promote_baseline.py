@@ -1,5 +1,5 @@
 """`labelcycle promote` refuses a model that does not beat the majority-class baseline: a real pipeline
-whose items carry no information about the labels (one constant feature), so the quality model can only
+whose items carry no information about the labels (constant features), so the quality model can only
 answer the most frequent class, ties the baseline's accuracy on the eval split, and is refused with both
 figures; nothing is promoted."""
 
@@ -17,11 +17,12 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def write_uninformative(root: Path, n: int = 300, seed: int = 0) -> None:
-    """Items with one constant column; labels 80/20, three annotators who all agree; gold for 150 items."""
+    """Items with constant columns (a categorical one too: evaluate's slice plot needs one); labels 80/20,
+    three annotators who all agree; gold for 150 items."""
     rng = np.random.default_rng(seed)
     truth = np.where(rng.random(n) < 0.8, "ok", "bad")
     ids = [f"i{k}" for k in range(n)]
-    pd.DataFrame({"item_id": ids, "score": 1.0}).to_csv(root / "i.csv", index=False)
+    pd.DataFrame({"item_id": ids, "score": 1.0, "channel": "web"}).to_csv(root / "i.csv", index=False)
     rows = [(i, f"a{a}", t) for i, t in zip(ids, truth, strict=True) for a in range(3)]
     pd.DataFrame(rows, columns=["item_id", "annotator_id", "label"]).to_csv(root / "a.csv", index=False)
     pd.DataFrame({"item_id": ids[:150], "label": truth[:150]}).to_csv(root / "g.csv", index=False)
@@ -48,4 +49,4 @@ def test_a_model_level_with_the_majority_baseline_is_refused_with_both_figures(t
     fig = f"{metrics['accuracy']:.4f} vs majority-class baseline {metrics['baseline']['accuracy']:.4f}"
     assert f"[FAIL] beats-baseline: accuracy {fig}" in refused.stdout
     assert "beats-baseline" in refused.stderr and "nothing was changed" in refused.stderr
-    assert "(none yet)" in lc(root, "status").stdout + lc(root, "status").stderr
+    assert "no production release yet" in lc(root, "status").stdout
