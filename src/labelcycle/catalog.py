@@ -88,8 +88,12 @@ METRICS = report_path("metrics")
 
 #: the DVC-tracked paths a release records (their md5s are tagged on the registered model versions)
 RELEASE_PATHS = (RAW, DATASET, EVAL)
-#: the headline metrics of an evaluation, in display order
-HEADLINE = ("accuracy", "macro_f1", "roc_auc_ovr", "pr_auc_ovr", "log_loss", "ece", "brier")
+#: the headline metrics of every evaluation (on the label set), in display order
+MULTICLASS_HEADLINE = ("accuracy", "macro_f1", "roc_auc_ovr", "pr_auc_ovr", "log_loss", "ece", "brier")
+#: the binary moderation metrics, reported with ``evaluate.positive_labels`` (names as in metrics.json)
+BINARY_HEADLINE = ("binary_macro_f1", "binary_f1", "binary_precision", "binary_recall", "binary_pr_auc")
+#: the headline metrics of an evaluation, in display order (the binary ones only with positive labels)
+HEADLINE = MULTICLASS_HEADLINE + BINARY_HEADLINE
 
 
 @dataclass(frozen=True)
@@ -254,6 +258,7 @@ class MetricsReport(_Report):
     ci95: dict[str, dict[str, float]]
     eval_items: int
     eval_digest: str | None
+    baseline: dict[str, Any] = field(default_factory=dict)  # the majority-class baseline's metrics
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], **given: Any) -> MetricsReport:

@@ -150,6 +150,8 @@ def compare_versions(
     min_slice_size: int = 30,
     seed: int = 0,
     primary_metric: str = PRIMARY_METRIC,
+    positive_labels: Sequence[str] = (),
+    flag_threshold: float | None = None,
 ) -> ComparisonReport:
     """Paired downstream impact of two versions on the same frozen eval items, plus the data diff.
 
@@ -165,6 +167,8 @@ def compare_versions(
         min_slice_size: slices with fewer eval items are skipped.
         seed: the only source of randomness.
         primary_metric: the metric the verdict is made on.
+        positive_labels, flag_threshold: ``evaluate``'s; with positive labels the binary moderation
+            metrics are compared too (a ``binary_*`` primary metric needs them).
 
     Raises:
         EvalSetMismatchError: the versions were evaluated on different eval sets.
@@ -180,7 +184,13 @@ def compare_versions(
     root = np.random.SeedSequence(seed)
     overall_seed, slice_seed = root.spawn(2)
     paired = compare_paired(
-        b, c, n_boot=n_boot, random_state=np.random.default_rng(overall_seed), n_boot_rank=n_boot_rank
+        b,
+        c,
+        n_boot=n_boot,
+        random_state=np.random.default_rng(overall_seed),
+        n_boot_rank=n_boot_rank,
+        positive_labels=positive_labels,
+        flag_threshold=flag_threshold,
     )
     if slices is None:
         slices = pd.DataFrame({schema.ITEM_ID: b.item_ids, GOLD: b.y_true})

@@ -95,3 +95,17 @@ def test_train_quality_stage_on_a_dask_cluster_logs_like_the_local_one(pg_server
     assert info["mlflow_run_id"] == remote.info.run_id
     model = QualityModel.load(project / catalog.QUALITY_MODEL)
     assert model.booster.num_trees() == 3 * int(remote.data.metrics["best_iteration"])
+
+
+def test_a_text_model_trained_on_dask_boosts_from_the_linear_text_base_as_the_local_one():
+    import pandas as pd
+    from tests.unit.features.test_text_stack import CLASSES, two_columns
+
+    items, y = two_columns(200)
+    labels = pd.Series(np.asarray(CLASSES)[y])
+    kwargs = dict(params={"n_estimators": 20, "learning_rate": 0.1, "num_threads": 1}, seed=1)
+    with dask_client(None) as client:
+        remote = train_on_dask(client, items, labels, CLASSES, **kwargs).model
+    assert remote.boosted
+    # the base alone separates these items; boosting from it keeps them separated
+    assert np.mean(remote.predict(items)[schema.LABEL].to_numpy() == labels.to_numpy()) > 0.95

@@ -114,11 +114,19 @@ def compare(
     from labelcycle.tracking.versions import load_version, resolve_version
 
     root, project = _root(repo)
-    metric = primary_metric or project_params(project).evaluate.primary_metric
+    evaluate = project_params(project).evaluate
+    metric = primary_metric or evaluate.primary_metric
     versions = [resolve_version(root, spec) for spec in (base, candidate)]
     data = [load_version(root, v) for v in versions]
     report = compare_data(
-        data[0], data[1], n_boot=n_boot, n_boot_rank=n_boot_auc, seed=seed, primary_metric=metric
+        data[0],
+        data[1],
+        n_boot=n_boot,
+        n_boot_rank=n_boot_auc,
+        seed=seed,
+        primary_metric=metric,
+        positive_labels=evaluate.positive_labels,
+        flag_threshold=evaluate.flag_threshold,
     )
     page = render_html(report) if html_out is not None else None
     if page is not None:

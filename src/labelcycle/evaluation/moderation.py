@@ -113,7 +113,7 @@ def recall_at_precision(is_positive: np.ndarray, score: np.ndarray, target: floa
     return float(tp[best] / n_pos), float(s[best])
 
 
-def _flagged_view(
+def flagged_view(
     y_true: Sequence[str] | np.ndarray | pd.Series,
     proba: np.ndarray | pd.DataFrame,
     classes: Sequence[str],
@@ -139,7 +139,7 @@ def binary_metrics(
     """``binary_precision, binary_recall, binary_f1, binary_macro_f1, binary_accuracy, binary_pr_auc``,
     ``recall_at_precision`` (at ``target_precision``) and the ``binary_threshold`` items were flagged at
     (``threshold``; None: :func:`expected_f1_threshold` of the scores)."""
-    gold, p2, t, flagged = _flagged_view(y_true, proba, classes, positive_labels, threshold)
+    gold, p2, t, flagged = flagged_view(y_true, proba, classes, positive_labels, threshold)
     values = compute_metrics(gold, flagged, BINARY_CLASSES)
     out = {name: float(values[key]) for name, key in BINARY_METRICS.items() if key != f"pr_auc__{POSITIVE}"}
     out["binary_pr_auc"] = float(compute_metrics(gold, p2, BINARY_CLASSES)[f"pr_auc__{POSITIVE}"])
@@ -160,7 +160,7 @@ def binary_intervals(
 ) -> dict[str, dict[str, float]]:
     """95% percentile bootstrap intervals of the binary metrics (``{name: {ci_low, ci_high}}``), items
     flagged at the same threshold as :func:`binary_metrics` (PR-AUC: on the probabilities)."""
-    gold, p2, _, flagged = _flagged_view(y_true, proba, classes, positive_labels, threshold)
+    gold, p2, _, flagged = flagged_view(y_true, proba, classes, positive_labels, threshold)
     table = bootstrap_metrics(gold, flagged, BINARY_CLASSES, n_boot=n_boot, random_state=random_state)
     ranked = bootstrap_metrics(gold, p2, BINARY_CLASSES, n_boot=n_boot, random_state=random_state)
     table = pd.concat(

@@ -28,6 +28,7 @@ from scipy import special
 
 from labelcycle import schema
 from labelcycle.errors import EvalSetMismatchError, SchemaError, ValidationError
+from labelcycle.evaluation import moderation as mod
 from labelcycle.evaluation.bootstrap import (
     RandomState,
     as_generator,
@@ -344,6 +345,8 @@ def compare_paired(
     confidence: float = 0.95,
     n_bins: int = DEFAULT_N_BINS,
     n_boot_rank: int | None = None,
+    positive_labels: Sequence[str] = (),
+    flag_threshold: float | None = None,
 ) -> PairedComparison:
     """Compare two prediction sets on the same eval items.
 
@@ -356,6 +359,9 @@ def compare_paired(
         n_bins: calibration bins for ``ece``.
         n_boot_rank: resamples for the ranking metrics (ROC-AUC, PR-AUC), at most ``n_boot``; they
             dominate the cost on large eval sets (default: ``n_boot``).
+        positive_labels: ``evaluate.positive_labels``; non-empty: the binary moderation metrics
+            (``binary_*`` of :mod:`labelcycle.evaluation.moderation`) are compared too, each set flagged
+            as the evaluate stage flags it (``flag_threshold``; None: its own expected-F1 threshold).
 
     Raises:
         EvalSetMismatchError: the two sets do not cover the same items, gold labels, label set or
@@ -372,6 +378,18 @@ def compare_paired(
         confidence=confidence,
         n_boot_rank=n_boot_rank,
     )
+    if positive_labels:
+        binary = binary_paired_rows(
+            b,
+            c,
+            positive_labels,
+            (flag_threshold, flag_threshold),
+            n_boot=n_boot,
+            random_state=random_state,
+            confidence=confidence,
+            n_boot_rank=n_boot_rank,
+        )
+        table = pd.concat([table, binary], ignore_index=True)
     notes = report_from_prepared(prep_b).notes
     return PairedComparison(
         table=table,
@@ -382,6 +400,55 @@ def compare_paired(
         eval_digest=b.eval_digest or c.eval_digest,
         notes=notes,
     )
+
+
+def binary_paired_rows(
+    b: PredictionSet,
+    c: PredictionSet,
+    positive_labels: Sequence[str],
+    thresholds: tuple[float | None, float | None] = (None, None),
+    *,
+    n_boot: int,
+    random_state: RandomState,
+    confidence: float = 0.95,
+    n_boot_rank: int | None = None,
+) -> pd.DataFrame:
+    """Paired rows of the binary moderation metrics (named as in metrics.json) of two aligned sets: the
+    flag metrics on each set's flags (flagged at P(positive) >= its threshold in ``thresholds``; None: its
+    own expected-F1 threshold), PR-AUC on its P(positive)."""
+    rng = as_generator(random_state)
+    views = [
+        mod.flagged_view(s.y_true, s.proba, s.classes, positive_labels, t)
+        for s, t in zip((b, c), thresholds, strict=True)
+    ]
+    (gold, soft_b, _, flags_b), (_, soft_c, _, flags_c) = views
+    hard, _ = paired_table(
+        prepare_eval(gold, flags_b, mod.BINARY_CLASSES),
+        prepare_eval(gold, flags_c, mod.BINARY_CLASSES),
+        n_boot=n_boot,
+        random_state=rng,
+        confidence=confidence,
+        rank=False,
+    )
+    ranked, _ = paired_table(
+        prepare_eval(gold, soft_b, mod.BINARY_CLASSES),
+        prepare_eval(gold, soft_c, mod.BINARY_CLASSES),
+        n_boot=n_boot,
+        random_state=rng,
+        confidence=confidence,
+        n_boot_rank=n_boot_rank,
+    )
+    pr_auc = mod.BINARY_METRICS["binary_pr_auc"]
+    rows = pd.concat(
+        [
+            hard[hard["metric"].isin(set(mod.BINARY_METRICS.values()) - {pr_auc})],
+            ranked[ranked["metric"] == pr_auc],
+        ],
+        ignore_index=True,
+    )
+    name_of = {v: k for k, v in mod.BINARY_METRICS.items()}
+    rows["metric"] = rows["metric"].map(name_of)
+    return rows
 
 
 def verdict(

@@ -23,7 +23,14 @@ from labelcycle.evaluation.metrics import (
     is_rank_metric,
     prepare_eval,
 )
-from labelcycle.evaluation.paired import DELTA_COLUMNS, PredictionSet, align_pair, paired_table
+from labelcycle.evaluation.moderation import flagged_view
+from labelcycle.evaluation.paired import (
+    DELTA_COLUMNS,
+    PredictionSet,
+    align_pair,
+    binary_paired_rows,
+    paired_table,
+)
 
 #: Slice value given to items whose slice column is missing.
 MISSING = "<missing>"
@@ -157,6 +164,8 @@ def slice_paired(
     confidence: float = 0.95,
     min_n: int = 1,
     n_bins: int = DEFAULT_N_BINS,
+    positive_labels: Sequence[str] = (),
+    flag_threshold: float | None = None,
 ) -> pd.DataFrame:
     """Paired deltas (candidate - base) with intervals and p-values per slice.
 
@@ -171,6 +180,8 @@ def slice_paired(
         confidence: interval coverage.
         min_n: slices with fewer items are skipped.
         n_bins: calibration bins for ``ece``.
+        positive_labels: non-empty: the binary moderation metrics too, items flagged at the threshold
+            each set has on all eval items (``flag_threshold``; None: its expected-F1 threshold).
 
     Returns:
         Long table ``slice_column, slice_value, n, metric, base, candidate, delta, ci_low, ci_high,
@@ -195,13 +206,31 @@ def slice_paired(
         )
     sl = sl.loc[b.item_ids].reset_index(drop=True)
     need_rank = metrics is None or any(is_rank_metric(m) for m in metrics)  # skip costly AUCs when unused
+    thresholds = tuple(
+        flagged_view(s.y_true, s.proba, s.classes, positive_labels, flag_threshold)[2]
+        if positive_labels
+        else None
+        for s in (b, c)
+    )
 
     def table(rows: np.ndarray, seed: np.random.SeedSequence) -> pd.DataFrame:
         prep_b = prepare_eval(b.y_true[rows], b.proba[rows], b.classes, n_bins=n_bins)
         prep_c = prepare_eval(c.y_true[rows], c.proba[rows], c.classes, n_bins=n_bins)
-        return paired_table(
+        out = paired_table(
             prep_b, prep_c, n_boot=n_boot, random_state=seed, confidence=confidence, rank=need_rank
         )[0]
+        if not positive_labels:
+            return out
+        binary = binary_paired_rows(
+            b.take(rows),
+            c.take(rows),
+            positive_labels,
+            thresholds,
+            n_boot=n_boot,
+            random_state=seed,
+            confidence=confidence,
+        )
+        return pd.concat([out, binary], ignore_index=True)
 
     return _per_slice(
         sl,

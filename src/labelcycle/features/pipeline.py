@@ -13,7 +13,9 @@ then gives:
 * otherwise a scipy CSR matrix: numeric columns, categorical codes (NaN when missing or unseen, declared
   to LightGBM through :attr:`FeaturePipeline.categorical_indices`), embedding dimensions, each text
   column's linear text score (:mod:`labelcycle.features.text_score`; out of fold for the training items,
-  see :meth:`FeaturePipeline.fit_transform`), then the selected word and character n-grams.
+  see :meth:`FeaturePipeline.fit_transform`), then the selected word and character n-grams. With text
+  scores, :meth:`FeaturePipeline.init_score` gives the linear base LightGBM boosts from (the stack of the
+  columns' scores, :class:`~labelcycle.features.text_score.TextStack`), read from those same columns.
 
 The fitted pipeline is plain data (:meth:`to_dict`), saved beside the booster, so a saved model scores
 raw items.
@@ -32,7 +34,7 @@ from scipy import sparse
 from labelcycle.errors import NotFittedError, SchemaError
 from labelcycle.features.roles import Roles, infer_roles, is_vector
 from labelcycle.features.text import TextVectorizer, fit_text, text_values
-from labelcycle.features.text_score import TextScore, fit_text_score
+from labelcycle.features.text_score import TextScore, TextStack, fit_text_score, fit_text_stack
 from labelcycle.params import FeaturesParams, TfidfParams
 
 #: prefix of the tuned settings that belong to ``features.tfidf`` (the rest are LightGBM's)
@@ -114,6 +116,7 @@ class FeaturePipeline:
                 score, col_oof = fit_text_score(col, values, np.asarray(y), n_classes, tfidf)
                 self.scores_.append(score)
                 oof.append(col_oof)
+            self.stack_ = fit_text_stack(np.hstack(oof), np.asarray(y), n_classes)
         if not self.is_matrix:
             return self._frame(items)
         blocks = [self.dense(items), *(sparse.csr_matrix(o) for o in oof)]
@@ -134,6 +137,7 @@ class FeaturePipeline:
             )
         self.text_: list[TextVectorizer] = []
         self.scores_: list[TextScore] = []
+        self.stack_: TextStack | None = None
         return self
 
     @staticmethod
@@ -186,6 +190,22 @@ class FeaturePipeline:
             return "auto"
         start = len(self.roles_.numeric)
         return list(range(start, start + len(self.roles_.categorical)))
+
+    @property
+    def score_columns(self) -> slice:
+        """The output columns holding the text columns' scores (after numeric, categorical, embedding)."""
+        self._check_fitted()
+        start = len(self.roles_.numeric) + len(self.roles_.categorical) + sum(self.embedding_dims_.values())
+        return slice(start, start + sum(len(score.intercept) for score in self.scores_))
+
+    def init_score(self, X: pd.DataFrame | sparse.csr_matrix) -> np.ndarray | None:
+        """The linear base LightGBM boosts from, for rows of :meth:`transform` (or :meth:`fit_transform`)
+        output: items x classes log-probabilities (binary: the log-odds of class 1); None without text
+        scores."""
+        if getattr(self, "stack_", None) is None or not self.is_matrix:
+            return None
+        scores = X[:, self.score_columns]
+        return self.stack_.init_score(scores.toarray() if sparse.issparse(scores) else np.asarray(scores))
 
     def transform(self, items: pd.DataFrame) -> pd.DataFrame | sparse.csr_matrix:
         """The LightGBM input for ``items`` (rows in the same order).
@@ -271,6 +291,7 @@ class FeaturePipeline:
             "embedding_dims": dict(self.embedding_dims_),
             "text": [vec.to_dict() for vec in self.text_],
             "scores": [score.to_dict() for score in self.scores_],
+            "stack": None if self.stack_ is None else self.stack_.to_dict(),
         }
 
     @classmethod
@@ -283,6 +304,7 @@ class FeaturePipeline:
         pipe.embedding_dims_ = {k: int(v) for k, v in d.get("embedding_dims", {}).items()}
         pipe.text_ = [TextVectorizer.from_dict(v) for v in d.get("text", [])]
         pipe.scores_ = [TextScore.from_dict(v) for v in d.get("scores", [])]
+        pipe.stack_ = TextStack.from_dict(d["stack"]) if d.get("stack") else None
         return pipe
 
     @classmethod
@@ -296,4 +318,5 @@ class FeaturePipeline:
         pipe.embedding_dims_ = {}
         pipe.text_ = []
         pipe.scores_ = []
+        pipe.stack_ = None
         return pipe

@@ -10,6 +10,11 @@ columns' scores against each other and against the other item columns.
 The scores of the training items are **out of fold** (:data:`N_FOLDS` folds; each item scored by a model
 that never saw it), so LightGBM learns how far to trust a score it would see on new items; new items are
 scored by the model fitted on all training items. Coefficients are plain data, saved with the model.
+
+The columns' scores are also combined into one linear base (:class:`TextStack`: a multinomial logistic
+regression, ``C`` = :data:`STACK_C`, of the out-of-fold scores of every text column), which LightGBM boosts
+from (its ``init_score``): the trees correct a strong linear text model instead of rebuilding it from
+splits, and a context column whose score says little about the label gets a small weight in the base.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from labelcycle.params import TfidfParams
 
 N_FOLDS = 5
 C = 4.0
+#: inverse regularisation of the stack over the columns' scores (few inputs: mild)
+STACK_C = 1.0
 #: log-probability given to a class a fold's model never saw
 FLOOR = float(np.log(1e-6))
 
@@ -119,3 +126,49 @@ def fit_text_score(
         oof[test] = _log_softmax(X[test] @ coef.T + intercept)
     coef, intercept = _fit(X, y, n_classes, seed)
     return TextScore(column, tuple(vecs), coef, intercept), oof
+
+
+@dataclass(frozen=True)
+class TextStack:
+    """The linear base: class log-probabilities from the text columns' scores (items x (columns x classes),
+    in the order of the columns' :class:`TextScore` s)."""
+
+    coef: np.ndarray  # classes x score columns
+    intercept: np.ndarray  # classes
+
+    def margin(self, scores: np.ndarray) -> np.ndarray:
+        """Items x classes log-probabilities of the base."""
+        return _log_softmax(np.asarray(scores, dtype=np.float64) @ self.coef.T + self.intercept)
+
+    def init_score(self, scores: np.ndarray) -> np.ndarray:
+        """LightGBM's ``init_score``: the log-probabilities (multi-class), the log-odds of class 1 (binary)."""
+        m = self.margin(scores)
+        return m[:, 1] - m[:, 0] if m.shape[1] == 2 else m
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"coef": self.coef.tolist(), "intercept": self.intercept.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TextStack:
+        return cls(np.asarray(d["coef"], dtype=np.float64), np.asarray(d["intercept"], dtype=np.float64))
+
+
+def fit_text_stack(scores: np.ndarray, y: np.ndarray, n_classes: int, seed: int = 0) -> TextStack:
+    """The stack of the columns' out-of-fold ``scores`` (items x (columns x classes)) on labels ``y``."""
+    scores = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(y)
+    present = np.unique(y)
+    coef = np.zeros((n_classes, scores.shape[1]))
+    intercept = np.full(n_classes, FLOOR)
+    if len(present) < 2:
+        intercept[present] = 0.0
+        return TextStack(coef, intercept)
+    model = LogisticRegression(C=STACK_C, max_iter=2000, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(scores, y)
+    if len(present) == 2:
+        coef[present[1]], intercept[present] = model.coef_[0], (0.0, float(model.intercept_[0]))
+    else:
+        coef[present], intercept[present] = model.coef_, model.intercept_
+    return TextStack(coef, intercept)

@@ -31,6 +31,13 @@ class EvaluateParams:
         )
         object.__setattr__(self, "positive_labels", [str(x) for x in self.positive_labels])
         _check(
+            self.primary_metric not in catalog.BINARY_HEADLINE or bool(self.positive_labels),
+            f"evaluate.primary_metric is {self.primary_metric!r}, a binary moderation metric, but "
+            "evaluate.positive_labels is empty; list the labels that count as positive in "
+            "evaluate.positive_labels (e.g. [mild, strong, very_strong]) or choose a primary_metric of "
+            f"{list(catalog.MULTICLASS_HEADLINE)}",
+        )
+        _check(
             0 < self.target_precision <= 1,
             f"evaluate.target_precision must be in (0, 1], not {self.target_precision!r}",
         )

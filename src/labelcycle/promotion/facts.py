@@ -132,6 +132,11 @@ def _release(
         raw_batches=tuple(str(b) for b in (reports.ingest.batches if reports.ingest else ())),
         eval_digest=m.eval_digest,
         metrics={k: float(m.values[k]) for k in catalog.HEADLINE if k in m.values},
+        baseline={
+            k: float(v)
+            for k, v in m.baseline.items()
+            if isinstance(v, int | float) and not isinstance(v, bool)
+        },
         intervals=dict(m.ci95),
         models=_models(reports),
         source=source,
@@ -317,6 +322,8 @@ def gather_evidence(
         registered=registered,
         state=records.registry_state(registry, root, names, versions, tag_keys),
         next_release_number=records.next_release_number(registry, root),
+        positive_labels=list(params.evaluate.positive_labels),
+        flag_threshold=params.evaluate.flag_threshold,
     )
     return ev, cand
 

@@ -17,13 +17,14 @@ from labelcycle.evaluation.metrics import higher_is_better
 from labelcycle.evaluation.paired import PairedComparison
 
 EVAL_DIGEST = "eval-digest"
+BASELINE = "beats-baseline"
 NON_INFERIORITY = "non-inferiority"
 SLICES = "slices"
 INGEST = "ingest-validation"
 COMMITTED = "data-committed"
 REMOTE = "data-in-remote"
 MODELS = "models-registered"
-ORDER = (EVAL_DIGEST, NON_INFERIORITY, SLICES, INGEST, COMMITTED, REMOTE, MODELS)
+ORDER = (EVAL_DIGEST, BASELINE, NON_INFERIORITY, SLICES, INGEST, COMMITTED, REMOTE, MODELS)
 #: gates ``--force`` cannot override: a release must name a commit that describes its data and models
 UNFORCEABLE = (COMMITTED,)
 
@@ -89,6 +90,46 @@ def eval_digest_gate(
             "metrics on different eval sets cannot be compared (re-evaluate on the frozen split)",
         )
     return Gate(EVAL_DIGEST, True, f"candidate and production both evaluated on eval split {candidate}")
+
+
+def baseline_gate(metric: str, candidate: float | None, baseline: float | None) -> Gate:
+    """The candidate's primary metric beats the majority-class baseline on the same eval split.
+
+    ``baseline`` is ``reports/metrics.json`` ``baseline.<metric>`` (always answering the most frequent gold
+    class; :mod:`labelcycle.evaluation.baseline`). A tie does not beat it. An evaluation written before
+    baselines were recorded, or a metric undefined for the baseline (the precision of flagging nobody;
+    ``baseline`` None), is not judged: the gate passes and says so.
+    """
+    if baseline is None or (isinstance(baseline, float) and np.isnan(baseline)):
+        return Gate(
+            BASELINE,
+            True,
+            f"{metric}: {catalog.METRICS} records no majority-class baseline for it "
+            "(undefined for the baseline, or evaluated before baselines were recorded: then re-run "
+            "`dvc repro evaluate` to judge it)",
+            applies=False,
+        )
+    if candidate is None or (isinstance(candidate, float) and np.isnan(candidate)):
+        return Gate(
+            BASELINE,
+            False,
+            f"{metric}: the candidate's evaluation records no value ({catalog.METRICS}); "
+            "re-run `dvc repro` to evaluate it",
+        )
+    better = higher_is_better(metric)
+    margin = candidate - baseline if better else baseline - candidate
+    head = f"{metric} {candidate:.4f} vs majority-class baseline {baseline:.4f} on the eval split" + (
+        "" if better else " (lower is better)"
+    )
+    if margin > 0:
+        return Gate(BASELINE, True, f"{head}: beats it by {margin:.4f}")
+    return Gate(
+        BASELINE,
+        False,
+        f"{head}: does not beat it (by {margin:+.4f}); the model has learnt nothing usable over always "
+        "answering the most frequent class: check the labels and item features, or promote with --force "
+        "and a --reason",
+    )
 
 
 def non_inferiority_gate(

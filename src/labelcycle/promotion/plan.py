@@ -200,6 +200,8 @@ class Evidence:
     registered: Mapping[tuple[str, str], str | None]
     state: RegistryState
     next_release_number: int
+    positive_labels: Sequence[str] = ()  # evaluate.positive_labels: the binary metrics are compared too
+    flag_threshold: float | None = None  # evaluate.flag_threshold
 
 
 GOLD = "gold_label"
@@ -227,7 +229,14 @@ def judge(ev: Evidence, params: PromoteParams, metric: str) -> tuple[g.Gate, ...
             try:
                 base = prediction_set(ev.production_predictions, ev.classes, prod.eval_digest)
                 new = prediction_set(ev.candidate_predictions, ev.classes, cand.eval_digest)
-                comparison = compare_paired(base, new, n_boot=params.n_boot, random_state=params.seed)
+                comparison = compare_paired(
+                    base,
+                    new,
+                    n_boot=params.n_boot,
+                    random_state=params.seed,
+                    positive_labels=ev.positive_labels,
+                    flag_threshold=ev.flag_threshold,
+                )
                 if ev.slice_features is not None and ev.slice_features.shape[1] > 1:
                     slice_table = slice_paired(
                         base,
@@ -237,6 +246,8 @@ def judge(ev: Evidence, params: PromoteParams, metric: str) -> tuple[g.Gate, ...
                         n_boot=params.n_boot,
                         random_state=params.seed,
                         min_n=params.min_slice_size,
+                        positive_labels=ev.positive_labels if metric in catalog.BINARY_HEADLINE else (),
+                        flag_threshold=ev.flag_threshold,
                     )
             except EvalSetMismatchError as exc:
                 mismatch = str(exc)
@@ -245,6 +256,7 @@ def judge(ev: Evidence, params: PromoteParams, metric: str) -> tuple[g.Gate, ...
         g.eval_digest_gate(
             cand.eval_digest, prod.eval_digest if prod else None, prod is not None, ev.split_digest
         ),
+        g.baseline_gate(metric, cand.metrics.get(metric), cand.baseline.get(metric)),
         g.non_inferiority_gate(comparison, metric, params.margin, cand.metrics.get(metric), mismatch),
         g.slices_gate(
             slice_table,

@@ -68,6 +68,7 @@ class Release:
         eval_digest: digest of the frozen gold eval split the models were judged on.
         metrics: headline metrics on the eval split.
         intervals: ``metric -> {"ci_low", "ci_high"}``.
+        baseline: the majority-class baseline's metrics on the same eval split (empty: not recorded).
         models: registered model versions (quality, and error when present).
         source: where the candidate came from (``workspace``, ``run:<evaluate run id>``, ``git:<rev>``).
         evaluate_run_id: the MLflow run of the evaluation.
@@ -94,6 +95,7 @@ class Release:
     promoted_at: str | None = None
     forced: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
+    baseline: Mapping[str, float] = field(default_factory=dict)
 
     def identity(self) -> tuple:
         """Two releases are the same release when dataset, eval split and model versions agree."""
@@ -133,6 +135,7 @@ class Release:
                 "pipeline_run": self.pipeline_run,
                 "metrics": dict(self.metrics),
                 "intervals": {k: dict(v) for k, v in self.intervals.items()},
+                **({"baseline": dict(self.baseline)} if self.baseline else {}),
             },
             **({"extra": dict(self.extra)} if self.extra else {}),
         }
@@ -157,6 +160,7 @@ class Release:
             promoted_at=m.get("promoted_at"),
             forced=bool(m.get("forced", False)),
             extra=dict(m.get("extra") or {}),
+            baseline=dict(ev.get("baseline") or {}),
         )
 
     def describe(self) -> str:

@@ -128,7 +128,14 @@ def train_on_dask(
     n_workers = max(1, len(client.scheduler_info().get("workers", {})))
     parts = npartitions or n_workers
 
-    def frame(mask: np.ndarray) -> tuple[Any, Any, Any]:
+    def base(mask: np.ndarray, chunks: tuple) -> Any:
+        """The rows' linear text base (LightGBM's init_score) blocked as the targets are (None: none)."""
+        if data.init_score is None:
+            return None
+        init = data.init_score[mask]
+        return da.from_array(init, chunks=chunks if init.ndim == 1 else (*chunks, init.shape[1]))
+
+    def frame(mask: np.ndarray) -> tuple[Any, Any, Any, Any]:
         n_rows = int(mask.sum())
         n = max(1, min(parts, n_rows))
         if matrix:  # a Dask array of CSR row blocks, and the targets blocked alike
@@ -143,6 +150,7 @@ def train_on_dask(
                 da.concatenate(blocks, axis=0),
                 da.from_array(data.y[mask], chunks=chunks),
                 None if data.weights is None else da.from_array(data.weights[mask], chunks=chunks),
+                base(mask, chunks),
             )
         X = data.X[mask].reset_index(drop=True)
         y = pd.Series(data.y[mask], name="y")
@@ -151,23 +159,28 @@ def train_on_dask(
             dd.from_pandas(X, npartitions=n, sort=False),
             dd.from_pandas(y, npartitions=n, sort=False),
             None if w is None else dd.from_pandas(w, npartitions=n, sort=False),
+            None,  # without text columns there is no linear base
         )
 
-    X_train, y_train, w_train = frame(~valid)
+    X_train, y_train, w_train, init_train = frame(~valid)
     fit_kwargs: dict[str, Any] = {"sample_weight": w_train}
+    if init_train is not None:
+        fit_kwargs["init_score"] = init_train
     if matrix:
         fit_kwargs.update(
             feature_name=data.pipeline.lightgbm_feature_names,
             categorical_feature=data.pipeline.categorical_indices,
         )
     if valid.any():
-        X_valid, y_valid, w_valid = frame(valid)
+        X_valid, y_valid, w_valid, init_valid = frame(valid)
         if "eval_X" in inspect.signature(DaskLGBMClassifier.fit).parameters:  # lightgbm >= 4.7
             fit_kwargs.update(eval_X=(X_valid,), eval_y=(y_valid,), eval_names=["valid"])
         else:
             fit_kwargs.update(eval_set=[(X_valid, y_valid)], eval_names=["valid"])
         if w_valid is not None:
             fit_kwargs["eval_sample_weight"] = [w_valid]
+        if init_valid is not None:
+            fit_kwargs["eval_init_score"] = [init_valid]
     model = DaskLGBMClassifier(client=client, n_estimators=n_rounds, **lgb_params)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Parameter n_jobs will be ignored")  # workers own threads
@@ -183,5 +196,7 @@ def train_on_dask(
         for name, series in history.items():
             valid_metrics[f"valid_{name}"] = float(series[best - 1])
     booster.best_iteration = best
-    quality = QualityModel(booster, data.pipeline, data.classes, data.trained_classes)
+    quality = QualityModel(
+        booster, data.pipeline, data.classes, data.trained_classes, data.init_score is not None
+    )
     return TrainResult(quality, int(best), valid_metrics, int((~valid).sum()), int(valid.sum()))

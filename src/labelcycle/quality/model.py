@@ -3,7 +3,9 @@
 Pure logic plus its own persistence (a LightGBM text model and the fitted feature pipeline as JSON in one
 folder), so a trained model can be loaded without MLflow and scores raw items (text included);
 :mod:`labelcycle.tracking.models` wraps the same folder as an MLflow pyfunc model. The item features are
-:class:`labelcycle.features.FeaturePipeline`'s, fitted on the training items only.
+:class:`labelcycle.features.FeaturePipeline`'s, fitted on the training items only. With text columns the
+booster boosts from the pipeline's linear text base (:meth:`FeaturePipeline.init_score`): its raw score
+is added to the base's log-probabilities, in training (``init_score``) and in prediction alike.
 """
 
 from __future__ import annotations
@@ -37,13 +39,19 @@ class QualityModel:
     pipeline: FeaturePipeline
     classes: tuple[str, ...]
     trained_classes: tuple[str, ...]
+    boosted: bool = False  # the booster was trained from the pipeline's init_score (added back here)
 
     def predict_proba(self, items: pd.DataFrame) -> pd.DataFrame:
         """Items x classes probabilities over the full label set (classes unseen in training get 0)."""
         if self.booster is None:
             raise NotFittedError("the quality model is not trained")
         X = self.pipeline.transform(items)
-        raw = self.booster.predict(X)
+        base = self.pipeline.init_score(X) if self.boosted else None
+        if base is None:
+            raw = self.booster.predict(X)
+        else:
+            raw = self.booster.predict(X, raw_score=True) + base
+            raw = _softmax(raw) if raw.ndim == 2 else 1.0 / (1.0 + np.exp(-raw))
         raw = raw.reshape(X.shape[0], -1) if raw.ndim == 2 else np.column_stack([1 - raw, raw])
         out = pd.DataFrame(0.0, index=items.index, columns=list(self.classes))
         if len(self.trained_classes) == 1:
@@ -72,6 +80,7 @@ class QualityModel:
             "format": FORMAT,
             "classes": list(self.classes),
             "trained_classes": list(self.trained_classes),
+            "boosted_from_text_base": self.boosted,
             # the columns as models saved before text features name them
             "numeric": list(roles.numeric),
             "categorical": [[c, list(self.pipeline.categories_[c])] for c in roles.categorical],
@@ -100,7 +109,19 @@ class QualityModel:
                 meta["numeric"], {c: tuple(v) for c, v in meta["categorical"]}
             )
         booster = lgb.Booster(model_file=str(folder / MODEL_FILE))
-        return cls(booster, pipeline, tuple(meta["classes"]), tuple(meta["trained_classes"]))
+        return cls(
+            booster,
+            pipeline,
+            tuple(meta["classes"]),
+            tuple(meta["trained_classes"]),
+            bool(meta.get("boosted_from_text_base", False)),
+        )
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
 
 
 @dataclass(frozen=True)
@@ -123,6 +144,7 @@ class TrainingData:
     y: np.ndarray
     weights: np.ndarray | None
     valid: np.ndarray  # bool mask of the rows held out for early stopping
+    init_score: np.ndarray | None = None  # the linear text base per row (None: boost from scratch)
 
 
 def prepare_training(
@@ -172,7 +194,7 @@ def prepare_training(
         X = sparse.vstack([fit_part, held_out], format="csr")[order]
     else:
         X = pipeline.fit(items, y).transform(items)
-    return TrainingData(pipeline, classes, trained, X, y, w, valid)
+    return TrainingData(pipeline, classes, trained, X, y, w, valid, pipeline.init_score(X))
 
 
 def dataset(
@@ -183,6 +205,7 @@ def dataset(
         data.X[rows],
         data.y[rows],
         weight=None if data.weights is None else data.weights[rows],
+        init_score=None if data.init_score is None else data.init_score[rows],
         reference=reference,
         free_raw_data=False,
         feature_name=data.pipeline.lightgbm_feature_names,
@@ -234,6 +257,9 @@ def train(
         valid_fraction: share of rows held out for early stopping (0 disables early stopping).
         early_stopping_rounds: patience.
         seed: seed for the split and LightGBM.
+
+    With text columns, once early stopping has settled the number of rounds, the model is refitted on
+    every row (text features, linear base and trees; ``n_train`` then counts them all).
     """
     params, features = split_tuned(params, features)
     data = prepare_training(
@@ -258,5 +284,15 @@ def train(
     if evals:
         for metric, values in next(iter(evals.values())).items():
             valid_metrics[f"valid_{metric}"] = float(values[best - 1])
-    model = QualityModel(booster, data.pipeline, data.classes, trained)
-    return TrainResult(model, int(best), valid_metrics, int((~valid).sum()), int(valid.sum()))
+    model = QualityModel(booster, data.pipeline, data.classes, trained, data.init_score is not None)
+    n_train = int((~valid).sum())
+    if data.init_score is not None and valid.any():
+        # a text model, its rounds settled on the held-out rows: the text features, the linear base and
+        # the trees are refitted on every training row (the base learns from 10% more items)
+        full = prepare_training(
+            items, labels, classes, features=features, weights=weights, valid_fraction=0.0, seed=seed
+        )
+        booster = lgb.train(lgb_params, dataset(full, np.ones(len(full.y), dtype=bool)), num_boost_round=best)
+        model = QualityModel(booster, full.pipeline, full.classes, full.trained_classes, True)
+        n_train = len(full.y)
+    return TrainResult(model, int(best), valid_metrics, n_train, int(valid.sum()))

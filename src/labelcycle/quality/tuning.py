@@ -29,7 +29,7 @@ from labelcycle.errors import ConfigError
 from labelcycle.features.pipeline import TUNED_PREFIX, FeaturePipeline
 from labelcycle.features.roles import infer_roles
 from labelcycle.features.text import TextSearchCache, text_values, widest
-from labelcycle.features.text_score import fit_text_score
+from labelcycle.features.text_score import fit_text_score, fit_text_stack
 from labelcycle.params import FeaturesParams, TfidfParams, TuneParams
 from labelcycle.quality.data import TrainingRows
 
@@ -129,18 +129,27 @@ class TuningData:
         train_texts = {c: text_values(train_items, c, cap) for c in self._pipe.roles_.text}
         valid_texts = {c: text_values(valid_items, c, cap) for c in self._pipe.roles_.text}
         train_blocks, valid_blocks = [self._pipe.dense(train_items)], [self._pipe.dense(valid_items)]
-        # the linear text scores stay at the configured settings during the search (fitted once)
+        # the linear text scores and their stack (the base trials boost from, as train_quality's model
+        # does) stay at the configured settings during the search (fitted once)
+        oofs, valid_scores = [], []
         for col, texts in train_texts.items():
             score, oof = fit_text_score(col, texts, y[~valid], n_classes, features.tfidf)
+            oofs.append(oof)
+            valid_scores.append(score.scores(valid_texts[col]))
             train_blocks.append(sparse.csr_matrix(oof))
-            valid_blocks.append(sparse.csr_matrix(score.scores(valid_texts[col])))
+            valid_blocks.append(sparse.csr_matrix(valid_scores[-1]))
+        stack = fit_text_stack(np.hstack(oofs), y[~valid], n_classes)
+        self._init = (stack.init_score(np.hstack(oofs)), stack.init_score(np.hstack(valid_scores)))
         self._dense = (sparse.hstack(train_blocks, format="csr"), sparse.hstack(valid_blocks, format="csr"))
         self._text = TextSearchCache(
             train_texts, valid_texts, y[~valid], widest(features.tfidf, dict(text_space or {}))
         )
 
-    def _pair(self, X_train: Any, X_valid: Any, pipe: FeaturePipeline) -> tuple[lgb.Dataset, lgb.Dataset]:
+    def _pair(
+        self, X_train: Any, X_valid: Any, pipe: FeaturePipeline, init: tuple | None = None
+    ) -> tuple[lgb.Dataset, lgb.Dataset]:
         cats = pipe.categorical_indices
+        init = init or (None, None)
         # trials vary min_child_samples on one shared Dataset: pre-filtering features by the first trial's
         # value would make LightGBM refuse smaller values later
         train = lgb.Dataset(
@@ -148,10 +157,16 @@ class TuningData:
             self.y[~self.valid_rows],
             free_raw_data=False,
             categorical_feature=cats,
+            init_score=init[0],
             params={"feature_pre_filter": False},
         )
         valid = lgb.Dataset(
-            X_valid, self.y[self.valid_rows], reference=train, free_raw_data=False, categorical_feature=cats
+            X_valid,
+            self.y[self.valid_rows],
+            reference=train,
+            free_raw_data=False,
+            categorical_feature=cats,
+            init_score=init[1],
         )
         return train, valid
 
@@ -165,6 +180,7 @@ class TuningData:
                 sparse.hstack([self._dense[0], text_train], format="csr"),
                 sparse.hstack([self._dense[1], text_valid], format="csr"),
                 self._pipe,
+                self._init,
             )
             while len(self._cache) >= self.CACHE:
                 self._cache.pop(next(iter(self._cache)))

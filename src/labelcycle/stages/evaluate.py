@@ -39,7 +39,7 @@ from labelcycle.tracking.runs import stage_run
 from labelcycle.versioning.digest import table_digest
 
 STAGE = "evaluate"
-HEADLINE = catalog.HEADLINE
+HEADLINE = catalog.MULTICLASS_HEADLINE  # the binary ones come from moderation.binary_metrics
 SLICE_METRICS = ("accuracy", "macro_f1")
 GOLD = "gold_label"
 #: the figures evaluate writes (dvc.yaml plots)

@@ -47,6 +47,7 @@ def _release(version: str, digest: str = "ds1", rid: str | None = None) -> Relea
         intervals={},
         models=(ModelRef("quality", "q", version, f"run{version}"),),
         release_id=rid,
+        baseline={"accuracy": 0.5},
     )
 
 
@@ -283,3 +284,14 @@ def test_rollback_walks_back_through_promotions_like_a_stack():
 def test_manifest_round_trips():
     rel = _release("3", rid="dataset/v3")
     assert Release.from_manifest(rel.to_manifest()) == rel
+
+
+def test_a_binary_primary_metric_is_judged_on_the_positive_labels_in_every_comparison_gate():
+    prod = _release("1", rid="dataset/v1")
+    worse = GOLD[:10] + ["a"] * 10  # misses every positive ("b") item production caught
+    ev = _evidence(_release("2", "ds2"), prod, worse, GOLD, positive_labels=["b"], flag_threshold=0.5)
+    plan = P.build_plan(ev, PARAMS, "binary_f1")
+    gates = {x.name: x for x in plan.gates}
+    assert not gates["non-inferiority"].passed and not gates["slices"].passed
+    assert "binary_f1 0.0000 vs production 1.0000" in gates["non-inferiority"].evidence
+    assert "binary_f1" in gates["slices"].evidence
