@@ -49,7 +49,7 @@ def gold_sample(budget, stratify_by, seed, out, repo) -> None:
     (the adjudicated label) and reviewer_id, then `labelcycle review import SHEET --as-gold`.
     """
     from labelcycle.catalog import Catalog
-    from labelcycle.cli.analysis import SPREADSHEET_FORMATS
+    from labelcycle.cli.review_files import SPREADSHEET_FORMATS
     from labelcycle.detection.review import (
         CURRENT,
         UNCERTAINTY,
