@@ -1,0 +1,444 @@
+"""Out-of-core EM: Dawid-Skene, hierarchical Dawid-Skene and majority vote over annotations in parts.
+
+The annotations are integer codes split into *parts*, each holding every row of a contiguous range of
+item codes (rows sorted by item). One EM iteration is one pass over the parts: a part's E-step needs
+only its own rows and the current parameters (confusions ``A x K x K``, priors ``K``), and it returns
+its share of the next M-step (expected confusion counts, the posteriors' column sums, its log
+likelihood). The posteriors are never kept between passes: memory is bounded by one part plus
+``annotators x classes^2`` during the fit, and by ``items x classes`` for the result, never by the
+number of annotations.
+
+The sequence of computations is the one of :meth:`DawidSkene.fit`: start from vote shares, then
+M-step, E-step (given labels only under ``support="voted"``), stop when the log likelihood per row
+gains less than ``tol``; the label is decided under the restriction and ``probas_`` come from one last
+unrestricted E-step. Only the order of floating-point sums differs, so the labels equal the in-memory
+fit's and the probabilities agree to ~1e-12 (tests/unit/aggregation/test_streaming.py).
+
+Parts on disk are Parquet files read with **Arrow** (``pyarrow.parquet``), not DuckDB: EM needs the
+same two integer columns as numpy arrays on every pass, which Arrow hands over without a copy from one
+file per part, and the per-part state is dense numpy, which SQL would only get in the way of; Arrow is
+already a dependency, DuckDB would be a new one for no gain here. The same part function runs on a
+Dask cluster (:mod:`labelcycle.aggregation.dask_em`): the parts are the Dask tasks, the M-step is the
+sum of their counts.
+
+A fit can start from earlier parameters (``init``, see :mod:`labelcycle.aggregation.fitted`): the first
+pass is then an E-step under those parameters instead of vote shares, so a new weekly batch converges
+in a few passes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from functools import reduce
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from labelcycle import schema
+from labelcycle.aggregation import _em
+from labelcycle.aggregation.base import BaseAggregator, Encoded, argmax_first
+from labelcycle.aggregation.dawid_skene import DawidSkene
+from labelcycle.aggregation.hierarchical_dawid_skene import HierarchicalDawidSkene
+from labelcycle.aggregation.majority_vote import MajorityVote
+
+#: rows per part when parts are written (about 32 MiB of codes per part)
+ROWS_PER_PART = 4_000_000
+META = "meta.json"
+
+
+def streams(model: BaseAggregator) -> bool:
+    """Whether ``model`` has a streaming fit (exactly these classes; subclasses change the M-step)."""
+    return type(model) in (MajorityVote, DawidSkene, HierarchicalDawidSkene)
+
+
+@dataclass(frozen=True)
+class Part:
+    """Every annotation of the items ``lo <= code < hi``, sorted by item."""
+
+    lo: int
+    hi: int
+    item: np.ndarray  # int32, item code - lo, ascending
+    pair: np.ndarray  # int32, annotator code * K + label code
+
+    def matrix(self, n_pairs: int) -> sp.csr_matrix:
+        """``items x pairs`` counts (duplicate rows count twice, as in :class:`_em.Codes`)."""
+        indptr = np.zeros(self.hi - self.lo + 1, dtype=np.int64)
+        np.cumsum(np.bincount(self.item, minlength=self.hi - self.lo), out=indptr[1:])
+        data = np.ones(len(self.pair), dtype=np.float64)
+        return sp.csr_matrix((data, self.pair, indptr), shape=(self.hi - self.lo, n_pairs))
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What every part shares: the code tables."""
+
+    items: pd.Index
+    annotators: pd.Index
+    classes: tuple[str, ...]
+    n_rows: int
+
+    @property
+    def n_pairs(self) -> int:
+        return len(self.annotators) * len(self.classes)
+
+
+class Parts:
+    """Parts held in memory (from an :class:`Encoded` table)."""
+
+    def __init__(self, layout: Layout, parts: list[Part]) -> None:
+        self.layout, self._parts = layout, parts
+
+    @classmethod
+    def from_encoded(cls, enc: Encoded, rows_per_part: int = ROWS_PER_PART) -> Parts:
+        order = np.argsort(enc.item, kind="stable")
+        item = enc.item[order].astype(np.int32)
+        pair = (enc.annotator[order] * enc.n_classes + enc.label[order]).astype(np.int32)
+        layout = Layout(enc.items, enc.annotators, enc.classes, len(item))
+        parts = []
+        for lo, hi, start, stop in _cuts(item, enc.n_items, rows_per_part):
+            parts.append(Part(lo, hi, item[start:stop] - lo, pair[start:stop]))
+        return cls(layout, parts)
+
+    def refs(self) -> list:
+        return list(self._parts)
+
+    @staticmethod
+    def load(ref: Part) -> Part:
+        return ref
+
+
+class ParquetParts:
+    """Parts in a directory: ``part-NNNNN.parquet`` (columns ``item``, ``pair``), code tables, ``meta.json``."""
+
+    def __init__(self, path: Path) -> None:
+        import pyarrow.parquet as pq
+
+        self.path = Path(path)
+        meta = json.loads((self.path / META).read_text())
+        self.meta = meta
+        items = pq.read_table(self.path / "items.parquet").column(0).to_pandas()
+        annotators = pq.read_table(self.path / "annotators.parquet").column(0).to_pandas()
+        self.layout = Layout(
+            pd.Index(items.astype(object), name=schema.ITEM_ID),
+            pd.Index(annotators.astype(object), name=schema.ANNOTATOR_ID),
+            tuple(meta["classes"]),
+            int(meta["n_rows"]),
+        )
+
+    def refs(self) -> list:
+        return [(str(self.path / p["file"]), p["lo"], p["hi"]) for p in self.meta["parts"]]
+
+    @staticmethod
+    def load(ref: tuple[str, int, int]) -> Part:
+        import pyarrow.parquet as pq
+
+        path, lo, hi = ref
+        table = pq.read_table(path, columns=["item", "pair"])
+        item = table.column("item").to_numpy()
+        return Part(lo, hi, item - np.int32(lo), table.column("pair").to_numpy())
+
+
+def write_parts(
+    enc: Encoded, out: Path, rows_per_part: int = ROWS_PER_PART, extra: dict | None = None
+) -> dict:
+    """Write ``enc`` as a Parquet part directory (replacing ``out``); returns its ``meta.json`` content."""
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = Path(out)
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    mem = Parts.from_encoded(enc, rows_per_part)
+    files = []
+    for n, part in enumerate(mem.refs()):
+        name = f"part-{n:05d}.parquet"
+        table = pa.table({"item": part.item + np.int32(part.lo), "pair": part.pair})
+        pq.write_table(table, out / name, compression="lz4")
+        files.append({"file": name, "lo": int(part.lo), "hi": int(part.hi), "rows": len(part.item)})
+    pq.write_table(pa.table({schema.ITEM_ID: pa.array(enc.items.astype(str))}), out / "items.parquet")
+    pq.write_table(
+        pa.table({schema.ANNOTATOR_ID: pa.array(enc.annotators.astype(str))}), out / "annotators.parquet"
+    )
+    meta = {
+        "classes": list(enc.classes),
+        "n_rows": len(enc.item),
+        "n_items": enc.n_items,
+        "n_annotators": enc.n_annotators,
+        "parts": files,
+        **(extra or {}),
+    }
+    (out / META).write_text(json.dumps(meta, indent=1) + "\n")
+    return meta
+
+
+def _cuts(item: np.ndarray, n_items: int, rows_per_part: int) -> Iterator[tuple[int, int, int, int]]:
+    """``(lo, hi, start, stop)``: item code ranges of about ``rows_per_part`` rows, rows ``start:stop``."""
+    ends = np.cumsum(np.bincount(item, minlength=n_items))
+    lo, start = 0, 0
+    while lo < n_items:
+        hi = int(np.searchsorted(ends, start + max(int(rows_per_part), 1), side="left")) + 1
+        hi = min(max(hi, lo + 1), n_items)
+        stop = int(ends[hi - 1])
+        yield lo, hi, start, stop
+        lo, start = hi, stop
+
+
+# ---------------------------------------------------------------------------------------------- the pass
+
+
+@dataclass(frozen=True)
+class Theta:
+    """Model parameters of one E-step (``None`` in a pass means: vote shares)."""
+
+    log_table: np.ndarray  # (A * K) x K: log P(given | true) by pair code
+    log_priors: np.ndarray  # K
+    voted: bool
+
+
+@dataclass
+class Stats:
+    """One pass's sufficient statistics, added up over parts."""
+
+    counts: np.ndarray  # (A * K) x K expected counts [pair, true]
+    mass: np.ndarray  # K: posteriors' column sums
+    given: np.ndarray  # K: votes per class
+    log_lik: float
+
+    def __add__(self, other: Stats) -> Stats:
+        return Stats(
+            self.counts + other.counts,
+            self.mass + other.mass,
+            self.given + other.given,
+            self.log_lik + other.log_lik,
+        )
+
+
+def _votes(part: Part, k: int) -> np.ndarray:
+    """Items x classes vote counts of one part."""
+    n = part.hi - part.lo
+    flat = np.bincount(part.item.astype(np.int64) * k + part.pair % k, minlength=n * k)
+    return flat.reshape(n, k).astype(np.float64)
+
+
+def _posteriors(
+    part: Part, m: sp.csr_matrix, votes: np.ndarray, theta: Theta | None, restrict: bool = True
+) -> tuple[np.ndarray, float]:
+    if theta is None:
+        totals = votes.sum(axis=1, keepdims=True)
+        uniform = np.full_like(votes, 1.0 / votes.shape[1])
+        return np.divide(votes, totals, out=uniform, where=totals > 0), 0.0
+    log_joint = np.asarray(m @ theta.log_table) + theta.log_priors
+    if restrict and theta.voted:
+        log_joint[votes == 0] = -np.inf
+    return _em.normalise_log(log_joint)
+
+
+def part_stats(ref, load: Callable, n_pairs: int, k: int, theta: Theta | None) -> Stats:
+    """The E-step of one part and its share of the next M-step (module level: Dask ships it)."""
+    part = load(ref)
+    m = part.matrix(n_pairs)
+    votes = _votes(part, k)
+    post, log_lik = _posteriors(part, m, votes, theta)
+    counts = np.asarray(m.T @ post)
+    return Stats(counts, post.sum(axis=0), votes.sum(axis=0), log_lik)
+
+
+def serial_map(fn: Callable, refs: Iterable) -> list:
+    return [fn(r) for r in refs]
+
+
+# ------------------------------------------------------------------------------------------------ the fit
+
+
+@dataclass
+class Fitted:
+    """A streaming fit's parameters and trace."""
+
+    method: str
+    classes: tuple[str, ...]
+    annotators: pd.Index
+    confusions: np.ndarray | None  # A x K x K (None for majority vote)
+    priors: np.ndarray
+    n_iter: int = 0
+    converged: bool = True
+    log_likelihood: float = float("nan")
+    warm_started: bool = False
+    voted: bool = False  # support="voted": labels decided among the given labels
+
+
+def _theta(confusions: np.ndarray, priors: np.ndarray, voted: bool) -> Theta:
+    a, k, _ = confusions.shape
+    with np.errstate(divide="ignore"):
+        log_table = np.log(confusions).transpose(0, 2, 1).reshape(a * k, k).copy()
+        return Theta(log_table, np.log(priors), voted)
+
+
+def fit(source, model: BaseAggregator, init: Fitted | None = None, mapper: Callable = serial_map) -> Fitted:
+    """Fit ``model``'s parameters over the parts of ``source`` (:class:`Parts` or :class:`ParquetParts`).
+
+    Args:
+        init: parameters to start from (a warm start; annotators missing from it start from the
+            crowd's pooled confusion), or None for the cold start from vote shares.
+        mapper: ``mapper(fn, refs) -> list`` runs the per-part function (serially here, on Dask in
+            :mod:`labelcycle.aggregation.dask_em`).
+    """
+    if not streams(model):
+        from labelcycle.errors import ConfigError
+
+        raise ConfigError(f"{type(model).__name__} has no streaming fit; use majority_vote or a Dawid-Skene")
+    lay = source.layout
+    k, n_pairs = len(lay.classes), lay.n_pairs
+    if lay.n_rows == 0 or k == 0:
+        from labelcycle.errors import ValidationError
+
+        raise ValidationError("no annotations to aggregate: the table has no rows")
+    refs = source.refs()
+
+    def run(theta: Theta | None) -> Stats:
+        from functools import partial
+
+        fn = partial(part_stats, load=source.load, n_pairs=n_pairs, k=k, theta=theta)
+        return reduce(lambda a, b: a + b, mapper(fn, refs))
+
+    if isinstance(model, MajorityVote):
+        stats = run(None)
+        return Fitted(model.name, lay.classes, lay.annotators, None, stats.mass / stats.mass.sum())
+    assert isinstance(model, DawidSkene)
+    _em.check_em_params(model.tol, model.max_iter)
+    voted = model.support == "voted"
+    start = None
+    if init is not None:
+        conf0, priors0 = init_parameters(init, lay)
+        start = _theta(conf0, priors0, voted)
+    stats = run(start)
+    given = stats.given > 0
+    out = Fitted(model.name, lay.classes, lay.annotators, None, np.full(k, 1.0 / k))
+    out.warm_started, out.voted = start is not None, voted
+    out.converged, previous = False, -np.inf
+    for _ in range(int(model.max_iter)):
+        out.n_iter += 1
+        out.priors = _em.class_priors_from_mass(stats.mass, model.prior_alpha, given)
+        counts = stats.counts.reshape(len(lay.annotators), k, k).transpose(0, 2, 1)
+        out.confusions = model._confusions_from_counts(counts)
+        stats = run(_theta(out.confusions, out.priors, voted))
+        out.log_likelihood = stats.log_lik
+        per_row = stats.log_lik / lay.n_rows
+        if per_row - previous < model.tol:
+            out.converged = True
+            break
+        previous = per_row
+    return out
+
+
+def init_parameters(init: Fitted, lay: Layout) -> tuple[np.ndarray, np.ndarray]:
+    """Starting confusions for ``lay``'s annotators (pooled row for new ones) and priors."""
+    k = len(lay.classes)
+    if init.confusions is None or tuple(init.classes) != tuple(lay.classes):
+        raise ValueError("the stored parameters do not fit this label set")
+    pooled = init.confusions.mean(axis=0)
+    conf = np.broadcast_to(pooled, (len(lay.annotators), k, k)).copy()
+    where = pd.Index(init.annotators).get_indexer(lay.annotators)
+    known = where >= 0
+    conf[known] = init.confusions[where[known]]
+    priors = (np.asarray(init.priors, dtype=np.float64) + 1e-6) / (np.sum(init.priors) + k * 1e-6)
+    return conf, priors
+
+
+# --------------------------------------------------------------------------------------------- the result
+
+
+def part_result(ref, load: Callable, fitted: Fitted, n_pairs: int, items: pd.Index) -> pd.DataFrame:
+    """The curated-label rows of one part: ``item_id, label, confidence, proba_*, n_annotations, vote_share``."""
+    from labelcycle.curation import N_ANNOTATIONS, VOTE_SHARE
+
+    part = load(ref)
+    k = len(fitted.classes)
+    m = part.matrix(n_pairs)
+    votes = _votes(part, k)
+    if fitted.confusions is None:
+        probas, _ = _posteriors(part, m, votes, None)
+        decide = probas
+    else:
+        theta = _theta(fitted.confusions, fitted.priors, fitted.voted)
+        decide, _ = _posteriors(part, m, votes, theta)
+        probas = _posteriors(part, m, votes, theta, restrict=False)[0] if theta.voted else decide
+    probas = probas / probas.sum(axis=1, keepdims=True)
+    winners = argmax_first(decide)
+    rows = np.arange(len(winners))
+    n = votes.sum(axis=1)
+    out = pd.DataFrame(
+        {
+            schema.ITEM_ID: np.asarray(items[part.lo : part.hi], dtype=object).astype(str),
+            schema.LABEL: np.asarray(fitted.classes, dtype=object)[winners],
+            schema.CONFIDENCE: probas[rows, winners],
+        }
+    )
+    for c, cls in enumerate(fitted.classes):
+        out[schema.proba_column(cls)] = probas[:, c]
+    out[N_ANNOTATIONS] = n.astype(np.int64)
+    out[VOTE_SHARE] = votes[rows, winners] / n
+    return out
+
+
+def result(source, fitted: Fitted, mapper: Callable = serial_map) -> pd.DataFrame:
+    """The curated-label table of a fit (items in code order, as :func:`curated_labels` gives)."""
+    from functools import partial
+
+    lay = source.layout
+    fn = partial(part_result, load=source.load, fitted=fitted, n_pairs=lay.n_pairs, items=lay.items)
+    frames = mapper(fn, source.refs())
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def skills(source, fitted: Fitted, labels: pd.DataFrame) -> pd.Series:
+    """Per-annotator skill: expected accuracy (Dawid-Skene) or agreement with the majority label."""
+    lay = source.layout
+    if fitted.confusions is not None:
+        values = _em.expected_accuracy(fitted.confusions, fitted.priors)
+        return pd.Series(values, index=lay.annotators, name="skill")
+    k = len(lay.classes)
+    winner = pd.Index(lay.classes).get_indexer(labels[schema.LABEL].to_numpy())
+    agree = np.zeros(len(lay.annotators))
+    total = np.zeros(len(lay.annotators))
+    for ref in source.refs():
+        part = source.load(ref)
+        ann, lab = part.pair // k, part.pair % k
+        hit = (winner[part.item.astype(np.int64) + part.lo] == lab).astype(np.float64)
+        agree += np.bincount(ann, weights=hit, minlength=len(agree))
+        total += np.bincount(ann, minlength=len(total))
+    return pd.Series(agree / np.maximum(total, 1), index=lay.annotators, name="skill")
+
+
+def write_codes(annotations: pd.DataFrame, classes, out: Path, digest: str) -> dict:
+    """Encode the validated annotations and write them as parts (the ingest stage's coded output).
+
+    ``digest`` (the annotations' full-content digest) is kept in ``meta.json`` so a stage that streams
+    the parts can name the table it read without loading it.
+    """
+    from labelcycle.aggregation.base import encode
+
+    enc = encode(annotations[[schema.ITEM_ID, schema.ANNOTATOR_ID, schema.LABEL]], classes)
+    return write_parts(enc, out, extra={"digest": digest})
+
+
+def head_rows(source, n: int = 1000) -> pd.DataFrame:
+    """The first ``n`` annotation rows decoded to ``item_id, annotator_id, label`` (for run logging)."""
+    lay = source.layout
+    k = len(lay.classes)
+    refs = source.refs()
+    part = source.load(refs[0]) if refs else Part(0, 0, np.zeros(0, np.int32), np.zeros(0, np.int32))
+    item, pair = part.item[:n].astype(np.int64) + part.lo, part.pair[:n]
+    return pd.DataFrame(
+        {
+            schema.ITEM_ID: np.asarray(lay.items, dtype=object)[item],
+            schema.ANNOTATOR_ID: np.asarray(lay.annotators, dtype=object)[pair // k],
+            schema.LABEL: np.asarray(lay.classes, dtype=object)[pair % k],
+        }
+    )
