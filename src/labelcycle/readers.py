@@ -139,7 +139,8 @@ def read_table(
     ``columns.na_values`` are read as empty.
 
     Args:
-        path: the file; the format and compression come from its extension.
+        path: the file (the format and compression come from its extension), or a directory of
+            Parquet files read as one data set.
         kind: ``annotations``, ``items`` or ``gold``.
         columns: how the file names the contract's columns, and its missing-value markers.
         limits: how far a compressed file may expand (default:
@@ -157,10 +158,11 @@ def read_table(
     if not path.exists():
         raise InputFileError(f"{path}: no such file; check the path (it is resolved from {Path.cwd()})")
     if path.is_dir():
-        raise InputFileError(f"{path}: is a directory; pass the {kind} file inside it")
-    if path.stat().st_size == 0:
+        fmt, compression = "parquet", None
+    elif path.stat().st_size == 0:
         raise InputFileError(f"{path}: the file is empty; export the {kind} table again with a header row")
-    fmt, compression = detect_format(path)
+    else:
+        fmt, compression = detect_format(path)
     if fmt in ("csv", "tsv"):
         df = _read_delimited(path, "," if fmt == "csv" else "\t", compression, columns.names, limits)
     elif fmt == "parquet":
@@ -350,9 +352,34 @@ def _first_bad_utf8_line(path: Path) -> int | None:
     return None
 
 
+def parquet_files(path: Path) -> list[Path]:
+    """The Parquet files of a directory data set (sorted, hidden files skipped).
+
+    Raises:
+        InputFileError: the directory holds no ``.parquet`` file.
+    """
+    files = sorted(
+        p
+        for p in Path(path).rglob("*.parquet")
+        if not any(part.startswith((".", "_")) for part in p.relative_to(path).parts)
+    )
+    if not files:
+        raise InputFileError(
+            f"{path}: is a directory without .parquet files; pass a file, or a directory of Parquet files "
+            "(one data set, same columns)"
+        )
+    return files
+
+
 def _read_parquet(path: Path) -> pd.DataFrame:
+    """One Parquet file, or a directory of Parquet files read as one data set (in file-name order)."""
     try:
-        table = pq.read_table(path)
+        if path.is_dir():
+            import pyarrow.dataset as pads
+
+            table = pads.dataset([str(f) for f in parquet_files(path)], format="parquet").to_table()
+        else:
+            table = pq.read_table(path)
     except (pa.ArrowException, OSError) as exc:
         raise InputFileError(
             f"{path}: is not a readable Parquet file ({exc}); it may be truncated or not Parquet at all - "
