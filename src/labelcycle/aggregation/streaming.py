@@ -76,7 +76,7 @@ class Part:
 class Layout:
     """What every part shares: the code tables."""
 
-    items: pd.Index
+    items: pd.Index | None  # None: each part has its own (ParquetParts from encode_parts)
     annotators: pd.Index
     classes: tuple[str, ...]
     n_rows: int
@@ -120,23 +120,29 @@ class ParquetParts:
         self.path = Path(path)
         meta = json.loads((self.path / META).read_text())
         self.meta = meta
-        items = pq.read_table(self.path / "items.parquet").column(0).to_pandas()
+        items = None  # parts from encode_parts keep their own item ids beside them
+        if not meta.get("items_per_part"):
+            ids = pq.read_table(self.path / "items.parquet").column(0).to_pandas()
+            items = pd.Index(ids.astype(object), name=schema.ITEM_ID)
         annotators = pq.read_table(self.path / "annotators.parquet").column(0).to_pandas()
         self.layout = Layout(
-            pd.Index(items.astype(object), name=schema.ITEM_ID),
+            items,
             pd.Index(annotators.astype(object), name=schema.ANNOTATOR_ID),
             tuple(meta["classes"]),
             int(meta["n_rows"]),
         )
 
     def refs(self) -> list:
-        return [(str(self.path / p["file"]), p["lo"], p["hi"]) for p in self.meta["parts"]]
+        return [
+            (str(self.path / p["file"]), p["lo"], p["hi"], str(self.path / p.get("items", "")))
+            for p in self.meta["parts"]
+        ]
 
     @staticmethod
-    def load(ref: tuple[str, int, int]) -> Part:
+    def load(ref: tuple[str, int, int, str]) -> Part:
         import pyarrow.parquet as pq
 
-        path, lo, hi = ref
+        path, lo, hi, _ = ref
         table = pq.read_table(path, columns=["item", "pair"])
         item = table.column("item").to_numpy()
         return Part(lo, hi, item - np.int32(lo), table.column("pair").to_numpy())
@@ -354,7 +360,7 @@ def init_parameters(init: Fitted, lay: Layout) -> tuple[np.ndarray, np.ndarray]:
 # --------------------------------------------------------------------------------------------- the result
 
 
-def part_result(ref, load: Callable, fitted: Fitted, n_pairs: int, items: pd.Index) -> pd.DataFrame:
+def part_result(ref, load: Callable, fitted: Fitted, n_pairs: int, items: pd.Index | None) -> pd.DataFrame:
     """The curated-label rows of one part: ``item_id, label, confidence, proba_*, n_annotations, vote_share``."""
     from labelcycle.curation import N_ANNOTATIONS, VOTE_SHARE
 
@@ -375,7 +381,7 @@ def part_result(ref, load: Callable, fitted: Fitted, n_pairs: int, items: pd.Ind
     n = votes.sum(axis=1)
     out = pd.DataFrame(
         {
-            schema.ITEM_ID: np.asarray(items[part.lo : part.hi], dtype=object).astype(str),
+            schema.ITEM_ID: _item_ids(ref, part, items),
             schema.LABEL: np.asarray(fitted.classes, dtype=object)[winners],
             schema.CONFIDENCE: probas[rows, winners],
         }
@@ -385,6 +391,36 @@ def part_result(ref, load: Callable, fitted: Fitted, n_pairs: int, items: pd.Ind
     out[N_ANNOTATIONS] = n.astype(np.int64)
     out[VOTE_SHARE] = votes[rows, winners] / n
     return out
+
+
+def _item_ids(ref, part: Part, items: pd.Index | None) -> np.ndarray:
+    if items is None:
+        from labelcycle.aggregation.encode_parts import items_of
+
+        return np.asarray(items_of(ref[3]), dtype=object)
+    return np.asarray(items[part.lo : part.hi], dtype=object).astype(str)
+
+
+def write_result(
+    source, fitted: Fitted, out: Path, mapper: Callable = serial_map, drop: tuple[str, ...] = ()
+) -> int:
+    """Write the result table part by part to ``out`` (CSV, TSV or Parquet); returns the items written.
+
+    Memory holds one part's rows at a time; the columns are :func:`result`'s less ``drop``.
+    """
+    from functools import partial
+
+    from labelcycle.readers import TableWriter
+
+    lay = source.layout
+    fn = partial(part_result, load=source.load, fitted=fitted, n_pairs=lay.n_pairs, items=lay.items)
+    n = 0
+    with TableWriter(Path(out)) as writer:
+        for ref in source.refs():
+            frame = mapper(fn, [ref])[0]
+            writer.write(frame.drop(columns=list(drop)))
+            n += len(frame)
+    return n
 
 
 def result(source, fitted: Fitted, mapper: Callable = serial_map) -> pd.DataFrame:
