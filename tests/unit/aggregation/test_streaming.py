@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from tests.conftest import crowd_table
 
 from labelcycle.aggregation import fitted as stored
 from labelcycle.aggregation import make_aggregator, streaming
@@ -12,26 +13,9 @@ from labelcycle.aggregation.base import encode
 from labelcycle.curation import curated_labels
 
 
-def _crowd(n_items: int = 3000, n_annotators: int = 60, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    truth = rng.choice(3, size=n_items, p=[0.6, 0.3, 0.1])
-    item = np.repeat(np.arange(n_items), 3)
-    annotator = rng.integers(0, n_annotators, len(item))
-    skill = rng.uniform(0.4, 0.95, n_annotators)
-    label = np.where(rng.random(len(item)) < skill[annotator], truth[item], rng.integers(0, 3, len(item)))
-    order = rng.permutation(len(item))  # rows in no particular order
-    return pd.DataFrame(
-        {
-            "item_id": np.char.add("i", item.astype(str))[order],
-            "annotator_id": np.char.add("a", annotator.astype(str))[order],
-            "label": np.array(["ok", "misleading", "prohibited"])[label][order],
-        }
-    )
-
-
 @pytest.mark.parametrize("method", ["hierarchical_dawid_skene", "dawid_skene", "majority_vote"])
 def test_streaming_fit_over_parquet_parts_equals_the_in_memory_fit(tmp_path, method):
-    ann = _crowd()
+    ann = crowd_table()
     aggregator = make_aggregator(method).fit(ann)
     expected = curated_labels(ann, aggregator)
     streaming.write_parts(encode(ann), tmp_path / "codes", rows_per_part=1000)
@@ -51,8 +35,8 @@ def test_streaming_fit_over_parquet_parts_equals_the_in_memory_fit(tmp_path, met
 def test_warm_start_on_a_new_batch_agrees_with_the_cold_fit_in_fewer_steps(tmp_path):
     # ~1,000 labels per annotator; on a few hundred per annotator the EM stopping rule (tol on the log
     # likelihood) alone moves 0.1-0.3% of the labels, warm or cold (benchmarks/results/scale.md)
-    week1 = _crowd(20000, 60, seed=1)
-    week2 = _crowd(1000, 65, seed=2).assign(item_id=lambda d: "new" + d["item_id"])
+    week1 = crowd_table(20000, 60, seed=1)
+    week2 = crowd_table(1000, 65, seed=2).assign(item_id=lambda d: "new" + d["item_id"])
     both = pd.concat([week1, week2], ignore_index=True)
     model = make_aggregator("hierarchical_dawid_skene")
     first = streaming.fit(streaming.Parts.from_encoded(encode(week1)), model)
@@ -68,7 +52,7 @@ def test_warm_start_on_a_new_batch_agrees_with_the_cold_fit_in_fewer_steps(tmp_p
 
 
 def test_stored_parameters_round_trip_exactly(tmp_path):
-    ann = _crowd(500, 20)
+    ann = crowd_table(500, 20)
     fit = streaming.fit(streaming.Parts.from_encoded(encode(ann)), make_aggregator("dawid_skene"))
     stored.save(fit, tmp_path / "fit.parquet")
     back = stored.load(tmp_path / "fit.parquet")
@@ -90,7 +74,7 @@ def test_em_on_a_dask_local_cluster_equals_the_local_fit_within_1e_6(tmp_path):
     pytest.importorskip("distributed")
     from labelcycle.aggregation.dask_em import client_mapper, dask_client
 
-    ann = _crowd(2000, 40, seed=3)
+    ann = crowd_table(2000, 40, seed=3)
     streaming.write_parts(encode(ann), tmp_path / "codes", rows_per_part=1500)
     source = streaming.ParquetParts(tmp_path / "codes")
     model = make_aggregator("hierarchical_dawid_skene")
