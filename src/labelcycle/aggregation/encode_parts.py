@@ -5,12 +5,13 @@ Two passes over bounded batches, never the whole table:
 1. read the data set in record batches (Arrow), give every annotator and label a code (few, kept in
    a dictionary), and spill each row to one of ``n`` *buckets* chosen by a hash of its ``item_id``, so
    all rows of an item land in the same bucket;
-2. per bucket: code its items (sorted by id), sort its rows by item and write one part
-   (``item``, ``pair`` as int32) with its item ids beside it.
+2. per bucket: code its items (in order of first appearance), sort its rows by item and write one
+   part (``item``, ``pair`` as int32) with its item ids beside it.
 
 Memory is bounded by one batch or one bucket (about ``rows_per_part`` rows) plus the annotator table;
-the parts come out in bucket order with items sorted within each part, and the result does not depend
-on the order of the input rows.
+the parts come out in bucket order with items in order of first appearance within each part. Which
+bucket an item lands in depends only on its id, so an item's result does not depend on the order of
+the input rows (only the order of the output rows does).
 """
 
 from __future__ import annotations
@@ -28,11 +29,14 @@ from labelcycle.aggregation.streaming import META, ROWS_PER_PART
 
 #: rows per record batch of the first pass (bounds the hash's byte arrays to a few hundred MiB)
 BATCH_ROWS = 1_000_000
-_MULT = np.random.default_rng(20261129).integers(1, 2**63 - 1, size=64, dtype=np.int64).astype(np.uint64) | 1
+_MULT = np.random.default_rng(20261129).integers(1, 2**31 - 1, size=64, dtype=np.int64).astype(np.uint32) | 1
 
 
 def string_hash(arr) -> np.ndarray:
-    """A 64-bit hash of every string of an Arrow string array (vectorised over its bytes)."""
+    """A 32-bit hash of every string of an Arrow string array (vectorised over its bytes; nulls as "").
+
+    Only the spread of items over buckets depends on it, never a result.
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -41,24 +45,26 @@ def string_hash(arr) -> np.ndarray:
         arr = arr.combine_chunks()
     n = len(arr)
     offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset : arr.offset + n + 1]
-    data = (
-        np.frombuffer(arr.buffers()[2], dtype=np.uint8)
-        if arr.buffers()[2] is not None
-        else np.zeros(0, np.uint8)
-    )
+    buf = arr.buffers()[2]
+    data = np.frombuffer(buf, dtype=np.uint8) if buf is not None else np.zeros(0, np.uint8)
     first, last = int(offsets[0]), int(offsets[-1])
-    lengths = np.diff(offsets)
-    starts = offsets[:-1] - first
-    pos = np.arange(last - first, dtype=np.int64) - np.repeat(starts, lengths)
-    weighted = data[first:last].astype(np.uint64) * _MULT[pos % 64]
-    h = np.zeros(n, dtype=np.uint64)
+    lengths = np.diff(offsets).astype(np.int32)
+    starts = (offsets[:-1] - first).astype(np.int32)
+    pos = np.arange(last - first, dtype=np.int32)
+    pos -= np.repeat(starts, lengths)
+    np.minimum(pos, 63, out=pos)
+    weighted = _MULT[pos]
+    weighted *= data[first:last]
+    h = np.zeros(n, dtype=np.uint32)
     nonempty = lengths > 0
     if nonempty.any():
         h[nonempty] = np.add.reduceat(weighted, starts[nonempty])
-    h ^= lengths.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
-    h ^= h >> np.uint64(33)  # finaliser (murmur3 fmix64)
-    h *= np.uint64(0xFF51AFD7ED558CCD)
-    h ^= h >> np.uint64(33)
+    h ^= lengths.astype(np.uint32) * np.uint32(0x9E3779B1)
+    h ^= h >> np.uint32(16)  # finaliser (murmur3 fmix32)
+    h *= np.uint32(0x85EBCA6B)
+    h ^= h >> np.uint32(13)
+    h *= np.uint32(0xC2B2AE35)
+    h ^= h >> np.uint32(16)
     return h
 
 
@@ -126,13 +132,13 @@ def encode_dataset(
     spill = out / "_spill"
     spill.mkdir(parents=True)
     total = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
-    n_buckets = max(1, -(-total // max(int(rows_per_part), 1)))
+    n_buckets = min(max(1, -(-total // max(int(rows_per_part), 1))), 2**16 - 1)
     annotators, labels = _Codebook(), _Codebook()
     writers: dict[int, pq.ParquetWriter] = {}
     spill_schema = pa.schema([("item_id", pa.large_string()), ("ann", pa.int32()), ("lab", pa.int32())])
     for batch in _batches(files, renames or {}):
         item_col, ann_col, lab_col = batch.columns
-        bucket = (string_hash(item_col) % np.uint64(n_buckets)).astype(np.int64)
+        bucket = (string_hash(item_col) % np.uint32(n_buckets)).astype(np.uint16)  # radix-sorted
         order = np.argsort(bucket, kind="stable")
         table = pa.table(
             {
@@ -205,11 +211,8 @@ def _write_part(path: Path, out: Path, n: int, offset: int, pair_of: np.ndarray)
 
     table = pq.read_table(path)
     enc = pc.dictionary_encode(table.column("item_id")).combine_chunks()
-    ids = enc.dictionary
-    order = pc.sort_indices(ids).to_numpy()
-    rank = np.empty(len(order), dtype=np.int32)
-    rank[order] = np.arange(len(order), dtype=np.int32)
-    local = rank[enc.indices.to_numpy()]
+    ids = enc.dictionary  # items in order of first appearance (sorting strings costs more than the fit)
+    local = enc.indices.to_numpy().astype(np.int32)
     rows = np.argsort(local, kind="stable")
     ann = table.column("ann").to_numpy()
     lab = table.column("lab").to_numpy()
@@ -218,7 +221,7 @@ def _write_part(path: Path, out: Path, n: int, offset: int, pair_of: np.ndarray)
     item = local[rows] + np.int32(offset)
     pq.write_table(pa.table({"item": item, "pair": pair}), out / name, compression="lz4")
     pq.write_table(
-        pa.table({schema.ITEM_ID: ids.take(pa.array(order)).cast(pa.string())}),
+        pa.table({schema.ITEM_ID: ids.cast(pa.string())}),
         out / f"items-{n:05d}.parquet",
     )
     path.unlink()
@@ -226,7 +229,7 @@ def _write_part(path: Path, out: Path, n: int, offset: int, pair_of: np.ndarray)
         "file": name,
         "items": f"items-{n:05d}.parquet",
         "lo": offset,
-        "hi": offset + len(order),
+        "hi": offset + len(ids),
         "rows": len(rows),
     }
 

@@ -246,14 +246,60 @@ def _posteriors(
     return _em.normalise_log(log_joint)
 
 
-def part_stats(ref, load: Callable, n_pairs: int, k: int, theta: Theta | None) -> Stats:
-    """The E-step of one part and its share of the next M-step (module level: Dask ships it)."""
-    part = load(ref)
-    m = part.matrix(n_pairs)
-    votes = _votes(part, k)
-    post, log_lik = _posteriors(part, m, votes, theta)
+def part_stats(
+    ref, load: Callable, n_pairs: int, k: int, theta: Theta | None, cache: dict | None = None
+) -> Stats:
+    """The E-step of one part and its share of the next M-step (module level: Dask ships it).
+
+    ``cache`` (serial runs) keeps what every pass of a part shares and that is bounded by its items, not
+    its rows: the row offsets of its items and where it has no vote; later passes then read only the
+    ``pair`` column.
+    """
+    key = ref if isinstance(ref, tuple) else id(ref)  # a path, or a part held in memory
+    state = cache.get(key) if cache is not None else None
+    if state is None:
+        part = load(ref)
+        m = part.matrix(n_pairs)
+        votes = _votes(part, k)
+        outside, given = votes == 0, votes.sum(axis=0)
+        if cache is not None:
+            cache[key] = (m.indptr, outside)
+    else:
+        indptr, outside = state
+        pair = load_pairs(ref, load)
+        m = sp.csr_matrix((_ones(len(pair)), pair, indptr), shape=(len(indptr) - 1, n_pairs))
+        votes, given = None, np.zeros(k)
+    if theta is None:
+        assert votes is not None  # the first pass always has the votes
+        post, log_lik = _posteriors(None, m, votes, None)
+    else:
+        log_joint = np.asarray(m @ theta.log_table) + theta.log_priors
+        if theta.voted:
+            log_joint[outside] = -np.inf
+        post, log_lik = _em.normalise_log(log_joint)
     counts = np.asarray(m.T @ post)
-    return Stats(counts, post.sum(axis=0), votes.sum(axis=0), log_lik)
+    return Stats(counts, _ones(len(post)) @ post, given, log_lik)
+
+
+_ONES = np.ones(0)
+
+
+def _ones(n: int) -> np.ndarray:
+    """A read-only vector of ``n`` ones (one buffer reused by every pass)."""
+    global _ONES
+    if len(_ONES) < n:
+        _ONES = np.ones(n)
+        _ONES.flags.writeable = False
+    return _ONES[:n]
+
+
+def load_pairs(ref, load: Callable) -> np.ndarray:
+    """The ``pair`` column of one part (only it, when the part is on disk)."""
+    if isinstance(ref, tuple):
+        import pyarrow.parquet as pq
+
+        return pq.read_table(ref[0], columns=["pair"]).column("pair").to_numpy()
+    return load(ref).pair
 
 
 def serial_map(fn: Callable, refs: Iterable) -> list:
@@ -306,11 +352,13 @@ def fit(source, model: BaseAggregator, init: Fitted | None = None, mapper: Calla
 
         raise ValidationError("no annotations to aggregate: the table has no rows")
     refs = source.refs()
+    # item-bounded state kept between passes (serial runs only: Dask workers read every part each pass)
+    cache: dict | None = {} if mapper is serial_map else None
 
     def run(theta: Theta | None) -> Stats:
         from functools import partial
 
-        fn = partial(part_stats, load=source.load, n_pairs=n_pairs, k=k, theta=theta)
+        fn = partial(part_stats, load=source.load, n_pairs=n_pairs, k=k, theta=theta, cache=cache)
         return reduce(lambda a, b: a + b, mapper(fn, refs))
 
     if isinstance(model, MajorityVote):
