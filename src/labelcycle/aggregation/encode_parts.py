@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from labelcycle import schema
-from labelcycle.aggregation.streaming import META, ROWS_PER_PART
+from labelcycle.aggregation.parts import META, ROWS_PER_PART
 
 #: rows per record batch of the first pass (bounds the hash's byte arrays to a few hundred MiB)
 BATCH_ROWS = 1_000_000
