@@ -241,6 +241,10 @@ def fit(source, model: BaseAggregator, init: Fitted | None = None, mapper: Calla
     out = Fitted(model.name, lay.classes, lay.annotators, None, np.full(k, 1.0 / k))
     out.warm_started, out.voted = start is not None, voted
     out.converged, previous = False, -np.inf
+    if start is not None:
+        # the first pass was an E-step under the stored parameters: its likelihood is the baseline the
+        # first M-step must improve on by ``tol`` (a cold start has none: vote shares are no model)
+        previous = stats.log_lik / lay.n_rows
     for _ in range(int(model.max_iter)):
         out.n_iter += 1
         out.priors = _em.class_priors_from_mass(stats.mass, model.prior_alpha, given)
