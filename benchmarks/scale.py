@@ -11,6 +11,10 @@ Reproduce (writes benchmarks/results/scale.md):
 
     PYTHONPATH=src python benchmarks/scale.py --sizes 100000 1000000 10000000
 
+After each size, ``--weekly F`` (default 0.02) adds a batch of ``F * N`` annotations on new items by
+the same annotators, reruns ingest, then the aggregate stage warm-started from its stored fit
+(``aggregate.warm_start: true``) and cold (``false``), and compares their labels.
+
 Options: ``--train-max N`` runs the model stages only up to N annotations (default 1M; LightGBM
 single-threaded, 100 rounds; the tune stage is not run, train_quality uses params.yaml), ``--keep DIR`` keeps the generated projects,
 ``--stages ingest`` runs only the named stages.
@@ -318,7 +322,7 @@ def write_report(args: argparse.Namespace, rows: list, incremental: list[dict] |
         if stage in ("ingest", "aggregate"):
             w, r = totals.get(n, (0.0, 0.0))
             totals[n] = (w + wall, max(r, rss))
-    lines += ["", "ingest + aggregate (the target: 10M annotations in < 120 s, peak < 4 GiB):", ""]
+    lines += ["", "ingest + aggregate (the target: 10M annotations in < 60 s):", ""]
     lines += ["| annotations | wall (s) | peak RSS (MiB) |", "|---:|---:|---:|"]
     lines += [f"| {n:,} | {w:.1f} | {r:.0f} |" for n, (w, r) in totals.items()]
     if incremental:

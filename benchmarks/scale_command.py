@@ -221,6 +221,8 @@ def write_report(args, rows: list[dict], weekly: dict) -> None:
     cmd += f" --peer-max {args.peer_max} --weekly-base {args.weekly_base}" + (
         " --no-synthetic" if args.no_synthetic else ""
     )
+    if args.out != OUT:
+        cmd += f" --out {args.out.relative_to(REPO) if args.out.is_relative_to(REPO) else args.out}"
     lines = [
         "# Scale: the aggregation as a whole command, out of core",
         "",
