@@ -89,7 +89,9 @@ def fit_only(parts_dir: Path, init: Path | None, out: Path) -> None:
     t0 = time.perf_counter()
     source = streaming.ParquetParts(parts_dir)
     fit = streaming.fit(
-        source, make_aggregator(DEFAULT_METHOD, classes=LABELS), fitted.load(init) if init else None
+        source,
+        make_aggregator(DEFAULT_METHOD, classes=source.layout.classes),
+        fitted.load(init) if init else None,
     )
     t1 = time.perf_counter()
     streaming.write_result(source, fit, out)
@@ -97,18 +99,8 @@ def fit_only(parts_dir: Path, init: Path | None, out: Path) -> None:
 
 
 def cli(data: Path, out: Path, extra: list[str] = ()) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "labelcycle.cli",
-        "aggregate",
-        str(data),
-        "-o",
-        str(out),
-        "--labels",
-        ",".join(LABELS),
-        *extra,
-    ]
+    """The command; the label set is the data's own (sorted), so no ``--labels``."""
+    return [sys.executable, "-m", "labelcycle.cli", "aggregate", str(data), "-o", str(out), *extra]
 
 
 def peers(data: Path, out: Path) -> list[str]:
@@ -117,7 +109,13 @@ def peers(data: Path, out: Path) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000, 100_000_000])
+    ap.add_argument(
+        "--sizes",
+        type=int,
+        nargs="*",
+        default=[1_000_000, 10_000_000, 100_000_000],
+        help="string-id sizes (may be none)",
+    )
     ap.add_argument("--peer-max", type=int, default=10_000_000)
     ap.add_argument("--peer-timeout", type=float, default=900.0)
     ap.add_argument("--weekly-base", type=int, default=50_000_000, help="0: no incremental run")
@@ -183,7 +181,7 @@ def incremental(base: Path, data: Path, shape: dict, env: dict, measure) -> dict
 
     generate(1_000_000, data, seed=7, prefix="w", n_annotators=shape["annotators"])
     t0 = time.perf_counter()
-    encode_dataset(parquet_files(data), base / "parts", LABELS)
+    encode_dataset(parquet_files(data), base / "parts")  # the label set inferred, as the command does
     encode_s = time.perf_counter() - t0
     result = {"base": shape["annotations"], "week": 1_000_000, "encode_s": encode_s}
     for name, init in (("warm", str(base / "fit.parquet")), ("cold", "-")):
