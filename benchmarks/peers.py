@@ -36,7 +36,7 @@ def make(name: str):
 
 
 def read(path: Path) -> pd.DataFrame:
-    if path.suffix == ".parquet":
+    if path.is_dir() or path.suffix == ".parquet":  # a directory: one Parquet data set
         frame = pd.read_parquet(path)
     else:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)

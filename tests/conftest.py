@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -346,3 +347,24 @@ class Server:
                 if s.connect_ex(("127.0.0.1", self.port)) != 0:
                     return
             time.sleep(0.25)
+
+
+# -- aggregation data ------------------------------------------------------------------------------
+
+
+def crowd_table(n_items: int = 3000, n_annotators: int = 60, seed: int = 0) -> pd.DataFrame:
+    """Annotations of 3 labels per item by annotators of uniform random skill, rows shuffled."""
+    rng = np.random.default_rng(seed)
+    truth = rng.choice(3, size=n_items, p=[0.6, 0.3, 0.1])
+    item = np.repeat(np.arange(n_items), 3)
+    annotator = rng.integers(0, n_annotators, len(item))
+    skill = rng.uniform(0.4, 0.95, n_annotators)
+    label = np.where(rng.random(len(item)) < skill[annotator], truth[item], rng.integers(0, 3, len(item)))
+    order = rng.permutation(len(item))  # rows in no particular order
+    return pd.DataFrame(
+        {
+            "item_id": np.char.add("i", item.astype(str))[order],
+            "annotator_id": np.char.add("a", annotator.astype(str))[order],
+            "label": np.array(["ok", "misleading", "prohibited"])[label][order],
+        }
+    )

@@ -39,6 +39,8 @@ GOLD = "data/interim/gold.parquet"
 QUARANTINE = "data/interim/quarantine.parquet"
 #: further judgements of an (item, annotator) pair: not in the consensus, the annotators' self-agreement
 REPEATS = "data/interim/repeats.parquet"
+#: the validated annotations as integer codes in Parquet parts by item range (streamed by aggregate)
+ANNOTATION_CODES = "data/interim/annotation_codes"
 EVAL = "data/split/eval.parquet"
 GOLD_TRAIN = "data/split/gold_train.parquet"
 LABELS_RAW = "data/curated/labels_raw.parquet"
@@ -51,6 +53,8 @@ DEMO_DIR = "data/demo"
 # -- models ----------------------------------------------------------------------------------------------
 ERROR_MODEL = "models/error"
 QUALITY_MODEL = "models/quality"
+#: the aggregation's fitted parameters (annotator confusions, class priors): the next run's warm start
+AGGREGATE_FIT = "models/aggregate_fit.parquet"
 
 # -- reports -------------------------------------------------------------------------------------------
 REPORTS = "reports"

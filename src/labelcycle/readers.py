@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from labelcycle import schema
 from labelcycle.compressed import (
@@ -144,7 +145,8 @@ def read_table(
     ``columns.na_values`` are read as empty.
 
     Args:
-        path: the file; the format and compression come from its extension.
+        path: the file (the format and compression come from its extension), or a directory of
+            Parquet files read as one data set.
         kind: ``annotations``, ``items`` or ``gold``.
         columns: how the file names the contract's columns, and its missing-value markers.
         limits: how far a compressed file may expand (default:
@@ -162,10 +164,11 @@ def read_table(
     if not path.exists():
         raise InputFileError(f"{path}: no such file; check the path (it is resolved from {Path.cwd()})")
     if path.is_dir():
-        raise InputFileError(f"{path}: is a directory; pass the {kind} file inside it")
-    if path.stat().st_size == 0:
+        fmt, compression = "parquet", None
+    elif path.stat().st_size == 0:
         raise InputFileError(f"{path}: the file is empty; export the {kind} table again with a header row")
-    fmt, compression = detect_format(path)
+    else:
+        fmt, compression = detect_format(path)
     if fmt in ("csv", "tsv"):
         df = _read_delimited(path, "," if fmt == "csv" else "\t", compression, columns.names, limits)
     elif fmt == "parquet":
@@ -356,9 +359,35 @@ def _first_bad_utf8_line(path: Path) -> int | None:
     return None
 
 
+def parquet_files(path: Path) -> list[Path]:
+    """The Parquet files of a directory data set (sorted, hidden files skipped).
+
+    Raises:
+        InputFileError: the directory holds no ``.parquet`` file.
+    """
+    files = sorted(
+        p
+        for p in Path(path).rglob("*.parquet")
+        if not any(part.startswith((".", "_")) for part in p.relative_to(path).parts)
+    )
+    if not files:
+        raise InputFileError(
+            f"{path}: is a directory without .parquet files; pass a file, or a directory of Parquet files "
+            "(one data set, same columns)"
+        )
+    return files
+
+
 def _read_parquet(path: Path, limits: InputLimits | None = None) -> pd.DataFrame:
+    """One Parquet file, or a directory of Parquet files read as one data set (in file-name order); each
+    file held to the input size limit (:func:`~labelcycle.compressed.read_parquet_limited`)."""
+    limits = limits or InputLimits.from_env()
     try:
-        table = read_parquet_limited(path, limits or InputLimits.from_env())
+        if path.is_dir():
+            tables = [read_parquet_limited(f, limits) for f in parquet_files(path)]
+            table = pa.concat_tables(tables, promote_options="default")
+        else:
+            table = read_parquet_limited(path, limits)
     except (pa.ArrowException, OSError) as exc:
         raise InputFileError(
             f"{path}: is not a readable Parquet file ({exc}); it may be truncated or not Parquet at all - "
@@ -421,3 +450,53 @@ def write_table(df: pd.DataFrame, path: Path) -> None:
         df.to_json(path, orient="records", lines=True, compression=compression, date_format="iso")
     else:
         df.to_csv(path, index=False, sep="," if fmt == "csv" else "\t", compression=compression)
+
+
+class TableWriter:
+    """Write one table piece by piece: CSV/TSV through Arrow's CSV writer, Parquet through a Parquet writer.
+
+    Uncompressed CSV/TSV and Parquet stream (one piece in memory at a time); JSONL and compressed files
+    collect the pieces and use :func:`write_table` at the end. The file appears only when every piece
+    is written (written beside it, then renamed).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.fmt, self.compression = detect_format(self.path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = self.path.with_name(f".{self.path.name}.partial")
+        self._writer = None
+        self._pieces: list[pd.DataFrame] = []
+
+    def __enter__(self) -> TableWriter:
+        return self
+
+    def write(self, df: pd.DataFrame) -> None:
+        streams = self.compression is None and self.fmt in ("csv", "tsv", "parquet")
+        if not streams:
+            self._pieces.append(df)
+            return
+        table = pa.Table.from_pandas(df, preserve_index=False)
+        if self._writer is None:
+            if self.fmt == "parquet":
+                self._writer = pq.ParquetWriter(self._tmp, table.schema)
+            else:
+                import pyarrow.csv as pacsv
+
+                options = pacsv.WriteOptions(
+                    delimiter="," if self.fmt == "csv" else "\t", quoting_style="needed"
+                )
+                self._writer = pacsv.CSVWriter(self._tmp, table.schema, write_options=options)
+        self._writer.write_table(table)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        if exc_type is not None:
+            self._tmp.unlink(missing_ok=True)
+            return
+        if self._writer is not None:
+            self._tmp.replace(self.path)
+        else:
+            pieces = self._pieces or [pd.DataFrame()]
+            write_table(pd.concat(pieces, ignore_index=True), self.path)

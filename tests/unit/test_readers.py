@@ -300,3 +300,21 @@ def test_a_parquet_file_under_the_limit_reads_as_it_was_written_categories_and_v
     expected = pq.read_table(path).to_pandas()
     expected["item_id"] = expected["item_id"].astype(str)
     pd.testing.assert_frame_equal(got[expected.columns.tolist()], expected)
+
+
+def test_a_directory_of_parquet_files_reads_as_one_table_in_file_name_order(tmp_path):
+    data = tmp_path / "annotations"
+    (data / "week=2").mkdir(parents=True)
+    first = pd.DataFrame({"item_id": ["i1", "i2"], "annotator_id": ["a1", "a1"], "label": ["ok", "spam"]})
+    second = pd.DataFrame({"item_id": ["i3"], "annotator_id": ["a2"], "label": ["ok"]})
+    first.to_parquet(data / "part-0.parquet", index=False)
+    second.to_parquet(data / "week=2" / "part-1.parquet", index=False)
+    (data / "_SUCCESS").write_text("")
+    df = read_table(data, "annotations")
+    assert df["item_id"].tolist() == ["i1", "i2", "i3"] and df["_source_row"].tolist() == [1, 2, 3]
+
+
+def test_a_directory_without_parquet_files_is_an_input_error_saying_what_it_needs(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputFileError, match="directory without .parquet files"):
+        read_table(tmp_path / "empty", "annotations")

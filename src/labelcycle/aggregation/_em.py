@@ -141,8 +141,15 @@ def class_priors(
 
     Classes where ``allowed`` is False get prior 0.
     """
-    allowed = np.ones(posteriors.shape[1], dtype=bool) if allowed is None else allowed
-    mass = np.where(allowed, posteriors.sum(axis=0) + pseudo_count, 0.0)
+    return class_priors_from_mass(posteriors.sum(axis=0), pseudo_count, allowed)
+
+
+def class_priors_from_mass(
+    mass: np.ndarray, pseudo_count: float, allowed: np.ndarray | None = None
+) -> np.ndarray:
+    """:func:`class_priors` from the posteriors' column sums (a streaming fit adds them up part by part)."""
+    allowed = np.ones(len(mass), dtype=bool) if allowed is None else allowed
+    mass = np.where(allowed, mass + pseudo_count, 0.0)
     total = mass.sum()
     if total <= 0:
         return allowed / max(int(allowed.sum()), 1)

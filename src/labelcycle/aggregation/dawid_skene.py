@@ -107,7 +107,11 @@ class DawidSkene(BaseAggregator):
         return self
 
     def _m_step(self, codes: _em.Codes, posteriors: np.ndarray) -> np.ndarray:
-        counts = _em.soft_confusion_counts(codes, posteriors) + self.alpha
+        return self._confusions_from_counts(_em.soft_confusion_counts(codes, posteriors))
+
+    def _confusions_from_counts(self, counts: np.ndarray) -> np.ndarray:
+        """The M-step from expected counts ``A x K (true) x K (given)`` (shared with the streaming fit)."""
+        counts = counts + self.alpha
         return counts / counts.sum(axis=2, keepdims=True)
 
     def _store(

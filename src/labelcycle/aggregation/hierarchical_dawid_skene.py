@@ -62,10 +62,12 @@ class HierarchicalDawidSkene(DawidSkene):
         return self
 
     def _m_step(self, codes: _em.Codes, posteriors: np.ndarray) -> np.ndarray:
-        counts = _em.soft_confusion_counts(codes, posteriors)
+        return self._confusions_from_counts(_em.soft_confusion_counts(codes, posteriors))
+
+    def _confusions_from_counts(self, counts: np.ndarray) -> np.ndarray:
         pooled = counts.sum(axis=0) + self.alpha
         pooled /= pooled.sum(axis=1, keepdims=True)
-        k = codes.n_classes
+        k = counts.shape[1]
         strengths = np.empty(k)
         for t in range(k):
             strengths[t] = (

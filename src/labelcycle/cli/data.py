@@ -242,23 +242,56 @@ def verify(repo) -> None:
     help="Aggregation method (default: the project's aggregate.method, else the recommended one).",
 )
 @path_option("-o", "--out", required=True, help="Output file; CSV or Parquet by extension.")
+@path_option(
+    "--warm-start",
+    "warm_start",
+    default=None,
+    help="Start EM from parameters saved by --save-fit (majority vote and the Dawid-Skene models).",
+)
+@path_option(
+    "--save-fit",
+    "save_fit",
+    default=None,
+    help="Save the fitted parameters (annotator confusions, class priors) for a later --warm-start.",
+)
 @labels_option
 @column_options
-def aggregate(annotations_file, method, out, label_set, item_col, annotator_col, label_col) -> None:
-    """One label per item: item_id, label, confidence and a probability per class."""
+def aggregate(
+    annotations_file, method, out, warm_start, save_fit, label_set, item_col, annotator_col, label_col
+) -> None:
+    """One label per item: item_id, label, confidence and a probability per class.
+
+    ANNOTATIONS is a file (CSV, TSV, Parquet, JSONL) or a directory of Parquet files (one data set).
+    Parquet input with majority vote or a Dawid-Skene model is aggregated out of core (memory bounded
+    by a part of the rows); its output lists the items part by part (sorted within each part).
+    """
     from labelcycle.aggregation import make_aggregator
     from labelcycle.aggregation.base import ties_to_last
     from labelcycle.readers import read_table, write_table
 
     here = stage_defaults()
-    df = read_table(annotations_file, "annotations", colmap(item_col, annotator_col, label_col))
-    df = df[[schema.ITEM_ID, schema.ANNOTATOR_ID, schema.LABEL]]
     method = method or here.params.aggregate.method
     ingest = here.params.ingest  # the project's tie-break (ingest.ordinal, ingest.tie_break), as the stage
     ties = ties_to_last(ingest.tie_break, ingest.ordinal)
-    agg = make_aggregator(method, classes=here.labels(label_set), ties_to_last=ties).fit(df)
+    model = make_aggregator(method, classes=here.labels(label_set), ties_to_last=ties)
+    if _streams(annotations_file, model) or warm_start or save_fit:
+        from labelcycle.cli.aggregate_parts import aggregate_out_of_core
+
+        columns = colmap(item_col, annotator_col, label_col)
+        n_items, n_rows = aggregate_out_of_core(annotations_file, model, out, columns, warm_start, save_fit)
+        click.echo(f"aggregate: {n_items} items from {n_rows} annotations by {method} -> {out}")
+        return
+    df = read_table(annotations_file, "annotations", colmap(item_col, annotator_col, label_col))
+    df = df[[schema.ITEM_ID, schema.ANNOTATOR_ID, schema.LABEL]]
+    agg = model.fit(df)
     write_table(agg.result_frame(), out)
     click.echo(f"aggregate: {len(agg.labels_)} items from {len(df)} annotations by {method} -> {out}")
+
+
+def _streams(path: Path, model) -> bool:
+    from labelcycle.aggregation import streaming
+
+    return streaming.streams(model) and (Path(path).is_dir() or Path(path).suffix.lower() == ".parquet")
 
 
 @click.command()

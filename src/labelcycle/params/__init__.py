@@ -28,6 +28,7 @@ from labelcycle.params._check import check as _check
 from labelcycle.params.analysis import AnalysisParams, ProfileParams, RootCauseParams
 from labelcycle.params.data import (
     DEFAULT_LABELS,
+    AggregateDaskParams,
     AggregateParams,
     CurateParams,
     IngestParams,
@@ -51,6 +52,7 @@ __all__ = [
     "DEFAULT_LABELS",
     "DEFAULT_SEARCH_SPACE",
     "DEFAULT_TEXT_SEARCH_SPACE",
+    "AggregateDaskParams",
     "AggregateParams",
     "AnalysisParams",
     "CurateParams",

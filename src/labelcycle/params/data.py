@@ -61,10 +61,33 @@ class SplitParams:
 
 
 @dataclass(frozen=True)
+class AggregateDaskParams:
+    """``aggregate.dask``: the EM passes on a Dask cluster (parts as tasks); same outputs."""
+
+    enabled: bool = False
+    scheduler: str | None = None  # tcp://host:8786; None: env LABELCYCLE_DASK_SCHEDULER, else a LocalCluster
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.enabled, bool), f"dask.enabled must be true or false, not {self.enabled!r}")
+        _check(
+            self.scheduler is None or isinstance(self.scheduler, str),
+            f"dask.scheduler must be an address like tcp://host:8786 or null, not {self.scheduler!r}",
+        )
+
+
+@dataclass(frozen=True)
 class AggregateParams:
-    """Section ``aggregate``: the consensus method (see benchmarks/results/aggregation.md)."""
+    """Section ``aggregate``: the consensus method (see benchmarks/results/aggregation.md) and how it runs."""
 
     method: str = "hierarchical_dawid_skene"
+    warm_start: bool = True  # start EM from the previous run's fitted parameters (false: a cold fit)
+    dask: AggregateDaskParams = field(default_factory=AggregateDaskParams)
+
+    def __post_init__(self) -> None:
+        _check(
+            isinstance(self.warm_start, bool),
+            f"aggregate.warm_start must be true or false, not {self.warm_start!r}",
+        )
 
 
 @dataclass(frozen=True)

@@ -2,17 +2,28 @@
 
 The curate stage refines the consensus with the error model into the curated data set; the annotators
 stage does the annotator analytics.
+
+Majority vote and the Dawid-Skene models stream the ingest stage's coded parts
+(``data/interim/annotation_codes``, :mod:`labelcycle.aggregation.streaming`), optionally on Dask
+(``aggregate.dask``), and start from the previous run's fitted parameters when ``aggregate.warm_start``
+is true; the other methods fit in memory on ``data/interim/annotations.parquet``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from collections.abc import Callable, Iterator
+
+import pandas as pd
 
 from labelcycle import catalog, schema
-from labelcycle.aggregation import make_aggregator
+from labelcycle.aggregation import fitted as stored
+from labelcycle.aggregation import make_aggregator, streaming
 from labelcycle.aggregation.base import ties_to_last
 from labelcycle.curation import agreement_summary, curated_labels
-from labelcycle.pipeline import stage_context, write_json, write_parquet
+from labelcycle.errors import StateError
+from labelcycle.pipeline import register_output, stage_context, write_json, write_parquet
 from labelcycle.tracking.runs import stage_run
 from labelcycle.versioning.digest import table_digest
 
@@ -24,14 +35,37 @@ def main() -> None:
     p, labels_set = ctx.params.aggregate, ctx.params.classes
     ordinal, tie_break = ctx.params.ingest.ordinal, ctx.params.ingest.tie_break
     ties = ties_to_last(tie_break, ordinal)
-    annotations = ctx.read(catalog.ANNOTATIONS)
-    aggregator = make_aggregator(p.method, classes=labels_set, ties_to_last=ties).fit(annotations)
-    labels = curated_labels(annotations, aggregator)
+    model = make_aggregator(p.method, classes=labels_set, ties_to_last=ties)
+    codes = ctx.path(catalog.ANNOTATION_CODES)
+    fit_info: dict[str, object] = {}
+    if streaming.streams(model) and (codes / streaming.META).exists():
+        source = streaming.ParquetParts(codes)
+        if list(source.layout.classes) != list(labels_set):
+            raise StateError(
+                f"{catalog.ANNOTATION_CODES} was written for the labels {list(source.layout.classes)}, "
+                f"not ingest.labels {list(labels_set)}; run the ingest stage again (`dvc repro ingest`)"
+            )
+        init = warm_start(ctx.path(catalog.AGGREGATE_FIT), p.method, labels_set) if p.warm_start else None
+        with mapper_for(p.dask) as mapper:
+            fit = streaming.fit(source, model, init, mapper)
+            labels = streaming.result(source, fit, mapper)
+        skills = streaming.skills(source, fit, labels)
+        stored.save(fit, register_output(ctx.path(catalog.AGGREGATE_FIT)))
+        fit_info = {"em_iterations": fit.n_iter, "warm_started": fit.warm_started}
+        annotations = streaming.head_rows(source)
+        n_rows, ann_digest = source.layout.n_rows, str(source.meta.get("digest", ""))
+    else:
+        annotations = ctx.read(catalog.ANNOTATIONS)
+        aggregator = model.fit(annotations)
+        labels = curated_labels(annotations, aggregator)
+        skills = aggregator.skills_
+        n_rows = len(annotations)
+        ann_digest = table_digest(annotations.drop(columns=[schema.RAW_BATCH], errors="ignore"))
     write_parquet(labels, ctx.path(catalog.LABELS_RAW))
     summary = agreement_summary(labels)
     labels_digest = table_digest(labels)
     write_json(
-        {"method": p.method, "labels_raw_digest": labels_digest, **summary},
+        {"method": p.method, "labels_raw_digest": labels_digest, **fit_info, **summary},
         ctx.path(catalog.AGGREGATE_REPORT),
     )
     with stage_run(
@@ -42,18 +76,40 @@ def main() -> None:
             "ingest": {"labels": labels_set, "ordinal": ordinal, "tie_break": tie_break},
         },
     ) as run:
-        run.log_dataset(
-            annotations,
-            "annotations",
-            "raw",
-            table_digest(annotations.drop(columns=[schema.RAW_BATCH], errors="ignore")),
-            catalog.ANNOTATIONS,
-        )
+        run.log_dataset(annotations, "annotations", "raw", ann_digest, catalog.ANNOTATIONS, rows=n_rows)
         run.log_dataset(labels, "labels_raw", "consensus", labels_digest, catalog.LABELS_RAW)
         run.set_tags({"labels_raw_digest": labels_digest, "aggregate.method": p.method})
         run.log_metrics({f"agreement.{k}": v for k, v in summary.items()})
-        run.log_table(aggregator.skills_.rename("skill").reset_index(), "annotator_skills.csv")
+        run.log_metrics({k: float(v) for k, v in fit_info.items()})
+        run.log_table(pd.Series(skills).rename("skill").reset_index(), "annotator_skills.csv")
         # what `labelcycle compare` diffs when a version is named by its MLflow run id (labels: curate run)
         run.log_artifact(ctx.path(catalog.ANNOTATIONS), "curated")
         run.log_dvc_hashes([catalog.ANNOTATIONS], [catalog.LABELS_RAW])
-    print(f"aggregate: {len(labels)} items labelled by {p.method}; consensus digest {labels_digest}")
+    how = ""
+    if fit_info:
+        how = (
+            f" ({'warm' if fit_info['warm_started'] else 'cold'} start, {fit_info['em_iterations']} EM steps)"
+        )
+    print(f"aggregate: {len(labels)} items labelled by {p.method}{how}; consensus digest {labels_digest}")
+
+
+def warm_start(path, method: str, labels_set) -> streaming.Fitted | None:
+    """The previous run's parameters when they are for this method and label set, else None (cold fit)."""
+    if not path.exists():
+        return None
+    previous = stored.load(path)
+    if previous.method != method or list(previous.classes) != list(labels_set) or previous.confusions is None:
+        return None
+    return previous
+
+
+@contextlib.contextmanager
+def mapper_for(dask) -> Iterator[Callable]:
+    """The serial per-part runner, or one on a Dask cluster when ``aggregate.dask.enabled``."""
+    if not dask.enabled:
+        yield streaming.serial_map
+        return
+    from labelcycle.aggregation.dask_em import client_mapper, dask_client
+
+    with dask_client(dask.scheduler) as client:
+        yield client_mapper(client)

@@ -16,10 +16,11 @@ import dataclasses
 import pandas as pd
 
 from labelcycle import catalog, schema
+from labelcycle.aggregation.streaming import write_codes
 from labelcycle.errors import ConfigError, ValidationError
 from labelcycle.features.roles import check_batch_kinds, infer_roles
 from labelcycle.gold import FROM_CROWD, circularity, mark_circular
-from labelcycle.pipeline import stage_context, write_json, write_parquet
+from labelcycle.pipeline import register_output, stage_context, write_json, write_parquet
 from labelcycle.tracking.runs import stage_run
 from labelcycle.validation import CONSENSUS_RULE, validate
 from labelcycle.versioning import raw
@@ -97,6 +98,12 @@ def main() -> None:
         "items": table_digest(items),
         "gold": table_digest(gold),
     }
+    write_codes(
+        result.annotations,
+        params.classes,
+        register_output(ctx.path(catalog.ANNOTATION_CODES)),
+        digests["annotations"],
+    )
     logged = {
         "ingest": {
             "labels": params.classes,

@@ -243,9 +243,19 @@ class StageRun:
         mlflow.set_tags({k: str(v) for k, v in mask_mapping(tags).items()})
 
     def log_dataset(
-        self, df: pd.DataFrame, name: str, context: str, digest: str, source: Path | str | None = None
+        self,
+        df: pd.DataFrame,
+        name: str,
+        context: str,
+        digest: str,
+        source: Path | str | None = None,
+        rows: int | None = None,
     ) -> None:
-        """Log a table as an MLflow dataset input with labelcycle's full-content digest."""
+        """Log a table as an MLflow dataset input with labelcycle's full-content digest.
+
+        ``rows``: the table's row count when ``df`` is only its first rows (a table never loaded whole).
+        """
+        rows = len(df) if rows is None else int(rows)
         import mlflow
 
         src = None
@@ -259,10 +269,10 @@ class StageRun:
             # "source can be interpreted in multiple ways" and integer-schema hints: metadata only
             warnings.simplefilter("ignore", UserWarning)
             dataset = mlflow.data.from_pandas(sample, source=src, name=name, digest=digest)
-            mlflow.log_input(dataset, context=context, tags={"rows": str(len(df)), "digest": digest})
+            mlflow.log_input(dataset, context=context, tags={"rows": str(rows), "digest": digest})
         mlflow.set_tag(f"dataset.{name}.digest", digest)
         mlflow.log_param(f"dataset.{name}.digest", digest)
-        mlflow.log_metric(f"dataset.{name}.rows", len(df))
+        mlflow.log_metric(f"dataset.{name}.rows", rows)
 
     def log_training_data(
         self, sample: pd.DataFrame, rows: pd.DataFrame, rows_digest: str, curated_digest: str | None
