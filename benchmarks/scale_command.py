@@ -169,6 +169,7 @@ def main() -> None:
             shutil.rmtree(data, ignore_errors=True)
     finally:
         shutil.rmtree(base, ignore_errors=True)
+    args.out.with_suffix(".json").write_text(json.dumps({"rows": rows, "weekly": weekly}, indent=1) + "\n")
     write_report(args, rows, weekly)
 
 
@@ -219,6 +220,8 @@ def write_report(args, rows: list[dict], weekly: dict) -> None:
     cmd += f" --peer-max {args.peer_max} --weekly-base {args.weekly_base}" + (
         " --no-synthetic" if args.no_synthetic else ""
     )
+    if args.peer_timeout != 900.0:
+        cmd += f" --peer-timeout {args.peer_timeout:g}"
     if args.out != OUT:
         cmd += f" --out {args.out.relative_to(REPO) if args.out.is_relative_to(REPO) else args.out}"
     lines = [
@@ -255,6 +258,11 @@ def write_report(args, rows: list[dict], weekly: dict) -> None:
                 for x in rows
                 if x["n"] == r["n"] and x["shape"] == r["shape"] and x["name"].startswith("labelcycle")
             )
+            if ours["rc"] != 0:  # no ratio against a command that failed
+                lines.append(
+                    f"- {r['n']:,} {r['shape']['kind']}: none (labelcycle aggregate failed, exit {ours['rc']})"
+                )
+                continue
             done = "" if r["rc"] == 0 else " (at least: crowd-kit did not finish)"
             lines.append(f"- {r['n']:,} {r['shape']['kind']}: {r['wall'] / ours['wall']:.1f}x{done}")
     if weekly:

@@ -178,6 +178,15 @@ def open_compressed(path: Path, compression: str, limits: InputLimits) -> io.Buf
     return io.BufferedReader(_LimitedReader(raw, path, limit, why), buffer_size=1 << 20)
 
 
+def _is_text(t) -> bool:
+    import pyarrow as pa
+
+    return any(
+        f(t)
+        for f in (pa.types.is_string, pa.types.is_large_string, pa.types.is_binary, pa.types.is_large_binary)
+    )
+
+
 def read_parquet_limited(path: Path, limits: InputLimits):
     """The Parquet file at ``path`` as an Arrow table, refused once its data in memory passes
     ``limits.max_bytes``.
@@ -196,18 +205,15 @@ def read_parquet_limited(path: Path, limits: InputLimits):
     import pyarrow.parquet as pq
 
     original = pq.read_schema(path)
-    forced = [
-        f.name
-        for f in original
-        if pa.types.is_string(f.type) or pa.types.is_large_string(f.type) or pa.types.is_binary(f.type)
-    ]
+    forced = [f.name for f in original if _is_text(f.type)]
     pf = pq.ParquetFile(path, read_dictionary=forced)
     limit, total, groups = limits.max_bytes, 0, []
     for i in range(pf.num_row_groups):
         group = pf.read_row_group(i)
         for name in group.column_names:
             col = group.column(name)
-            if name in forced:
+            if pa.types.is_dictionary(col.type) and _is_text(col.type.value_type):
+                # counted as the values it stands for (categorical columns are expanded later too)
                 for chunk in col.chunks:
                     lengths = pc.binary_length(chunk.dictionary)
                     total += (pc.sum(pc.take(lengths, chunk.indices)).as_py() or 0) + 8 * len(chunk)

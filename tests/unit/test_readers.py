@@ -265,15 +265,20 @@ def test_parse_size_reads_plain_bytes_and_binary_and_decimal_units():
     assert parse_size("2g") == 2 * 2**30
 
 
-def test_a_parquet_file_whose_data_expands_past_the_limit_is_refused_before_it_is_decoded(tmp_path):
+@pytest.mark.parametrize("stored", ["categorical", "text"])
+def test_a_parquet_file_whose_data_expands_past_the_limit_is_refused_before_it_is_decoded(tmp_path, stored):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from labelcycle.compressed import InputLimits
 
     path = tmp_path / "bomb.parquet"
-    n = 20_000  # one 100 KB message repeated: about 2 GB once read, a few hundred KB on disk
-    table = pa.table({"item_id": [f"i{i}" for i in range(n)], "text": ["x" * 100_000] * n})
+    # one 100 KB message repeated: 2 GB (categorical) or 100 MB (text) once read, a few KB on disk
+    n = 20_000 if stored == "categorical" else 1_000
+    text = pa.DictionaryArray.from_arrays(pa.array([0] * n, pa.int32()), pa.array(["x" * 100_000]))
+    if stored == "text":
+        text = text.dictionary_decode()
+    table = pa.table({"item_id": [f"i{i}" for i in range(n)], "text": text})
     pq.write_table(table, path, use_dictionary=True, compression="zstd")
     assert path.stat().st_size < 2_000_000
     with pytest.raises(InputFileError, match=r"bomb\.parquet: holds more than 64\.0 MiB .*--max-input-size"):
