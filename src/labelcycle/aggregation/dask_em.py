@@ -10,52 +10,20 @@ shipped with the tasks. Results equal the local fit's up to the order of floatin
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from labelcycle.errors import ConfigError
-
-#: the scheduler address when ``aggregate.dask.scheduler`` is null (as for ``train_quality.dask``)
-SCHEDULER_ENV = "LABELCYCLE_DASK_SCHEDULER"
+from labelcycle.dask_cluster import dask_client as cluster_client
+from labelcycle.dask_cluster import scheduler_address
 
 
 @contextmanager
 def dask_client(address: str | None) -> Iterator[Any]:
-    """A client on ``address`` (else ``LABELCYCLE_DASK_SCHEDULER``, else a one-worker LocalCluster in-process).
-
-    Raises:
-        ConfigError: dask[distributed] is not installed, or the scheduler cannot be reached.
-    """
-    try:
-        from distributed import Client, LocalCluster
-    except ImportError:
-        raise ConfigError(
-            "aggregate.dask.enabled is true but dask[distributed] is not installed; "
-            "`pip install 'labelcycle[team]'` or set aggregate.dask.enabled: false"
-        ) from None
-    address = address or os.environ.get(SCHEDULER_ENV) or None
-    if address is None:
-        with (
-            LocalCluster(
-                n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
-            ) as cluster,
-            Client(cluster) as client,
-        ):
-            yield client
-        return
-    try:
-        client = Client(address, timeout="10s")
-    except (OSError, TimeoutError) as exc:
-        raise ConfigError(
-            f"cannot reach the Dask scheduler at {address} ({exc}); start it (`dask scheduler` and "
-            f"`dask worker {address}`) or fix aggregate.dask.scheduler / {SCHEDULER_ENV}"
-        ) from None
-    try:
+    """A client for ``aggregate.dask``: on ``address``, else ``LABELCYCLE_DASK_SCHEDULER``, else a one-worker
+    LocalCluster in-process (:func:`labelcycle.dask_cluster.dask_client`)."""
+    with cluster_client(scheduler_address(address), "aggregate") as client:
         yield client
-    finally:
-        client.close()
 
 
 def client_mapper(client: Any) -> Callable:

@@ -28,9 +28,9 @@ from labelcycle.params._check import check as _check
 from labelcycle.params.analysis import AnalysisParams, ProfileParams, RootCauseParams
 from labelcycle.params.data import (
     DEFAULT_LABELS,
-    AggregateDaskParams,
     AggregateParams,
     CurateParams,
+    DaskParams,
     IngestParams,
     SampleParams,
     SplitParams,
@@ -39,7 +39,6 @@ from labelcycle.params.evaluation import EvaluateParams, PromoteParams
 from labelcycle.params.models import (
     DEFAULT_SEARCH_SPACE,
     DEFAULT_TEXT_SEARCH_SPACE,
-    DaskParams,
     ErrorModelParams,
     FeatureParams,
     FeaturesParams,
@@ -52,7 +51,6 @@ __all__ = [
     "DEFAULT_LABELS",
     "DEFAULT_SEARCH_SPACE",
     "DEFAULT_TEXT_SEARCH_SPACE",
-    "AggregateDaskParams",
     "AggregateParams",
     "AnalysisParams",
     "CurateParams",

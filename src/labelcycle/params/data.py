@@ -61,8 +61,9 @@ class SplitParams:
 
 
 @dataclass(frozen=True)
-class AggregateDaskParams:
-    """``aggregate.dask``: the EM passes on a Dask cluster (parts as tasks); same outputs."""
+class DaskParams:
+    """``aggregate.dask`` and ``train_quality.dask``: run the stage's fit on a Dask cluster (aggregate: the
+    EM passes, parts as tasks; train_quality: lightgbm.dask); same outputs and logging."""
 
     enabled: bool = False
     scheduler: str | None = None  # tcp://host:8786; None: env LABELCYCLE_DASK_SCHEDULER, else a LocalCluster
@@ -73,6 +74,7 @@ class AggregateDaskParams:
             self.scheduler is None or isinstance(self.scheduler, str),
             f"dask.scheduler must be an address like tcp://host:8786 or null, not {self.scheduler!r}",
         )
+        object.__setattr__(self, "scheduler", self.scheduler or None)
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,7 @@ class AggregateParams:
 
     method: str = "hierarchical_dawid_skene"
     warm_start: bool = True  # start EM from the previous run's fitted parameters (false: a cold fit)
-    dask: AggregateDaskParams = field(default_factory=AggregateDaskParams)
+    dask: DaskParams = field(default_factory=DaskParams)
 
     def __post_init__(self) -> None:
         _check(

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from labelcycle import catalog
 from labelcycle.params._check import check as _check
+from labelcycle.params.data import DaskParams
 
 
 @dataclass(frozen=True)
@@ -212,22 +213,6 @@ class TuneParams:
     def storage_url(self, root: Path) -> str:
         """The Optuna storage: ``tune.storage``, else the project's SQLite file."""
         return self.storage or f"sqlite:///{root / catalog.OPTUNA_DB}"
-
-
-@dataclass(frozen=True)
-class DaskParams:
-    """``train_quality.dask``: train on a Dask cluster (lightgbm.dask); same outputs and logging."""
-
-    enabled: bool = False
-    scheduler: str | None = None  # tcp://host:8786; None: env LABELCYCLE_DASK_SCHEDULER, else a LocalCluster
-
-    def __post_init__(self) -> None:
-        _check(isinstance(self.enabled, bool), f"dask.enabled must be true or false, not {self.enabled!r}")
-        _check(
-            self.scheduler is None or isinstance(self.scheduler, str),
-            f"dask.scheduler must be an address like tcp://host:8786 or null, not {self.scheduler!r}",
-        )
-        object.__setattr__(self, "scheduler", self.scheduler or None)
 
 
 @dataclass(frozen=True)

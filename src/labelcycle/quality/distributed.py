@@ -16,7 +16,6 @@ with the categorical columns declared by index; the vocabulary never leaves the 
 from __future__ import annotations
 
 import inspect
-import os
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,55 +24,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from labelcycle.errors import ConfigError
+from labelcycle.dask_cluster import dask_client as cluster_client
 from labelcycle.features.pipeline import split_tuned
 from labelcycle.quality.model import QualityModel, TrainResult, lightgbm_params, prepare_training, train
-
-SCHEDULER_ENV = "LABELCYCLE_DASK_SCHEDULER"
-
-
-def scheduler_address(configured: str | None) -> str | None:
-    """The scheduler address: params first, then ``LABELCYCLE_DASK_SCHEDULER``; None means a LocalCluster."""
-    return configured or os.environ.get(SCHEDULER_ENV) or None
 
 
 @contextmanager
 def dask_client(address: str | None, n_workers: int = 1, threads_per_worker: int = 1) -> Iterator[Any]:
-    """A ``distributed.Client`` on ``address``, or on a throw-away LocalCluster when it is None.
-
-    Raises:
-        ConfigError: dask[distributed] is not installed, or the scheduler cannot be reached.
-    """
-    try:
-        from distributed import Client, LocalCluster
-    except ImportError:
-        raise ConfigError(
-            "train_quality.dask.enabled is true but dask[distributed] is not installed; "
-            "`pip install 'labelcycle[team]'` or set train_quality.dask.enabled: false"
-        ) from None
-    if address is None:
-        with (
-            LocalCluster(
-                n_workers=n_workers,
-                threads_per_worker=threads_per_worker,
-                processes=False,
-                dashboard_address=None,
-            ) as cluster,
-            Client(cluster) as client,
-        ):
-            yield client
-        return
-    try:
-        client = Client(address, timeout="10s")
-    except (OSError, TimeoutError) as exc:
-        raise ConfigError(
-            f"cannot reach the Dask scheduler at {address} ({exc}); start it (`dask scheduler` and "
-            f"`dask worker {address}`) or fix train_quality.dask.scheduler / {SCHEDULER_ENV}"
-        ) from None
-    try:
+    """A client for ``train_quality.dask`` (:func:`labelcycle.dask_cluster.dask_client`)."""
+    with cluster_client(address, "train_quality", n_workers, threads_per_worker) as client:
         yield client
-    finally:
-        client.close()
 
 
 def best_iteration(history: list[float], patience: int) -> int:

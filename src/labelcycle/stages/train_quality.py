@@ -37,7 +37,8 @@ def main() -> None:
     )
     backend = {"backend": "local"}
     if p.dask.enabled:  # the same training on a Dask cluster (lightgbm.dask)
-        from labelcycle.quality.distributed import dask_client, scheduler_address, train_on_dask
+        from labelcycle.dask_cluster import scheduler_address
+        from labelcycle.quality.distributed import dask_client, train_on_dask
 
         address = scheduler_address(p.dask.scheduler)
         with dask_client(address) as client:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from labelcycle.dask_cluster import SCHEDULER_ENV, scheduler_address
 from labelcycle.errors import ConfigError
 from labelcycle.params import DaskParams, TrainQualityParams, from_mapping
-from labelcycle.quality.distributed import SCHEDULER_ENV, best_iteration, scheduler_address
+from labelcycle.quality.distributed import best_iteration
 
 
 def test_best_iteration_follows_lightgbm_early_stopping():
