@@ -51,7 +51,7 @@ def test_pipeline_runs_against_a_postgres_backed_server(pg_server, tmp_path):
     assert train.data.metrics["n_train"] > 0 and "valid_multi_logloss" in train.data.metrics
     # sample.fraction is 1.0: train_quality trained on exactly the data set curate made
     assert train.data.tags["curated_digest"] == by_stage["curate"].data.tags["curated_digest"]
-    assert {i.dataset.name for i in train.inputs.dataset_inputs} >= {"curated_train", "eval"}
+    assert {i.dataset.name for i in train.inputs.dataset_inputs} >= {"train_sample", "eval"}
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=pg_server.url)
