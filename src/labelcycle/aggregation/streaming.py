@@ -330,7 +330,7 @@ def write_result(
     """
     from functools import partial
 
-    from labelcycle.readers import TableWriter
+    from labelcycle.table_writer import TableWriter
 
     lay = source.layout
     fn = partial(part_result, load=source.load, fitted=fitted, n_pairs=lay.n_pairs, items=lay.items)
