@@ -6,7 +6,9 @@ Every version the stage registers therefore carries the workspace it came from (
 and, once the stage's report is written, the report's md5 (:data:`TAG_REPORT_MD5`), which is what
 ``dvc.lock`` records for ``reports/train_quality.json``. :func:`mark_unrecorded` (run by the stage before
 it registers the next version) tags each version of this workspace whose report md5 no ``dvc.lock`` holds,
-in the workspace or on any git ref (experiments included), with :data:`TAG_UNRECORDED` and a description;
+in the workspace or on any git ref (experiments included), with :data:`TAG_UNRECORDED` and a description
+(a version found in a commit is tagged :data:`TAG_RECORDED_IN` instead and never looked up again, so each run
+reads only the history its new versions need);
 versions of other workspaces sharing the registry are left alone, and so is any version holding an alias.
 Promotion refuses such a version anyway (its commit gate); the tag says why in the registry itself.
 """
@@ -24,6 +26,8 @@ from labelcycle.versioning.digest import file_md5
 TAG_WORKSPACE = "labelcycle.workspace"
 #: model version tag: md5 of the stage report naming the version (what dvc.lock records once the stage ends)
 TAG_REPORT_MD5 = "labelcycle.train_report_md5"
+#: model version tag: the commit whose dvc.lock records the version (set once found; later runs skip it)
+TAG_RECORDED_IN = "labelcycle.recorded_in"
 #: model version tag: why no dvc.lock records the version (absent on recorded versions)
 TAG_UNRECORDED = "labelcycle.unrecorded"
 
@@ -56,15 +60,24 @@ def tag_report(name: str, version: str, report: Path) -> str:
     return md5
 
 
-def recorded_report_md5s(root: Path) -> set[str]:
-    """md5s ``dvc.lock`` records for the train_quality report: the workspace's and every commit's."""
+def where_recorded(root: Path, wanted: set[str]) -> dict[str, str]:
+    """For each md5 of ``wanted`` that a ``dvc.lock`` records for the train_quality report: ``"workspace"``
+    or the newest commit (any ref, experiments included) whose ``dvc.lock`` does. Commits are read newest
+    first and only until every md5 is found."""
     path = catalog.TRAIN_QUALITY_REPORT
     lock = root / catalog.DVC_LOCK
-    found = {dvc.lock_outs(lock.read_text() if lock.exists() else "").get(path)}
+    found: dict[str, str] = {}
+    md5 = dvc.lock_outs(lock.read_text() if lock.exists() else "").get(path)
+    if md5 in wanted:
+        found[md5] = "workspace"
     if (root / ".git").exists():
         for commit in git.commits_touching(root, catalog.DVC_LOCK):
-            found.add(dvc.lock_outs(git.show_file(root, commit, catalog.DVC_LOCK)).get(path))
-    return {md5 for md5 in found if md5}
+            if wanted <= found.keys():
+                break
+            md5 = dvc.lock_outs(git.show_file(root, commit, catalog.DVC_LOCK)).get(path)
+            if md5 in wanted and md5 not in found:
+                found[md5] = commit
+    return found
 
 
 def mark_unrecorded(root: Path, name: str) -> list[str]:
@@ -84,14 +97,20 @@ def mark_unrecorded(root: Path, name: str) -> list[str]:
     mine = [
         v
         for v in client.search_model_versions(f"name = '{name}'")
-        if v.tags.get(TAG_WORKSPACE) == me and TAG_UNRECORDED not in v.tags and str(v.version) not in aliased
+        if v.tags.get(TAG_WORKSPACE) == me
+        and not {TAG_UNRECORDED, TAG_RECORDED_IN} & set(v.tags)
+        and str(v.version) not in aliased
     ]
     if not mine:
         return []
-    recorded = recorded_report_md5s(root)
+    recorded = where_recorded(root, {v.tags[TAG_REPORT_MD5] for v in mine if v.tags.get(TAG_REPORT_MD5)})
     marked = []
     for v in sorted(mine, key=lambda v: int(v.version)):
-        if v.tags.get(TAG_REPORT_MD5) in recorded:
+        where = recorded.get(v.tags.get(TAG_REPORT_MD5, ""))
+        if where == "workspace":  # checked again next time: an uncommitted dvc.lock may be replaced
+            continue
+        if where:  # a commit records it for good: never walked for again
+            client.set_model_version_tag(name, v.version, TAG_RECORDED_IN, where)
             continue
         client.set_model_version_tag(name, v.version, TAG_UNRECORDED, UNRECORDED_WHY)
         client.update_model_version(name, v.version, description=f"Not promotable: {UNRECORDED_WHY}.")

@@ -12,6 +12,7 @@ from tests.conftest import sh
 
 from labelcycle import catalog
 from labelcycle.tracking.recorded import (
+    TAG_RECORDED_IN,
     TAG_REPORT_MD5,
     TAG_UNRECORDED,
     TAG_WORKSPACE,
@@ -61,10 +62,12 @@ def test_only_this_workspaces_versions_no_dvc_lock_records_are_tagged_unrecorded
     committed = _version(client, {TAG_WORKSPACE: me, TAG_REPORT_MD5: "a" * 32})
     _lock(root, "a" * 32)
     _commit(root, "dataset v1")
+    v1_commit = sh(root, "git", "rev-parse", "HEAD").stdout.strip()
     in_experiment = _version(client, {TAG_WORKSPACE: me, TAG_REPORT_MD5: "d" * 32})
     _lock(root, "d" * 32)
     _commit(root, "an experiment")
     sh(root, "git", "update-ref", "refs/exps/ab/cd/exp-1", "HEAD")
+    exp_commit = sh(root, "git", "rev-parse", "HEAD").stdout.strip()
     sh(root, "git", "reset", "-q", "--hard", "HEAD~1")
     in_workspace = _version(client, {TAG_WORKSPACE: me, TAG_REPORT_MD5: "b" * 32})
     _lock(root, "b" * 32)  # not committed: the workspace's dvc.lock records it
@@ -80,6 +83,10 @@ def test_only_this_workspaces_versions_no_dvc_lock_records_are_tagged_unrecorded
     tags = {str(v.version): v.tags for v in client.search_model_versions(f"name = '{NAME}'")}
     for v in (committed, in_experiment, in_workspace, other_workspace, production, before_this_feature):
         assert TAG_UNRECORDED not in tags[v], v
+    # found in a commit: tagged with it, and never looked up again; the workspace's lock is read each time
+    assert tags[committed][TAG_RECORDED_IN] == v1_commit
+    assert tags[in_experiment][TAG_RECORDED_IN] == exp_commit
+    assert TAG_RECORDED_IN not in tags[in_workspace]
     marked = client.get_model_version(NAME, killed_before_lock)
     assert "interrupted" in marked.tags[TAG_UNRECORDED] and "cannot be promoted" in marked.description
     json.dumps(tags)  # tags stay plain strings
