@@ -279,20 +279,10 @@ class MetricsReport(_Report):
         return (float(ci["ci_low"]), float(ci["ci_high"])) if ci else None
 
 
-R = TypeVar(
-    "R",
-    IngestReport,
-    SplitReport,
-    AggregateReport,
-    CurateReport,
-    SampleReport,
-    BestParamsReport,
-    ModelReport,
-    ErrorModelReport,
-    MetricsReport,
-)
+#: a typed stage report (what :meth:`Catalog.report` returns for the class it is given)
+R = TypeVar("R", bound=_Report)
 
-REPORTS_BY_PATH: dict[str, type] = {
+REPORTS_BY_PATH: dict[str, type[_Report]] = {
     cls.PATH: cls
     for cls in (
         IngestReport,
