@@ -286,6 +286,19 @@ def _pg_unreachable() -> str | None:
         return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
+def stop_process_group(proc: subprocess.Popen, timeout: float = 30) -> None:
+    """SIGTERM the process group ``proc`` leads (started with ``start_new_session``), SIGKILL it after
+    ``timeout`` seconds, and wait for it."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=timeout)
+    except ProcessLookupError:
+        pass
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 class Server:
     """``labelcycle server`` as a user runs it, in its own process group."""
 
@@ -333,14 +346,7 @@ class Server:
     def stop(self) -> None:
         if self.proc is None:
             return
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=30)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        stop_process_group(self.proc)
         self.proc = None
         for _ in range(40):  # the port is free again before a restart binds it
             with socket.socket() as s:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import time
 import urllib.error
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from tests.conftest import REPO_ROOT, demo_project, dvc, free_port, lc
+from tests.conftest import REPO_ROOT, demo_project, dvc, free_port, lc, stop_process_group
 
 from labelcycle import catalog
 
@@ -116,17 +115,9 @@ class LabelStudio:
         return json.loads(raw) if raw else None
 
     def stop(self) -> None:
-        if self.proc is None:
-            return
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=30)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-        self.proc = None
+        if self.proc is not None:
+            stop_process_group(self.proc)
+            self.proc = None
 
 
 def _choice(label: str) -> list[dict]:
