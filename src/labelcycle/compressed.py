@@ -189,13 +189,35 @@ def _is_text(t) -> bool:
 
 def read_parquet_limited(path: Path, limits: InputLimits):
     """The Parquet file at ``path`` as an Arrow table, refused once its data in memory passes
-    ``limits.max_bytes``.
+    ``limits.max_bytes`` (:func:`parquet_row_groups`)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    forced: list[str] = []
+    groups = list(parquet_row_groups(path, limits, forced))
+    table = pa.concat_tables(groups) if groups else pq.read_schema(path).empty_table()
+    for name in forced:
+        col = table.column(name)
+        if pa.types.is_dictionary(col.type):
+            decoded = pa.chunked_array([c.dictionary_decode() for c in col.chunks], col.type.value_type)
+            table = table.set_column(table.schema.get_field_index(name), name, decoded)
+    return table
+
+
+def parquet_row_groups(path: Path, limits: InputLimits, forced: list[str] | None = None):
+    """The row groups of the Parquet file at ``path``, one at a time, with every string column kept
+    dictionary-encoded; raises once the data they hold in memory passes ``limits.max_bytes``.
 
     Parquet compresses inside the file (dictionary and run-length encodings as well as codecs), so a small
-    file may hold gigabytes. Row groups are read one at a time with every string column kept
-    dictionary-encoded, whose decoded size is counted from the dictionary before anything is expanded:
-    memory stays near the file's own size until the data is known to fit. The ratio test of compressed
-    text files does not apply (genuine tables of repeated categories exceed it); the ceiling does.
+    file may hold gigabytes. A dictionary-encoded column's decoded size is counted from the dictionary
+    before anything is expanded: memory stays near the file's own size until the data is known to fit
+    (and near one row group when the caller keeps none). The ratio test of compressed text files does not
+    apply (genuine tables of repeated categories exceed it); the ceiling does.
+
+    Args:
+        path: the file.
+        limits: the ceiling.
+        forced: filled with the names of the string columns read dictionary-encoded.
 
     Raises:
         InputFileError: the data would exceed the limit.
@@ -205,9 +227,11 @@ def read_parquet_limited(path: Path, limits: InputLimits):
     import pyarrow.parquet as pq
 
     original = pq.read_schema(path)
-    forced = [f.name for f in original if _is_text(f.type)]
-    pf = pq.ParquetFile(path, read_dictionary=forced)
-    limit, total, groups = limits.max_bytes, 0, []
+    text = [f.name for f in original if _is_text(f.type)]
+    if forced is not None:
+        forced[:] = text
+    pf = pq.ParquetFile(path, read_dictionary=text)
+    limit, total = limits.max_bytes, 0
     for i in range(pf.num_row_groups):
         group = pf.read_row_group(i)
         for name in group.column_names:
@@ -225,14 +249,7 @@ def read_parquet_limited(path: Path, limits: InputLimits):
                 f"{pf.num_row_groups}); refused as a possible decompression bomb. If the file is genuine, "
                 f"raise the limit with --max-input-size SIZE (or the environment variable {MAX_INPUT_ENV})"
             )
-        groups.append(group)
-    table = pa.concat_tables(groups) if groups else original.empty_table()
-    for name in forced:
-        col = table.column(name)
-        if pa.types.is_dictionary(col.type):
-            decoded = pa.chunked_array([c.dictionary_decode() for c in col.chunks], col.type.value_type)
-            table = table.set_column(table.schema.get_field_index(name), name, decoded)
-    return table
+        yield group
 
 
 def decompression_failed(path: Path, exc: BaseException) -> InputFileError:

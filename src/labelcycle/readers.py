@@ -157,7 +157,6 @@ def read_table(
         ConfigError: ``LABELCYCLE_MAX_INPUT_BYTES`` is not a size.
     """
     path = Path(path)
-    spec = schema.SPECS[kind]
     columns = columns or ColumnMap()
     limits = limits if limits is not None else InputLimits.from_env()
     if not path.exists():
@@ -180,20 +179,34 @@ def read_table(
         raise InputFileError(
             f"{path}: has a header but no data rows; there is nothing to ingest (was the export cut short?)"
         )
-    df.columns = [str(c).strip() for c in df.columns]
+    df.columns = map_columns(path, kind, [str(c).strip() for c in df.columns], columns)
+    if columns.na_values:
+        _blank_markers(df, columns.na_values)
+    df[SOURCE_ROW] = range(1, len(df) + 1)
+    return df.reset_index(drop=True)
+
+
+def map_columns(path: Path, kind: str, found: list[str], columns: ColumnMap) -> list[str]:
+    """The contract's names for a table's columns ``found`` (in order) under ``columns``' mapping.
+
+    Raises:
+        SchemaError: a mapped column is not there, two columns share a name after mapping, or a column
+            the ``kind`` of table requires is missing (the message names the options that map it).
+    """
+    spec = schema.SPECS[kind]
     renames = columns.renames()
-    absent = [src for src in renames if src not in df.columns]
+    absent = [src for src in renames if src not in found]
     if absent:
         raise SchemaError(
-            f"{path}: the mapped column(s) {absent} are not in the file; its columns are {list(df.columns)}"
+            f"{path}: the mapped column(s) {absent} are not in the file; its columns are {found}"
         )
-    df = df.rename(columns=renames)
-    dupes = sorted({c for c in df.columns if list(df.columns).count(c) > 1})
+    mapped = [renames.get(c, c) for c in found]
+    dupes = sorted({c for c in mapped if mapped.count(c) > 1})
     if dupes:
         raise SchemaError(
             f"{path}: column(s) {dupes} appear more than once (after mapping); rename one of them"
         )
-    missing = [c for c in spec.required if c not in df.columns]
+    missing = [c for c in spec.required if c not in mapped]
     if missing:
         prefix = "gold-" if kind == "gold" else ""  # a gold file has its own column options
         hint = " ".join(
@@ -206,13 +219,10 @@ def read_table(
             if col in missing
         )
         raise SchemaError(
-            f"{path}: missing required column(s) {missing} for the {kind} table; found {list(df.columns)}. "
+            f"{path}: missing required column(s) {missing} for the {kind} table; found {mapped}. "
             f"Rename them in the file or map them with {hint or 'the column options'}"
         )
-    if columns.na_values:
-        _blank_markers(df, columns.na_values)
-    df[SOURCE_ROW] = range(1, len(df) + 1)
-    return df.reset_index(drop=True)
+    return mapped
 
 
 def _blank_markers(df: pd.DataFrame, markers: tuple[str, ...]) -> None:
@@ -358,23 +368,51 @@ def _first_bad_utf8_line(path: Path) -> int | None:
     return None
 
 
+#: extensions of the Parquet files of a directory data set (lower case)
+PARQUET_SUFFIXES = tuple(ext for ext, fmt in FORMATS.items() if fmt == "parquet")
+
+
 def parquet_files(path: Path) -> list[Path]:
-    """The Parquet files of a directory data set (sorted, hidden files skipped).
+    """The Parquet files of a directory data set, sorted (:func:`parquet_listing`)."""
+    return parquet_listing(path)[0]
+
+
+def parquet_listing(path: Path) -> tuple[list[Path], list[Path]]:
+    """A directory data set: its Parquet files (``.parquet``/``.pq``, at any depth, sorted) and the
+    metadata files left out (any name, or folder on the way, starting with ``.`` or ``_``, such as
+    Spark's ``_SUCCESS`` or ``.crc`` files).
+
+    Any other file is refused rather than skipped: a data set is one format, and a stray CSV or notes
+    file beside the parts would otherwise be dropped without a word.
 
     Raises:
-        InputFileError: the directory holds no ``.parquet`` file.
+        InputFileError: the directory holds no Parquet file, or a file that is neither Parquet nor metadata.
     """
-    files = sorted(
-        p
-        for p in Path(path).rglob("*.parquet")
-        if not any(part.startswith((".", "_")) for part in p.relative_to(path).parts)
-    )
-    if not files:
+    path = Path(path)
+    parts, skipped, foreign = [], [], []
+    for p in sorted(path.rglob("*")):
+        if p.is_dir():
+            continue
+        if any(part.startswith((".", "_")) for part in p.relative_to(path).parts):
+            skipped.append(p)
+        elif p.suffix.lower() in PARQUET_SUFFIXES:
+            parts.append(p)
+        else:
+            foreign.append(p)
+    if foreign:
+        names = ", ".join(str(p.relative_to(path)) for p in foreign[:3])
+        more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+        raise InputFileError(
+            f"{path}: a directory is read as one Parquet data set, but it also holds {len(foreign)} other "
+            f"file(s) ({names}{more}); move them out (a file of another format is a delivery of its own: "
+            "pass it as a file), or start their names with '_' to mark them as metadata"
+        )
+    if not parts:
         raise InputFileError(
             f"{path}: is a directory without .parquet files; pass a file, or a directory of Parquet files "
             "(one data set, same columns)"
         )
-    return files
+    return parts, skipped
 
 
 def _read_parquet(path: Path, limits: InputLimits | None = None) -> pd.DataFrame:
