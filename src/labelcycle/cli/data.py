@@ -60,10 +60,12 @@ def demo(out_dir: Path, n_items: int, n_annotators: int, seed: int) -> None:
 
 @click.command()
 @path_option(
-    "--annotations", default=None, help="Annotations file (optional when --gold or --items is given)."
+    "--annotations",
+    default=None,
+    help="Annotations file, or a directory of Parquet files (optional when --gold or --items is given).",
 )
-@path_option("--items", default=None, help="Items (features) file.")
-@path_option("--gold", default=None, help="Gold labels file (alone: a gold-only batch).")
+@path_option("--items", default=None, help="Items (features) file or directory of Parquet files.")
+@path_option("--gold", default=None, help="Gold labels file or directory (alone: a gold-only batch).")
 @column_options
 @gold_column_options
 @click.option(
@@ -112,6 +114,11 @@ def ingest(
     Only an empty cell is a missing value: NA, none, null, N/A and nan are read as text. Declare the
     words a delivery uses for "no value" with --na-values; they are recorded with the batch, so the
     pipeline reads it the same way. Compressed files that expand too far are refused (--max-input-size).
+
+    Each of them may be a directory of Parquet files read as one data set (e.g. a partitioned export):
+    it is stored as a folder in the batch, every file listed with its checksum. Ingest checks its
+    schema, counts its rows from the file footers and reads only the label column (and, for the size
+    limit, which holds for each file, one row group at a time); the ingest stage validates its rows.
     """
     from labelcycle.params import load
     from labelcycle.versioning import dvc, raw
@@ -134,15 +141,14 @@ def ingest(
         files.append(raw.BatchFile("items", items, colmap(item_col, None, None, None, na_values)))
     if gold is not None:
         files.append(raw.BatchFile("gold", gold, gold_colmap(gold_item_col, gold_label_col, na_values)))
-    tables = raw.read_batch_files(files, limits)
+    tables, folders = _read_delivery(files, limits)
     discovered = not labels
     if discovered:
-        labels = _discover_labels(tables)
-    _check_delivery(tables, labels, annotations, gold, discovered)
+        labels = _discover_labels(tables, folders)
+    _check_delivery(tables, folders, labels, annotations, gold, discovered)
     origin = {FROM_CROWD: True} if gold_from_crowd else None
-    batch, new = add_raw_batch(
-        root, files, {k: len(v) for k, v in tables.items()}, "labelcycle ingest", origin
-    )
+    counts = {k: len(v) for k, v in tables.items()} | {k: f.rows for k, f in folders.items()}
+    batch, new = add_raw_batch(root, files, counts, "labelcycle ingest", origin)
     if discovered:
         write_value(root / catalog.PARAMS, "ingest", "labels", labels)
         click.echo(
@@ -159,13 +165,40 @@ def ingest(
     )
 
 
-def _discover_labels(tables: dict) -> list[str]:
+def _read_delivery(files: list, limits) -> tuple[dict, dict]:
+    """The delivery's files read whole (file-level validation: raises on unreadable files), and its
+    directories of Parquet files checked without loading them (:mod:`labelcycle.parquet_dir`).
+
+    Raises:
+        ConfigError: --no-header given for a directory of Parquet files.
+    """
+    from labelcycle.compressed import InputLimits
+    from labelcycle.parquet_dir import inspect_parquet_dir
+    from labelcycle.versioning import raw
+
+    folders = {}
+    for f in files:
+        if not f.path.is_dir():
+            continue
+        if f.columns.names:
+            raise ConfigError(
+                f"{f.path}: is a directory of Parquet files, whose columns have names; --no-header is for a "
+                "text file without a header row: drop it (map columns with --item-col/--annotator-col/--label-col)"
+            )
+        held = limits or InputLimits.from_env()
+        folders[f.role] = inspect_parquet_dir(f.path, f.role, f.columns, held, f.role != "items")
+    tables = raw.read_batch_files([f for f in files if f.role not in folders], limits)
+    return tables, folders
+
+
+def _discover_labels(tables: dict, folders: dict) -> list[str]:
     """The labels seen in a delivery's annotations and gold (sorted), for a project that lists none.
 
     Raises:
         ConfigError: fewer than two labels were seen.
     """
-    labels = labels_seen(tables.get("annotations"), tables.get("gold"))
+    seen = set(labels_seen(tables.get("annotations"), tables.get("gold")))
+    labels = sorted(seen.union(*(f.labels_seen() for f in folders.values())))
     if len(labels) < 2:
         raise ConfigError(
             f"{catalog.PARAMS} lists no labels (ingest.labels: []) and this delivery shows {labels}, fewer than "
@@ -174,9 +207,12 @@ def _discover_labels(tables: dict) -> list[str]:
     return labels
 
 
-def _check_delivery(tables: dict, labels: list[str], annotations, gold, discovered: bool) -> None:
+def _check_delivery(
+    tables: dict, folders: dict, labels: list[str], annotations, gold, discovered: bool
+) -> None:
     """Validate the delivery as the ingest stage will and print its counts; stop when a file has no
-    valid row (the message names the options that fix it)."""
+    valid row (the message names the options that fix it). A directory's rows are counted, and its labels
+    checked, but the rows themselves are validated by the ingest stage."""
     import pandas as pd
 
     from labelcycle.validation import validate
@@ -195,14 +231,34 @@ def _check_delivery(tables: dict, labels: list[str], annotations, gold, discover
             f"{c.quarantined} to quarantine" + (f" ({reasons})" if reasons else "")
         )
     where = "the labels seen" if discovered else f"the label set in {catalog.PARAMS} (ingest.labels)"
-    if annotations is not None:
+    _check_folders(folders, labels, where)
+    if "annotations" in tables:
         result.require_annotations(annotations, f"{where}, --item-col/--annotator-col/--label-col")
-    if gold is not None and result.gold is not None and result.gold.empty:
+    if "gold" in tables and result.gold is not None and result.gold.empty:
         c = result.counts["gold"]
         raise ValidationError(
             f"{gold}: none of its {c.read} gold rows is valid ({c.reasons_text()}); check {where} and the "
             "gold file's column mapping (--gold-item-col/--gold-label-col)"
         )
+
+
+def _check_folders(folders: dict, labels: list[str], where: str) -> None:
+    """Print each directory's rows (and those with a known label); stop when none has a known label."""
+    for role, folder in folders.items():
+        known = folder.rows_with_label_in(labels) if role != "items" else None
+        left = ", ".join(str(p.relative_to(folder.path)) for p in folder.skipped[:3])
+        click.echo(
+            f"  {role}: {folder.rows} rows in {len(folder.files)} Parquet file(s)"
+            + (f", {known} with a known label" if known is not None else "")
+            + "; the ingest stage validates each row"
+            + (f" (left out {len(folder.skipped)} metadata file(s): {left})" if folder.skipped else "")
+        )
+        if known == 0:
+            options = "--gold-label-col" if role == "gold" else "--label-col"
+            raise ValidationError(
+                f"{folder.path}: none of its {folder.rows} {role} rows has a label in {where}; check that "
+                f"and the column mapping ({options})"
+            )
 
 
 @click.command()
@@ -219,7 +275,7 @@ def verify(repo) -> None:
     problems = raw.verify_store(root)
     if not problems:
         batches = raw.list_batches(root)
-        n_files = sum(len(b.manifest.get("files") or {}) for b in batches)
+        n_files = sum(len(b.files(role)) for b in batches for role in raw.ROLES)
         click.echo(
             f"verify: {len(batches)} raw batches ({n_files} files) match their manifests in {catalog.RAW}"
         )

@@ -2,9 +2,11 @@
 
 A batch is the files of one delivery (annotations, optionally items and gold), copied byte for byte
 into ``data/raw/<digest>/`` with a ``manifest.json`` that records where they came from, how their
-columns map onto the contract (missing-value markers included), and their sha256 checksums. The digest
-is computed from the files' content and the column mapping, so ingesting the same delivery twice is a
-no-op. Files are made read-only.
+columns map onto the contract (missing-value markers included), and their sha256 checksums. A role may
+be a folder of Parquet files (one data set, stored as the folder ``<role>/`` with every part listed:
+:mod:`labelcycle.versioning.raw_entries`). The digest is computed from the files' content (and a
+folder's file names) and the column mapping, so ingesting the same delivery twice is a no-op. Files are
+made read-only.
 
 Writing is atomic and safe to race: a batch is assembled in a staging folder outside ``data/raw``
 (:func:`staging_dir`, under ``.dvc/tmp``) and renamed into place in one step, so ``data/raw`` never holds
@@ -36,9 +38,16 @@ import pandas as pd
 from labelcycle import catalog, schema
 from labelcycle.compressed import InputLimits
 from labelcycle.errors import WorkspaceError
-from labelcycle.readers import ColumnMap, detect_format, read_table
+from labelcycle.readers import ColumnMap, read_table
 from labelcycle.validation import SOURCE_FILE
-from labelcycle.versioning.digest import file_sha256
+from labelcycle.versioning.raw_entries import (
+    Problem,
+    copy_entry,
+    entry_files,
+    entry_sha256,
+    source_sha256,
+    verify_entry,
+)
 
 #: the raw batches' folder relative to the project root (``dvc add``-ed as one output)
 RAW_DIR = Path(catalog.RAW)
@@ -56,6 +65,8 @@ RESTORE_HINT = (
 
 @dataclass(frozen=True)
 class BatchFile:
+    """One role of a delivery: a file, or a folder of Parquet files (one data set)."""
+
     role: str
     path: Path
     columns: ColumnMap
@@ -70,8 +81,15 @@ class Batch:
     manifest: dict
 
     def file(self, role: str) -> Path | None:
+        """The role's file, or its folder of Parquet files (what :func:`~labelcycle.readers.read_table`
+        reads as one table); None when the batch has no such role."""
         entry = self.manifest["files"].get(role)
         return self.path / entry["file"] if entry else None
+
+    def files(self, role: str) -> list[Path]:
+        """The role's file, or its folder's Parquet files in their stable (name) order; [] without it."""
+        entry = self.manifest["files"].get(role)
+        return entry_files(self.path, entry) if entry else []
 
     def columns(self, role: str) -> ColumnMap:
         entry = self.manifest["files"].get(role) or {}
@@ -87,27 +105,6 @@ class Batch:
         return dict(self.manifest.get("origin") or {})
 
 
-@dataclass(frozen=True)
-class Problem:
-    """One difference between the raw store and its manifests.
-
-    Attributes:
-        batch: the batch folder's name (or the odd entry's name in ``data/raw``).
-        file: the file inside it ("" for the entry itself).
-        kind: ``changed``, ``missing``, ``unexpected`` or ``unreadable``.
-        detail: what is wrong, for people.
-    """
-
-    batch: str
-    file: str
-    kind: str
-    detail: str
-
-    def __str__(self) -> str:
-        where = f"{catalog.RAW}/{self.batch}" + (f"/{self.file}" if self.file else "")
-        return f"{where}: {self.detail}"
-
-
 def _digest(entries: list[tuple[str, str, Mapping]]) -> str:
     """Digest of ``(role, sha256, column mapping)`` entries, in role order."""
     h = hashlib.sha256()
@@ -119,8 +116,13 @@ def _digest(entries: list[tuple[str, str, Mapping]]) -> str:
 
 
 def batch_digest(files: list[BatchFile]) -> str:
-    """Digest of a delivery: each file's role, content hash and column mapping."""
-    return _digest([(f.role, file_sha256(f.path), f.columns.to_dict()) for f in files])
+    """Digest of a delivery: each file's role, content hash (a folder's: its parts' names and content)
+    and column mapping."""
+    return _digest(_hashed(files))
+
+
+def _hashed(files: list[BatchFile]) -> list[tuple[str, str, Mapping]]:
+    return [(f.role, source_sha256(f.path), f.columns.to_dict()) for f in files]
 
 
 def read_batch_files(files: list[BatchFile], limits: InputLimits | None = None) -> dict[str, pd.DataFrame]:
@@ -164,7 +166,8 @@ def write_batch(
             or a batch in the store differs from its manifest (nothing is written, so that the
             ``dvc add`` that follows a new batch never records a changed batch).
     """
-    digest = batch_digest(files)
+    hashed = _hashed(files)
+    digest = _digest(hashed)
     raw = root / RAW_DIR
     target = raw / digest
     existing = _existing(target)
@@ -175,7 +178,7 @@ def write_batch(
     if problems:  # `dvc add` after this batch would record the changed files as the store's new state
         more = f" (and {len(problems) - 1} more difference(s))" if len(problems) > 1 else ""
         raise WorkspaceError(f"{problems[0]}{more}; nothing was added: {RESTORE_HINT}")
-    staged = stage_batch(root, digest, files, row_counts, origin)
+    staged = stage_batch(root, digest, files, row_counts, origin, {role: sha for role, sha, _ in hashed})
     try:
         raw.mkdir(parents=True, exist_ok=True)
         os.rename(staged, target)  # atomic; fails when another ingest put the batch there first
@@ -209,19 +212,29 @@ def track_batch(root: Path, batch: Batch) -> None:
 
 
 def remove_batch(batch: Batch) -> None:
-    """Delete a batch folder (its files are read-only; the folder is not)."""
-    for child in batch.path.iterdir():
-        child.chmod(stat.S_IRUSR | stat.S_IWUSR)
+    """Delete a batch folder (its files are read-only; its folders are not)."""
+    for child in batch.path.rglob("*"):
+        if child.is_file():
+            child.chmod(stat.S_IRUSR | stat.S_IWUSR)
     shutil.rmtree(batch.path, ignore_errors=True)
 
 
 def stage_batch(
-    root: Path, digest: str, files: list[BatchFile], row_counts: dict[str, int], origin: Mapping | None
+    root: Path,
+    digest: str,
+    files: list[BatchFile],
+    row_counts: dict[str, int],
+    origin: Mapping | None,
+    expected: Mapping[str, str] | None = None,
 ) -> Path:
     """Assemble a batch (copies, manifest, read-only files) in a fresh folder under :func:`staging_dir`.
 
+    Args:
+        expected: the content hash per role that ``digest`` was computed from; a copy that hashes
+            differently (the source changed while it was read) is refused.
+
     Raises:
-        WorkspaceError: a write failed; the folder is removed again.
+        WorkspaceError: a write failed, or a source changed under the copy; the folder is removed again.
     """
     base = staging_dir(root)
     tmp = base / f"{digest}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -235,21 +248,16 @@ def stage_batch(
     try:
         tmp.mkdir(parents=True)
         for f in files:
-            fmt, _ = detect_format(f.path)
-            name = f.role + _extension(f.path)
-            shutil.copyfile(f.path, tmp / name)
-            manifest["files"][f.role] = {
-                "file": name,
-                "source_path": str(f.path.resolve()),
-                "sha256": file_sha256(tmp / name),
-                "bytes": (tmp / name).stat().st_size,
-                "format": fmt,
-                "rows": int(row_counts.get(f.role, 0)),
-                "columns": f.columns.to_dict(),
-            }
+            entry = copy_entry(f.path, tmp, f.role, row_counts.get(f.role, 0), f.columns.to_dict())
+            if expected is not None and entry["sha256"] != expected.get(f.role):
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise WorkspaceError(
+                    f"{f.path}: changed while it was being ingested (its copy hashes differently); nothing "
+                    f"was added to {catalog.RAW}: ingest it again once it is complete"
+                )
+            manifest["files"][f.role] = entry
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        for child in tmp.iterdir():
-            child.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+        (tmp / MANIFEST).chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise _write_error(root, base, exc) from None
@@ -341,16 +349,6 @@ def _running(pid: int) -> bool:
     return True
 
 
-def _extension(path: Path) -> str:
-    """``.csv``, or ``.csv.gz`` for a compressed file."""
-    suffixes = [s.lower() for s in path.suffixes]
-    return (
-        "".join(suffixes[-2:])
-        if len(suffixes) > 1 and suffixes[-1] in (".gz", ".bz2", ".xz", ".zst")
-        else (suffixes[-1] if suffixes else "")
-    )
-
-
 def load_batch(path: Path) -> Batch:
     manifest_path = path / MANIFEST
     try:
@@ -409,30 +407,16 @@ def find_batch(root: Path, **origin: str) -> Batch | None:
 
 
 def verify_batch(batch: Batch) -> list[Problem]:
-    """How ``batch`` differs from its manifest: files changed, missing or added since ingest, and a
-    manifest that no longer hashes to the batch's name (edited to match a changed file)."""
+    """How ``batch`` differs from its manifest: files changed, missing or added since ingest (inside a
+    role's folder too), and a manifest that no longer hashes to the batch's name (edited to match a
+    changed file)."""
     problems = []
     listed = {MANIFEST}
     entries = []
     for role, entry in sorted((batch.manifest.get("files") or {}).items()):
-        name = str(entry.get("file", ""))
-        listed.add(name)
-        entries.append((role, entry.get("sha256"), entry.get("columns") or {}))
-        path = batch.path / name
-        if not path.is_file():
-            problems.append(Problem(batch.digest, name, "missing", "missing (its manifest lists it)"))
-            continue
-        now = file_sha256(path)
-        if now != entry.get("sha256"):
-            problems.append(
-                Problem(
-                    batch.digest,
-                    name,
-                    "changed",
-                    f"changed since it was ingested (sha256 {str(entry.get('sha256'))[:12]}... in the manifest, "
-                    f"{now[:12]}... now)",
-                )
-            )
+        listed.add(str(entry.get("file", "")))
+        entries.append((role, entry_sha256(entry), entry.get("columns") or {}))
+        problems += verify_entry(batch.digest, batch.path, entry)
     if _digest(entries) != batch.digest:
         problems.append(
             Problem(
