@@ -117,16 +117,37 @@ def _row_groups(path: Path, limits: InputLimits, label: str | None):
 def _check_types(
     path: Path, file_schema: pa.Schema, mapped: list[str], seen: dict[str, tuple[pa.DataType, Path]]
 ) -> None:
-    """Every column (by its contract name) has one type across the files (an all-null column fits any)."""
+    """Every column (by its contract name) has one kind of type across the files: widths may differ
+    (``string``/``large_string``, ``int32``/``int64``, timestamp units), which the reader unifies, and an
+    all-null column fits any; an id that is a number in one file and text in another does not."""
     for name, fld in zip(mapped, file_schema, strict=True):
         if pa.types.is_null(fld.type):
             continue
         first = seen.setdefault(name, (fld.type, path))
-        if first[0] != fld.type:
+        if _kind(first[0]) != _kind(fld.type):
             raise SchemaError(
                 f"{path}: column {fld.name!r} is {fld.type} here but {first[0]} in {first[1]}; the files of "
                 "one data set need one schema: write them again with the same column types"
             )
+
+
+def _kind(t: pa.DataType) -> str:
+    """A type with its width left out (what ``concat_tables(promote_options="permissive")`` widens)."""
+    checks = (
+        (pa.types.is_string, "string"),
+        (pa.types.is_large_string, "string"),
+        (pa.types.is_binary, "binary"),
+        (pa.types.is_large_binary, "binary"),
+        (pa.types.is_signed_integer, "int"),
+        (pa.types.is_unsigned_integer, "uint"),
+        (pa.types.is_floating, "float"),
+    )
+    for check, kind in checks:
+        if check(t):
+            return kind
+    if pa.types.is_timestamp(t):
+        return f"timestamp[{t.tz}]"
+    return str(t)
 
 
 def _count(column: pa.ChunkedArray, into: Counter, markers: set[str]) -> None:

@@ -422,7 +422,8 @@ def _read_parquet(path: Path, limits: InputLimits | None = None) -> pd.DataFrame
     try:
         if path.is_dir():
             tables = [read_parquet_limited(f, limits) for f in parquet_files(path)]
-            table = pa.concat_tables(tables, promote_options="default")
+            # widths may differ between files written by different tools (string/large_string, int32/int64)
+            table = pa.concat_tables(tables, promote_options="permissive")
         else:
             table = read_parquet_limited(path, limits)
     except (pa.ArrowException, OSError) as exc:
