@@ -100,3 +100,12 @@ def test_parts_whose_types_differ_only_in_width_are_one_data_set_and_read_as_one
     assert inspect_parquet_dir(tmp_path / "x", "items", ColumnMap(), InputLimits(), False).rows == 2
     items = read_table(tmp_path / "x", "items")
     assert items["item_id"].tolist() == ["i1", "i2"] and items["n"].tolist() == [1, 2]
+
+
+def test_the_size_limit_holds_for_each_file_not_for_their_total(tmp_path):
+    (tmp_path / "x").mkdir()
+    for k in range(3):
+        part = pa.table({"item_id": [f"i{k}-{j}" for j in range(100)], "label": ["y" * 50] * 100})
+        pq.write_table(part, tmp_path / "x" / f"p{k}.parquet")  # ~6.5 KB each once read, ~20 KB together
+    folder = inspect_parquet_dir(tmp_path / "x", "gold", ColumnMap(), InputLimits.explicit(10_000), True)
+    assert folder.rows == 300 and folder.labels == {"y" * 50: 300}

@@ -116,9 +116,10 @@ def ingest(
     pipeline reads it the same way. Compressed files that expand too far are refused (--max-input-size).
 
     Each of them may be a directory of Parquet files read as one data set (e.g. a partitioned export):
-    it is stored as a folder in the batch, every file listed with its checksum. Ingest checks its
-    schema, counts its rows from the file footers and reads only the label column (and, for the size
-    limit, which holds for each file, one row group at a time); the ingest stage validates its rows.
+    it is stored as a folder in the batch, every file listed with its checksum. Ingest checks each
+    file's schema, counts rows from the file footers, and passes over each file once, a row group at a
+    time, for the size limit (which holds for each file) and the label column's values; the ingest stage
+    validates the rows.
     """
     from labelcycle.params import load
     from labelcycle.versioning import dvc, raw
