@@ -34,13 +34,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from labelcycle import schema
-from labelcycle.aggregation.encode_parts import string_hash
 from labelcycle.aggregation.parts import META
 from labelcycle.compressed import InputLimits
 from labelcycle.readers import SOURCE_ROW, parquet_files, read_table
 from labelcycle.validation import (
     SOURCE_FILE,
     TableCounts,
+    _clean_str,
     _Quarantine,
     _validate_annotations,
 )
@@ -51,13 +51,26 @@ from labelcycle.versioning.digest import digest_of_hashes, finest_unit, row_hash
 _TYPES = {schema.CREATED_AT: pa.timestamp("us", tz="UTC"), schema.DURATION_S: pa.float64()}
 
 
+#: bytes per row assumed for a text file whose row count the manifest does not record
+_BYTES_PER_ROW = 32
+
+
 def annotation_rows(batches: list[raw.Batch]) -> int:
-    """Annotation rows of the batches as their manifests record them (what decides the ingest's path)."""
+    """Annotation rows of the batches (what decides the ingest's path): as the manifests record them,
+    else from Parquet metadata, else estimated from a text file's size (on the high side)."""
     total = 0
     for b in batches:
         entry = b.manifest["files"].get("annotations")
-        if entry:
-            total += int(entry.get("rows") or 0)
+        if not entry:
+            continue
+        rows = int(entry.get("rows") or 0)
+        if not rows:
+            for piece in _pieces(b):
+                if piece.suffix == ".parquet":
+                    rows += pq.ParquetFile(piece).metadata.num_rows
+                else:
+                    rows += piece.stat().st_size // _BYTES_PER_ROW
+        total += rows
     return total
 
 
@@ -69,9 +82,12 @@ def _pieces(batch: raw.Batch) -> list[Path]:
     return parquet_files(path) if path.is_dir() else [path]
 
 
-def _stripped_hash(values: pd.Series) -> np.ndarray:
-    arr = pa.array(values.astype(str).array) if values.dtype == object else pa.array(values.array)
-    return string_hash(pc.utf8_trim_whitespace(pc.fill_null(arr.cast(pa.string()), "")))
+def _part_of(values: pd.Series, n: int) -> np.ndarray:
+    """The part (0..n-1) of each row by its stripped item id: a fixed-key hash of the text, each distinct
+    id hashed once (the same id lands in the same part in every file and in the items table)."""
+    ids = _clean_str(values.astype(str) if values.dtype == object else values)
+    hashed = pd.util.hash_pandas_object(ids, index=False, categorize=True).to_numpy()
+    return (hashed % np.uint64(n)).astype(np.int64)
 
 
 @dataclass
@@ -119,7 +135,7 @@ def spill(root: Path, batches: list[raw.Batch], work: Path, part_rows: int) -> S
             df[schema.RAW_BATCH] = batch.digest
             df[SOURCE_FILE] = str(source.relative_to(root))
             out.columns += [c for c in df.columns if c not in out.columns]
-            part = (_stripped_hash(df[schema.ITEM_ID]) % np.uint32(n)).astype(np.int64)
+            part = _part_of(df[schema.ITEM_ID], n)
             order = np.argsort(part, kind="stable")
             bounds = np.searchsorted(part[order], np.arange(n + 1))
             table = pa.Table.from_pandas(df, preserve_index=False).take(order)
@@ -219,7 +235,7 @@ def validate_parts(
     out_schema = pa.schema([(c, _TYPES.get(c, pa.large_string())) for c in known])
     item_part = None
     if items is not None:
-        item_part = (_stripped_hash(items[schema.ITEM_ID]) % np.uint32(sp.n)).astype(np.int64)
+        item_part = _part_of(items[schema.ITEM_ID], sp.n)
     counts = TableCounts()
     quarantine: list[pd.DataFrame] = []
     repeats: list[pd.DataFrame] = []

@@ -28,7 +28,7 @@ class IngestParams:
     tie_break: str | None = None
     #: annotation sets larger than this are validated out of core, in parts of about this many rows
     #: (by item), so memory is bounded by a part, not by the annotations
-    part_rows: int = 4_000_000
+    part_rows: int = 10_000_000
 
     def __post_init__(self) -> None:
         _check(
