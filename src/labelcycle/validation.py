@@ -148,6 +148,8 @@ def _is_empty(values: pd.Series) -> pd.Series:
     """Missing cells: nulls, and text that is empty or whitespace only (nothing else)."""
     arr = _arrow_strings(values)
     if arr is None:
+        if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_datetime64_any_dtype(values):
+            return values.isna()  # no text to be blank
         return values.isna() | values.astype(str).str.strip().eq("")
     empty = pc.or_(pc.equal(pc.binary_length(arr), 0), pc.utf8_is_space(arr))
     empty = pc.fill_null(empty, True).to_numpy(zero_copy_only=False)
