@@ -409,8 +409,27 @@ def _duplicate_judgements(df: pd.DataFrame) -> np.ndarray:
     return dup
 
 
+def _arrow_timestamps(values: pd.Series) -> pd.Series | None:
+    """ISO 8601 text parsed by Arrow's cast (several times faster than pandas): all with a zone offset, or
+    all without (taken as UTC, as pandas does with ``utc=True``). None when any value is otherwise."""
+    arr = _arrow_strings(values)
+    if arr is None:
+        return None
+    utc = pa.timestamp("us", tz="UTC")
+    for target in (utc, pa.timestamp("us")):
+        try:
+            parsed = pc.cast(arr, target).cast(utc)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue
+        return pd.Series(parsed.to_pandas().array, index=values.index)
+    return None
+
+
 def _parse_timestamps(values: pd.Series) -> pd.Series:
     """UTC timestamps; ISO 8601 in one vectorised pass, any other format by pandas' per-value parser."""
+    fast = _arrow_timestamps(values)
+    if fast is not None:
+        return fast
     parsed = pd.to_datetime(values, errors="coerce", utc=True, format="ISO8601")
     redo = values.notna() & parsed.isna()
     if redo.any():
