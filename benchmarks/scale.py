@@ -1,23 +1,32 @@
-"""Scale benchmark: wall time and peak memory per pipeline stage at 100k, 1M and 10M annotations.
+"""Scale benchmark: wall time and peak memory per pipeline stage, 100k to 100M annotations.
 
-Generates a crowd-labelled data set with a vectorised generator (3 annotations per item on average,
-realistic columns: created_at as ISO 8601 text, duration_s, 6 item features, 1% gold), stores it as one
-raw batch of a fresh project, and runs the real stage scripts (``stages/ingest.py``, ``split.py``,
-``aggregate.py`` and, up to ``--train-max``, ``train_error_model.py``, ``curate.py``, ``train_quality.py``) one by one as child processes, each measured by
-its resident memory sampled at 20 Hz (peak RSS of that process). MLflow logs to a SQLite store in the
-project, as on a laptop.
+Generates a crowd-labelled data set with a vectorised generator, stores it as one raw batch of a fresh
+project, and runs the real stage scripts (``stages/ingest.py``, ``split.py``, ``aggregate.py`` and, up to
+``--train-max``, ``train_error_model.py``, ``curate.py``, ``train_quality.py``) one by one as child
+processes, each measured by its resident memory sampled at 20 Hz (peak RSS of that process). MLflow logs
+to a SQLite store in the project, as on a laptop.
 
-Reproduce (writes benchmarks/results/scale.md):
+Two data layouts (``--layout``):
 
-    PYTHONPATH=src python benchmarks/scale.py --sizes 100000 1000000 10000000
+- ``csv`` (default): 3 annotations per item on average, realistic columns (created_at as ISO 8601
+  text, duration_s), 6 item features, 1% gold, one CSV per table;
+- ``parquet``: issue 17's shape (4 annotations per item, one annotator per 5,000 annotations, string
+  ids, rows in arrival order), the annotations as a directory of Parquet files generated piece by piece
+  (so 100M fits), 1% gold, no items table; ingest, split and aggregate only.
 
-After each size, ``--weekly F`` (default 0.02) adds a batch of ``F * N`` annotations on new items by
-the same annotators, reruns ingest, then the aggregate stage warm-started from its stored fit
+Reproduce (each writes its results file whole):
+
+    PYTHONPATH=src python benchmarks/scale.py --sizes 1000000 10000000 --stages ingest split aggregate --weekly 0.02
+    PYTHONPATH=src python benchmarks/scale.py --layout parquet --sizes 1000000 10000000 100000000 --weekly 0 \
+        --out benchmarks/results/scale_parquet.md
+
+After each size, ``--weekly F`` adds a batch of ``F * N`` annotations on new items by the same
+annotators, reruns ingest, then the aggregate stage warm-started from its stored fit
 (``aggregate.warm_start: true``) and cold (``false``), and compares their labels.
 
 Options: ``--train-max N`` runs the model stages only up to N annotations (default 1M; LightGBM
-single-threaded, 100 rounds; the tune stage is not run, train_quality uses params.yaml), ``--keep DIR`` keeps the generated projects,
-``--stages ingest`` runs only the named stages.
+single-threaded, 100 rounds; the tune stage is not run, train_quality uses params.yaml), ``--keep DIR``
+keeps the generated projects, ``--stages ingest`` runs only the named stages.
 """
 
 from __future__ import annotations
@@ -98,6 +107,57 @@ def generate(
     return {"annotations": n_annotations, "items": n_items, "annotators": n_annotators, "gold": len(gold_idx)}
 
 
+#: annotations per Parquet file of the ``parquet`` layout
+PIECE_ROWS = 5_000_000
+
+
+def generate_parquet(
+    n_annotations: int, out: Path, seed: int = 0, prefix: str = "i", n_annotators: int | None = None
+) -> dict[str, int]:
+    """The ``parquet`` layout: ``annotations/`` (one data set of Parquet files of ``PIECE_ROWS`` rows) and
+    gold.csv, in issue 17's shape: 4 annotations per item, one annotator per 5,000 annotations, string ids,
+    rows in arrival order (not grouped by item), 1% gold; no items table. Generated piece by piece, so
+    memory stays bounded by one piece whatever the size."""
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(seed)
+    n_items = max(10, n_annotations // 4)
+    n_annotators = n_annotators or max(30, n_annotations // 5000)
+    truth_of = np.random.default_rng(seed + 1).choice(3, size=n_items, p=[0.7, 0.2, 0.1]).astype(np.int8)
+    skill = np.random.default_rng(12345).uniform(0.55, 0.95, n_annotators)
+    (out / "annotations").mkdir(parents=True, exist_ok=True)
+    for k, start in enumerate(range(0, n_annotations, PIECE_ROWS)):
+        m = min(PIECE_ROWS, n_annotations - start)
+        item = rng.integers(0, n_items, m)
+        annotator = rng.integers(0, n_annotators, m)
+        truth = truth_of[item]
+        correct = rng.random(m) < skill[annotator]
+        label = np.where(correct, truth, rng.integers(0, 3, m))
+        seconds = np.datetime64("2026-09-07T00:00:00", "s") + rng.integers(0, 56 * 86400, m).astype(
+            "timedelta64[s]"
+        )
+        pq.write_table(
+            pa.table(
+                {
+                    "item_id": _ids(prefix, item),
+                    "annotator_id": _ids("a", annotator),
+                    "label": pa.array(np.array(LABELS)[label]),
+                    "created_at": pa.array(np.char.add(np.datetime_as_string(seconds, unit="s"), "Z")),
+                    "duration_s": pa.array(np.round(rng.lognormal(2.5, 0.6, m), 1)),
+                }
+            ),
+            out / "annotations" / f"part-{k:04d}.parquet",
+        )
+    gold_idx = rng.choice(n_items, size=max(10, n_items // 100), replace=False)
+    pacsv.write_csv(
+        pa.table(
+            {"item_id": _ids(prefix, gold_idx), "label": pa.array(np.array(LABELS)[truth_of[gold_idx]])}
+        ),
+        out / "gold.csv",
+    )
+    return {"annotations": n_annotations, "items": n_items, "annotators": n_annotators, "gold": len(gold_idx)}
+
+
 def make_project(path: Path, n_estimators: int) -> None:
     path.mkdir(parents=True)
     for name in ("dvc.yaml", "params.yaml"):
@@ -111,15 +171,18 @@ def make_project(path: Path, n_estimators: int) -> None:
     (path / ".dvc").mkdir()  # the stages only need a project root; DVC itself is not run here
 
 
-def add_batch(project: Path, data: Path) -> None:
+def add_batch(project: Path, data: Path, rows: int = 0) -> None:
+    """Store ``data``'s files (or the ``annotations/`` Parquet directory) as one raw batch of ``project``."""
     sys.path.insert(0, str(REPO / "src"))
     from labelcycle.readers import ColumnMap
     from labelcycle.versioning import raw
 
-    files = [
-        raw.BatchFile(role, data / f"{role}.csv", ColumnMap()) for role in ("annotations", "items", "gold")
-    ]
-    raw.write_batch(project, files, {})
+    files = []
+    for role in ("annotations", "items", "gold"):
+        path = data / role if (data / role).is_dir() else data / f"{role}.csv"
+        if path.exists():
+            files.append(raw.BatchFile(role, path, ColumnMap()))
+    raw.write_batch(project, files, {"annotations": rows})
 
 
 def warm_store(project: Path, env: dict[str, str]) -> None:
@@ -173,6 +236,13 @@ def main() -> None:
         default=0.02,
         help="after each size, add a batch of this share of its annotations and time warm vs cold aggregate (0: off)",
     )
+    ap.add_argument(
+        "--layout",
+        choices=("csv", "parquet"),
+        default="csv",
+        help="csv: one CSV per table with items (below); parquet: annotations as a directory of Parquet files "
+        "in issue 17's shape, gold, no items (ingest, split and aggregate only)",
+    )
     ap.add_argument("--max-rss-gb", type=float, default=12.0, help="kill a stage above this peak memory")
     ap.add_argument(
         "--stage-timeout", type=float, default=1800.0, help="kill a stage after this many seconds"
@@ -195,18 +265,18 @@ def main() -> None:
             proj = base / f"n{n}"
             t0 = time.perf_counter()
             # generate in a child process: this process stays small, so it never weighs on the stages
-            shape = generate_in_child(n, base / f"data{n}", env)
+            shape = generate_in_child(n, base / f"data{n}", env, args.layout)
             make_project(proj, args.n_estimators)
-            add_batch(proj, base / f"data{n}")
+            add_batch(proj, base / f"data{n}", n)
             warm_store(proj, env)
             shutil.rmtree(base / f"data{n}")
-            csv_mb = sum(f.stat().st_size for f in proj.glob("data/raw/*/*.csv")) / 2**20
+            raw_mb = sum(f.stat().st_size for f in proj.glob("data/raw/**/*") if f.is_file()) / 2**20
             print(
-                f"{n:,} annotations: generated in {time.perf_counter() - t0:.1f}s ({csv_mb:.0f} MiB CSV)",
+                f"{n:,} annotations: generated in {time.perf_counter() - t0:.1f}s ({raw_mb:.0f} MiB raw)",
                 flush=True,
             )
             stages = ["ingest", "split", "aggregate"]
-            if n <= args.train_max:
+            if n <= args.train_max and args.layout == "csv":
                 stages += ["train_error_model", "curate", "train_quality"]
             if args.stages:
                 stages = [s for s in stages if s in args.stages]
@@ -233,13 +303,17 @@ def main() -> None:
     write_report(args, rows, incremental)
 
 
-def generate_in_child(n: int, out: Path, env: dict[str, str], **kwargs: object) -> dict[str, int]:
-    """:func:`generate` in a child process: this process stays small, so it never weighs on the stages."""
+def generate_in_child(
+    n: int, out: Path, env: dict[str, str], layout: str = "csv", **kwargs: object
+) -> dict[str, int]:
+    """:func:`generate` (or :func:`generate_parquet`) in a child process: this process stays small, so it
+    never weighs on the stages."""
     import json
 
+    fn = "generate" if layout == "csv" else "generate_parquet"
     code = (
         f"import sys, json; sys.path.insert(0, {str(Path(__file__).parent)!r}); import scale; "
-        f"from pathlib import Path; print(json.dumps(scale.generate({n}, Path({str(out)!r}), **{kwargs!r})))"
+        f"from pathlib import Path; print(json.dumps(scale.{fn}({n}, Path({str(out)!r}), **{kwargs!r})))"
     )
     done = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True)
     return json.loads(done.stdout)
@@ -251,8 +325,10 @@ def weekly_run(proj: Path, base: Path, n: int, shape: dict, env: dict, args, row
     import pandas as pd
 
     week = int(n * args.weekly)
-    generate_in_child(week, base / f"week{n}", env, seed=1, prefix="w", n_annotators=shape["annotators"])
-    add_batch(proj, base / f"week{n}")
+    generate_in_child(
+        week, base / f"week{n}", env, args.layout, seed=1, prefix="w", n_annotators=shape["annotators"]
+    )
+    add_batch(proj, base / f"week{n}", week)
     shutil.rmtree(base / f"week{n}")
     result: dict = {"n": n, "week": week}
     labels = {}
@@ -303,12 +379,21 @@ def write_report(args: argparse.Namespace, rows: list, incremental: list[dict] |
         + f" --train-max {args.train_max}"
         + (f" --stages {' '.join(args.stages)}" if args.stages else "")
         + f" --weekly {args.weekly}"
+        + (f" --layout {args.layout}" if args.layout != "csv" else "")
         + "`",
         "",
         "Each stage runs as its own process (`python stages/<stage>.py`, MLflow logging to the project's SQLite "
-        "store included; the store is created before timing); peak memory is that process's RSS sampled at 20 Hz. Data: ~3 annotations per item, CSV with "
-        "`created_at` (ISO 8601) and `duration_s`, 6 item features, 1% gold. train_quality: LightGBM, 1 thread, "
-        f"{args.n_estimators} rounds with early stopping.",
+        "store included; the store is created before timing); peak memory is that process's RSS sampled at 20 Hz. "
+        + (
+            "Data: ~3 annotations per item, one annotator per 2,000 annotations, CSV with `created_at` (ISO 8601) "
+            "and `duration_s`, 6 item features, 1% gold. train_quality: LightGBM, 1 thread, "
+            f"{args.n_estimators} rounds with early stopping."
+            if args.layout == "csv"
+            else "Data: the annotations as one raw batch holding a directory of Parquet files of "
+            f"{PIECE_ROWS:,} rows (string ids, `created_at` as ISO 8601 text, `duration_s`; 4 annotations per "
+            "item, one annotator per 5,000 annotations, rows in arrival order), 1% gold, no items table. "
+            "Above `ingest.part_rows` (10M) the ingest stage validates out of core, in parts by item."
+        ),
         "",
         "| annotations | items | stage | wall (s) | peak RSS (MiB) | s per 1M annotations |",
         "|---:|---:|---|---:|---:|---:|",
@@ -322,7 +407,12 @@ def write_report(args: argparse.Namespace, rows: list, incremental: list[dict] |
         if stage in ("ingest", "aggregate"):
             w, r = totals.get(n, (0.0, 0.0))
             totals[n] = (w + wall, max(r, rss))
-    lines += ["", "ingest + aggregate (the target: 10M annotations in < 60 s):", ""]
+    lines += [
+        "",
+        "ingest + aggregate (issue 17's targets: 10M annotations in < 60 s; 100M in < 240 s, aggregate alone "
+        "< 150 s, peak RSS < 6 GiB):",
+        "",
+    ]
     lines += ["| annotations | wall (s) | peak RSS (MiB) |", "|---:|---:|---:|"]
     lines += [f"| {n:,} | {w:.1f} | {r:.0f} |" for n, (w, r) in totals.items()]
     if incremental:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from labelcycle import schema
 from labelcycle.compressed import (
@@ -52,6 +53,10 @@ _COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zst": "zstd"}
 
 #: 1-based data-row number of each row as read, kept beside the data so quarantine reasons can point at it
 SOURCE_ROW = "_source_row"
+
+
+#: pandas' default text dtype (what Arrow text becomes)
+_TEXT = pd.Series(["x"]).dtype
 
 
 @dataclass(frozen=True)
@@ -431,9 +436,19 @@ def _read_parquet(path: Path, limits: InputLimits | None = None) -> pd.DataFrame
             f"{path}: is not a readable Parquet file ({exc}); it may be truncated or not Parquet at all - "
             "write it again"
         ) from None
+    ids = (schema.ITEM_ID, schema.ANNOTATOR_ID, schema.LABEL)
+    for col in ids:  # text and integer ids as text in Arrow (one pass, no Python object per value)
+        if col in table.column_names:
+            values = table.column(col)
+            if pa.types.is_dictionary(values.type):
+                values = values.cast(values.type.value_type)
+            if pa.types.is_integer(values.type):
+                values = values.cast(pa.string())
+            if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+                table = table.set_column(table.column_names.index(col), col, pc.fill_null(values, ""))
     df = table.to_pandas()
-    for col in (schema.ITEM_ID, schema.ANNOTATOR_ID, schema.LABEL):
-        if col in df.columns:
+    for col in ids:  # any other type (floats: "1.0", as Python prints them) value by value
+        if col in df.columns and df[col].dtype != _TEXT:
             df[col] = df[col].map(lambda v: "" if v is None or (isinstance(v, float) and v != v) else str(v))
     return df
 

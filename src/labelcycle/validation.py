@@ -148,6 +148,8 @@ def _is_empty(values: pd.Series) -> pd.Series:
     """Missing cells: nulls, and text that is empty or whitespace only (nothing else)."""
     arr = _arrow_strings(values)
     if arr is None:
+        if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_datetime64_any_dtype(values):
+            return values.isna()  # no text to be blank
         return values.isna() | values.astype(str).str.strip().eq("")
     empty = pc.or_(pc.equal(pc.binary_length(arr), 0), pc.utf8_is_space(arr))
     empty = pc.fill_null(empty, True).to_numpy(zero_copy_only=False)
@@ -162,6 +164,20 @@ def _isin(values: pd.Series, allowed: pd.Series) -> pd.Series:
         return pd.Series(found.to_numpy(zero_copy_only=False).astype(bool, copy=False), index=values.index)
     index = pd.Index(allowed.astype(str).unique())
     return pd.Series(index.get_indexer(values.astype(str)) >= 0, index=values.index)
+
+
+def _numbers(values: pd.Series) -> pd.Series:
+    """``pd.to_numeric(values, errors="coerce")``: one Arrow cast of a text column whose every value
+    parses (nulls stay missing), pandas' per-value parser otherwise."""
+    arr = _arrow_strings(values)
+    if arr is not None:
+        try:
+            cast = pc.cast(arr, pa.float64())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+        else:
+            return pd.Series(cast.to_numpy(zero_copy_only=False), index=values.index)
+    return pd.to_numeric(values, errors="coerce")
 
 
 def _clean_str(values: pd.Series) -> pd.Series:
@@ -204,19 +220,27 @@ def validate(
     # each raw column is freed as soon as its typed replacement exists
     raw_annotations = [annotations]
     del annotations
+    clean_items, clean_gold, counts, q = validate_side_tables(labels, items, gold)
+    clean_ann, repeats, counts["annotations"] = _validate_annotations(
+        raw_annotations.pop(), labels, clean_items, q
+    )
+    return ValidationResult(clean_ann, clean_items, clean_gold, q.frame(), counts, repeats)
+
+
+def validate_side_tables(
+    labels: list[str], items: pd.DataFrame | None, gold: pd.DataFrame | None
+) -> tuple[pd.DataFrame | None, pd.DataFrame | None, dict[str, TableCounts], _Quarantine]:
+    """The items and gold tables of :func:`validate`: clean tables, their counts and the quarantine so far."""
+    labels = [str(lab) for lab in labels]
     q = _Quarantine()
     counts: dict[str, TableCounts] = {}
-
     clean_items = None
     if items is not None:
         clean_items, counts["items"] = _validate_items(items, q)
     clean_gold = None
     if gold is not None:
         clean_gold, counts["gold"] = _validate_gold(gold, labels, q)
-    clean_ann, repeats, counts["annotations"] = _validate_annotations(
-        raw_annotations.pop(), labels, clean_items, q
-    )
-    return ValidationResult(clean_ann, clean_items, clean_gold, q.frame(), counts, repeats)
+    return clean_items, clean_gold, counts, q
 
 
 def _drop(
@@ -286,7 +310,7 @@ def _validate_annotations(
     if schema.DURATION_S in df.columns:
         raw = df[schema.DURATION_S]
         empty = _is_empty(raw)
-        num = pd.to_numeric(raw.where(~empty) if empty.any() else raw, errors="coerce")
+        num = _numbers(raw.where(~empty) if empty.any() else raw)
         bad = (~empty & num.isna()) | (num < 0) | np.isinf(num.fillna(0))
         df = _drop(
             df,
@@ -385,8 +409,27 @@ def _duplicate_judgements(df: pd.DataFrame) -> np.ndarray:
     return dup
 
 
+def _arrow_timestamps(values: pd.Series) -> pd.Series | None:
+    """ISO 8601 text parsed by Arrow's cast (several times faster than pandas): all with a zone offset, or
+    all without (taken as UTC, as pandas does with ``utc=True``). None when any value is otherwise."""
+    arr = _arrow_strings(values)
+    if arr is None:
+        return None
+    utc = pa.timestamp("us", tz="UTC")
+    for target in (utc, pa.timestamp("us")):
+        try:
+            parsed = pc.cast(arr, target).cast(utc)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue
+        return pd.Series(parsed.to_pandas().array, index=values.index)
+    return None
+
+
 def _parse_timestamps(values: pd.Series) -> pd.Series:
     """UTC timestamps; ISO 8601 in one vectorised pass, any other format by pandas' per-value parser."""
+    fast = _arrow_timestamps(values)
+    if fast is not None:
+        return fast
     parsed = pd.to_datetime(values, errors="coerce", utc=True, format="ISO8601")
     redo = values.notna() & parsed.isna()
     if redo.any():
@@ -429,7 +472,7 @@ def coerce_feature(values: pd.Series) -> pd.Series:
     # a text column shows itself in its first values: no need to try parsing all of them
     probe = values[present].iloc[:1000]
     if present.any() and pd.to_numeric(probe, errors="coerce").notna().all():
-        num = pd.to_numeric(values.where(present) if empty.any() else values, errors="coerce")
+        num = _numbers(values.where(present) if empty.any() else values)
         if num[present].notna().all():
             return num.astype("float64")
     return _clean_str(values).where(present, None).astype("object")

@@ -185,10 +185,16 @@ def head_rows(source, n: int = 1000) -> pd.DataFrame:
     k = len(lay.classes)
     refs = source.refs()
     part = source.load(refs[0]) if refs else Part(0, 0, np.zeros(0, np.int32), np.zeros(0, np.int32))
-    item, pair = part.item[:n].astype(np.int64) + part.lo, part.pair[:n]
+    item, pair = part.item[:n].astype(np.int64), part.pair[:n]
+    if lay.items is None:  # each part has its own item ids (codes local to the part)
+        from labelcycle.aggregation.encode_parts import items_of
+
+        ids = items_of(refs[0][3]) if refs else pd.Index([], dtype=object)
+    else:
+        ids, item = lay.items, item + part.lo
     return pd.DataFrame(
         {
-            schema.ITEM_ID: np.asarray(lay.items, dtype=object)[item],
+            schema.ITEM_ID: np.asarray(ids, dtype=object)[item],
             schema.ANNOTATOR_ID: np.asarray(lay.annotators, dtype=object)[pair // k],
             schema.LABEL: np.asarray(lay.classes, dtype=object)[pair % k],
         }

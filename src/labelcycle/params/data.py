@@ -26,8 +26,15 @@ class IngestParams:
     #: majority ties: first | last listed label (lenient | severe on an ordinal scale); None: severe when
     #: ordinal, else first
     tie_break: str | None = None
+    #: annotation sets larger than this are validated out of core, in parts of about this many rows
+    #: (by item), so memory is bounded by a part, not by the annotations
+    part_rows: int = 10_000_000
 
     def __post_init__(self) -> None:
+        _check(
+            int(self.part_rows) >= 1,
+            f"ingest.part_rows must be a positive number of rows (got {self.part_rows!r})",
+        )
         _check(0 < float(self.circular_min_agreement) <= 1, "ingest.circular_min_agreement must be in (0, 1]")
         _check(int(self.circular_min_items) >= 1, "ingest.circular_min_items must be at least 1")
         labels = [str(x) for x in (self.labels or [])]

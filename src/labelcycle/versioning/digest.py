@@ -22,26 +22,59 @@ _DEFAULT_STR = pd.Series(["x"]).dtype
 _HASH_ROWS = 1 << 20
 
 
-def _timestamps_as_text(values: pd.Series) -> pd.Series | None:
-    """``values.astype(str)`` for naive or UTC timestamps, vectorised (None: use astype instead).
+_UNITS = (("s", 10**9), ("ms", 10**6), ("us", 10**3), ("ns", 1))
+_DAY_NS = 86_400_000_000_000
+
+
+def _utc_ticks(values: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
+    """Nanosecond ticks of a naive or UTC timestamp column and where it is valid (None: other zone)."""
+    tz = getattr(values.dtype, "tz", None)
+    if tz is not None and str(tz) != "UTC":
+        return None
+    naive = values.dt.tz_localize(None) if tz is not None else values
+    ns = naive.to_numpy(dtype="datetime64[ns]")
+    return ns, ~np.isnat(ns)
+
+
+def timestamp_unit(values: pd.Series) -> str | None:
+    """The resolution pandas would print ``values`` with: ``s``, ``ms``, ``us`` or ``ns``, the coarsest
+    that no value has a finer fraction than; None when it prints dates only (every value at midnight),
+    has no value, or the zone is not UTC (the slow, per-value path)."""
+    found = _utc_ticks(values)
+    if found is None:
+        return None
+    ns, valid = found
+    ticks = ns.view("int64")[valid]
+    if not len(ticks) or not (ticks % _DAY_NS).any():
+        return None
+    return next(u for u, step in _UNITS if not (ticks % step).any())
+
+
+def finest_unit(values: pd.Series) -> str | None:
+    """:func:`timestamp_unit` without the midnight rule (``s`` for dates): None only without a value."""
+    found = _utc_ticks(values)
+    if found is None:
+        return None
+    ns, valid = found
+    ticks = ns.view("int64")[valid]
+    if not len(ticks):
+        return None
+    return next(u for u, step in _UNITS if not (ticks % step).any())
+
+
+def _timestamps_as_text(values: pd.Series, unit: str | None) -> pd.Series | None:
+    """``values.astype(str)`` for naive or UTC timestamps printed at ``unit`` (see :func:`timestamp_unit`),
+    vectorised; None: use astype instead.
 
     pandas formats a datetime column with one resolution for all rows: seconds when no value has a
     fraction, else milliseconds, microseconds or nanoseconds as the finest value needs; ``+00:00`` for
     UTC; missing values stay missing. Columns that pandas would print as dates only (all at midnight)
     and other time zones take the slow path.
     """
-    tz = getattr(values.dtype, "tz", None)
-    if tz is not None and str(tz) != "UTC":
+    found = _utc_ticks(values) if unit is not None else None
+    if found is None:
         return None
-    naive = values.dt.tz_localize(None) if tz is not None else values
-    ns = naive.to_numpy(dtype="datetime64[ns]")
-    valid = ~np.isnat(ns)
-    ticks = ns.view("int64")[valid]
-    if not len(ticks) or not (ticks % 86_400_000_000_000).any():
-        return None
-    unit = next(
-        u for u, step in (("s", 10**9), ("ms", 10**6), ("us", 10**3), ("ns", 1)) if not (ticks % step).any()
-    )
+    ns, valid = found
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -49,18 +82,20 @@ def _timestamps_as_text(values: pd.Series) -> pd.Series | None:
     # Arrow's cast of a naive timestamp to text is ``strftime("%Y-%m-%d %H:%M:%S")`` (fraction per unit),
     # an order of magnitude faster
     text = pc.cast(arr, pa.string())
-    if tz is not None:
+    if getattr(values.dtype, "tz", None) is not None:
         text = pc.binary_join_element_wise(text, pa.scalar("+00:00"), pa.scalar(""))
-    return pd.Series(text.to_pandas(types_mapper={pa.string(): _DEFAULT_STR}.get), index=values.index).astype(
-        str
-    )
+    # .array: the values by position (a Series would be aligned on ``values``' index, which need not be 0..n-1)
+    as_text = text.to_pandas(types_mapper={pa.string(): _DEFAULT_STR}.get).array
+    return pd.Series(as_text, index=values.index).astype(str)
 
 
-def _canonical_column(values: pd.Series) -> pd.Series:
+def _canonical_column(values: pd.Series, unit: str | None | bool = True) -> pd.Series:
+    """The values as hashed: text, float64 or int64. ``unit``: the resolution timestamps are printed at
+    (True: the column's own, :func:`timestamp_unit`)."""
     if isinstance(values.dtype, pd.CategoricalDtype):
         values = values.astype(object)
     if pd.api.types.is_datetime64_any_dtype(values):
-        fast = _timestamps_as_text(values)
+        fast = _timestamps_as_text(values, timestamp_unit(values) if unit is True else unit)
         return values.astype(str) if fast is None else fast
     if pd.api.types.is_bool_dtype(values):
         return values.astype("int64")
@@ -73,28 +108,44 @@ def _canonical_column(values: pd.Series) -> pd.Series:
     return values.astype(object).where(values.notna(), None).map(lambda v: None if v is None else str(v))
 
 
+def row_hashes(df: pd.DataFrame, units: dict[str, str | None] | None = None) -> np.ndarray:
+    """One uint64 per row of ``df`` (columns in name order), as :func:`table_digest` sorts and hashes them.
+
+    ``units``: the resolution each timestamp column is printed at (default: the column's own).
+    """
+    cols = sorted(str(c) for c in df.columns)
+    out = np.empty(len(df), dtype=np.uint64)
+    if not len(df) or not cols:
+        return out
+    units = units or {}
+    frame = pd.DataFrame({c: _canonical_column(df[c], units.get(c, True)) for c in cols})
+    # row hashes are per row, so hashing in slices gives the same ones with bounded scratch memory
+    for start in range(0, len(frame), _HASH_ROWS):
+        part = frame.iloc[start : start + _HASH_ROWS]
+        # categorize: each distinct value is hashed once (the same hashes, several times faster on ids)
+        out[start : start + len(part)] = pd.util.hash_pandas_object(
+            part, index=False, categorize=True
+        ).to_numpy(dtype=np.uint64)
+    return out
+
+
+def digest_of_hashes(columns: list[str], hashes: np.ndarray) -> str:
+    """The digest of a table with ``columns`` whose row hashes are ``hashes`` (any order; sorted here)."""
+    cols = sorted(str(c) for c in columns)
+    h = hashlib.sha256()
+    h.update(("\x1f".join(cols) + f"\x1e{len(hashes)}").encode())
+    if len(hashes) and cols:
+        h.update(np.sort(hashes).tobytes())
+    return h.hexdigest()[:DIGEST_LENGTH]
+
+
 def table_digest(df: pd.DataFrame) -> str:
     """A hex digest of the table's content, independent of row and column order.
 
     Two tables get the same digest exactly when they have the same column names and the same multiset
     of rows (numbers compared as float64, everything else as text).
     """
-    cols = sorted(str(c) for c in df.columns)
-    h = hashlib.sha256()
-    h.update(("\x1f".join(cols) + f"\x1e{len(df)}").encode())
-    if len(df) and cols:
-        frame = pd.DataFrame({c: _canonical_column(df[c]) for c in cols})
-        # row hashes are per row, so hashing in slices gives the same ones with bounded scratch memory
-        row_hashes = np.empty(len(frame), dtype=np.uint64)
-        for start in range(0, len(frame), _HASH_ROWS):
-            part = frame.iloc[start : start + _HASH_ROWS]
-            row_hashes[start : start + len(part)] = pd.util.hash_pandas_object(
-                part, index=False, categorize=False
-            ).to_numpy(dtype=np.uint64)
-        del frame
-        row_hashes.sort()
-        h.update(row_hashes.tobytes())
-    return h.hexdigest()[:DIGEST_LENGTH]
+    return digest_of_hashes(list(df.columns), row_hashes(df))
 
 
 def _file_hash(path, algorithm: str) -> str:

@@ -369,22 +369,23 @@ def list_batches(root: Path) -> list[Batch]:
     return sorted(batches, key=lambda b: (b.ingested_at, b.digest))
 
 
-def read_all(root: Path) -> dict[str, pd.DataFrame | None]:
+def read_all(root: Path, roles: tuple[str, ...] = ROLES) -> dict[str, pd.DataFrame | None]:
     """Concatenate every batch's tables (oldest first) with provenance columns.
 
-    Each batch is verified against its manifest first; a verified file was accepted at ingest, so it
-    is read without a decompression limit, with the missing-value markers declared then.
+    Each batch is verified against its manifest first (every file, also of the roles not read); a
+    verified file was accepted at ingest, so it is read without a decompression limit, with the
+    missing-value markers declared then. ``roles``: the tables to read.
 
     Raises:
         WorkspaceError: a batch differs from its manifest (the message names it and what to do).
     """
-    frames: dict[str, list[pd.DataFrame]] = {role: [] for role in ROLES}
+    frames: dict[str, list[pd.DataFrame]] = {role: [] for role in roles}
     for batch in list_batches(root):
         problems = verify_batch(batch)
         if problems:
             more = f" (and {len(problems) - 1} more difference(s) in this batch)" if len(problems) > 1 else ""
             raise WorkspaceError(f"{problems[0]}{more}; {RESTORE_HINT}")
-        for role in ROLES:
+        for role in roles:
             path = batch.file(role)
             if path is None:
                 continue
