@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 from labelcycle import schema
 from labelcycle.aggregation.parts import META
 from labelcycle.compressed import InputLimits
-from labelcycle.readers import SOURCE_ROW, parquet_files, read_table
+from labelcycle.readers import SOURCE_ROW, read_table
 from labelcycle.validation import (
     SOURCE_FILE,
     TableCounts,
@@ -66,7 +66,7 @@ def annotation_rows(batches: list[raw.Batch]) -> int:
         rows = int(entry.get("rows") or 0)
         if not rows:
             for piece in _pieces(b):
-                if piece.suffix == ".parquet":
+                if piece.suffix in (".parquet", ".pq"):
                     rows += pq.ParquetFile(piece).metadata.num_rows
                 else:
                     rows += piece.stat().st_size // _BYTES_PER_ROW
@@ -75,11 +75,9 @@ def annotation_rows(batches: list[raw.Batch]) -> int:
 
 
 def _pieces(batch: raw.Batch) -> list[Path]:
-    """The files an annotation batch is read from, one at a time: a file, or each file of a directory."""
-    path = batch.file("annotations")
-    if path is None:
-        return []
-    return parquet_files(path) if path.is_dir() else [path]
+    """The files an annotation batch is read from, one at a time: its file, or each file of its folder
+    (in the order reading the folder whole takes them)."""
+    return batch.files("annotations")
 
 
 def _part_of(values: pd.Series, n: int) -> np.ndarray:

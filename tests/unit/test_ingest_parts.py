@@ -162,3 +162,31 @@ def test_table_digest_of_timestamps_does_not_depend_on_the_row_index():
     stamps = pd.to_datetime(["2026-09-01 10:00:00", "2026-09-03 10:00:00.250"], utc=True, format="ISO8601")
     table = pd.DataFrame({"item_id": ["a", "c"], "created_at": stamps})
     assert table_digest(table.set_axis([7, 9])) == table_digest(table)
+
+
+def test_out_of_core_ingest_of_a_parquet_folder_numbers_rows_as_reading_the_folder_whole(tmp_path):
+    rng = np.random.default_rng(3)
+    src = tmp_path / "in" / "annotations"
+    src.mkdir(parents=True)
+    for k in range(3):
+        df = pd.DataFrame(
+            {
+                "item_id": [f"i{rng.integers(0, 40)}" for _ in range(50)],
+                "annotator_id": [f"a{rng.integers(0, 6)}" for _ in range(50)],
+                "label": rng.choice(LABELS, 50),
+            }
+        )
+        df.loc[10 + k, "label"] = "spam"  # one unknown label per file
+        df.to_parquet(src / f"part-{k}.parquet", index=False)
+    raw.write_batch(tmp_path, [raw.BatchFile("annotations", src, ColumnMap())], {"annotations": 150})
+    expected = raw.read_all(tmp_path)
+    expected = validate(expected["annotations"], LABELS)
+    spilled = spill(tmp_path, raw.list_batches(tmp_path), tmp_path / "spill", 40)
+    done = validate_parts(
+        spilled, LABELS, None, pd.Series(dtype=str), tmp_path / "a.parquet", tmp_path / "codes"
+    )
+    cols = ["source_file", "source_row", "reason", "record"]
+    got = _sorted(pd.concat(done.quarantine)[cols], cols)
+    assert got["source_row"].tolist() == [11, 62, 113]
+    assert got.equals(_sorted(expected.quarantine[cols], cols))
+    assert done.digest == table_digest(expected.annotations.drop(columns=[schema.RAW_BATCH]))
