@@ -193,6 +193,8 @@ def read_parquet_limited(path: Path, limits: InputLimits):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    if limits.max_bytes is None:  # nothing to count (a raw batch verified against its manifest)
+        return pq.read_table(path)
     forced: list[str] = []
     groups = list(parquet_row_groups(path, limits, forced))
     table = pa.concat_tables(groups) if groups else pq.read_schema(path).empty_table()
