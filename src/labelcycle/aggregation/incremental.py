@@ -74,6 +74,15 @@ def _pair_hashes(lay) -> np.ndarray:
     return x
 
 
+def _item_ids(ref, codes: np.ndarray) -> np.ndarray:
+    """The ids of some items of one part with its own item table (only those become Python strings)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    column = pq.read_table(ref[3]).column(0)
+    return column.take(pa.array(codes - ref[1])).to_numpy(zero_copy_only=False)
+
+
 def scan(source: streaming.ParquetParts, n_old: int | None = None) -> Scan:
     """Fingerprint every raw batch; with ``n_old``, also split items and rows into old and new batches."""
     lay, batches = source.layout, source.batches or []
@@ -101,7 +110,9 @@ def scan(source: streaming.ParquetParts, n_old: int | None = None) -> Scan:
             keep = ~old & (code[part.item] >= 0)
             new_item.append(code[part.item[keep]])
             new_pair.append(part.pair[keep])
-            new_ids.append(streaming._item_ids(ref, part, lay.items)[fresh])
+            new_ids.append(
+                _item_ids(ref, part.lo + fresh) if lay.items is None else lay.items[part.lo + fresh]
+            )
             offset += len(fresh)
     out.batch_rows, out.batch_votes = [int(r) for r in rows], [f"{v:016x}" for v in votes]
     if n_old is not None and offset:
