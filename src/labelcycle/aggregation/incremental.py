@@ -99,8 +99,11 @@ def scan(source: streaming.ParquetParts, n_old: int | None = None) -> Scan:
             continue
         old = part.batch < n_old
         n = part.hi - part.lo
-        has_old = np.bincount(part.item[old], minlength=n) > 0
-        has_new = np.bincount(part.item[~old], minlength=n) > 0
+        # rows are sorted by item: each item's oldest and newest batch by a reduction over its run
+        starts = np.zeros(n, dtype=np.int64)
+        np.cumsum(np.bincount(part.item, minlength=n)[:-1], out=starts[1:])
+        has_old = np.minimum.reduceat(part.batch, starts) < n_old
+        has_new = np.maximum.reduceat(part.batch, starts) >= n_old
         out.old_items += int(has_old.sum())
         out.mixed_items += int((has_old & has_new).sum())
         fresh = np.flatnonzero(has_new & ~has_old)
@@ -323,20 +326,19 @@ def labels(state: State, new: Parts, fitted: Fitted) -> pd.DataFrame:
 
 
 def write_labels(state: State, new: Parts, fitted: Fitted, out: Path) -> int:
-    """Write :func:`labels` to the Parquet file ``out`` piece by piece; returns the items written."""
+    """Write :func:`labels` to the Parquet file ``out``; returns the items written.
+
+    The stored rows go through Arrow only (no pandas); the result table is ``items x classes`` numbers,
+    the bound of the streaming fit's memory.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    stored_file = pq.ParquetFile(state.labels)
-    fresh = streaming.result(new, fitted)
+    old = pq.read_table(state.labels)
+    fresh = streaming.result(new, fitted)[old.schema.names]
+    table = pa.concat_tables([old, pa.Table.from_pandas(fresh, schema=old.schema, preserve_index=False)])
     out = Path(out)
     tmp = out.with_name(f".{out.name}.partial")
-    with pq.ParquetWriter(tmp, stored_file.schema_arrow) as writer:
-        for batch in stored_file.iter_batches(batch_size=1 << 20):
-            writer.write_batch(batch)
-        names = stored_file.schema_arrow.names
-        writer.write_table(
-            pa.Table.from_pandas(fresh[names], schema=stored_file.schema_arrow, preserve_index=False)
-        )
+    pq.write_table(table, tmp, use_dictionary=[schema.LABEL])  # ids and numbers: no dictionary to try
     tmp.replace(out)
-    return stored_file.metadata.num_rows + len(fresh)
+    return table.num_rows
