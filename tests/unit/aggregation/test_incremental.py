@@ -188,3 +188,13 @@ def test_encode_dataset_names_each_file_as_a_raw_batch(tmp_path):
     source = _codes(tmp_path, "codes", pd.concat([week1, week2], ignore_index=True), "encode_dataset")
     assert source.batches == ["b1", "b2"]
     assert incremental.scan(source).batch_rows == [len(week1), len(week2)]
+
+
+def test_batch_fingerprints_name_rows_by_ids_not_by_codes_so_both_layouts_agree(tmp_path):
+    week1, week2 = _batches()
+    both = pd.concat([week1, week2], ignore_index=True)
+    ingest = incremental.scan(_codes(tmp_path, "a", both, "ingest"))
+    per_part = incremental.scan(_codes(tmp_path, "b", both, "encode_dataset"))
+    assert ingest.batch_rows == per_part.batch_rows and ingest.batch_votes == per_part.batch_votes
+    changed = incremental.scan(_codes(tmp_path, "c", _changed_old_row(week1, week2), "ingest"))
+    assert changed.batch_votes[0] != ingest.batch_votes[0] and changed.batch_votes[1] == ingest.batch_votes[1]
