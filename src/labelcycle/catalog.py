@@ -55,6 +55,8 @@ ERROR_MODEL = "models/error"
 QUALITY_MODEL = "models/quality"
 #: the aggregation's fitted parameters (annotator confusions, class priors): the next run's warm start
 AGGREGATE_FIT = "models/aggregate_fit.parquet"
+#: the last fit's E-step statistics, covered raw batches and per-item result: the next incremental run
+AGGREGATE_STATE = "models/aggregate_state"
 
 # -- reports -------------------------------------------------------------------------------------------
 REPORTS = "reports"

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from tests.conftest import dvc, ingest_demo, set_params
+from tests.conftest import dvc, ingest_demo, lc, set_params
 
 from labelcycle import catalog
 from labelcycle.aggregation import make_aggregator
@@ -33,14 +33,46 @@ def test_streamed_stage_equals_in_memory_fit_then_a_new_batch_warm_starts_and_wa
     np.testing.assert_allclose(got["confidence"], expected["confidence"], atol=1e-9)
     assert _report(project)["warm_started"] is False
 
-    ingest_demo(project, 60, 12, seed=1)  # a second raw batch
+    ingest_demo(project, 60, 12, seed=1)  # a second raw batch (its rows repeat the first's pairs)
     res = dvc(project, "repro", "aggregate")
     assert res.returncode == 0, res.stdout + res.stderr
     warm = _report(project)
-    assert warm["warm_started"] is True and "warm start" in res.stdout
+    assert warm["warm_started"] is True and warm["fit"] == "warm" and "warm fit" in res.stdout
 
     set_params(project, aggregate={"warm_start": False})
     res = dvc(project, "repro", "aggregate")
     assert res.returncode == 0, res.stdout + res.stderr
     cold = _report(project)
-    assert cold["warm_started"] is False and "cold start" in res.stdout
+    assert cold["warm_started"] is False and cold["fit"] == "cold" and "cold fit" in res.stdout
+
+
+@pytest.mark.slow
+def test_a_second_raw_batch_of_new_items_takes_the_incremental_path_and_keeps_the_old_items_rows(project):
+    ingest_demo(project, 300, 12, seed=0)
+    res = dvc(project, "repro", "aggregate")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert _report(project)["fit"] == "cold"  # no stored state yet
+    first = pd.read_parquet(project / catalog.LABELS_RAW).set_index("item_id")
+
+    lc(project, "demo", "--out", "week2", "--items", "60", "--annotators", "12", "--seed", "1")
+    for name in ("annotations", "items", "gold"):  # the same crowd on new items
+        path = project / "week2" / f"{name}.csv"
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        table.assign(item_id="wk2-" + table["item_id"]).to_csv(path, index=False)
+    week2 = (
+        "--annotations",
+        "week2/annotations.csv",
+        "--items",
+        "week2/items.csv",
+        "--gold",
+        "week2/gold.csv",
+    )
+    lc(project, "ingest", *week2)
+    res = dvc(project, "repro", "aggregate")
+    assert res.returncode == 0, res.stdout + res.stderr
+    report = _report(project)
+    assert report["fit"] == "incremental" and "incremental fit" in res.stdout, report
+    got = pd.read_parquet(project / catalog.LABELS_RAW).set_index("item_id")
+    fresh = got.index.str.startswith("wk2-")
+    assert fresh.sum() > 0 and not got.index.duplicated().any()
+    pd.testing.assert_frame_equal(got[~fresh].loc[first.index], first)  # old items keep their rows

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from labelcycle import schema
-from labelcycle.aggregation.parts import META, ROWS_PER_PART
+from labelcycle.aggregation.parts import BATCH_MAX, META, ROWS_PER_PART
 
 #: rows per record batch of the first pass (bounds the hash's byte arrays to a few hundred MiB)
 BATCH_ROWS = 1_000_000
@@ -69,6 +69,7 @@ def string_hash(arr) -> np.ndarray:
 
 
 def _batches(files: list[Path], renames: dict[str, str]) -> Iterator:
+    """``(file index, record batch)`` over the files in order."""
     import pyarrow.dataset as pads
 
     source = {v: k for k, v in renames.items()}  # contract name -> file column
@@ -82,7 +83,9 @@ def _batches(files: list[Path], renames: dict[str, str]) -> Iterator:
             f"{files[0].parent}: missing required column(s) {missing} for the annotations table; found "
             f"{dataset.schema.names}. Map them with --item-col/--annotator-col/--label-col"
         )
-    yield from dataset.to_batches(columns=cols, batch_size=BATCH_ROWS)
+    for n, fragment in enumerate(dataset.get_fragments()):
+        for batch in fragment.to_batches(columns=cols, batch_size=BATCH_ROWS, schema=dataset.schema):
+            yield n, batch
 
 
 class _Codebook:
@@ -116,8 +119,13 @@ def encode_dataset(
     classes: tuple[str, ...] | list[str] | None = None,
     renames: dict[str, str] | None = None,
     rows_per_part: int = ROWS_PER_PART,
+    batches: list[str] | None = None,
 ) -> dict:
     """Write the coded parts of the annotation data set ``files`` to ``out``; returns ``meta.json``.
+
+    Each file is a raw batch: the parts' ``batch`` column holds the index of a row's file and
+    ``meta["batches"]`` names them (``batches``, one per file, oldest first; default: the file paths), so
+    a new file of new items can be aggregated incrementally (:mod:`labelcycle.aggregation.incremental`).
 
     Raises:
         SchemaError: a required column is missing, or a label is outside ``classes``.
@@ -135,8 +143,13 @@ def encode_dataset(
     n_buckets = min(max(1, -(-total // max(int(rows_per_part), 1))), 2**16 - 1)
     annotators, labels = _Codebook(), _Codebook()
     writers: dict[int, pq.ParquetWriter] = {}
-    spill_schema = pa.schema([("item_id", pa.large_string()), ("ann", pa.int32()), ("lab", pa.int32())])
-    for batch in _batches(files, renames or {}):
+    spill_schema = pa.schema(
+        [("item_id", pa.large_string()), ("ann", pa.int32()), ("lab", pa.int32()), ("batch", pa.int16())]
+    )
+    names = [str(b) for b in batches] if batches is not None else [Path(f).as_posix() for f in files]
+    if len(names) != len(files):
+        raise ValueError(f"{len(names)} batch names for {len(files)} files")
+    for origin, batch in _batches(files, renames or {}):
         item_col, ann_col, lab_col = batch.columns
         bucket = (string_hash(item_col) % np.uint32(n_buckets)).astype(np.uint16)  # radix-sorted
         order = np.argsort(bucket, kind="stable")
@@ -145,6 +158,7 @@ def encode_dataset(
                 "item_id": pa.compute.fill_null(item_col, "").cast(pa.large_string()),
                 "ann": annotators.encode(ann_col),
                 "lab": labels.encode(lab_col),
+                "batch": np.full(len(bucket), min(origin, BATCH_MAX), dtype=np.int16),
             },
             schema=spill_schema,
         ).take(order)
@@ -181,6 +195,8 @@ def encode_dataset(
         "parts": parts,
         "items_per_part": True,
     }
+    if len(names) <= BATCH_MAX:  # else the column saturates: no incremental runs on this data set
+        meta["batches"] = names
     (out / META).write_text(json.dumps(meta, indent=1) + "\n")
     return meta
 
@@ -219,7 +235,8 @@ def _write_part(path: Path, out: Path, n: int, offset: int, pair_of: np.ndarray)
     pair = pair_of[ann[rows], lab[rows]]
     name = f"part-{n:05d}.parquet"
     item = local[rows] + np.int32(offset)
-    pq.write_table(pa.table({"item": item, "pair": pair}), out / name, compression="lz4")
+    batch = table.column("batch").to_numpy()[rows]
+    pq.write_table(pa.table({"item": item, "pair": pair, "batch": batch}), out / name, compression="lz4")
     pq.write_table(
         pa.table({schema.ITEM_ID: ids.cast(pa.string())}),
         out / f"items-{n:05d}.parquet",

@@ -1,7 +1,9 @@
 """The coded annotation parts that :mod:`labelcycle.aggregation.streaming` fits over.
 
 A part holds every annotation row of a contiguous range of item codes, sorted by item, as two int32
-columns: the item code and the *pair* code ``annotator * K + label``. :class:`Parts` keeps them in
+columns: the item code and the *pair* code ``annotator * K + label``; where the raw batch of each row is
+known, a third column ``batch`` (int16) indexes ``meta["batches"]``, the raw batch digests in ingest
+order, oldest first (what lets :mod:`labelcycle.aggregation.incremental` re-fit only a new batch). :class:`Parts` keeps them in
 memory, :class:`ParquetParts` reads a directory of ``part-NNNNN.parquet`` files (with ``meta.json`` and
 the code tables) written by :func:`write_parts` (from an encoded table, the ingest stage) or by
 :func:`labelcycle.aggregation.encode_parts.encode_dataset` (any size, out of core).
@@ -24,6 +26,8 @@ from labelcycle.aggregation.base import Encoded
 #: rows per part when parts are written (about 32 MiB of codes per part)
 ROWS_PER_PART = 4_000_000
 META = "meta.json"
+#: most raw batches the int16 ``batch`` column can name
+BATCH_MAX = 2**15 - 1
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,7 @@ class Part:
     hi: int
     item: np.ndarray  # int32, item code - lo, ascending
     pair: np.ndarray  # int32, annotator code * K + label code
+    batch: np.ndarray | None = None  # int16 index into meta["batches"], where known
 
     def matrix(self, n_pairs: int) -> sp.csr_matrix:
         """``items x pairs`` counts (duplicate rows count twice, as in :class:`_em.Codes`)."""
@@ -64,14 +69,21 @@ class Parts:
         self.layout, self._parts = layout, parts
 
     @classmethod
-    def from_encoded(cls, enc: Encoded, rows_per_part: int = ROWS_PER_PART) -> Parts:
+    def from_encoded(
+        cls, enc: Encoded, rows_per_part: int = ROWS_PER_PART, batch: np.ndarray | None = None
+    ) -> Parts:
+        """Parts of ``enc`` (``batch``: each row's raw batch index, kept beside its row)."""
         order = np.argsort(enc.item, kind="stable")
         item = enc.item[order].astype(np.int32)
         pair = (enc.annotator[order] * enc.n_classes + enc.label[order]).astype(np.int32)
+        batch = np.asarray(batch)[order].astype(np.int16) if batch is not None else None
         layout = Layout(enc.items, enc.annotators, enc.classes, len(item))
         parts = []
         for lo, hi, start, stop in _cuts(item, enc.n_items, rows_per_part):
-            parts.append(Part(lo, hi, item[start:stop] - lo, pair[start:stop]))
+            rows = slice(start, stop)
+            parts.append(
+                Part(lo, hi, item[rows] - lo, pair[rows], batch[rows] if batch is not None else None)
+            )
         return cls(layout, parts)
 
     def refs(self) -> list:
@@ -109,20 +121,36 @@ class ParquetParts:
             for p in self.meta["parts"]
         ]
 
+    @property
+    def batches(self) -> list[str] | None:
+        """The raw batches (oldest first) that the parts' ``batch`` column indexes; None: rows carry none."""
+        return self.meta.get("batches")
+
     @staticmethod
-    def load(ref: tuple[str, int, int, str]) -> Part:
+    def load(ref: tuple[str, int, int, str], batch: bool = False) -> Part:
+        """One part (with its ``batch`` column when ``batch``)."""
         import pyarrow.parquet as pq
 
         path, lo, hi, _ = ref
-        table = pq.read_table(path, columns=["item", "pair"])
+        table = pq.read_table(path, columns=["item", "pair", *(["batch"] if batch else [])])
         item = table.column("item").to_numpy()
-        return Part(lo, hi, item - np.int32(lo), table.column("pair").to_numpy())
+        rows = table.column("batch").to_numpy() if batch else None
+        return Part(lo, hi, item - np.int32(lo), table.column("pair").to_numpy(), rows)
 
 
 def write_parts(
-    enc: Encoded, out: Path, rows_per_part: int = ROWS_PER_PART, extra: dict | None = None
+    enc: Encoded,
+    out: Path,
+    rows_per_part: int = ROWS_PER_PART,
+    extra: dict | None = None,
+    batch: np.ndarray | None = None,
+    batches: list[str] | None = None,
 ) -> dict:
-    """Write ``enc`` as a Parquet part directory (replacing ``out``); returns its ``meta.json`` content."""
+    """Write ``enc`` as a Parquet part directory (replacing ``out``); returns its ``meta.json`` content.
+
+    ``batch`` (each row's index into ``batches``, the raw batch digests oldest first) adds the ``batch``
+    column and ``meta["batches"]``.
+    """
     import shutil
 
     import pyarrow as pa
@@ -132,11 +160,16 @@ def write_parts(
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    mem = Parts.from_encoded(enc, rows_per_part)
+    if batch is not None and len(batches or ()) > BATCH_MAX:
+        batch = None  # more raw batches than the int16 column holds: no incremental runs
+    mem = Parts.from_encoded(enc, rows_per_part, batch)
     files = []
     for n, part in enumerate(mem.refs()):
         name = f"part-{n:05d}.parquet"
-        table = pa.table({"item": part.item + np.int32(part.lo), "pair": part.pair})
+        columns = {"item": part.item + np.int32(part.lo), "pair": part.pair}
+        if part.batch is not None:
+            columns["batch"] = part.batch
+        table = pa.table(columns)
         pq.write_table(table, out / name, compression="lz4")
         files.append({"file": name, "lo": int(part.lo), "hi": int(part.hi), "rows": len(part.item)})
     pq.write_table(pa.table({schema.ITEM_ID: pa.array(enc.items.astype(str))}), out / "items.parquet")
@@ -149,6 +182,7 @@ def write_parts(
         "n_items": enc.n_items,
         "n_annotators": enc.n_annotators,
         "parts": files,
+        **({"batches": list(batches or ())} if batch is not None else {}),
         **(extra or {}),
     }
     (out / META).write_text(json.dumps(meta, indent=1) + "\n")
@@ -176,7 +210,11 @@ def write_codes(annotations: pd.DataFrame, classes, out: Path, digest: str) -> d
     from labelcycle.aggregation.base import encode
 
     enc = encode(annotations[[schema.ITEM_ID, schema.ANNOTATOR_ID, schema.LABEL]], classes)
-    return write_parts(enc, out, extra={"digest": digest})
+    batch, batches = None, None
+    if schema.RAW_BATCH in annotations.columns:  # batches arrive oldest first: codes by first appearance
+        batch, names = pd.factorize(annotations[schema.RAW_BATCH].astype(str), sort=False)
+        batches = [str(b) for b in names]
+    return write_parts(enc, out, extra={"digest": digest}, batch=batch, batches=batches)
 
 
 def head_rows(source, n: int = 1000) -> pd.DataFrame:

@@ -28,6 +28,7 @@ in a few passes.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import reduce
@@ -189,6 +190,8 @@ class Fitted:
     warm_started: bool = False
     voted: bool = False  # support="voted": labels decided among the given labels
     ties_to_last: bool = False  # ties go to the later-listed label (the model's, e.g. an ordinal scale's)
+    #: the last E-step's statistics (under these parameters): what an incremental run adds to
+    stats: Stats | None = dataclasses.field(default=None, repr=False)
 
 
 def _theta(confusions: np.ndarray, priors: np.ndarray, voted: bool) -> Theta:
@@ -239,27 +242,36 @@ def fit(source, model: BaseAggregator, init: Fitted | None = None, mapper: Calla
     if init is not None:
         conf0, priors0 = init_parameters(init, lay)
         start = _theta(conf0, priors0, voted)
-    stats = run(start)
-    given = stats.given > 0
     out = Fitted(model.name, lay.classes, lay.annotators, None, np.full(k, 1.0 / k))
     out.warm_started, out.voted, out.ties_to_last = start is not None, voted, model.ties_to_last
-    out.converged, previous = False, -np.inf
-    if start is not None:
-        # the first pass was an E-step under the stored parameters: its likelihood is the baseline the
-        # first M-step must improve on by ``tol`` (a cold start has none: vote shares are no model)
-        previous = stats.log_lik / lay.n_rows
+    return em_steps(model, out, run, run(start), lay.n_rows, warm=start is not None)
+
+
+def em_steps(model: DawidSkene, out: Fitted, run: Callable, stats: Stats, n_rows: int, warm: bool) -> Fitted:
+    """M-step, E-step (``run(theta) -> Stats``) until the log likelihood per row gains less than ``tol``.
+
+    ``stats`` is the first pass's (it holds the votes per class); ``n_rows`` divides the likelihood. A warm
+    first pass was an E-step under stored parameters: its likelihood is the baseline the first M-step
+    must improve on by ``tol`` (a cold start has none: vote shares are no model).
+    """
+    k = len(out.classes)
+    first_given = stats.given  # later passes of a serial run skip the votes
+    given = first_given > 0
+    out.converged = False
+    previous = stats.log_lik / n_rows if warm else -np.inf
     for _ in range(int(model.max_iter)):
         out.n_iter += 1
         out.priors = _em.class_priors_from_mass(stats.mass, model.prior_alpha, given)
-        counts = stats.counts.reshape(len(lay.annotators), k, k).transpose(0, 2, 1)
+        counts = stats.counts.reshape(len(out.annotators), k, k).transpose(0, 2, 1)
         out.confusions = model._confusions_from_counts(counts)
-        stats = run(_theta(out.confusions, out.priors, voted))
+        stats = run(_theta(out.confusions, out.priors, out.voted))
         out.log_likelihood = stats.log_lik
-        per_row = stats.log_lik / lay.n_rows
+        per_row = stats.log_lik / n_rows
         if per_row - previous < model.tol:
             out.converged = True
             break
         previous = per_row
+    out.stats = dataclasses.replace(stats, given=first_given)
     return out
 
 

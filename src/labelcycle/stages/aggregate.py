@@ -19,7 +19,7 @@ import pandas as pd
 
 from labelcycle import catalog, schema
 from labelcycle.aggregation import fitted as stored
-from labelcycle.aggregation import make_aggregator, streaming
+from labelcycle.aggregation import incremental, make_aggregator, streaming
 from labelcycle.aggregation.base import ties_to_last
 from labelcycle.curation import agreement_summary, curated_labels
 from labelcycle.errors import StateError
@@ -45,16 +45,14 @@ def main() -> None:
                 f"{catalog.ANNOTATION_CODES} was written for the labels {list(source.layout.classes)}, "
                 f"not ingest.labels {list(labels_set)}; run the ingest stage again (`dvc repro ingest`)"
             )
-        init = warm_start(ctx.path(catalog.AGGREGATE_FIT), p.method, labels_set) if p.warm_start else None
-        with mapper_for(p.dask) as mapper:
-            fit = streaming.fit(source, model, init, mapper)
-            labels = streaming.result(source, fit, mapper)
+        fit, labels, fit_info = fit_streaming(ctx, source, model, p)
         skills = streaming.skills(source, fit, labels)
-        stored.save(fit, register_output(ctx.path(catalog.AGGREGATE_FIT)))
-        fit_info = {"em_iterations": fit.n_iter, "warm_started": fit.warm_started}
         annotations = streaming.head_rows(source)
         n_rows, ann_digest = source.layout.n_rows, str(source.meta.get("digest", ""))
     else:
+        incremental.clear_state(
+            register_output(ctx.path(catalog.AGGREGATE_STATE)), f"{p.method} fits in memory, from all rows"
+        )
         annotations = ctx.read(catalog.ANNOTATIONS)
         aggregator = model.fit(annotations)
         labels = curated_labels(annotations, aggregator)
@@ -80,17 +78,47 @@ def main() -> None:
         run.log_dataset(labels, "labels_raw", "consensus", labels_digest, catalog.LABELS_RAW)
         run.set_tags({"labels_raw_digest": labels_digest, "aggregate.method": p.method})
         run.log_metrics({f"agreement.{k}": v for k, v in summary.items()})
-        run.log_metrics({k: float(v) for k, v in fit_info.items()})
+        run.log_metrics({k: float(v) for k, v in fit_info.items() if not isinstance(v, str)})
+        run.set_tags({f"aggregate.{k}": v for k, v in fit_info.items() if isinstance(v, str)})
         run.log_table(pd.Series(skills).rename("skill").reset_index(), "annotator_skills.csv")
         # what `labelcycle compare` diffs when a version is named by its MLflow run id (labels: curate run)
         run.log_artifact(ctx.path(catalog.ANNOTATIONS), "curated")
         run.log_dvc_hashes([catalog.ANNOTATIONS], [catalog.LABELS_RAW])
     how = ""
     if fit_info:
-        how = (
-            f" ({'warm' if fit_info['warm_started'] else 'cold'} start, {fit_info['em_iterations']} EM steps)"
-        )
+        how = f" ({fit_info['fit']} fit: {fit_info['fit_reason']}; {fit_info['em_iterations']} EM steps)"
     print(f"aggregate: {len(labels)} items labelled by {p.method}{how}; consensus digest {labels_digest}")
+
+
+def fit_streaming(ctx, source, model, p) -> tuple[streaming.Fitted, pd.DataFrame, dict]:
+    """The labels of every item by the incremental, warm or cold streaming fit; saves the fit and state.
+
+    Incremental when the coded parts are the stored state's rows plus new raw batches of new items only
+    (:func:`incremental.choose`); otherwise the full fit, warm-started from the stored parameters unless
+    ``aggregate.warm_start`` is false.
+    """
+    labels_set = list(source.layout.classes)
+    state_path = ctx.path(catalog.AGGREGATE_STATE)
+    init = warm_start(ctx.path(catalog.AGGREGATE_FIT), p.method, labels_set) if p.warm_start else None
+    state = incremental.load_state(state_path) if p.warm_start else None
+    choice = incremental.choose(source, model, state, init, p.warm_start)
+    if choice.path == incremental.INCREMENTAL:
+        assert state is not None and choice.found is not None and choice.found.new is not None
+        fit = incremental.fit(model, state, choice.found.new)
+        labels = incremental.labels(state, choice.found.new, fit)
+    else:
+        with mapper_for(p.dask) as mapper:
+            fit = streaming.fit(source, model, init if choice.path == incremental.WARM else None, mapper)
+            labels = streaming.result(source, fit, mapper)
+    stored.save(fit, register_output(ctx.path(catalog.AGGREGATE_FIT)))
+    register_output(state_path)
+    if fit.stats is not None and source.batches:
+        found = choice.found or incremental.scan(source)
+        incremental.save_state(state_path, fit, model, source, found, labels)
+    else:
+        incremental.clear_state(state_path, "the fit keeps no E-step or the rows carry no raw batch")
+    info = {"fit": choice.path, "fit_reason": choice.reason}
+    return fit, labels, {"em_iterations": fit.n_iter, "warm_started": fit.warm_started, **info}
 
 
 def warm_start(path, method: str, labels_set) -> streaming.Fitted | None:
