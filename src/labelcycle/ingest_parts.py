@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from labelcycle import schema
-from labelcycle.aggregation.parts import META
+from labelcycle.aggregation.parts import BATCH_MAX, META
 from labelcycle.compressed import InputLimits
 from labelcycle.readers import SOURCE_ROW, read_table
 from labelcycle.validation import (
@@ -325,21 +325,17 @@ class _CodesWriter:
             [self.annotators.setdefault(a, len(self.annotators)) for a in ann_names], np.int64
         )
         lab = pd.Index(self.labels).get_indexer(clean[schema.LABEL])
-        batch = pd.Index(self.batches).get_indexer(clean[schema.RAW_BATCH].astype(str))
         order = np.argsort(item, kind="stable")
+        columns = {
+            "item": (item[order] + self.offset).astype(np.int32),
+            "pair": (ann_code[ann_local[order]] * k + lab[order]).astype(np.int32),
+        }
+        if len(self.batches) <= BATCH_MAX:  # else no incremental runs (as write_parts)
+            batch = pd.Index(self.batches).get_indexer(clean[schema.RAW_BATCH].astype(str))
+            columns["batch"] = batch[order].astype(np.int16)
         n = len(self.parts)
         name = f"part-{n:05d}.parquet"
-        pq.write_table(
-            pa.table(
-                {
-                    "item": (item[order] + self.offset).astype(np.int32),
-                    "pair": (ann_code[ann_local[order]] * k + lab[order]).astype(np.int32),
-                    "batch": batch[order].astype(np.int16),
-                }
-            ),
-            self.out / name,
-            compression="lz4",
-        )
+        pq.write_table(pa.table(columns), self.out / name, compression="lz4")
         pq.write_table(
             pa.table({schema.ITEM_ID: pa.array(np.asarray(ids, dtype=object), pa.string())}),
             self.out / f"items-{n:05d}.parquet",
@@ -368,7 +364,7 @@ class _CodesWriter:
             "n_annotators": len(names),
             "parts": self.parts,
             "items_per_part": True,
-            "batches": self.batches,
+            **({"batches": self.batches} if len(self.batches) <= BATCH_MAX else {}),
             **(extra or {}),
         }
         (self.out / META).write_text(json.dumps(meta, indent=1) + "\n")

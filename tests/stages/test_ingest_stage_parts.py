@@ -7,7 +7,7 @@ import json
 
 import pandas as pd
 import pytest
-from tests.conftest import dvc, ingest_demo, set_params
+from tests.conftest import dvc, ingest_demo, lc, set_params
 
 from labelcycle import catalog, schema
 
@@ -55,3 +55,17 @@ def test_out_of_core_ingest_stage_writes_the_same_annotations_counts_and_digest_
     labels = _labels(project)
     assert labels[schema.ITEM_ID].equals(memory_labels[schema.ITEM_ID])
     assert labels["label"].equals(memory_labels["label"])
+
+    # a weekly batch of new items on top of the out-of-core parts is aggregated incrementally
+    set_params(project, aggregate={"warm_start": True})
+    assert dvc(project, "repro", "aggregate").returncode == 0
+    lc(project, "demo", "--out", "week", "--items", "40", "--annotators", "12", "--seed", "2")
+    for table in ("annotations", "items"):
+        week = pd.read_csv(project / "week" / f"{table}.csv")
+        week["item_id"] = "w" + week["item_id"].astype(str)  # new items only
+        week.to_csv(project / f"week_{table}.csv", index=False)
+    lc(project, "ingest", "--annotations", "week_annotations.csv", "--items", "week_items.csv")
+    res = dvc(project, "repro", "aggregate")
+    assert res.returncode == 0, res.stdout + res.stderr
+    report = json.loads((project / catalog.AGGREGATE_REPORT).read_text())
+    assert report["fit"] == "incremental", report["fit_reason"]

@@ -201,19 +201,26 @@ def _cuts(item: np.ndarray, n_items: int, rows_per_part: int) -> Iterator[tuple[
         lo, start = hi, stop
 
 
-def write_codes(annotations: pd.DataFrame, classes, out: Path, digest: str) -> dict:
+def write_codes(
+    annotations: pd.DataFrame, classes, out: Path, digest: str, batches: list[str] | None = None
+) -> dict:
     """Encode the validated annotations and write them as parts (the ingest stage's coded output).
 
     ``digest`` (the annotations' full-content digest) is kept in ``meta.json`` so a stage that streams
-    the parts can name the table it read without loading it.
+    the parts can name the table it read without loading it. ``batches``: every raw batch, oldest first
+    (also those whose rows were all merged or quarantined), which the ``batch`` column indexes; default:
+    the batches of the rows, in order of first appearance.
     """
     from labelcycle.aggregation.base import encode
 
     enc = encode(annotations[[schema.ITEM_ID, schema.ANNOTATOR_ID, schema.LABEL]], classes)
-    batch, batches = None, None
+    batch = None
     if schema.RAW_BATCH in annotations.columns:  # batches arrive oldest first: codes by first appearance
-        batch, names = pd.factorize(annotations[schema.RAW_BATCH].astype(str), sort=False)
-        batches = [str(b) for b in names]
+        if batches is None:
+            batch, names = pd.factorize(annotations[schema.RAW_BATCH].astype(str), sort=False)
+            batches = [str(b) for b in names]
+        else:
+            batch = pd.Index(batches).get_indexer(annotations[schema.RAW_BATCH].astype(str))
     return write_parts(enc, out, extra={"digest": digest}, batch=batch, batches=batches)
 
 

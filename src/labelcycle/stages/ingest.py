@@ -79,7 +79,7 @@ def main() -> None:
     if out_of_core:
         result = _validate_out_of_core(ctx, batches, tables, params.classes, params.ingest.part_rows)
     else:
-        result = _validate_in_memory(ctx, tables, params.classes)
+        result = _validate_in_memory(ctx, tables, params.classes, [b.digest for b in batches])
     if not result.n_annotations:
         raise ValidationError(
             f"every annotation was quarantined ({result.counts['annotations'].reasons}); see "
@@ -180,7 +180,7 @@ def main() -> None:
     print(f"ingest: {roles.describe()}")
 
 
-def _validate_in_memory(ctx, tables: dict, labels: list[str]) -> Validated:
+def _validate_in_memory(ctx, tables: dict, labels: list[str], batches: list[str]) -> Validated:
     """Every table validated in memory; writes the annotations and their coded parts."""
     # hand the raw tables over (no reference kept here), so they are freed as soon as validation is done
     result = validate(tables.pop("annotations"), labels, tables.pop("items"), tables.pop("gold"))
@@ -188,7 +188,7 @@ def _validate_in_memory(ctx, tables: dict, labels: list[str]) -> Validated:
     digest = table_digest(ann.drop(columns=[schema.RAW_BATCH], errors="ignore")) if len(ann) else ""
     if len(ann):
         write_parquet(ann, ctx.path(catalog.ANNOTATIONS))
-        write_codes(ann, labels, register_output(ctx.path(catalog.ANNOTATION_CODES)), digest)
+        write_codes(ann, labels, register_output(ctx.path(catalog.ANNOTATION_CODES)), digest, batches)
     return Validated(
         counts=result.counts,
         quarantine=result.quarantine,
