@@ -35,12 +35,12 @@ import pyarrow.parquet as pq
 
 from labelcycle import schema
 from labelcycle.aggregation.parts import BATCH_MAX, META
+from labelcycle.cells import clean_str
 from labelcycle.compressed import InputLimits
 from labelcycle.readers import SOURCE_ROW, read_table
 from labelcycle.validation import (
     SOURCE_FILE,
     TableCounts,
-    _clean_str,
     _Quarantine,
     _validate_annotations,
 )
@@ -83,7 +83,7 @@ def _pieces(batch: raw.Batch) -> list[Path]:
 def _part_of(values: pd.Series, n: int) -> np.ndarray:
     """The part (0..n-1) of each row by its stripped item id: a fixed-key hash of the text, each distinct
     id hashed once (the same id lands in the same part in every file and in the items table)."""
-    ids = _clean_str(values.astype(str) if values.dtype == object else values)
+    ids = clean_str(values.astype(str) if values.dtype == object else values)
     hashed = pd.util.hash_pandas_object(ids, index=False, categorize=True).to_numpy()
     return (hashed % np.uint64(n)).astype(np.int64)
 

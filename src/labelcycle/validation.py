@@ -22,10 +22,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from labelcycle import schema
+from labelcycle.cells import TEXT, clean_str, is_empty, isin, numbers, parse_timestamps
 from labelcycle.errors import ValidationError
 from labelcycle.readers import SOURCE_ROW
 
@@ -134,63 +133,6 @@ class _Quarantine:
         return pd.concat(self.frames, ignore_index=True)
 
 
-_DEFAULT_STR = pd.Series(["x"]).dtype
-
-
-def _arrow_strings(values: pd.Series) -> pa.ChunkedArray | pa.Array | None:
-    """The Arrow array behind a pandas ``str`` column (zero-copy), or None for any other column."""
-    if values.dtype != _DEFAULT_STR or getattr(values.dtype, "storage", None) != "pyarrow":
-        return None
-    return pa.array(values.array)
-
-
-def _is_empty(values: pd.Series) -> pd.Series:
-    """Missing cells: nulls, and text that is empty or whitespace only (nothing else)."""
-    arr = _arrow_strings(values)
-    if arr is None:
-        if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_datetime64_any_dtype(values):
-            return values.isna()  # no text to be blank
-        return values.isna() | values.astype(str).str.strip().eq("")
-    empty = pc.or_(pc.equal(pc.binary_length(arr), 0), pc.utf8_is_space(arr))
-    empty = pc.fill_null(empty, True).to_numpy(zero_copy_only=False)
-    return pd.Series(empty.astype(bool, copy=False), index=values.index)
-
-
-def _isin(values: pd.Series, allowed: pd.Series) -> pd.Series:
-    """``values.isin(allowed)`` for large ``allowed`` string columns (one hash join, not a Python loop)."""
-    arr, allowed_arr = _arrow_strings(values), _arrow_strings(allowed)
-    if arr is not None and allowed_arr is not None and not arr.null_count and not allowed_arr.null_count:
-        found = pc.is_in(arr, value_set=pc.unique(allowed_arr))
-        return pd.Series(found.to_numpy(zero_copy_only=False).astype(bool, copy=False), index=values.index)
-    index = pd.Index(allowed.astype(str).unique())
-    return pd.Series(index.get_indexer(values.astype(str)) >= 0, index=values.index)
-
-
-def _numbers(values: pd.Series) -> pd.Series:
-    """``pd.to_numeric(values, errors="coerce")``: one Arrow cast of a text column whose every value
-    parses (nulls stay missing), pandas' per-value parser otherwise."""
-    arr = _arrow_strings(values)
-    if arr is not None:
-        try:
-            cast = pc.cast(arr, pa.float64())
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            pass
-        else:
-            return pd.Series(cast.to_numpy(zero_copy_only=False), index=values.index)
-    return pd.to_numeric(values, errors="coerce")
-
-
-def _clean_str(values: pd.Series) -> pd.Series:
-    arr = _arrow_strings(values)
-    if arr is not None:
-        # the column itself when nothing needs stripping (no second copy of a large id column)
-        stripped = pc.utf8_trim_whitespace(arr)
-        if pc.sum(pc.binary_length(stripped)).as_py() == pc.sum(pc.binary_length(arr)).as_py():
-            return values
-        del stripped
-    return values.astype(str).str.strip()
-
-
 def validate(
     annotations: pd.DataFrame,
     labels: list[str] | tuple[str, ...],
@@ -264,8 +206,8 @@ def _require_values(df: pd.DataFrame, columns: Sequence[str], q: _Quarantine, ta
     others' values of those columns to clean strings; ``df`` itself is left as it was."""
     df = df.copy(deep=False)
     for col in columns:
-        df = _drop(df, _is_empty(df[col]), q, table, f"missing_{col}", f"{col} is empty")
-        df[col] = _clean_str(df[col])
+        df = _drop(df, is_empty(df[col]), q, table, f"missing_{col}", f"{col} is empty")
+        df[col] = clean_str(df[col])
     return df
 
 
@@ -309,8 +251,8 @@ def _validate_annotations(
     )
     if schema.DURATION_S in df.columns:
         raw = df[schema.DURATION_S]
-        empty = _is_empty(raw)
-        num = _numbers(raw.where(~empty) if empty.any() else raw)
+        empty = is_empty(raw)
+        num = numbers(raw.where(~empty) if empty.any() else raw)
         bad = (~empty & num.isna()) | (num < 0) | np.isinf(num.fillna(0))
         df = _drop(
             df,
@@ -325,8 +267,8 @@ def _validate_annotations(
         df[schema.DURATION_S] = num[~bad.to_numpy()].astype("float64").to_numpy()
     if schema.CREATED_AT in df.columns:
         raw = df[schema.CREATED_AT]
-        empty = _is_empty(raw)
-        parsed = _parse_timestamps(raw.where(~empty) if empty.any() else raw)
+        empty = is_empty(raw)
+        parsed = parse_timestamps(raw.where(~empty) if empty.any() else raw)
         bad = ~empty & parsed.isna()
         df = _drop(
             df,
@@ -341,9 +283,9 @@ def _validate_annotations(
         df[schema.CREATED_AT] = parsed[~bad]
     for col in (schema.BATCH_ID, schema.GUIDELINE_VERSION):
         if col in df.columns:
-            df[col] = _clean_str(df[col]).where(~_is_empty(df[col]), None)
+            df[col] = clean_str(df[col]).where(~is_empty(df[col]), None)
     if items is not None:
-        orphan = ~_isin(df[schema.ITEM_ID], items[schema.ITEM_ID])
+        orphan = ~isin(df[schema.ITEM_ID], items[schema.ITEM_ID])
         df = _drop(
             df,
             orphan,
@@ -369,7 +311,7 @@ def _validate_annotations(
 def _plain_batch(df: pd.DataFrame) -> pd.DataFrame:
     """``raw_batch`` back from a categorical to strings (as the clean tables hold it)."""
     if schema.RAW_BATCH in df.columns and isinstance(df[schema.RAW_BATCH].dtype, pd.CategoricalDtype):
-        df[schema.RAW_BATCH] = df[schema.RAW_BATCH].astype(_DEFAULT_STR)
+        df[schema.RAW_BATCH] = df[schema.RAW_BATCH].astype(TEXT)
     return df
 
 
@@ -409,35 +351,6 @@ def _duplicate_judgements(df: pd.DataFrame) -> np.ndarray:
     return dup
 
 
-def _arrow_timestamps(values: pd.Series) -> pd.Series | None:
-    """ISO 8601 text parsed by Arrow's cast (several times faster than pandas): all with a zone offset, or
-    all without (taken as UTC, as pandas does with ``utc=True``). None when any value is otherwise."""
-    arr = _arrow_strings(values)
-    if arr is None:
-        return None
-    utc = pa.timestamp("us", tz="UTC")
-    for target in (utc, pa.timestamp("us")):
-        try:
-            parsed = pc.cast(arr, target).cast(utc)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            continue
-        return pd.Series(parsed.to_pandas().array, index=values.index)
-    return None
-
-
-def _parse_timestamps(values: pd.Series) -> pd.Series:
-    """UTC timestamps; ISO 8601 in one vectorised pass, any other format by pandas' per-value parser."""
-    fast = _arrow_timestamps(values)
-    if fast is not None:
-        return fast
-    parsed = pd.to_datetime(values, errors="coerce", utc=True, format="ISO8601")
-    redo = values.notna() & parsed.isna()
-    if redo.any():
-        parsed = parsed.copy()
-        parsed[redo] = pd.to_datetime(values[redo], errors="coerce", utc=True, format="mixed")
-    return parsed
-
-
 def _validate_items(df: pd.DataFrame, q: _Quarantine) -> tuple[pd.DataFrame, TableCounts]:
     counts = TableCounts(read=len(df))
     table = "items"
@@ -467,15 +380,15 @@ def coerce_feature(values: pd.Series) -> pd.Series:
     """Numeric when every non-empty value parses as a number, else categorical (as string)."""
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         return values.astype("float64")
-    empty = _is_empty(values)
+    empty = is_empty(values)
     present = ~empty
     # a text column shows itself in its first values: no need to try parsing all of them
     probe = values[present].iloc[:1000]
     if present.any() and pd.to_numeric(probe, errors="coerce").notna().all():
-        num = _numbers(values.where(present) if empty.any() else values)
+        num = numbers(values.where(present) if empty.any() else values)
         if num[present].notna().all():
             return num.astype("float64")
-    return _clean_str(values).where(present, None).astype("object")
+    return clean_str(values).where(present, None).astype("object")
 
 
 def _validate_gold(df: pd.DataFrame, labels: list[str], q: _Quarantine) -> tuple[pd.DataFrame, TableCounts]:

@@ -129,9 +129,9 @@ def test_na_none_and_null_are_values_and_only_an_empty_cell_is_missing():
 
 
 def test_the_arrow_empty_check_matches_python_strip_on_every_whitespace():
-    from labelcycle.validation import _is_empty
+    from labelcycle.cells import is_empty
 
     values = ["", " ", "\t", "\u2003", "\u00a0", "\u200b", "\u3000 ", "NA", "none", "x", "\x85", " ok "]
     expected = [v.strip() == "" for v in values]
-    assert _is_empty(pd.Series(values, dtype="str")).tolist() == expected
-    assert _is_empty(pd.Series([*values, None], dtype=object)).tolist() == [*expected, True]
+    assert is_empty(pd.Series(values, dtype="str")).tolist() == expected
+    assert is_empty(pd.Series([*values, None], dtype=object)).tolist() == [*expected, True]
