@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import scale_command  # noqa: E402
-from scale import run_measured  # noqa: E402
+from scale import machine_line, run_measured  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "results" / "ingest_dir.md"
@@ -91,7 +90,6 @@ def main() -> None:
 
 
 def write_report(args, rows: list[dict]) -> None:
-    import psutil
 
     cmd = "PYTHONPATH=src nice python benchmarks/ingest_dir.py --sizes " + " ".join(map(str, args.sizes))
     if args.parts != 10:
@@ -101,8 +99,7 @@ def write_report(args, rows: list[dict]) -> None:
     lines = [
         "# Ingest: a directory of Parquet files vs the same rows as one file",
         "",
-        f"Machine: {psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM, "
-        f"{platform.platform()}, Python {platform.python_version()}; other work shared the cores.",
+        machine_line(),
         "",
         f"Reproduce: `{cmd}`",
         "",

@@ -365,14 +365,22 @@ def weekly_run(proj: Path, base: Path, n: int, shape: dict, env: dict, args, row
     return result
 
 
-def write_report(args: argparse.Namespace, rows: list, incremental: list[dict] | None = None) -> None:
+def machine_line() -> str:
+    """The results files' machine line (with its fixed caveat: the cores may have been shared)."""
     import psutil
+
+    return (
+        f"Machine: {psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM, "
+        f"{platform.platform()}, Python {platform.python_version()}; other work shared the cores."
+    )
+
+
+def write_report(args: argparse.Namespace, rows: list, incremental: list[dict] | None = None) -> None:
 
     lines = [
         "# Scale benchmark",
         "",
-        f"Machine: {psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM, "
-        f"{platform.platform()}, Python {platform.python_version()}; other work shared the cores.",
+        machine_line(),
         "",
         "Reproduce: `PYTHONPATH=src python benchmarks/scale.py --sizes "
         + " ".join(str(s) for s in args.sizes)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shutil
 import sys
 import tempfile
@@ -38,7 +37,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from scale import run_measured  # noqa: E402
+from scale import machine_line, run_measured  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PEERS_PYTHON = REPO / "benchmarks" / ".venv-peers" / "bin" / "python"
@@ -240,7 +239,6 @@ def incremental(base: Path, data: Path, shape: dict, env: dict, measure) -> dict
 
 
 def write_report(args, rows: list[dict], weekly: dict) -> None:
-    import psutil
 
     cmd = "PYTHONPATH=src nice python benchmarks/scale_command.py --sizes " + " ".join(map(str, args.sizes))
     cmd += f" --peer-max {args.peer_max} --weekly-base {args.weekly_base}" + (
@@ -253,8 +251,7 @@ def write_report(args, rows: list[dict], weekly: dict) -> None:
     lines = [
         "# Scale: the aggregation as a whole command, out of core",
         "",
-        f"Machine: {psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM, "
-        f"{platform.platform()}, Python {platform.python_version()}; other work shared the cores.",
+        machine_line(),
         "",
         f"Reproduce: `{cmd}`",
         "",
