@@ -216,3 +216,19 @@ def test_compare_without_logging_on_folder_versions_never_imports_mlflow(tmp_pat
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
     )
     assert out.stdout.split() == ["0", "False"], out.stderr
+
+
+def test_a_logged_compare_that_fails_reports_its_own_error_and_restores_the_switch_interval(
+    tmp_path, monkeypatch
+):
+    import sys
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    write_version(tmp_path / "a", predictions(30, 0.7, 0), LABELS_A)
+    write_version(tmp_path / "b", None, LABELS_B)
+    before = sys.getswitchinterval()
+    res = CliRunner().invoke(main, ["compare", "a", "b"])  # logged: MLflow work runs on a thread meanwhile
+    assert res.exit_code == 1
+    assert "candidate version 'b' (folder) has no saved predictions" in res.output
+    assert sys.getswitchinterval() == before
