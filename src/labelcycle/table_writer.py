@@ -88,7 +88,7 @@ def float_text(values: np.ndarray) -> pa.Array:
 
 
 def _strings(values, mask: np.ndarray | None = None) -> pa.Array:
-    """Text values as an Arrow string array, ``mask`` (missing) as null; non-text values through ``str``."""
+    """Text values as an Arrow (large) string array, ``mask`` (missing) as null; non-text values through ``str``."""
     values = np.asarray(values, dtype=object)
     if mask is None:
         mask = pd.isna(values)
@@ -99,11 +99,11 @@ def _strings(values, mask: np.ndarray | None = None) -> pa.Array:
             or pa.types.is_large_string(text.type)
             or pa.types.is_null(text.type)
         ):
-            return text.cast(pa.string())
+            return text.cast(pa.large_string())
     except pa.ArrowException:  # values Arrow cannot take as one type
         pass
     # not all text (numbers, booleans, bytes, lists...): pandas writes str() of each value
-    return pa.array(_STR(values), type=pa.string(), mask=mask)
+    return pa.array(_STR(values), type=pa.large_string(), mask=mask)
 
 
 def column_text(col: pd.Series) -> pa.Array:
@@ -127,10 +127,7 @@ def column_text(col: pd.Series) -> pa.Array:
         flags = pa.array(col.to_numpy(dtype=bool, na_value=False))
         return pc.if_else(pa.array(mask), pa.scalar(None, pa.string()), pc.if_else(flags, "True", "False"))
     if isinstance(dtype, pd.StringDtype):  # pandas' text columns: Arrow takes them as they are
-        text = pa.array(col, from_pandas=True)
-        if isinstance(text, pa.ChunkedArray):  # Arrow-backed, from concatenated pieces
-            text = text.combine_chunks()
-        return text.cast(pa.string())
+        return pa.array(col, from_pandas=True).cast(pa.large_string())
     if kind in "OSU":
         return _strings(col.to_numpy(dtype=object, na_value=None), mask)
     # datetimes, timedeltas, periods, intervals...: pandas' own vectorised formatting
@@ -145,7 +142,8 @@ def _quoted(text: pa.Array, sep: str) -> pa.Array:
     special = pc.fill_null(pc.match_substring_regex(text, f'[{sep}"\\r\\n]'), False)
     if not pc.any(special).as_py():
         return text
-    wrapped = pc.binary_join_element_wise('"', pc.replace_substring(text, '"', '""'), '"', "")
+    quote, none = pa.scalar('"', text.type), pa.scalar("", text.type)
+    wrapped = pc.binary_join_element_wise(quote, pc.replace_substring(text, '"', '""'), quote, none)
     return pc.if_else(special, wrapped, text)
 
 
@@ -156,8 +154,9 @@ def _cell_text(col: pd.Series, sep: str, alone: bool) -> pa.Array:
         text = _quoted(text, sep)
     text = pc.fill_null(text, "")
     if alone:  # csv writes a row of one empty field as "" (else it reads as no row)
-        text = pc.if_else(pc.equal(text, ""), '""', text)
-    return text.cast(pa.large_string())
+        text = pc.if_else(pc.equal(text, ""), pa.scalar('""', text.type), text)
+    text = text.cast(pa.large_string())  # 64-bit offsets: a column may hold more than 2 GiB of text
+    return text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
 
 
 def _cells(df: pd.DataFrame, sep: str) -> list[pa.Array]:
