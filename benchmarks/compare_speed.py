@@ -4,7 +4,9 @@ Writes two project folders laid out as compare reads them (data/curated/labels.p
 data/interim/annotations.parquet and items.parquet, reports/predictions.parquet and metrics.json,
 params.yaml) with 100,000 curated items, 5 annotations per item and 100,000 gold eval items, then
 times `labelcycle compare A B --json` (logged to a local MLflow SQLite store created beforehand, as
-in a project that has run its pipeline), with `--html`, and with `--no-log`. Target: under 10 s.
+in a project that has run its pipeline), with `--html`, and with `--no-log`. Target (issue 17): the logged
+command under 5 s (it took 7.9 s before the fast-edges work). The results file is written whole, with the
+load average of the machine during the run (other jobs share it when that is above ~0.5).
 
     python benchmarks/compare_speed.py [--items 100000] [--repeat 3] [--out benchmarks/results/compare_speed.md]
 """
@@ -25,6 +27,8 @@ import numpy as np
 import pandas as pd
 
 CLASSES = ["ok", "misleading", "prohibited"]
+#: seconds the logged command should take (median), issue 17
+TARGET_S = 5.0
 
 
 def write_version(folder: Path, n: int, seed: int, skill: float, method: str, flip: float) -> None:
@@ -96,6 +100,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "compare_speed.md")
     args = ap.parse_args()
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         write_version(work / "base", args.items, 1, 0.70, "majority_vote", 0.0)
@@ -148,8 +153,8 @@ def main() -> None:
         "",
         f"Command: `python benchmarks/compare_speed.py --items {args.items} --repeat {args.repeat}`",
         "",
-        f"Machine: {platform.platform()}, Python {platform.python_version()}, {os.cpu_count()} CPUs "
-        "(shared with other jobs while measured).",
+        f"Machine: {platform.platform()}, Python {platform.python_version()}, {os.cpu_count()} CPUs; "
+        f"load average {load_before:.1f} before the runs and {os.getloadavg()[0]:.1f} after them.",
         "",
         f"Data: {args.items:,} curated items and {args.items * 5:,} annotations per version, {args.items:,} gold eval "
         "items with saved per-item predictions, 2 slice columns; 1000 paired bootstrap resamples (200 per slice).",
@@ -161,6 +166,7 @@ def main() -> None:
         lines.append(
             f"| `labelcycle {name}` | {min(times):.2f} | {float(np.median(times)):.2f} | {max(times):.2f} |"
         )
+    logged = float(np.median(results["compare base cand --json"]))
     d = summary["dataset_diff"]
     lines += [
         "",
@@ -169,7 +175,8 @@ def main() -> None:
         f"[{summary['metrics']['accuracy']['ci_low']:+.4f}, {summary['metrics']['accuracy']['ci_high']:+.4f}]; "
         f"verdict: {summary['verdict']}.",
         "",
-        "Target: under 10 s.",
+        f"Target: `labelcycle compare base cand --json` under {TARGET_S:.0f} s (median): "
+        f"**{'met' if logged < TARGET_S else 'not met'}** ({logged:.2f} s).",
     ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")

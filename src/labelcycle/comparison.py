@@ -17,11 +17,14 @@ import dataclasses
 import json
 import math
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from labelcycle import catalog, schema
 from labelcycle.errors import EvalSetMismatchError, SchemaError
@@ -183,26 +186,31 @@ def compare_versions(
         )
     root = np.random.SeedSequence(seed)
     overall_seed, slice_seed = root.spawn(2)
-    paired = compare_paired(
-        b,
-        c,
-        n_boot=n_boot,
-        random_state=np.random.default_rng(overall_seed),
-        n_boot_rank=n_boot_rank,
-        positive_labels=positive_labels,
-        flag_threshold=flag_threshold,
-    )
     if slices is None:
         slices = pd.DataFrame({schema.ITEM_ID: b.item_ids, GOLD: b.y_true})
-    slice_table = slice_paired(
-        b,
-        c,
-        slices,
-        metrics=list(SLICE_METRICS),
-        n_boot=slice_n_boot,
-        random_state=slice_seed,
-        min_n=min_slice_size,
-    )
+    # the slices' bootstrap (its own seed) runs on a second thread beside the overall one: numpy's
+    # sampling, products and sums release the GIL, so a second core shortens the wait, same numbers
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="labelcycle-slices") as pool:
+        sliced = pool.submit(
+            slice_paired,
+            b,
+            c,
+            slices,
+            metrics=list(SLICE_METRICS),
+            n_boot=slice_n_boot,
+            random_state=slice_seed,
+            min_n=min_slice_size,
+        )
+        paired = compare_paired(
+            b,
+            c,
+            n_boot=n_boot,
+            random_state=np.random.default_rng(overall_seed),
+            n_boot_rank=n_boot_rank,
+            positive_labels=positive_labels,
+            flag_threshold=flag_threshold,
+        )
+        slice_table = sliced.result()
     return ComparisonReport(
         base=base or {},
         candidate=candidate or {},
@@ -230,8 +238,11 @@ def version_slices(base: VersionData, candidate: VersionData, eval_ids: Sequence
     if not cols:
         return None
     frame = items[[schema.ITEM_ID, *cols]].assign(**{schema.ITEM_ID: items[schema.ITEM_ID].astype(str)})
-    frame = frame[frame[schema.ITEM_ID].isin(set(eval_ids))]
-    return frame if len(frame) == len(set(eval_ids)) else None
+    wanted = pa.array(pd.Index(eval_ids).astype(str).unique(), type=pa.string())
+    # membership in Arrow (pandas' isin walks a large set of Arrow strings in Python)
+    hit = pc.is_in(pa.array(frame[schema.ITEM_ID], type=pa.string()), value_set=wanted)
+    frame = frame[pc.fill_null(hit, False).to_numpy(zero_copy_only=False)]
+    return frame if len(frame) == len(wanted) else None
 
 
 def compare_data(base: VersionData, candidate: VersionData, **options: Any) -> ComparisonReport:
@@ -263,7 +274,7 @@ def compare_data(base: VersionData, candidate: VersionData, **options: Any) -> C
             base_method=base.aggregation_method,
             candidate_method=candidate.aggregation_method,
         )
-    eval_ids = base_predictions[schema.ITEM_ID].astype(str).tolist()
+    eval_ids = base_predictions[schema.ITEM_ID].astype(str)
     report = compare_versions(
         base_predictions,
         candidate_predictions,

@@ -492,6 +492,10 @@ def _read_jsonl(path: Path, compression: str | None, limits: InputLimits | None 
 def write_table(df: pd.DataFrame, path: Path) -> None:
     """Write CSV, TSV, Parquet or JSONL by the extension of ``path`` (compressed by a further suffix).
 
+    CSV and TSV are formatted with Arrow (:func:`labelcycle.table_writer.write_delimited`), byte for byte
+    as ``df.to_csv(index=False)`` writes them (save that a carriage return in a cell is quoted), in a
+    fraction of pandas' time.
+
     Raises:
         InputFileError: the extension is not one labelcycle writes.
     """
@@ -502,4 +506,6 @@ def write_table(df: pd.DataFrame, path: Path) -> None:
     elif fmt == "jsonl":
         df.to_json(path, orient="records", lines=True, compression=compression, date_format="iso")
     else:
-        df.to_csv(path, index=False, sep="," if fmt == "csv" else "\t", compression=compression)
+        from labelcycle.table_writer import write_delimited
+
+        write_delimited(df, path, "," if fmt == "csv" else "\t", compression)

@@ -161,3 +161,74 @@ def test_compare_reports_the_training_data_diff_beside_the_curated_diff(tmp_path
     assert by_label["ok"]["eval_items"] == 100 and by_label["ok"]["ci_low"] <= by_label["ok"]["delta"]
     text = run("compare", "a", "b", "--no-log", "--n-boot", "50").stdout
     assert "training data diff: 0 items added, 3 removed, 1 relabelled (trained on 6 -> 3 items)" in text
+
+
+def test_slices_computed_beside_the_overall_bootstrap_equal_each_computed_alone():
+    """compare_versions runs the slices' bootstrap on a second thread: the numbers are those of each run alone."""
+    from labelcycle.comparison import GOLD, SLICE_METRICS, prediction_set
+    from labelcycle.evaluation.paired import compare_paired
+    from labelcycle.evaluation.slices import slice_paired
+
+    base, cand = predictions(900, 0.6, 0), predictions(900, 0.7, 1)
+    report = compare_versions(base, cand, n_boot=300, n_boot_rank=50, slice_n_boot=100, seed=5)
+    b, c = prediction_set(base, None, "base"), prediction_set(cand, None, "candidate")
+    overall_seed, slice_seed = np.random.SeedSequence(5).spawn(2)
+    alone = compare_paired(b, c, n_boot=300, n_boot_rank=50, random_state=np.random.default_rng(overall_seed))
+    pd.testing.assert_frame_equal(report.paired.table, alone.table, check_exact=True)
+    slices = slice_paired(
+        b,
+        c,
+        pd.DataFrame({"item_id": b.item_ids, GOLD: b.y_true}),
+        metrics=list(SLICE_METRICS),
+        n_boot=100,
+        random_state=slice_seed,
+        min_n=30,
+    )
+    pd.testing.assert_frame_equal(report.slices, slices, check_exact=True)
+
+
+def test_version_slices_keep_exactly_the_eval_items_and_give_none_when_one_has_no_row():
+    from labelcycle.comparison import version_slices
+    from labelcycle.versioning.versions import Version, VersionData
+
+    items = pd.DataFrame(
+        {"item_id": [f"e{i}" for i in range(6)], "channel": ["web", "app"] * 3, "score": range(6)}
+    ).astype({"item_id": "str", "channel": "str"})
+    v = VersionData(version=Version(spec="a", kind="folder"), items=items)
+    frame = version_slices(v, v, pd.Series(["e4", "e1", "e2"]))
+    assert frame["item_id"].tolist() == ["e1", "e2", "e4"] and list(frame.columns) == ["item_id", "channel"]
+    assert version_slices(v, v, ["e1", "e9"]) is None
+
+
+def test_compare_without_logging_on_folder_versions_never_imports_mlflow(tmp_path):
+    """MLflow (about 2 s to import) is imported only when a comparison is logged or a run is read."""
+    import subprocess
+    import sys
+
+    write_version(tmp_path / "a", predictions(200, 0.6, 0), LABELS_A)
+    write_version(tmp_path / "b", predictions(200, 0.8, 1), LABELS_B)
+    code = (
+        "import sys; from click.testing import CliRunner; from labelcycle.cli import main; "
+        "r = CliRunner().invoke(main, ['compare', 'a', 'b', '--no-log', '--n-boot', '50']); "
+        "print(r.exit_code, 'mlflow' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["0", "False"], out.stderr
+
+
+def test_a_logged_compare_that_fails_reports_its_own_error_and_restores_the_switch_interval(
+    tmp_path, monkeypatch
+):
+    import sys
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    write_version(tmp_path / "a", predictions(30, 0.7, 0), LABELS_A)
+    write_version(tmp_path / "b", None, LABELS_B)
+    before = sys.getswitchinterval()
+    res = CliRunner().invoke(main, ["compare", "a", "b"])  # logged: MLflow work runs on a thread meanwhile
+    assert res.exit_code == 1
+    assert "candidate version 'b' (folder) has no saved predictions" in res.output
+    assert sys.getswitchinterval() == before

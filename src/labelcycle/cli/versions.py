@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+import threading
 from pathlib import Path
 
 import click
@@ -71,6 +73,56 @@ def experiments(versions: tuple[str, ...], as_json: bool, repo: Path | None) -> 
     print_table(shown(table))
 
 
+#: GIL switch interval while MLflow imports beside the comparison: the import is pure Python and keeps
+#: the GIL; at Python's default (5 ms) the main thread waits that long after each numpy call
+OVERLAP_SWITCH_INTERVAL_S = 0.0005
+
+
+class _Tracking:
+    """The MLflow side of ``compare``, done on a thread while the main thread loads the versions and runs
+    the bootstrap (whose numpy work releases the GIL): import MLflow and its SQL store (about 2 s, most of
+    a logged compare's fixed cost) and, when the comparison is to be logged, find the runs that made each
+    version (:func:`~labelcycle.tracking.versions.runs_for`, which needs only the versions).
+
+    The main thread's own later imports are done first (the HTML plots' matplotlib), so the two threads
+    never import the same modules at once. :meth:`wait` joins the thread, restores the switch interval and
+    gives the linked versions, or raises what the thread raised.
+    """
+
+    def __init__(self, root: Path, versions: list, html_out: Path | None, link: bool) -> None:
+        if html_out is not None:
+            from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: F401
+            from matplotlib.figure import Figure  # noqa: F401
+        self._root, self._versions, self._link = root, versions, link
+        self._linked: tuple | None = None
+        self._error: BaseException | None = None
+        self._interval = sys.getswitchinterval()
+        sys.setswitchinterval(OVERLAP_SWITCH_INTERVAL_S)
+        self._thread = threading.Thread(target=self._work, name="labelcycle-tracking", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        try:
+            import mlflow  # noqa: F401
+            import mlflow.store.tracking.sqlalchemy_store  # noqa: F401  # the local SQLite store's
+
+            if self._link:
+                from labelcycle.tracking.versions import runs_for
+
+                self._linked = tuple(
+                    runs_for(self._root, v) if v.kind != "mlflow_run" else v for v in self._versions
+                )
+        except BaseException as exc:  # noqa: BLE001  # raised in the main thread by wait()
+            self._error = exc
+
+    def wait(self, reraise: bool = True) -> tuple | None:
+        self._thread.join()
+        sys.setswitchinterval(self._interval)
+        if self._error is not None and reraise:
+            raise self._error
+        return self._linked
+
+
 @click.command()
 @click.argument("base")
 @click.argument("candidate")
@@ -117,26 +169,33 @@ def compare(
     evaluate = project_params(project).evaluate
     metric = primary_metric or evaluate.primary_metric
     versions = [resolve_version(root, spec) for spec in (base, candidate)]
-    data = [load_version(root, v) for v in versions]
-    report = compare_data(
-        data[0],
-        data[1],
-        n_boot=n_boot,
-        n_boot_rank=n_boot_auc,
-        seed=seed,
-        primary_metric=metric,
-        positive_labels=evaluate.positive_labels,
-        flag_threshold=evaluate.flag_threshold,
-    )
-    page = render_html(report) if html_out is not None else None
-    if page is not None:
-        html_out.parent.mkdir(parents=True, exist_ok=True)
-        html_out.write_text(page)
-    out = report.to_dict()
-    if not no_log:
-        from labelcycle.tracking.versions import log_comparison, runs_for
+    needs_mlflow = not no_log or any(v.kind == "mlflow_run" for v in versions)
+    tracking = _Tracking(root, versions, html_out, link=not no_log) if needs_mlflow else None
+    try:
+        data = [load_version(root, v) for v in versions]
+        report = compare_data(
+            data[0],
+            data[1],
+            n_boot=n_boot,
+            n_boot_rank=n_boot_auc,
+            seed=seed,
+            primary_metric=metric,
+            positive_labels=evaluate.positive_labels,
+            flag_threshold=evaluate.flag_threshold,
+        )
+        page = render_html(report) if html_out is not None else None
+        if page is not None:
+            html_out.parent.mkdir(parents=True, exist_ok=True)
+            html_out.write_text(page)
+        out = report.to_dict()
+    except BaseException:
+        if tracking is not None:
+            tracking.wait(reraise=False)  # the comparison's own error is the one to report
+        raise
+    linked = tracking.wait() if tracking is not None else None
+    if linked is not None:
+        from labelcycle.tracking.versions import log_comparison
 
-        linked = tuple(runs_for(root, v) if v.kind != "mlflow_run" else v for v in versions)
         out["base"], out["candidate"] = linked[0].describe(), linked[1].describe()
         tags, metrics = comparison_record(report, linked)
         out["mlflow_run_id"] = log_comparison(root, out, tags, metrics, page)

@@ -112,20 +112,20 @@ def _check_annotations(df: pd.DataFrame, name: str) -> pd.DataFrame:
         raise SchemaError(
             f"{name} annotations lack column(s) {missing}; expected item_id, annotator_id, label"
         )
-    out = pd.DataFrame(
-        {
-            schema.ITEM_ID: df[schema.ITEM_ID].astype(str).to_numpy(),
-            schema.ANNOTATOR_ID: df[schema.ANNOTATOR_ID].astype(str).to_numpy(),
-            schema.LABEL: df[schema.LABEL].astype(str).to_numpy(),
-        }
-    )
+    out = pd.DataFrame({col: _text(df[col]) for col in (schema.ITEM_ID, schema.ANNOTATOR_ID, schema.LABEL)})
     batch_col = (
         schema.BATCH_ID
         if schema.BATCH_ID in df.columns
         else (schema.RAW_BATCH if schema.RAW_BATCH in df.columns else None)
     )
-    out["batch"] = df[batch_col].astype(str).to_numpy() if batch_col else "<unknown>"
+    out["batch"] = _text(df[batch_col]) if batch_col else "<unknown>"
     return out
+
+
+def _text(values: pd.Series) -> pd.Series:
+    """``values`` as pandas text (kept Arrow-backed: hashing, joins and ``isin`` stay in Arrow, with no
+    Python string per row), on a fresh 0..n-1 index."""
+    return values.astype(str).reset_index(drop=True)
 
 
 def _transitions(base: pd.Series, cand: pd.Series) -> pd.DataFrame:
@@ -148,7 +148,8 @@ def _by_annotator(changed: pd.DataFrame, ann: pd.DataFrame) -> pd.DataFrame:
     cols = [schema.ANNOTATOR_ID, "items_changed", "agrees_with_base", "agrees_with_candidate"]
     if changed.empty or ann.empty:
         return pd.DataFrame(columns=cols)
-    a = ann.merge(changed, on=schema.ITEM_ID, how="inner")
+    a = ann[ann[schema.ITEM_ID].isin(changed[schema.ITEM_ID])]  # few rows: filter before joining
+    a = a.merge(changed, on=schema.ITEM_ID, how="inner")
     a = a.drop_duplicates([schema.ITEM_ID, schema.ANNOTATOR_ID])
     out = (
         a.assign(

@@ -111,3 +111,38 @@ def test_diff_rejects_tables_without_labels_or_with_duplicate_items():
         diff_datasets(BASE[["item_id"]], CAND)
     with pytest.raises(ValidationError, match="candidate curated labels have duplicated item ids"):
         diff_datasets(BASE, pd.concat([CAND, CAND.head(1)]))
+
+
+def test_arrow_text_tables_and_object_tables_give_the_same_diff():
+    """Parquet versions load as Arrow-backed text; the diff works on them as they are (no Python strings)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    n = 3000
+    ids = np.array([f"i{k:05d}" for k in range(n)], dtype=object)
+    classes = np.array(["ok", "misleading", "prohibited"], dtype=object)
+
+    def version(seed: int, keep: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+        r = np.random.default_rng(seed)
+        kept = ids[r.random(n) < keep]
+        lab = pd.DataFrame({"item_id": kept, "label": classes[r.integers(0, 3, kept.size)]})
+        ann = pd.DataFrame(
+            {
+                "item_id": np.repeat(kept, 3),
+                "annotator_id": [f"w{k}" for k in rng.integers(0, 40, kept.size * 3)],
+                "label": classes[r.integers(0, 3, kept.size * 3)],
+                "batch_id": [f"b{k}" for k in r.integers(0, 5, kept.size * 3)],
+            }
+        )
+        return lab, ann
+
+    (bl, ba), (cl, ca) = version(1, 0.95), version(2, 0.95)
+    as_object = diff_datasets(bl, cl, base_annotations=ba, candidate_annotations=ca)
+    arrow = [f.astype("string[pyarrow]") for f in (bl, ba, cl, ca)]
+    as_arrow = diff_datasets(arrow[0], arrow[2], base_annotations=arrow[1], candidate_annotations=arrow[3])
+    assert as_arrow.to_dict(max_rows=10_000) == as_object.to_dict(max_rows=10_000)
+    for name in ("changed", "added", "removed", "by_annotator", "by_batch"):
+        pd.testing.assert_frame_equal(getattr(as_arrow, name), getattr(as_object, name), check_dtype=False)
+    assert (
+        as_object.labels_changed > 0 and as_object.items_added > 0 and as_object.annotations["relabelled"] > 0
+    )
