@@ -122,25 +122,25 @@ ODD_BUT_VALID = {
 def test_arrow_fast_path_reads_exactly_like_pandas(tmp_path, name):
     from pathlib import Path
 
-    from labelcycle import readers
+    from labelcycle import delimited
 
     path = Path(tmp_path) / name
     path.write_text(ODD_BUT_VALID[name], encoding="utf-8")
     sep = "\t" if name.endswith(".tsv") else ","
-    expected = readers._read_delimited_pandas(path, sep, None, None)
-    got = readers._read_delimited(path, sep, None, None)
+    expected = delimited._read_delimited_pandas(path, sep, None, None)
+    got = delimited.read_delimited(path, sep, None, None)
     pd.testing.assert_frame_equal(got, expected)
 
 
 def test_arrow_fast_path_with_names_reads_exactly_like_pandas(tmp_path):
-    from labelcycle import readers
+    from labelcycle import delimited
 
     path = tmp_path / "headerless.csv"
     path.write_text("w1,i1,ok\nw2,i2,spam\n")
     names = ("annotator_id", "item_id", "label")
-    expected = readers._read_delimited_pandas(path, ",", None, names)
-    pd.testing.assert_frame_equal(readers._read_delimited(path, ",", None, names), expected)
-    assert readers._read_delimited_arrow(path, ",", names) is not None
+    expected = delimited._read_delimited_pandas(path, ",", None, names)
+    pd.testing.assert_frame_equal(delimited.read_delimited(path, ",", None, names), expected)
+    assert delimited._read_delimited_arrow(path, ",", names) is not None
 
 
 # -- missing values: only an empty cell, unless the file's markers are declared -----------------------
