@@ -187,7 +187,12 @@ class PartedDigest:
         for i, units in enumerate(self.units):
             if units != table_units:
                 self.hashes[i] = row_hashes(reread(i), table_units)
-        hashes = np.concatenate(self.hashes) if self.hashes else np.zeros(0, np.uint64)
+        hashes = np.empty(sum(len(h) for h in self.hashes), dtype=np.uint64)
+        start = 0
+        for i, part in enumerate(self.hashes):  # each part's hashes freed once copied (8 bytes a row)
+            hashes[start : start + len(part)] = part
+            start += len(part)
+            self.hashes[i] = part = None
         return digest_of_hashes(self.columns or [], hashes)
 
 
