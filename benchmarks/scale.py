@@ -47,6 +47,7 @@ import pyarrow.csv as pacsv
 
 REPO = Path(__file__).resolve().parents[1]
 LABELS = ("ok", "misleading", "prohibited")
+DEFAULT_OUT = REPO / "benchmarks" / "results" / "scale.md"
 CATS = np.array(["electronics", "fashion", "crypto", "health", "finance", "gaming", "travel", "food"])
 REGIONS = np.array(["NA", "EU", "LATAM", "APAC", "MEA"])
 
@@ -227,7 +228,7 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 10_000_000])
     ap.add_argument("--train-max", type=int, default=1_000_000)
     ap.add_argument("--n-estimators", type=int, default=100)
-    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "scale.md")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--keep", type=Path, default=None)
     ap.add_argument("--stages", nargs="+", default=None, help="run only these stages (e.g. --stages ingest)")
     ap.add_argument(
@@ -367,6 +368,12 @@ def weekly_run(proj: Path, base: Path, n: int, shape: dict, env: dict, args, row
     return result
 
 
+def _shown(path: Path) -> str:
+    """``path`` as the quoted command names it (relative to the repository where it is inside it)."""
+    path = path.resolve()
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
 def machine_line() -> str:
     """The results files' machine line (with its fixed caveat: the cores may have been shared)."""
     import psutil
@@ -390,6 +397,7 @@ def write_report(args: argparse.Namespace, rows: list, incremental: list[dict] |
         + (f" --stages {' '.join(args.stages)}" if args.stages else "")
         + f" --weekly {args.weekly}"
         + (f" --layout {args.layout}" if args.layout != "csv" else "")
+        + (f" --out {_shown(args.out)}" if args.out.resolve() != DEFAULT_OUT else "")
         + "`",
         "",
         "Each stage runs as its own process (`python stages/<stage>.py`, MLflow logging to the project's SQLite "
