@@ -69,6 +69,7 @@ def _curated(project: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     )
 
 
+@pytest.mark.slow
 def test_a_parquet_directory_ingested_then_curated_gives_the_clean_annotations_of_the_same_rows_in_one_file(
     tmp_path,
 ):

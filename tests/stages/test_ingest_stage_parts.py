@@ -23,12 +23,12 @@ def _outputs(project) -> dict:
     }
 
 
-@pytest.mark.slow
 def _labels(project) -> pd.DataFrame:
     labels = pd.read_parquet(project / catalog.LABELS_RAW)
     return labels.sort_values(schema.ITEM_ID).reset_index(drop=True)
 
 
+@pytest.mark.slow
 def test_out_of_core_ingest_stage_writes_the_same_annotations_counts_and_digest_as_in_memory(project):
     ingest_demo(project, 300, 12, seed=0)
     ingest_demo(project, 80, 12, seed=1)  # a second raw batch
