@@ -4,9 +4,10 @@ Every check of :func:`labelcycle.validation.validate` on annotations is either a
 values, unknown label, bad duration or timestamp, an item without features) or about the rows of one
 (item, annotator) pair (re-sent rows, repeated judgements). So the annotations can be split by item:
 
-1. **spill**: each raw batch (oldest first) is read file by file (a directory of Parquet files one file
-   at a time) and every row goes to one of ``n`` parts chosen by a hash of its stripped ``item_id``, in
-   ingestion order; ``n`` keeps a part near ``ingest.part_rows`` rows;
+1. **spill**: each raw batch (oldest first) is read file by file (a folder batch's Parquet files one at a
+   time, in :meth:`~labelcycle.versioning.raw.Batch.files` order) and every row goes to one of ``n``
+   parts chosen by a hash of its stripped ``item_id``, in ingestion order; ``n`` keeps a part near
+   ``ingest.part_rows`` rows;
 2. **per part**: the part's rows (and the items of the same hash) go through the same validation as the
    in-memory ingest, and its clean rows are appended, as one Parquet row group, to
    ``data/interim/annotations.parquet`` and written as one coded part of ``data/interim/annotation_codes``
@@ -65,19 +66,13 @@ def annotation_rows(batches: list[raw.Batch]) -> int:
             continue
         rows = int(entry.get("rows") or 0)
         if not rows:
-            for piece in _pieces(b):
+            for piece in b.files("annotations"):
                 if piece.suffix in (".parquet", ".pq"):
                     rows += pq.ParquetFile(piece).metadata.num_rows
                 else:
                     rows += piece.stat().st_size // _BYTES_PER_ROW
         total += rows
     return total
-
-
-def _pieces(batch: raw.Batch) -> list[Path]:
-    """The files an annotation batch is read from, one at a time: its file, or each file of its folder
-    (in the order reading the folder whole takes them)."""
-    return batch.files("annotations")
 
 
 def _part_of(values: pd.Series, n: int) -> np.ndarray:
@@ -94,7 +89,6 @@ class Spill:
 
     dir: Path
     n: int
-    read: int = 0
     columns: list[str] = field(default_factory=list)
     batches: list[str] = field(default_factory=list)
 
@@ -125,11 +119,10 @@ def spill(root: Path, batches: list[raw.Batch], work: Path, part_rows: int) -> S
         source = batch.file("annotations")
         if source is None:
             continue
-        for piece in _pieces(batch):
+        for piece in batch.files("annotations"):
             df = read_table(piece, "annotations", batch.columns("annotations"), InputLimits.unlimited())
             df[SOURCE_ROW] += offset  # rows numbered across a directory's files, as when it is read whole
             offset += len(df)
-            out.read += len(df)
             df[schema.RAW_BATCH] = batch.digest
             df[SOURCE_FILE] = str(source.relative_to(root))
             out.columns += [c for c in df.columns if c not in out.columns]
@@ -192,7 +185,7 @@ class PartedDigest:
         for i, part in enumerate(self.hashes):  # each part's hashes freed once copied (8 bytes a row)
             hashes[start : start + len(part)] = part
             start += len(part)
-            self.hashes[i] = part = None
+            self.hashes[i] = None
         return digest_of_hashes(self.columns or [], hashes)
 
 
@@ -255,7 +248,7 @@ def validate_parts(
             q = _Quarantine()
             clean, rep, c = _validate_annotations(df, labels, part_items, q)
             del df
-            counts = _add(counts, c)
+            counts += c
             quarantine += q.frames
             if len(rep):
                 repeats.append(rep)
@@ -290,20 +283,6 @@ def validate_parts(
         digest=ann_digest,
         judged_gold=pd.concat(judged, ignore_index=True) if judged else empty,
         parts=sp.n,
-    )
-
-
-def _add(total: TableCounts, part: TableCounts) -> TableCounts:
-    reasons = dict(total.reasons)
-    for k, v in part.reasons.items():
-        reasons[k] = reasons.get(k, 0) + v
-    return TableCounts(
-        read=total.read + part.read,
-        kept=total.kept + part.kept,
-        merged=total.merged + part.merged,
-        quarantined=total.quarantined + part.quarantined,
-        reasons=reasons,
-        repeats=total.repeats + part.repeats,
     )
 
 

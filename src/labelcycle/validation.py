@@ -52,6 +52,20 @@ class TableCounts:
     def reconciles(self) -> bool:
         return self.read == self.kept + self.merged + self.repeats + self.quarantined
 
+    def __add__(self, other: TableCounts) -> TableCounts:
+        """The counts of two disjoint sets of rows of the same table (parts of an out-of-core ingest)."""
+        reasons = dict(self.reasons)
+        for reason, n in other.reasons.items():
+            reasons[reason] = reasons.get(reason, 0) + n
+        return TableCounts(
+            read=self.read + other.read,
+            kept=self.kept + other.kept,
+            merged=self.merged + other.merged,
+            quarantined=self.quarantined + other.quarantined,
+            reasons=reasons,
+            repeats=self.repeats + other.repeats,
+        )
+
     def reasons_text(self) -> str:
         """The quarantine reasons as ``reason: count, ...``."""
         return ", ".join(f"{k}: {v}" for k, v in self.reasons.items())

@@ -222,7 +222,7 @@ def _validate_out_of_core(
     counts["annotations"] = done.counts
     q.frames += done.quarantine
     return Validated(
-        counts={name: counts[name] for name in ("items", "gold", "annotations") if name in counts},
+        counts=counts,  # items and gold first, as validate() orders them
         quarantine=q.frame(),
         repeats=done.repeats,
         items=items,
