@@ -36,30 +36,33 @@ def _utc_ticks(values: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
     return ns, ~np.isnat(ns)
 
 
+def _valid_ticks(values: pd.Series) -> np.ndarray | None:
+    """The int64 nanosecond ticks of the column's values that are set (None: a zone other than UTC)."""
+    found = _utc_ticks(values)
+    if found is None:
+        return None
+    ns, valid = found
+    return ns.view("int64")[valid]
+
+
+def _coarsest(ticks: np.ndarray) -> str:
+    return next(u for u, step in _UNITS if not (ticks % step).any())
+
+
 def timestamp_unit(values: pd.Series) -> str | None:
     """The resolution pandas would print ``values`` with: ``s``, ``ms``, ``us`` or ``ns``, the coarsest
     that no value has a finer fraction than; None when it prints dates only (every value at midnight),
     has no value, or the zone is not UTC (the slow, per-value path)."""
-    found = _utc_ticks(values)
-    if found is None:
+    ticks = _valid_ticks(values)
+    if ticks is None or not len(ticks) or not (ticks % _DAY_NS).any():
         return None
-    ns, valid = found
-    ticks = ns.view("int64")[valid]
-    if not len(ticks) or not (ticks % _DAY_NS).any():
-        return None
-    return next(u for u, step in _UNITS if not (ticks % step).any())
+    return _coarsest(ticks)
 
 
 def finest_unit(values: pd.Series) -> str | None:
     """:func:`timestamp_unit` without the midnight rule (``s`` for dates): None only without a value."""
-    found = _utc_ticks(values)
-    if found is None:
-        return None
-    ns, valid = found
-    ticks = ns.view("int64")[valid]
-    if not len(ticks):
-        return None
-    return next(u for u, step in _UNITS if not (ticks % step).any())
+    ticks = _valid_ticks(values)
+    return _coarsest(ticks) if ticks is not None and len(ticks) else None
 
 
 def _timestamps_as_text(values: pd.Series, unit: str | None) -> pd.Series | None:
