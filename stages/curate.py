@@ -3,4 +3,5 @@
 from labelcycle.pipeline import run_stage
 from labelcycle.stages.curate import main
 
-run_stage(main)
+if __name__ == "__main__":  # not when a worker process of the stage imports this file again
+    run_stage(main)

@@ -9,23 +9,25 @@ values, unknown label, bad duration or timestamp, an item without features) or a
    parts chosen by a hash of its stripped ``item_id``, in ingestion order; ``n`` keeps a part near
    ``ingest.part_rows`` rows;
 2. **per part**: the part's rows (and the items of the same hash) go through the same validation as the
-   in-memory ingest, and its clean rows are appended, as one Parquet row group, to
+   in-memory ingest, and its clean rows are appended, as the next row groups, to
    ``data/interim/annotations.parquet`` and written as one coded part of ``data/interim/annotation_codes``
    (``items_per_part`` layout of :mod:`labelcycle.aggregation.parts`, with the ``batch`` column).
 
-Memory is bounded by one raw file or one part, plus the items and gold tables (validated in memory: a
-fraction of the annotations). The outputs equal the in-memory ingest's as tables: same rows (in part
-order), same quarantine and repeats, same counts and the same full-content digest
-(:class:`PartedDigest`; tests/unit/test_ingest_parts.py).
+Step 1 is :mod:`labelcycle.ingest_spill`. Both steps run in ``ingest.workers`` processes at once (files,
+then parts; results are taken in order, so the outputs do not depend on it); the parts then hold about
+``part_rows / workers`` rows each. Memory is bounded by one raw file or one part per worker, plus the items
+and gold tables (validated in memory: a fraction of the annotations) and the row hashes of the digest (8
+bytes a row). The outputs equal the in-memory ingest's as tables: same rows (in part order), same
+quarantine and repeats, same counts and the same full-content digest (:class:`PartedDigest`;
+tests/unit/test_ingest_parts.py).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,112 +38,32 @@ import pyarrow.parquet as pq
 
 from labelcycle import schema
 from labelcycle.aggregation.parts import BATCH_MAX, META
-from labelcycle.cells import clean_str
-from labelcycle.compressed import InputLimits
-from labelcycle.readers import SOURCE_ROW, read_table
-from labelcycle.validation import (
-    SOURCE_FILE,
-    TableCounts,
-    _Quarantine,
-    _validate_annotations,
-)
-from labelcycle.versioning import raw
+from labelcycle.ingest_spill import Spill, _part_of, in_order
+from labelcycle.validation import TableCounts, _Quarantine, _validate_annotations
 from labelcycle.versioning.digest import digest_of_hashes, finest_unit, row_hashes, timestamp_unit
 
 #: Arrow type of each clean annotation column (every other column is text)
 _TYPES = {schema.CREATED_AT: pa.timestamp("us", tz="UTC"), schema.DURATION_S: pa.float64()}
 
 
-#: bytes per row assumed for a text file whose row count the manifest does not record
-_BYTES_PER_ROW = 32
-
-
-def annotation_rows(batches: list[raw.Batch]) -> int:
-    """Annotation rows of the batches (what decides the ingest's path): as the manifests record them,
-    else from Parquet metadata, else estimated from a text file's size (on the high side)."""
-    total = 0
-    for b in batches:
-        entry = b.manifest["files"].get("annotations")
-        if not entry:
-            continue
-        rows = int(entry.get("rows") or 0)
-        if not rows:
-            for piece in b.files("annotations"):
-                if piece.suffix in (".parquet", ".pq"):
-                    rows += pq.ParquetFile(piece).metadata.num_rows
-                else:
-                    rows += piece.stat().st_size // _BYTES_PER_ROW
-        total += rows
-    return total
-
-
-def _part_of(values: pd.Series, n: int) -> np.ndarray:
-    """The part (0..n-1) of each row by its stripped item id: a fixed-key hash of the text, each distinct
-    id hashed once (the same id lands in the same part in every file and in the items table)."""
-    ids = clean_str(values.astype(str) if values.dtype == object else values)
-    hashed = pd.util.hash_pandas_object(ids, index=False, categorize=True).to_numpy()
-    return (hashed % np.uint64(n)).astype(np.int64)
-
-
 @dataclass
-class Spill:
-    """The annotation rows spilled to ``n`` parts by item (``dir/<part>/<seq>.parquet``, seq in ingestion order)."""
+class PartHashes:
+    """A part's row hashes and the resolution its timestamp columns print at, alone (:class:`PartedDigest`)."""
 
-    dir: Path
-    n: int
-    columns: list[str] = field(default_factory=list)
-    batches: list[str] = field(default_factory=list)
-
-    def part_files(self, b: int) -> list[Path]:
-        d = self.dir / f"{b:05d}"
-        return sorted(d.glob("*.parquet")) if d.is_dir() else []
-
-    def read_part(self, b: int) -> pd.DataFrame:
-        frames = [pq.read_table(f).to_pandas() for f in self.part_files(b)]
-        if not frames:
-            return pd.DataFrame({c: pd.Series(dtype=str) for c in self.columns})
-        df = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-        for col in (schema.RAW_BATCH, SOURCE_FILE):
-            df[col] = df[col].astype("category")
-        return df
+    columns: list[str]
+    units: dict[str, str | None]
+    finest: dict[str, str | None]
+    hashes: np.ndarray
 
 
-def spill(root: Path, batches: list[raw.Batch], work: Path, part_rows: int) -> Spill:
-    """Read every batch's annotations piece by piece and spill the rows to parts by item hash."""
-    if work.exists():
-        shutil.rmtree(work)
-    work.mkdir(parents=True)
-    n = max(1, math.ceil(annotation_rows(batches) / max(int(part_rows), 1)))
-    out = Spill(work, n, batches=[b.digest for b in batches])
-    seq = 0
-    for batch in batches:
-        offset = 0
-        source = batch.file("annotations")
-        if source is None:
-            continue
-        for piece in batch.files("annotations"):
-            df = read_table(piece, "annotations", batch.columns("annotations"), InputLimits.unlimited())
-            df[SOURCE_ROW] += offset  # rows numbered across a directory's files, as when it is read whole
-            offset += len(df)
-            df[schema.RAW_BATCH] = batch.digest
-            df[SOURCE_FILE] = str(source.relative_to(root))
-            out.columns += [c for c in df.columns if c not in out.columns]
-            part = _part_of(df[schema.ITEM_ID], n)
-            order = np.argsort(part, kind="stable")
-            bounds = np.searchsorted(part[order], np.arange(n + 1))
-            table = pa.Table.from_pandas(df, preserve_index=False).take(order)
-            del df
-            for b in range(n):
-                if bounds[b + 1] > bounds[b]:
-                    d = work / f"{b:05d}"
-                    d.mkdir(exist_ok=True)
-                    pq.write_table(
-                        table.slice(bounds[b], bounds[b + 1] - bounds[b]),
-                        d / f"{seq:06d}.parquet",
-                        compression="lz4",
-                    )
-            seq += 1
-    return out
+def part_hashes(df: pd.DataFrame) -> PartHashes:
+    stamps = [c for c in df.columns if pd.api.types.is_datetime64_any_dtype(df[c])]
+    return PartHashes(
+        columns=sorted(map(str, df.columns)),
+        units={c: timestamp_unit(df[c]) for c in stamps},
+        finest={c: finest_unit(df[c]) for c in stamps},
+        hashes=row_hashes(df),
+    )
 
 
 class PartedDigest:
@@ -159,15 +81,16 @@ class PartedDigest:
         self.finest: list[dict[str, str | None]] = []
 
     def add(self, df: pd.DataFrame) -> None:
-        cols = sorted(map(str, df.columns))
+        self.add_hashed(part_hashes(df))
+
+    def add_hashed(self, hashed: PartHashes) -> None:
         if self.columns is None:
-            self.columns = cols
-        elif cols != self.columns:
-            raise ValueError(f"parts with different columns: {cols} and {self.columns}")
-        stamps = [c for c in df.columns if pd.api.types.is_datetime64_any_dtype(df[c])]
-        self.units.append({c: timestamp_unit(df[c]) for c in stamps})
-        self.finest.append({c: finest_unit(df[c]) for c in stamps})
-        self.hashes.append(row_hashes(df))
+            self.columns = hashed.columns
+        elif hashed.columns != self.columns:
+            raise ValueError(f"parts with different columns: {hashed.columns} and {self.columns}")
+        self.units.append(hashed.units)
+        self.finest.append(hashed.finest)
+        self.hashes.append(hashed.hashes)
 
     def digest(self, reread: Callable[[int], pd.DataFrame]) -> str:
         table_units: dict[str, str | None] = {}
@@ -218,6 +141,92 @@ def _arrow_table(df: pd.DataFrame, columns: list[str]) -> pa.Table:
     return pa.table(arrays, names=columns)
 
 
+@dataclass
+class _PartJob:
+    spill: Spill
+    b: int
+    labels: list[str]
+    items: pd.DataFrame | None
+    gold: pa.Array
+    known: list[str]
+    batches: list[str]
+
+
+@dataclass
+class _Coded:
+    """A part's annotations as codes, rows in item order: items and annotators numbered in the part."""
+
+    item: np.ndarray
+    annotator: np.ndarray
+    annotators: list[str]
+    label: np.ndarray
+    batch: np.ndarray | None
+    ids: pa.Array
+
+
+@dataclass
+class _PartResult:
+    counts: TableCounts
+    quarantine: list[pd.DataFrame]
+    repeats: pd.DataFrame
+    clean: Path | None = None  # the clean rows, as an Arrow file
+    rows: int = 0
+    hashed: PartHashes | None = None
+    judged: pd.DataFrame | None = None
+    head: pd.DataFrame | None = None
+    coded: _Coded | None = None
+
+
+def _codes_of(column: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
+    """Codes of the values in order of first appearance (as ``pd.factorize(sort=False)``) and the values."""
+    encoded = pc.dictionary_encode(column.combine_chunks())
+    return encoded.indices.to_numpy(), encoded.dictionary
+
+
+def _code(table: pa.Table, labels: list[str], batches: list[str]) -> _Coded:
+    item, ids = _codes_of(table.column(schema.ITEM_ID))
+    annotator, names = _codes_of(table.column(schema.ANNOTATOR_ID))
+    label = pc.index_in(table.column(schema.LABEL), value_set=pa.array(labels, pa.large_string()))
+    order = np.argsort(item, kind="stable")
+    batch = None
+    if len(batches) <= BATCH_MAX:  # else no incremental runs (as write_parts)
+        found = pc.index_in(table.column(schema.RAW_BATCH), value_set=pa.array(batches, pa.large_string()))
+        batch = found.to_numpy()[order].astype(np.int16)
+    return _Coded(
+        item=item[order].astype(np.int32),
+        annotator=annotator[order].astype(np.int32),
+        annotators=names.to_pylist(),
+        label=label.to_numpy()[order].astype(np.int32),
+        batch=batch,
+        ids=ids.cast(pa.string()),
+    )
+
+
+def _validate_part(job: _PartJob) -> _PartResult:
+    """Validate one spilled part (in a worker process): its clean rows go to an Arrow file, the rest is returned."""
+    df = job.spill.read_part(job.b)
+    q = _Quarantine()
+    clean, rep, counts = _validate_annotations(df, job.labels, job.items, q)
+    del df
+    result = _PartResult(counts, q.frames, rep)
+    if clean.empty:
+        return result
+    table = _arrow_table(clean, job.known)
+    del clean
+    result.clean = job.spill.dir / f"clean-{job.b:05d}.arrow"
+    with pa.ipc.new_file(str(result.clean), table.schema) as writer:
+        writer.write_table(table)
+    clean = table.to_pandas()  # the types as written (what the stages read back)
+    result.rows = len(clean)
+    result.hashed = part_hashes(clean.drop(columns=[schema.RAW_BATCH]))
+    in_gold = pc.is_in(table.column(schema.ITEM_ID), value_set=job.gold).to_numpy(zero_copy_only=False)
+    if in_gold.any():
+        result.judged = clean[in_gold]
+    result.head = clean.head(1000)
+    result.coded = _code(table, job.labels, job.batches)
+    return result
+
+
 def validate_parts(
     sp: Spill,
     labels: list[str],
@@ -225,13 +234,20 @@ def validate_parts(
     gold_ids: pd.Series,
     annotations_out: Path,
     codes_out: Path,
+    workers: int = 1,
 ) -> OutOfCore:
-    """Validate each spilled part, append its clean rows to ``annotations_out`` and code them into ``codes_out``."""
+    """Validate each spilled part (``workers`` at once), append its clean rows to ``annotations_out`` and
+    code them into ``codes_out``, in part order."""
     known = [c for c in schema.ANNOTATIONS.known if c in sp.columns] + [schema.RAW_BATCH]
     out_schema = pa.schema([(c, _TYPES.get(c, pa.large_string())) for c in known])
-    item_part = None
-    if items is not None:
-        item_part = _part_of(items[schema.ITEM_ID], sp.n)
+    item_part = _part_of(items[schema.ITEM_ID], sp.n) if items is not None else None
+    gold_set = pa.array(gold_ids.astype(str).unique(), pa.large_string())
+    jobs = [
+        _PartJob(
+            sp, b, labels, items[item_part == b] if items is not None else None, gold_set, known, sp.batches
+        )
+        for b in range(sp.n)
+    ]
     counts = TableCounts()
     quarantine: list[pd.DataFrame] = []
     repeats: list[pd.DataFrame] = []
@@ -239,37 +255,31 @@ def validate_parts(
     digest = PartedDigest()
     codes = _CodesWriter(codes_out, labels, sp.batches)
     head = None
-    rows = 0
-    gold_set = pa.array(gold_ids.astype(str).unique(), pa.large_string())
+    spans: list[int] = []  # rows of each part written
     with pq.ParquetWriter(annotations_out, out_schema) as writer:
-        for b in range(sp.n):
-            df = sp.read_part(b)
-            part_items = items[item_part == b] if items is not None else None
-            q = _Quarantine()
-            clean, rep, c = _validate_annotations(df, labels, part_items, q)
-            del df
-            counts += c
-            quarantine += q.frames
-            if len(rep):
-                repeats.append(rep)
-            if clean.empty:
+        for r in in_order(_validate_part, jobs, workers):
+            counts += r.counts
+            quarantine += r.quarantine
+            if len(r.repeats):
+                repeats.append(r.repeats)
+            if r.clean is None:
                 continue
-            table = _arrow_table(clean, known)
-            writer.write_table(table)  # one row group per part (the digest may read it back)
-            clean = table.to_pandas()  # the types as written (what the stages read back)
-            digest.add(clean.drop(columns=[schema.RAW_BATCH]))
-            in_gold = pc.is_in(table.column(schema.ITEM_ID), value_set=gold_set).to_numpy(
-                zero_copy_only=False
-            )
-            if in_gold.any():
-                judged.append(clean[in_gold])
-            codes.add(clean)
-            if head is None:
-                head = clean.head(1000)
-            rows += len(clean)
+            with pa.memory_map(str(r.clean)) as source:
+                writer.write_table(pa.ipc.open_file(source).read_all())
+            r.clean.unlink()
+            spans.append(r.rows)
+            digest.add_hashed(r.hashed)
+            if r.judged is not None:
+                judged.append(r.judged)
+            codes.add(r.coded)
+            head = r.head if head is None else head
+    groups = _row_groups(annotations_out, spans)
     ann_digest = digest.digest(
         lambda i: (
-            pq.ParquetFile(annotations_out).read_row_group(i).to_pandas().drop(columns=[schema.RAW_BATCH])
+            pq.ParquetFile(annotations_out)
+            .read_row_groups(groups[i])
+            .to_pandas()
+            .drop(columns=[schema.RAW_BATCH])
         )
     )
     codes.close({"digest": ann_digest})
@@ -279,11 +289,28 @@ def validate_parts(
         quarantine=quarantine,
         repeats=pd.concat(repeats, ignore_index=True) if repeats else empty,
         head=head if head is not None else empty,
-        rows=rows,
+        rows=sum(spans),
         digest=ann_digest,
         judged_gold=pd.concat(judged, ignore_index=True) if judged else empty,
         parts=sp.n,
     )
+
+
+def _row_groups(path: Path, spans: list[int]) -> list[list[int]]:
+    """The row groups of ``path`` that hold each written part (a part of ``spans[i]`` rows; a Parquet
+    writer splits a large table into several row groups, never joins two tables in one)."""
+    if not spans:
+        return []
+    meta = pq.ParquetFile(path).metadata
+    groups: list[list[int]] = [[] for _ in spans]
+    part, left = 0, spans[0]
+    for g in range(meta.num_row_groups):
+        while left == 0:
+            part += 1
+            left = spans[part]
+        groups[part].append(g)
+        left -= meta.row_group(g).num_rows
+    return groups
 
 
 class _CodesWriter:
@@ -299,42 +326,30 @@ class _CodesWriter:
         self.offset = 0
         self.rows = 0
 
-    def add(self, clean: pd.DataFrame) -> None:
-        if clean.empty:
-            return
+    def add(self, coded: _Coded) -> None:
         k = len(self.labels)
-        item, ids = pd.factorize(clean[schema.ITEM_ID], sort=False)
-        ann_local, ann_names = pd.factorize(clean[schema.ANNOTATOR_ID], sort=False)
-        ann_code = np.array(
-            [self.annotators.setdefault(a, len(self.annotators)) for a in ann_names], np.int64
-        )
-        lab = pd.Index(self.labels).get_indexer(clean[schema.LABEL])
-        order = np.argsort(item, kind="stable")
+        ann_code = np.array([self.annotators.setdefault(a, len(self.annotators)) for a in coded.annotators])
         columns = {
-            "item": (item[order] + self.offset).astype(np.int32),
-            "pair": (ann_code[ann_local[order]] * k + lab[order]).astype(np.int32),
+            "item": coded.item + np.int32(self.offset),
+            "pair": (ann_code[coded.annotator] * k + coded.label).astype(np.int32),
         }
-        if len(self.batches) <= BATCH_MAX:  # else no incremental runs (as write_parts)
-            batch = pd.Index(self.batches).get_indexer(clean[schema.RAW_BATCH].astype(str))
-            columns["batch"] = batch[order].astype(np.int16)
+        if coded.batch is not None:
+            columns["batch"] = coded.batch
         n = len(self.parts)
         name = f"part-{n:05d}.parquet"
         pq.write_table(pa.table(columns), self.out / name, compression="lz4")
-        pq.write_table(
-            pa.table({schema.ITEM_ID: pa.array(np.asarray(ids, dtype=object), pa.string())}),
-            self.out / f"items-{n:05d}.parquet",
-        )
+        pq.write_table(pa.table({schema.ITEM_ID: coded.ids}), self.out / f"items-{n:05d}.parquet")
         self.parts.append(
             {
                 "file": name,
                 "items": f"items-{n:05d}.parquet",
                 "lo": self.offset,
-                "hi": self.offset + len(ids),
-                "rows": len(clean),
+                "hi": self.offset + len(coded.ids),
+                "rows": len(coded.item),
             }
         )
-        self.offset += len(ids)
-        self.rows += len(clean)
+        self.offset += len(coded.ids)
+        self.rows += len(coded.item)
 
     def close(self, extra: dict | None = None) -> dict:
         names = sorted(self.annotators, key=self.annotators.get)

@@ -166,8 +166,13 @@ def run_stage(main: Callable[[], None]) -> None:
     """Run a stage's main; a LabelcycleError becomes a clean message and a non-zero exit.
 
     The tracking store is checked first (a server that is down fails the stage in seconds, before any
-    work), and whatever the stage wrote is removed again if it fails or is interrupted.
+    work), and whatever the stage wrote is removed again if it fails or is interrupted. Nothing runs
+    when the stage file is imported by a worker process the stage started (multiprocessing's spawn
+    imports the main script again, as ``__mp_main__``: a stage file without a ``__main__`` guard would
+    run the stage again).
     """
+    if sys._getframe(1).f_globals.get("__name__") == "__mp_main__":
+        return
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     _WRITTEN.clear()

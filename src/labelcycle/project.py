@@ -35,7 +35,8 @@ STAGE_FILE = '''"""DVC entry point of the ``{name}`` stage; its code is ``labelc
 from labelcycle.pipeline import run_stage
 from labelcycle.stages.{name} import main
 
-run_stage(main)
+if __name__ == "__main__":  # not when a worker process of the stage imports this file again
+    run_stage(main)
 '''
 #: what a project keeps out of git (DVC ignores its own outputs itself)
 GITIGNORE = """# labelcycle: local stores (MLflow runs and artifacts, Optuna studies)

@@ -6,12 +6,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from labelcycle import schema
 from labelcycle.aggregation import make_aggregator, streaming
 from labelcycle.aggregation.parts import write_codes
-from labelcycle.ingest_parts import PartedDigest, spill, validate_parts
+from labelcycle.ingest_parts import PartedDigest, _row_groups, validate_parts
+from labelcycle.ingest_spill import spill
 from labelcycle.readers import ColumnMap
 from labelcycle.validation import validate, validate_side_tables
 from labelcycle.versioning import raw
@@ -85,13 +88,13 @@ def _in_memory(root: Path):
     return validate(tables["annotations"], LABELS, tables["items"], tables["gold"])
 
 
-def _out_of_core(root: Path, part_rows: int):
+def _out_of_core(root: Path, part_rows: int, workers: int = 1):
     batches = raw.list_batches(root)
     tables = raw.read_all(root, ("items", "gold"))
     items, gold, counts, q = validate_side_tables(LABELS, tables["items"], tables["gold"])
-    spilled = spill(root, batches, root / "spill", part_rows)
+    spilled = spill(root, batches, root / "spill", part_rows, workers)
     out = root / "annotations.parquet"
-    done = validate_parts(spilled, LABELS, items, gold["item_id"], out, root / "codes")
+    done = validate_parts(spilled, LABELS, items, gold["item_id"], out, root / "codes", workers)
     return done, out, spilled
 
 
@@ -99,10 +102,11 @@ def _sorted(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     return df.sort_values(by).reset_index(drop=True)
 
 
-def test_out_of_core_ingest_keeps_exactly_the_in_memory_rows_counts_repeats_and_quarantine(store):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_out_of_core_ingest_keeps_exactly_the_in_memory_rows_counts_repeats_and_quarantine(store, workers):
     expected = _in_memory(store)
-    done, out, spilled = _out_of_core(store, part_rows=60)
-    assert spilled.n == 8  # 440 rows in parts of about 60
+    done, out, spilled = _out_of_core(store, part_rows=60 * workers, workers=workers)
+    assert spilled.n == 8  # 440 rows in parts of about 60 (part_rows / workers)
     got = pd.read_parquet(out)
     key = [schema.ITEM_ID, schema.ANNOTATOR_ID]
     want = _sorted(expected.annotations, key)
@@ -121,10 +125,23 @@ def test_out_of_core_ingest_keeps_exactly_the_in_memory_rows_counts_repeats_and_
     assert _sorted(mine[cols], cols).equals(_sorted(theirs[cols], cols))
 
 
-def test_out_of_core_digest_equals_the_in_memory_table_digest(store):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_out_of_core_digest_equals_the_in_memory_table_digest(store, workers):
     expected = _in_memory(store)
-    done, _, _ = _out_of_core(store, part_rows=60)
+    done, _, _ = _out_of_core(store, part_rows=60, workers=workers)
     assert done.digest == table_digest(expected.annotations.drop(columns=[schema.RAW_BATCH]))
+
+
+def test_row_groups_of_each_part_cover_a_part_split_into_several_row_groups(tmp_path):
+    path = tmp_path / "a.parquet"
+    tables = [pa.table({"x": np.arange(n)}) for n in (7, 2, 5)]
+    with pq.ParquetWriter(path, tables[0].schema) as writer:
+        for t in tables:
+            writer.write_table(t, row_group_size=3)  # the writer splits a part, never joins two
+    groups = _row_groups(path, [7, 2, 5])
+    assert groups == [[0, 1, 2], [3], [4, 5]]
+    for t, g in zip(tables, groups, strict=True):
+        assert pq.ParquetFile(path).read_row_groups(g).equals(t)
 
 
 def test_parted_digest_rehashes_a_part_printed_at_another_timestamp_resolution():

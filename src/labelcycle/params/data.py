@@ -29,11 +29,18 @@ class IngestParams:
     #: annotation sets larger than this are validated out of core, in parts of about this many rows
     #: (by item), so memory is bounded by a part, not by the annotations
     part_rows: int = 10_000_000
+    #: processes that validate an annotation set out of core at once (files, then parts); the parts then
+    #: hold about part_rows / workers rows each, so memory stays about the same; 1: in the stage's process
+    workers: int = 2
 
     def __post_init__(self) -> None:
         _check(
             int(self.part_rows) >= 1,
             f"ingest.part_rows must be a positive number of rows (got {self.part_rows!r})",
+        )
+        _check(
+            isinstance(self.workers, int) and self.workers >= 1,
+            f"ingest.workers must be a whole number of processes, at least 1 (got {self.workers!r})",
         )
         _check(0 < float(self.circular_min_agreement) <= 1, "ingest.circular_min_agreement must be in (0, 1]")
         _check(int(self.circular_min_items) >= 1, "ingest.circular_min_items must be at least 1")

@@ -17,11 +17,12 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from labelcycle import catalog, ingest_parts, schema
+from labelcycle import catalog, ingest_parts, ingest_spill, schema
 from labelcycle.aggregation.streaming import write_codes
 from labelcycle.errors import ConfigError, ValidationError
 from labelcycle.features.roles import check_batch_kinds, infer_roles
 from labelcycle.gold import FROM_CROWD, circularity, mark_circular
+from labelcycle.params.data import IngestParams
 from labelcycle.pipeline import register_output, stage_context, write_json, write_parquet
 from labelcycle.tracking.runs import stage_run
 from labelcycle.validation import CONSENSUS_RULE, TableCounts, validate, validate_side_tables
@@ -71,13 +72,13 @@ def main() -> None:
             f"no raw batch in {catalog.RAW} has an annotations file (only gold or items so far); ingest one "
             "with `labelcycle ingest --annotations FILE`"
         )
-    out_of_core = ingest_parts.annotation_rows(batches) > params.ingest.part_rows
+    out_of_core = ingest_spill.annotation_rows(batches) > params.ingest.part_rows
     tables = raw.read_all(root, ("items", "gold") if out_of_core else raw.ROLES)
     if tables["items"] is not None:
         check_batch_kinds(tables["items"], schema.RAW_BATCH, params.features)
     declared = _declared_from_crowd(batches, tables["gold"])
     if out_of_core:
-        result = _validate_out_of_core(ctx, batches, tables, params.classes, params.ingest.part_rows)
+        result = _validate_out_of_core(ctx, batches, tables, params.classes, params.ingest)
     else:
         result = _validate_in_memory(ctx, tables, params.classes, [b.digest for b in batches])
     if not result.n_annotations:
@@ -124,6 +125,7 @@ def main() -> None:
             "circular_min_agreement": params.ingest.circular_min_agreement,
             "circular_min_items": params.ingest.circular_min_items,
             "part_rows": params.ingest.part_rows,
+            "workers": params.ingest.workers,
         },
         "raw_batches": len(batches),
         "features": dataclasses.asdict(params.features),
@@ -203,19 +205,25 @@ def _validate_in_memory(ctx, tables: dict, labels: list[str], batches: list[str]
 
 
 def _validate_out_of_core(
-    ctx, batches: list[raw.Batch], tables: dict, labels: list[str], part_rows: int
+    ctx, batches: list[raw.Batch], tables: dict, labels: list[str], ingest: IngestParams
 ) -> Validated:
     """Items and gold in memory, the annotations part by part (:mod:`labelcycle.ingest_parts`)."""
     items, gold, counts, q = validate_side_tables(labels, tables.pop("items"), tables.pop("gold"))
     work = catalog.state_dir(ctx.root) / "ingest-spill"
     try:
-        spilled = ingest_parts.spill(ctx.root, batches, work, part_rows)
+        spilled = ingest_spill.spill(ctx.root, batches, work, ingest.part_rows, ingest.workers)
         gold_ids = gold[schema.ITEM_ID] if gold is not None else pd.Series(dtype=str)
         out = ctx.path(catalog.ANNOTATIONS)
         register_output(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         done = ingest_parts.validate_parts(
-            spilled, labels, items, gold_ids, out, register_output(ctx.path(catalog.ANNOTATION_CODES))
+            spilled,
+            labels,
+            items,
+            gold_ids,
+            out,
+            register_output(ctx.path(catalog.ANNOTATION_CODES)),
+            ingest.workers,
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)
