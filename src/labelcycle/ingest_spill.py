@@ -113,7 +113,8 @@ class Spill:
             return pd.DataFrame({c: pd.Series(dtype=str) for c in self.columns})
         df = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
         for col in (schema.RAW_BATCH, SOURCE_FILE):
-            df[col] = df[col].astype(str).astype("category")
+            if not isinstance(df[col].dtype, pd.CategoricalDtype):  # parts of several files (categories)
+                df[col] = df[col].astype(str).astype("category")
         return df
 
 
@@ -138,8 +139,9 @@ def _spill_piece(job: tuple[_Piece, Path, int]) -> list[str]:
     piece, work, n = job
     df = read_table(piece.path, "annotations", piece.columns, InputLimits.unlimited())
     df[SOURCE_ROW] += piece.offset
-    df[schema.RAW_BATCH] = pd.Categorical([piece.batch] * len(df))
-    df[SOURCE_FILE] = pd.Categorical([piece.source] * len(df))
+    one = np.zeros(len(df), dtype=np.int8)
+    df[schema.RAW_BATCH] = pd.Categorical.from_codes(one, [piece.batch])
+    df[SOURCE_FILE] = pd.Categorical.from_codes(one, [piece.source])
     columns = list(df.columns)
     part = _part_of(df[schema.ITEM_ID], n)
     order = np.argsort(part, kind="stable")

@@ -11,16 +11,15 @@ import hashlib
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from pandas.util import hash_array
 
 #: hex characters kept (MLflow stores dataset digests in a 36-character column)
 DIGEST_LENGTH = 32
 
 
 _DEFAULT_STR = pd.Series(["x"]).dtype
-
-#: rows hashed at a time in :func:`table_digest`
-_HASH_ROWS = 1 << 20
-
 
 _UNITS = (("s", 10**9), ("ms", 10**6), ("us", 10**3), ("ns", 1))
 _DAY_NS = 86_400_000_000_000
@@ -77,19 +76,21 @@ def _timestamps_as_text(values: pd.Series, unit: str | None) -> pd.Series | None
     found = _utc_ticks(values) if unit is not None else None
     if found is None:
         return None
-    ns, valid = found
-    import pyarrow as pa
-    import pyarrow.compute as pc
+    text = _ticks_as_text(*found, unit, getattr(values.dtype, "tz", None) is not None)
+    # .array: the values by position (a Series would be aligned on ``values``' index, which need not be 0..n-1)
+    as_text = text.to_pandas(types_mapper={pa.string(): _DEFAULT_STR}.get).array
+    return pd.Series(as_text, index=values.index).astype(str)
 
+
+def _ticks_as_text(ns: np.ndarray, valid: np.ndarray, unit: str, utc: bool) -> pa.Array:
+    """Nanosecond ticks as :func:`_timestamps_as_text` prints them, as an Arrow string array."""
     arr = pa.array(ns, type=pa.timestamp("ns"), mask=~valid).cast(pa.timestamp(unit))
     # Arrow's cast of a naive timestamp to text is ``strftime("%Y-%m-%d %H:%M:%S")`` (fraction per unit),
     # an order of magnitude faster
     text = pc.cast(arr, pa.string())
-    if getattr(values.dtype, "tz", None) is not None:
+    if utc:
         text = pc.binary_join_element_wise(text, pa.scalar("+00:00"), pa.scalar(""))
-    # .array: the values by position (a Series would be aligned on ``values``' index, which need not be 0..n-1)
-    as_text = text.to_pandas(types_mapper={pa.string(): _DEFAULT_STR}.get).array
-    return pd.Series(as_text, index=values.index).astype(str)
+    return text
 
 
 def _canonical_column(values: pd.Series, unit: str | None | bool = True) -> pd.Series:
@@ -111,24 +112,94 @@ def _canonical_column(values: pd.Series, unit: str | None | bool = True) -> pd.S
     return values.astype(object).where(values.notna(), None).map(lambda v: None if v is None else str(v))
 
 
+def _combine(
+    out: np.ndarray | None, h: np.ndarray, i: int, num_items: int, mult: list[np.uint64]
+) -> np.ndarray:
+    """One step of pandas' ``combine_hash_arrays`` (CPython's tuple hash), column ``i`` of ``num_items``."""
+    if out is None:
+        out = np.full(len(h), 0x345678, dtype=np.uint64)
+    out ^= h
+    out *= mult[0]
+    inverse_i = num_items - i
+    mult[0] += np.uint64(82520 + inverse_i + inverse_i)
+    return out
+
+
+def _text_hashes(arr: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """pandas' hashes of an Arrow string column, each distinct value hashed once (what its Arrow-backed
+    string dtype does with ``categorize=True``, on the whole column at once)."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    encoded = pc.dictionary_encode(arr)
+    hashed = hash_array(encoded.dictionary.to_numpy(zero_copy_only=False), categorize=False)
+    codes = encoded.indices
+    out = hashed.take(codes.fill_null(0).to_numpy()) if len(hashed) else np.zeros(len(arr), np.uint64)
+    if codes.null_count:
+        out[codes.is_null().to_numpy(zero_copy_only=False)] = np.iinfo(np.uint64).max
+    return out
+
+
+def _timestamp_hashes(values: pd.Series, unit: str | None | bool) -> np.ndarray | None:
+    """The hashes of a naive or UTC timestamp column's text (:func:`_timestamps_as_text`), each distinct
+    instant printed and hashed once; None: another zone or dates only (the per-value path)."""
+    found = _utc_ticks(values)
+    if found is None:
+        return None
+    ns, valid = found
+    if unit is True:
+        ticks = ns.view("int64")[valid]
+        unit = _coarsest(ticks) if len(ticks) and (ticks % _DAY_NS).any() else None  # timestamp_unit
+    if unit is None:
+        return None
+    encoded = pc.dictionary_encode(pa.array(ns.view("int64"), mask=~valid))
+    distinct = encoded.dictionary.to_numpy()
+    text = _ticks_as_text(
+        distinct.view("datetime64[ns]"), np.ones(len(distinct), bool), unit, _is_utc(values)
+    )
+    hashed = hash_array(text.to_numpy(zero_copy_only=False), categorize=False)  # distinct instants, texts
+    codes = encoded.indices
+    out = hashed.take(codes.fill_null(0).to_numpy()) if len(hashed) else np.zeros(len(values), np.uint64)
+    if codes.null_count:
+        out[codes.is_null().to_numpy(zero_copy_only=False)] = np.iinfo(np.uint64).max
+    return out
+
+
+def _is_utc(values: pd.Series) -> bool:
+    return getattr(values.dtype, "tz", None) is not None
+
+
+def _column_hashes(values: pd.Series, unit: str | None | bool) -> np.ndarray:
+    """pandas' ``hash_pandas_object(_canonical_column(values, unit), index=False, categorize=True)``."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        fast = _timestamp_hashes(values, unit)
+        if fast is not None:
+            return fast
+    canonical = _canonical_column(values, unit)
+    arrow = getattr(canonical.array, "_pa_array", None)
+    if arrow is not None and (pa.types.is_string(arrow.type) or pa.types.is_large_string(arrow.type)):
+        return _text_hashes(arrow)
+    vals = canonical.array
+    if isinstance(vals, pd.arrays.NumpyExtensionArray):  # what pandas hashes of a NumPy column: the ndarray
+        vals = vals.to_numpy()
+    return hash_array(vals, categorize=True).astype(np.uint64, copy=False)
+
+
 def row_hashes(df: pd.DataFrame, units: dict[str, str | None] | None = None) -> np.ndarray:
-    """One uint64 per row of ``df`` (columns in name order), as :func:`table_digest` sorts and hashes them.
+    """One uint64 per row of ``df`` (columns in name order), as :func:`table_digest` sorts and hashes them:
+    pandas' ``hash_pandas_object(frame, index=False, categorize=True)`` of the canonical columns, computed
+    column by column with each distinct text value (and instant) hashed once.
 
     ``units``: the resolution each timestamp column is printed at (default: the column's own).
     """
     cols = sorted(str(c) for c in df.columns)
-    out = np.empty(len(df), dtype=np.uint64)
     if not len(df) or not cols:
-        return out
+        return np.empty(len(df), dtype=np.uint64)
     units = units or {}
-    frame = pd.DataFrame({c: _canonical_column(df[c], units.get(c, True)) for c in cols})
-    # row hashes are per row, so hashing in slices gives the same ones with bounded scratch memory
-    for start in range(0, len(frame), _HASH_ROWS):
-        part = frame.iloc[start : start + _HASH_ROWS]
-        # categorize: each distinct value is hashed once (the same hashes, several times faster on ids)
-        out[start : start + len(part)] = pd.util.hash_pandas_object(
-            part, index=False, categorize=True
-        ).to_numpy(dtype=np.uint64)
+    named = {str(c): c for c in df.columns}
+    out, mult = None, [np.uint64(1000003)]
+    for i, col in enumerate(cols):
+        out = _combine(out, _column_hashes(df[named[col]], units.get(col, True)), i, len(cols), mult)
+    out += np.uint64(97531)
     return out
 
 
