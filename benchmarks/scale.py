@@ -3,7 +3,7 @@
 Generates a crowd-labelled data set with a vectorised generator, stores it as one raw batch of a fresh
 project, and runs the real stage scripts (``stages/ingest.py``, ``split.py``, ``aggregate.py`` and, up to
 ``--train-max``, ``train_error_model.py``, ``curate.py``, ``train_quality.py``) one by one as child
-processes, each measured by its resident memory sampled at 20 Hz (peak RSS of that process). MLflow logs
+processes, each measured by its resident memory sampled at 20 Hz (peak RSS of that process and its worker processes, summed). MLflow logs
 to a SQLite store in the project, as on a laptop.
 
 Two data layouts (``--layout``):
@@ -195,7 +195,9 @@ def warm_store(project: Path, env: dict[str, str]) -> None:
 def run_measured(
     cmd: list[str], cwd: Path, env: dict[str, str], max_rss_mb: float, timeout_s: float = float("inf")
 ) -> tuple[float, float, int]:
-    """Wall seconds, peak RSS (MiB) of the child, exit status; the child is killed above ``max_rss_mb``."""
+    """Wall seconds, peak RSS (MiB) of the child and its own children summed (the ingest's worker
+    processes; pages they share count twice, so this errs high), exit status; the child is killed above
+    ``max_rss_mb``."""
     import psutil
 
     start = time.perf_counter()
@@ -209,6 +211,11 @@ def run_measured(
             break
         try:
             rss = watched.memory_info().rss
+            for child in watched.children(recursive=True):
+                try:
+                    rss += child.memory_info().rss
+                except psutil.NoSuchProcess:
+                    pass
             peak = max(peak, rss)
             if rss > max_rss_mb * 2**20 or time.perf_counter() - start > timeout_s:
                 proc.kill()
@@ -375,12 +382,15 @@ def _shown(path: Path) -> str:
 
 
 def machine_line() -> str:
-    """The results files' machine line (with its fixed caveat: the cores may have been shared)."""
+    """The results files' machine line, with the load averages when it is written (the run's own
+    processes count in them: other work shared the cores where they are well above the run's own)."""
     import psutil
 
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     return (
         f"Machine: {psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM, "
-        f"{platform.platform()}, Python {platform.python_version()}; other work shared the cores."
+        f"{platform.platform()}, Python {platform.python_version()}; load average (1, 5, 15 min) at the "
+        f"end of the run: {load}, this run's own processes included."
     )
 
 
@@ -401,7 +411,7 @@ def write_report(args: argparse.Namespace, rows: list, incremental: list[dict] |
         + "`",
         "",
         "Each stage runs as its own process (`python stages/<stage>.py`, MLflow logging to the project's SQLite "
-        "store included; the store is created before timing); peak memory is that process's RSS sampled at 20 Hz. "
+        "store included; the store is created before timing); peak memory is the RSS of that process and its worker processes (the ingest validates in `ingest.workers` processes), summed, sampled at 20 Hz. "
         + (
             "Data: ~3 annotations per item, one annotator per 2,000 annotations, CSV with `created_at` (ISO 8601) "
             "and `duration_s`, 6 item features, 1% gold. train_quality: LightGBM, 1 thread, "
