@@ -32,6 +32,7 @@ keeps the generated projects, ``--stages ingest`` runs only the named stages.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import shutil
@@ -212,10 +213,8 @@ def run_measured(
         try:
             rss = watched.memory_info().rss
             for child in watched.children(recursive=True):
-                try:
+                with contextlib.suppress(psutil.NoSuchProcess):
                     rss += child.memory_info().rss
-                except psutil.NoSuchProcess:
-                    pass
             peak = max(peak, rss)
             if rss > max_rss_mb * 2**20 or time.perf_counter() - start > timeout_s:
                 proc.kill()
