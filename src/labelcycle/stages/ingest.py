@@ -22,7 +22,6 @@ from labelcycle.aggregation.streaming import write_codes
 from labelcycle.errors import ConfigError, ValidationError
 from labelcycle.features.roles import check_batch_kinds, infer_roles
 from labelcycle.gold import FROM_CROWD, circularity, mark_circular
-from labelcycle.params.data import IngestParams
 from labelcycle.pipeline import register_output, stage_context, write_json, write_parquet
 from labelcycle.tracking.runs import stage_run
 from labelcycle.validation import CONSENSUS_RULE, TableCounts, validate, validate_side_tables
@@ -78,7 +77,9 @@ def main() -> None:
         check_batch_kinds(tables["items"], schema.RAW_BATCH, params.features)
     declared = _declared_from_crowd(batches, tables["gold"])
     if out_of_core:
-        result = _validate_out_of_core(ctx, batches, tables, params.classes, params.ingest)
+        result = _validate_out_of_core(
+            ctx, batches, tables, params.classes, params.ingest.part_rows, params.ingest.workers
+        )
     else:
         result = _validate_in_memory(ctx, tables, params.classes, [b.digest for b in batches])
     if not result.n_annotations:
@@ -205,13 +206,13 @@ def _validate_in_memory(ctx, tables: dict, labels: list[str], batches: list[str]
 
 
 def _validate_out_of_core(
-    ctx, batches: list[raw.Batch], tables: dict, labels: list[str], ingest: IngestParams
+    ctx, batches: list[raw.Batch], tables: dict, labels: list[str], part_rows: int, workers: int
 ) -> Validated:
     """Items and gold in memory, the annotations part by part (:mod:`labelcycle.ingest_parts`)."""
     items, gold, counts, q = validate_side_tables(labels, tables.pop("items"), tables.pop("gold"))
     work = catalog.state_dir(ctx.root) / "ingest-spill"
     try:
-        spilled = ingest_spill.spill(ctx.root, batches, work, ingest.part_rows, ingest.workers)
+        spilled = ingest_spill.spill(ctx.root, batches, work, part_rows, workers)
         gold_ids = gold[schema.ITEM_ID] if gold is not None else pd.Series(dtype=str)
         out = ctx.path(catalog.ANNOTATIONS)
         register_output(out)
@@ -223,7 +224,7 @@ def _validate_out_of_core(
             gold_ids,
             out,
             register_output(ctx.path(catalog.ANNOTATION_CODES)),
-            ingest.workers,
+            workers,
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)
