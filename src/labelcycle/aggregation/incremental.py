@@ -15,6 +15,12 @@ and why).
 each covered batch must have the same number of rows and the same multiset of (annotator id, label)
 (an additive 64-bit fingerprint), the old items the same count; an item with rows of both old and new
 batches forbids the incremental path.
+
+The old items' rows are never decoded nor encoded again: the state keeps the result table as the
+Parquet file an incremental run writes (:data:`COMPRESSION`), and :func:`write_labels` copies its bytes
+and appends the new items' row groups (:mod:`labelcycle.aggregation.parquet_append`); the next state
+copies that file as it is. So an incremental run costs one read of the parts' codes (the scan), the fit
+over the new rows and a file copy, not a pass over every item's strings and numbers.
 """
 
 from __future__ import annotations
@@ -92,6 +98,50 @@ def _batch_pair_counts(part, n_batches: int, n_pairs: int) -> np.ndarray | None:
     return np.bincount(flat, minlength=cells)[:cells].reshape(n_batches, n_pairs)
 
 
+@dataclass
+class _PartScan:
+    """One part's share of a :class:`Scan` (new items numbered from 0 within the part)."""
+
+    rows: np.ndarray
+    votes: np.ndarray
+    old_items: int = 0
+    mixed_items: int = 0
+    new_item: np.ndarray | None = None
+    new_pair: np.ndarray | None = None
+    new_ids: np.ndarray | None = None
+
+
+def _scan_part(ref, source, n_old: int | None, hashes: np.ndarray, nb: int) -> _PartScan:
+    part = source.load(ref, batch=True)
+    counts = _batch_pair_counts(part, nb, len(hashes))
+    if counts is None:  # too many (batch, pair) cells for one count array
+        rows = np.bincount(part.batch, minlength=nb)[:nb]
+        votes = np.zeros(nb, np.uint64)
+        np.add.at(votes, part.batch, hashes[part.pair])
+    else:  # each batch's sum of its rows' hashes, mod 2**64 (the same sum as adding row by row)
+        rows = counts.sum(axis=1)
+        votes = (counts.astype(np.uint64) * hashes[None, :]).sum(axis=1, dtype=np.uint64)
+    out = _PartScan(rows, votes)
+    if n_old is None:
+        return out
+    n = part.hi - part.lo
+    new_rows = np.flatnonzero(part.batch >= n_old)  # few: this week's
+    new_per_item = np.bincount(part.item[new_rows], minlength=n)
+    has_old = np.bincount(part.item, minlength=n) > new_per_item
+    has_new = new_per_item > 0
+    out.old_items = int(has_old.sum())
+    out.mixed_items = int((has_old & has_new).sum())
+    fresh = np.flatnonzero(has_new & ~has_old)
+    if len(fresh):
+        code = np.full(n, -1, dtype=np.int64)
+        code[fresh] = np.arange(len(fresh))
+        keep = new_rows[code[part.item[new_rows]] >= 0]
+        out.new_item, out.new_pair = code[part.item[keep]], part.pair[keep]
+        items = source.layout.items
+        out.new_ids = _item_ids(ref, part.lo + fresh) if items is None else items[part.lo + fresh]
+    return out
+
+
 def scan(source: streaming.ParquetParts, n_old: int | None = None) -> Scan:
     """Fingerprint every raw batch; with ``n_old``, also split items and rows into old and new batches."""
     lay, batches = source.layout, source.batches or []
@@ -100,35 +150,17 @@ def scan(source: streaming.ParquetParts, n_old: int | None = None) -> Scan:
     hashes = _pair_hashes(lay)
     out = Scan([], [])
     new_item, new_pair, new_ids, offset = [], [], [], 0
-    for ref in source.refs():
-        part = source.load(ref, batch=True)
-        counts = _batch_pair_counts(part, nb, len(hashes))
-        if counts is None:  # too many (batch, pair) cells for one count array
-            rows += np.bincount(part.batch, minlength=nb)[:nb]
-            np.add.at(votes, part.batch, hashes[part.pair])
-        else:  # each batch's sum of its rows' hashes, mod 2**64 (the same sum as adding row by row)
-            rows += counts.sum(axis=1)
-            votes += (counts.astype(np.uint64) * hashes[None, :]).sum(axis=1, dtype=np.uint64)
-        if n_old is None:
-            continue
-        n = part.hi - part.lo
-        new_rows = np.flatnonzero(part.batch >= n_old)  # few: this week's
-        new_per_item = np.bincount(part.item[new_rows], minlength=n)
-        has_old = np.bincount(part.item, minlength=n) > new_per_item
-        has_new = new_per_item > 0
-        out.old_items += int(has_old.sum())
-        out.mixed_items += int((has_old & has_new).sum())
-        fresh = np.flatnonzero(has_new & ~has_old)
-        if len(fresh):
-            code = np.full(n, -1, dtype=np.int64)
-            code[fresh] = np.arange(len(fresh)) + offset
-            keep = new_rows[code[part.item[new_rows]] >= 0]
-            new_item.append(code[part.item[keep]])
-            new_pair.append(part.pair[keep])
-            new_ids.append(
-                _item_ids(ref, part.lo + fresh) if lay.items is None else lay.items[part.lo + fresh]
-            )
-            offset += len(fresh)
+    for ref in source.refs():  # threads over parts gain nothing: Arrow's read already takes the cores
+        got = _scan_part(ref, source, n_old, hashes, nb)
+        rows += got.rows
+        votes += got.votes
+        out.old_items += got.old_items
+        out.mixed_items += got.mixed_items
+        if got.new_item is not None:
+            new_item.append(got.new_item + offset)
+            new_pair.append(got.new_pair)
+            new_ids.append(got.new_ids)
+            offset += len(got.new_ids)
     out.batch_rows, out.batch_votes = [int(r) for r in rows], [f"{v:016x}" for v in votes]
     if n_old is not None and offset:
         pair = np.concatenate(new_pair).astype(np.int64)
