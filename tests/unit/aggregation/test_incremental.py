@@ -243,3 +243,30 @@ def test_batch_fingerprints_by_count_table_equal_those_added_row_by_row(tmp_path
     assert by_table.batch_votes == by_row.batch_votes and by_table.batch_rows == by_row.batch_rows
     assert (by_table.old_items, by_table.mixed_items) == (by_row.old_items, by_row.mixed_items) == (20000, 0)
     assert by_table.new.layout.n_rows == len(week2)
+
+
+def test_a_stored_file_that_cannot_be_appended_to_is_written_whole_and_no_temporary_file_is_left(
+    tmp_path, monkeypatch
+):
+    from labelcycle.aggregation import parquet_append
+
+    week1, week2 = _batches()
+    model = make_aggregator("hierarchical_dawid_skene", classes=CLASSES)
+    state = _stored(tmp_path, _codes(tmp_path, "base", week1, "ingest"), model)
+    source = _codes(tmp_path, "all", pd.concat([week1, week2], ignore_index=True), "ingest")
+    choice = incremental.choose(source, model, state, state.fit, enabled=True)
+    fit = incremental.fit(model, state, choice.found.new)
+    out = tmp_path / "out" / "labels.parquet"
+    out.parent.mkdir()
+
+    def refuse(*args):
+        raise parquet_append.CannotAppend("refused for the test")
+
+    monkeypatch.setattr(parquet_append, "append", refuse)
+    n = incremental.write_labels(state, choice.found.new, fit, out)
+
+    assert [p.name for p in out.parent.iterdir()] == ["labels.parquet"]
+    assert pq.ParquetFile(out).metadata.num_row_groups == 1  # written whole
+    assert n == len(pd.read_parquet(out)) and pd.read_parquet(out).equals(
+        incremental.labels(state, choice.found.new, fit)
+    )
