@@ -66,3 +66,18 @@ def test_files_of_different_schemas_or_with_page_indexes_are_refused_and_nothing
                 tmp_path / "a.parquet", tmp_path / f"{second}.parquet", tmp_path / "out.parquet"
             )
         assert not (tmp_path / "out.parquet").exists()
+
+
+def test_a_file_appended_to_week_after_week_keeps_every_row_group_in_order(tmp_path):
+    weeks = [_table(3000, 0, "i")] + [_table(100 + w, w, f"w{w}-") for w in range(1, 4)]
+    for w, table in enumerate(weeks):
+        _write(table, tmp_path / f"{w}.parquet")
+    current = tmp_path / "0.parquet"
+    for w in range(1, 4):
+        parquet_append.append(current, tmp_path / f"{w}.parquet", tmp_path / f"after{w}.parquet")
+        current = tmp_path / f"after{w}.parquet"
+
+    got = pq.read_table(current)
+    assert got.equals(pa.concat_tables([t.replace_schema_metadata(weeks[0].schema.metadata) for t in weeks]))
+    meta = pq.ParquetFile(current).metadata
+    assert [meta.row_group(g).num_rows for g in range(meta.num_row_groups)] == [3000, 101, 102, 103]
