@@ -14,7 +14,8 @@ each a fresh process measured by its peak RSS (sampled at 20 Hz):
 Incremental: on the ``--weekly-base`` size, the base is fitted cold once and leaves its state
 (:mod:`labelcycle.aggregation.incremental`); a weekly file of 1M annotations (new items, the same
 annotators) is added, and on the same coded parts (what the pipeline's aggregate stage reads: ingest
-writes the parts) the fit + labels are timed incremental (only the week's rows, from the state), warm
+writes the parts) the fit + labels are timed incremental (only the week's rows, from the state; the old
+items' labels are the state's file bytes, the new items' row groups appended), warm
 (every row, from the base's saved fit) and cold, each in its own process (``--fit-only``), plus each
 one's label agreement with the cold fit.
 
@@ -297,7 +298,8 @@ def write_report(args, rows: list[dict], weekly: dict) -> None:
             "raw batches, labels); the parts of base + week encoded once, one raw batch per file "
             f"({weekly['encode_s']:.0f} s; in the pipeline the ingest stage writes them), then each fit + labels "
             "written in its own process: incremental (the aggregate stage's choice: only the week's rows, "
-            "from the stored state), warm (every row, from the base's saved fit), cold:",
+            "from the stored state; the labels file is the stored one's bytes with the new items' row groups "
+            "appended), warm (every row, from the base's saved fit), cold:",
             "",
             "| fit | path taken | EM steps | fit (s) | write (s) | process (s) | labels equal to cold |",
             "|---|---|---:|---:|---:|---:|---:|",

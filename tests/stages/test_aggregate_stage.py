@@ -76,3 +76,7 @@ def test_a_second_raw_batch_of_new_items_takes_the_incremental_path_and_keeps_th
     fresh = got.index.str.startswith("wk2-")
     assert fresh.sum() > 0 and not got.index.duplicated().any()
     pd.testing.assert_frame_equal(got[~fresh].loc[first.index], first)  # old items keep their rows
+    # the next state holds the appended file (the consensus' rows, in order); no temporary file is left
+    state = project / catalog.AGGREGATE_STATE
+    pd.testing.assert_frame_equal(pd.read_parquet(state / "labels.parquet"), got.reset_index())
+    assert not list(state.parent.glob(f".{state.name}*"))

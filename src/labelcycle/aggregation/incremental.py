@@ -15,6 +15,12 @@ and why).
 each covered batch must have the same number of rows and the same multiset of (annotator id, label)
 (an additive 64-bit fingerprint), the old items the same count; an item with rows of both old and new
 batches forbids the incremental path.
+
+The old items' rows are never decoded nor encoded again: the state keeps the result table as the
+Parquet file an incremental run writes (:data:`COMPRESSION`), and :func:`write_labels` copies its bytes
+and appends the new items' row groups (:mod:`labelcycle.aggregation.parquet_append`); the next state
+copies that file as it is. So an incremental run costs one read of the parts' codes (the scan), the fit
+over the new rows and a file copy, not a pass over every item's strings and numbers.
 """
 
 from __future__ import annotations
@@ -83,6 +89,59 @@ def _item_ids(ref, codes: np.ndarray) -> np.ndarray:
     return column.take(pa.array(codes - ref[1])).to_numpy(zero_copy_only=False)
 
 
+def _batch_pair_counts(part, n_batches: int, n_pairs: int) -> np.ndarray | None:
+    """Rows per (raw batch, pair code) of one part, ``n_batches x n_pairs``; None where that is too big."""
+    cells = n_batches * n_pairs
+    if cells > max(4 * len(part.pair), 1 << 22):
+        return None
+    flat = part.batch.astype(np.int64) * n_pairs + part.pair
+    return np.bincount(flat, minlength=cells)[:cells].reshape(n_batches, n_pairs)
+
+
+@dataclass
+class _PartScan:
+    """One part's share of a :class:`Scan` (new items numbered from 0 within the part)."""
+
+    rows: np.ndarray
+    votes: np.ndarray
+    old_items: int = 0
+    mixed_items: int = 0
+    new_item: np.ndarray | None = None
+    new_pair: np.ndarray | None = None
+    new_ids: np.ndarray | None = None
+
+
+def _scan_part(ref, source, n_old: int | None, hashes: np.ndarray, nb: int) -> _PartScan:
+    part = source.load(ref, batch=True)
+    counts = _batch_pair_counts(part, nb, len(hashes))
+    if counts is None:  # too many (batch, pair) cells for one count array
+        rows = np.bincount(part.batch, minlength=nb)[:nb]
+        votes = np.zeros(nb, np.uint64)
+        np.add.at(votes, part.batch, hashes[part.pair])
+    else:  # each batch's sum of its rows' hashes, mod 2**64 (the same sum as adding row by row)
+        rows = counts.sum(axis=1)
+        votes = (counts.astype(np.uint64) * hashes[None, :]).sum(axis=1, dtype=np.uint64)
+    out = _PartScan(rows, votes)
+    if n_old is None:
+        return out
+    n = part.hi - part.lo
+    new_rows = np.flatnonzero(part.batch >= n_old)  # few: this week's
+    new_per_item = np.bincount(part.item[new_rows], minlength=n)
+    has_old = np.bincount(part.item, minlength=n) > new_per_item
+    has_new = new_per_item > 0
+    out.old_items = int(has_old.sum())
+    out.mixed_items = int((has_old & has_new).sum())
+    fresh = np.flatnonzero(has_new & ~has_old)
+    if len(fresh):
+        code = np.full(n, -1, dtype=np.int64)
+        code[fresh] = np.arange(len(fresh))
+        keep = new_rows[code[part.item[new_rows]] >= 0]
+        out.new_item, out.new_pair = code[part.item[keep]], part.pair[keep]
+        items = source.layout.items
+        out.new_ids = _item_ids(ref, part.lo + fresh) if items is None else items[part.lo + fresh]
+    return out
+
+
 def scan(source: streaming.ParquetParts, n_old: int | None = None) -> Scan:
     """Fingerprint every raw batch; with ``n_old``, also split items and rows into old and new batches."""
     lay, batches = source.layout, source.batches or []
@@ -91,32 +150,17 @@ def scan(source: streaming.ParquetParts, n_old: int | None = None) -> Scan:
     hashes = _pair_hashes(lay)
     out = Scan([], [])
     new_item, new_pair, new_ids, offset = [], [], [], 0
-    for ref in source.refs():
-        part = source.load(ref, batch=True)
-        rows += np.bincount(part.batch, minlength=nb)[:nb]
-        np.add.at(votes, part.batch, hashes[part.pair])
-        if n_old is None:
-            continue
-        old = part.batch < n_old
-        n = part.hi - part.lo
-        # rows are sorted by item: each item's oldest and newest batch by a reduction over its run
-        starts = np.zeros(n, dtype=np.int64)
-        np.cumsum(np.bincount(part.item, minlength=n)[:-1], out=starts[1:])
-        has_old = np.minimum.reduceat(part.batch, starts) < n_old
-        has_new = np.maximum.reduceat(part.batch, starts) >= n_old
-        out.old_items += int(has_old.sum())
-        out.mixed_items += int((has_old & has_new).sum())
-        fresh = np.flatnonzero(has_new & ~has_old)
-        if len(fresh):
-            code = np.full(n, -1, dtype=np.int64)
-            code[fresh] = np.arange(len(fresh)) + offset
-            keep = ~old & (code[part.item] >= 0)
-            new_item.append(code[part.item[keep]])
-            new_pair.append(part.pair[keep])
-            new_ids.append(
-                _item_ids(ref, part.lo + fresh) if lay.items is None else lay.items[part.lo + fresh]
-            )
-            offset += len(fresh)
+    for ref in source.refs():  # threads over parts gain nothing: Arrow's read already takes the cores
+        got = _scan_part(ref, source, n_old, hashes, nb)
+        rows += got.rows
+        votes += got.votes
+        out.old_items += got.old_items
+        out.mixed_items += got.mixed_items
+        if got.new_item is not None:
+            new_item.append(got.new_item + offset)
+            new_pair.append(got.new_pair)
+            new_ids.append(got.new_ids)
+            offset += len(got.new_ids)
     out.batch_rows, out.batch_votes = [int(r) for r in rows], [f"{v:016x}" for v in votes]
     if n_old is not None and offset:
         pair = np.concatenate(new_pair).astype(np.int64)
@@ -171,13 +215,17 @@ def save_state(
     for t, cls in enumerate(fit.classes):
         columns[f"true_{cls}"] = stats.counts[:, t]
     pq.write_table(pa.table(columns), tmp / "counts.parquet")
-    table = (
-        pa.Table.from_pandas(labels, preserve_index=False)
-        if isinstance(labels, pd.DataFrame)
-        else pq.read_table(labels)
-    )
-    _write_labels(table, tmp / "labels.parquet", compression="lz4")  # read back 4x faster than snappy
-    n_items = table.num_rows
+    if isinstance(labels, pd.DataFrame) or not _appendable(labels):
+        table = (
+            pa.Table.from_pandas(labels, preserve_index=False)
+            if isinstance(labels, pd.DataFrame)
+            else pq.read_table(labels)
+        )
+        _write_labels(table, tmp / "labels.parquet")
+        n_items = table.num_rows
+    else:  # already in the state's encoding (e.g. written by write_labels): its bytes, as they are
+        shutil.copyfile(labels, tmp / "labels.parquet")
+        n_items = pq.ParquetFile(labels).metadata.num_rows
     meta = {
         "version": STATE_VERSION,
         "model": model_key(model),
@@ -329,23 +377,56 @@ def labels(state: State, new: Parts, fitted: Fitted) -> pd.DataFrame:
 def write_labels(state: State, new: Parts, fitted: Fitted, out: Path) -> int:
     """Write :func:`labels` to the Parquet file ``out``; returns the items written.
 
-    The stored rows go through Arrow only (no pandas); the result table is ``items x classes`` numbers,
-    the bound of the streaming fit's memory.
+    The stored rows are not decoded: the new items' rows are written to a small file of the same schema
+    and encoding, and :func:`parquet_append.append` joins the stored file's bytes and its row groups
+    (a state of another encoding, or a file it cannot join, goes through Arrow and is written whole).
+    Either way the rows, columns and values are those of :func:`labels`.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    old = pq.read_table(state.labels)
-    fresh = streaming.result(new, fitted)[old.schema.names]
-    table = pa.concat_tables([old, pa.Table.from_pandas(fresh, schema=old.schema, preserve_index=False)])
-    _write_labels(table, Path(out))
+    from labelcycle.aggregation import parquet_append
+
+    out = Path(out)
+    stored_schema = pq.read_schema(state.labels)
+    fresh = streaming.result(new, fitted)[stored_schema.names]
+    fresh = pa.Table.from_pandas(fresh, schema=stored_schema, preserve_index=False)
+    if _appendable(state.labels):
+        tail, tmp = out.with_name(f".{out.name}.new"), out.with_name(f".{out.name}.partial")
+        try:
+            _write_labels(fresh, tail)
+            n = parquet_append.append(state.labels, tail, tmp)
+            tmp.replace(out)
+            return n
+        except parquet_append.CannotAppend:
+            tmp.unlink(missing_ok=True)
+        finally:
+            tail.unlink(missing_ok=True)
+    table = pa.concat_tables([pq.read_table(state.labels), fresh])
+    _write_labels(table, out)
     return table.num_rows
 
 
-def _write_labels(table, out: Path, compression: str = "snappy") -> None:
+#: the encoding of every result table written here (the state's and an incremental run's)
+COMPRESSION = "snappy"
+
+
+def _appendable(path: Path) -> bool:
+    """Whether the Parquet file ``path`` is wholly in :data:`COMPRESSION` (so that rows can be appended)."""
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(path).metadata
+    return all(
+        meta.row_group(g).column(c).compression == COMPRESSION.upper()
+        for g in range(meta.num_row_groups)
+        for c in range(meta.num_columns)
+    )
+
+
+def _write_labels(table, out: Path) -> None:
     """Write a result table whole (beside ``out``, then renamed); ids and numbers get no dictionary."""
     import pyarrow.parquet as pq
 
     tmp = out.with_name(f".{out.name}.partial")
-    pq.write_table(table, tmp, compression=compression, use_dictionary=[schema.LABEL])
+    pq.write_table(table, tmp, compression=COMPRESSION, use_dictionary=[schema.LABEL])
     tmp.replace(out)

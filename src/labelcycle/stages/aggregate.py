@@ -102,21 +102,28 @@ def fit_streaming(ctx, source, model, p) -> tuple[streaming.Fitted, pd.DataFrame
     init = warm_start(ctx.path(catalog.AGGREGATE_FIT), p.method, labels_set) if p.warm_start else None
     state = incremental.load_state(state_path) if p.warm_start else None
     choice = incremental.choose(source, model, state, init, p.warm_start)
-    if choice.path == incremental.INCREMENTAL:
-        assert state is not None and choice.found is not None and choice.found.new is not None
-        fit = incremental.fit(model, state, choice.found.new)
-        labels = incremental.labels(state, choice.found.new, fit)
-    else:
-        with mapper_for(p.dask) as mapper:
-            fit = streaming.fit(source, model, init if choice.path == incremental.WARM else None, mapper)
-            labels = streaming.result(source, fit, mapper)
-    stored.save(fit, register_output(ctx.path(catalog.AGGREGATE_FIT)))
-    register_output(state_path)
-    if fit.stats is not None and source.batches:
-        found = choice.found or incremental.scan(source)
-        incremental.save_state(state_path, fit, model, source, found, labels)
-    else:
-        incremental.clear_state(state_path, "the fit keeps no E-step or the rows carry no raw batch")
+    # the incremental labels as a file: the stored file's bytes + the new rows (the next state copies it)
+    appended = state_path.with_name(f".{state_path.name}.labels.parquet")
+    try:
+        labels_file = None
+        if choice.path == incremental.INCREMENTAL:
+            assert state is not None and choice.found is not None and choice.found.new is not None
+            fit = incremental.fit(model, state, choice.found.new)
+            incremental.write_labels(state, choice.found.new, fit, appended)
+            labels, labels_file = pd.read_parquet(appended), appended
+        else:
+            with mapper_for(p.dask) as mapper:
+                fit = streaming.fit(source, model, init if choice.path == incremental.WARM else None, mapper)
+                labels = streaming.result(source, fit, mapper)
+        stored.save(fit, register_output(ctx.path(catalog.AGGREGATE_FIT)))
+        register_output(state_path)
+        if fit.stats is not None and source.batches:
+            found = choice.found or incremental.scan(source)
+            incremental.save_state(state_path, fit, model, source, found, labels_file or labels)
+        else:
+            incremental.clear_state(state_path, "the fit keeps no E-step or the rows carry no raw batch")
+    finally:
+        appended.unlink(missing_ok=True)
     info = {"fit": choice.path, "fit_reason": choice.reason}
     return fit, labels, {"em_iterations": fit.n_iter, "warm_started": fit.warm_started, **info}
 

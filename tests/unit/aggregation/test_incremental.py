@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -198,3 +199,74 @@ def test_batch_fingerprints_name_rows_by_ids_not_by_codes_so_both_layouts_agree(
     assert ingest.batch_rows == per_part.batch_rows and ingest.batch_votes == per_part.batch_votes
     changed = incremental.scan(_codes(tmp_path, "c", _changed_old_row(week1, week2), "ingest"))
     assert changed.batch_votes[0] != ingest.batch_votes[0] and changed.batch_votes[1] == ingest.batch_votes[1]
+
+
+def test_labels_appended_to_the_stored_file_equal_the_whole_write_of_an_older_lz4_state(tmp_path):
+    """The appended file holds the same rows, columns, values and schema as the stored rows + new rows
+    written whole (what an older, lz4-encoded state still gets), and the next state copies its bytes."""
+    import pyarrow as pa
+
+    week1, week2 = _batches()
+    model = make_aggregator("hierarchical_dawid_skene", classes=CLASSES)
+    state = _stored(tmp_path, _codes(tmp_path, "base", week1, "encode_dataset"), model)
+    source = _codes(tmp_path, "all", pd.concat([week1, week2], ignore_index=True), "encode_dataset")
+    choice = incremental.choose(source, model, state, state.fit, enabled=True)
+    fit = incremental.fit(model, state, choice.found.new)
+    stored_groups = pq.ParquetFile(state.labels).metadata.num_row_groups
+
+    n = incremental.write_labels(state, choice.found.new, fit, tmp_path / "appended.parquet")
+    older = tmp_path / "older.parquet"
+    pq.write_table(pq.read_table(state.labels), older, compression="lz4")
+    n_whole = incremental.write_labels(
+        dataclasses.replace(state, labels=older), choice.found.new, fit, tmp_path / "whole.parquet"
+    )
+
+    appended, whole = pq.read_table(tmp_path / "appended.parquet"), pq.read_table(tmp_path / "whole.parquet")
+    assert n == n_whole == appended.num_rows == state.n_items + choice.found.new.layout.items.size
+    assert appended.equals(whole) and appended.schema.equals(whole.schema, check_metadata=True)
+    assert pq.ParquetFile(tmp_path / "appended.parquet").metadata.num_row_groups == stored_groups + 1
+    assert pq.ParquetFile(tmp_path / "whole.parquet").metadata.num_row_groups == 1
+    assert appended.equals(
+        pa.Table.from_pandas(incremental.labels(state, choice.found.new, fit), whole.schema)
+    )
+    incremental.save_state(tmp_path / "next", fit, model, source, choice.found, tmp_path / "appended.parquet")
+    assert (tmp_path / "next" / "labels.parquet").read_bytes() == (tmp_path / "appended.parquet").read_bytes()
+    assert incremental.load_state(tmp_path / "next").n_items == n
+
+
+def test_batch_fingerprints_by_count_table_equal_those_added_row_by_row(tmp_path, monkeypatch):
+    week1, week2 = _batches()
+    source = _codes(tmp_path, "all", pd.concat([week1, week2], ignore_index=True), "encode_dataset")
+    by_table = incremental.scan(source, 1)
+    monkeypatch.setattr(incremental, "_batch_pair_counts", lambda *args: None)
+    by_row = incremental.scan(source, 1)
+    assert by_table.batch_votes == by_row.batch_votes and by_table.batch_rows == by_row.batch_rows
+    assert (by_table.old_items, by_table.mixed_items) == (by_row.old_items, by_row.mixed_items) == (20000, 0)
+    assert by_table.new.layout.n_rows == len(week2)
+
+
+def test_a_stored_file_that_cannot_be_appended_to_is_written_whole_and_no_temporary_file_is_left(
+    tmp_path, monkeypatch
+):
+    from labelcycle.aggregation import parquet_append
+
+    week1, week2 = _batches()
+    model = make_aggregator("hierarchical_dawid_skene", classes=CLASSES)
+    state = _stored(tmp_path, _codes(tmp_path, "base", week1, "ingest"), model)
+    source = _codes(tmp_path, "all", pd.concat([week1, week2], ignore_index=True), "ingest")
+    choice = incremental.choose(source, model, state, state.fit, enabled=True)
+    fit = incremental.fit(model, state, choice.found.new)
+    out = tmp_path / "out" / "labels.parquet"
+    out.parent.mkdir()
+
+    def refuse(*args):
+        raise parquet_append.CannotAppend("refused for the test")
+
+    monkeypatch.setattr(parquet_append, "append", refuse)
+    n = incremental.write_labels(state, choice.found.new, fit, out)
+
+    assert [p.name for p in out.parent.iterdir()] == ["labels.parquet"]
+    assert pq.ParquetFile(out).metadata.num_row_groups == 1  # written whole
+    assert n == len(pd.read_parquet(out)) and pd.read_parquet(out).equals(
+        incremental.labels(state, choice.found.new, fit)
+    )
