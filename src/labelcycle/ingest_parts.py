@@ -40,7 +40,7 @@ from labelcycle import schema
 from labelcycle.aggregation.parts import BATCH_MAX, META
 from labelcycle.ingest_spill import Spill, _part_of, in_order
 from labelcycle.validation import TableCounts, _Quarantine, _validate_annotations
-from labelcycle.versioning.digest import digest_of_hashes, finest_unit, row_hashes, timestamp_unit
+from labelcycle.versioning.digest import Coded, digest_of_hashes, finest_unit, row_hashes, timestamp_unit
 
 #: Arrow type of each clean annotation column (every other column is text)
 _TYPES = {schema.CREATED_AT: pa.timestamp("us", tz="UTC"), schema.DURATION_S: pa.float64()}
@@ -56,13 +56,13 @@ class PartHashes:
     hashes: np.ndarray
 
 
-def part_hashes(df: pd.DataFrame) -> PartHashes:
+def part_hashes(df: pd.DataFrame, coded: dict[str, Coded] | None = None) -> PartHashes:
     stamps = [c for c in df.columns if pd.api.types.is_datetime64_any_dtype(df[c])]
     return PartHashes(
         columns=sorted(map(str, df.columns)),
         units={c: timestamp_unit(df[c]) for c in stamps},
         finest={c: finest_unit(df[c]) for c in stamps},
-        hashes=row_hashes(df),
+        hashes=row_hashes(df, coded=coded),
     )
 
 
@@ -183,23 +183,30 @@ def _codes_of(column: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
     return encoded.indices.to_numpy(), encoded.dictionary
 
 
-def _code(table: pa.Table, labels: list[str], batches: list[str]) -> _Coded:
+def _code(table: pa.Table, labels: list[str], batches: list[str]) -> tuple[_Coded, dict[str, Coded]]:
+    """The part's codes, and its id and label columns as row codes into their values (for the digest)."""
     item, ids = _codes_of(table.column(schema.ITEM_ID))
     annotator, names = _codes_of(table.column(schema.ANNOTATOR_ID))
-    label = pc.index_in(table.column(schema.LABEL), value_set=pa.array(labels, pa.large_string()))
+    label = pc.index_in(table.column(schema.LABEL), value_set=pa.array(labels, pa.large_string())).to_numpy()
+    by_row = {
+        schema.ITEM_ID: (item, ids),
+        schema.ANNOTATOR_ID: (annotator, names),
+        schema.LABEL: (label, pa.array(labels, pa.large_string())),
+    }
     order = np.argsort(item, kind="stable")
     batch = None
     if len(batches) <= BATCH_MAX:  # else no incremental runs (as write_parts)
         found = pc.index_in(table.column(schema.RAW_BATCH), value_set=pa.array(batches, pa.large_string()))
         batch = found.to_numpy()[order].astype(np.int16)
-    return _Coded(
+    coded = _Coded(
         item=item[order].astype(np.int32),
         annotator=annotator[order].astype(np.int32),
         annotators=names.to_pylist(),
-        label=label.to_numpy()[order].astype(np.int32),
+        label=label[order].astype(np.int32),
         batch=batch,
         ids=ids.cast(pa.string()),
     )
+    return coded, by_row
 
 
 def _validate_part(job: _PartJob) -> _PartResult:
@@ -218,12 +225,12 @@ def _validate_part(job: _PartJob) -> _PartResult:
         writer.write_table(table)
     clean = table.to_pandas()  # the types as written (what the stages read back)
     result.rows = len(clean)
-    result.hashed = part_hashes(clean.drop(columns=[schema.RAW_BATCH]))
+    result.coded, by_row = _code(table, job.labels, job.batches)
+    result.hashed = part_hashes(clean.drop(columns=[schema.RAW_BATCH]), by_row)
     in_gold = pc.is_in(table.column(schema.ITEM_ID), value_set=job.gold).to_numpy(zero_copy_only=False)
     if in_gold.any():
         result.judged = clean[in_gold]
     result.head = clean.head(1000)
-    result.coded = _code(table, job.labels, job.batches)
     return result
 
 

@@ -168,8 +168,13 @@ def _is_utc(values: pd.Series) -> bool:
     return getattr(values.dtype, "tz", None) is not None
 
 
-def _column_hashes(values: pd.Series, unit: str | None | bool) -> np.ndarray:
-    """pandas' ``hash_pandas_object(_canonical_column(values, unit), index=False, categorize=True)``."""
+def _column_hashes(values: pd.Series, unit: str | None | bool, coded: Coded | None = None) -> np.ndarray:
+    """pandas' ``hash_pandas_object(_canonical_column(values, unit), index=False, categorize=True)``;
+    ``coded``: the text column's values as codes into their distinct values (no value missing)."""
+    if coded is not None:
+        codes, distinct = coded
+        hashed = hash_array(distinct.to_numpy(zero_copy_only=False), categorize=False)
+        return hashed.take(codes)
     if pd.api.types.is_datetime64_any_dtype(values):
         fast = _timestamp_hashes(values, unit)
         if fast is not None:
@@ -184,21 +189,29 @@ def _column_hashes(values: pd.Series, unit: str | None | bool) -> np.ndarray:
     return hash_array(vals, categorize=True).astype(np.uint64, copy=False)
 
 
-def row_hashes(df: pd.DataFrame, units: dict[str, str | None] | None = None) -> np.ndarray:
+#: a text column given as codes (one per row) into an Arrow array of its distinct values
+Coded = tuple[np.ndarray, pa.Array]
+
+
+def row_hashes(
+    df: pd.DataFrame, units: dict[str, str | None] | None = None, coded: dict[str, Coded] | None = None
+) -> np.ndarray:
     """One uint64 per row of ``df`` (columns in name order), as :func:`table_digest` sorts and hashes them:
     pandas' ``hash_pandas_object(frame, index=False, categorize=True)`` of the canonical columns, computed
     column by column with each distinct text value (and instant) hashed once.
 
-    ``units``: the resolution each timestamp column is printed at (default: the column's own).
+    ``units``: the resolution each timestamp column is printed at (default: the column's own). ``coded``:
+    text columns already encoded (by the caller, for its own use): each distinct value is hashed once.
     """
     cols = sorted(str(c) for c in df.columns)
     if not len(df) or not cols:
         return np.empty(len(df), dtype=np.uint64)
-    units = units or {}
+    units, coded = units or {}, coded or {}
     named = {str(c): c for c in df.columns}
     out, mult = None, [np.uint64(1000003)]
     for i, col in enumerate(cols):
-        out = _combine(out, _column_hashes(df[named[col]], units.get(col, True)), i, len(cols), mult)
+        hashes = _column_hashes(df[named[col]], units.get(col, True), coded.get(col))
+        out = _combine(out, hashes, i, len(cols), mult)
     out += np.uint64(97531)
     return out
 
