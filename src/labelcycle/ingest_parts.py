@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 
 from labelcycle import schema
 from labelcycle.aggregation.parts import BATCH_MAX, META
-from labelcycle.ingest_spill import Spill, _part_of, in_order
+from labelcycle.ingest_spill import Spill, _part_of, in_order, keep_freed_memory
 from labelcycle.validation import TableCounts, _Quarantine, _validate_annotations
 from labelcycle.versioning.digest import Coded, digest_of_hashes, finest_unit, row_hashes, timestamp_unit
 
@@ -211,6 +211,7 @@ def _code(table: pa.Table, labels: list[str], batches: list[str]) -> tuple[_Code
 
 def _validate_part(job: _PartJob) -> _PartResult:
     """Validate one spilled part (in a worker process): its clean rows go to an Arrow file, the rest is returned."""
+    keep_freed_memory()
     df = job.spill.read_part(job.b)
     q = _Quarantine()
     clean, rep, counts = _validate_annotations(df, job.labels, job.items, q)
