@@ -232,3 +232,35 @@ def test_a_logged_compare_that_fails_reports_its_own_error_and_restores_the_swit
     assert res.exit_code == 1
     assert "candidate version 'b' (folder) has no saved predictions" in res.output
     assert sys.getswitchinterval() == before
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_compare_restores_the_collector_and_freezes_what_is_alive_only_at_exit(tmp_path, monkeypatch, fails):
+    import atexit
+    import gc
+
+    from labelcycle.cli import versions
+
+    monkeypatch.chdir(tmp_path)
+    write_version(tmp_path / "a", predictions(60, 0.6, 0), LABELS_A)
+    write_version(tmp_path / "b", None if fails else predictions(60, 0.8, 1), LABELS_B)
+    registered = []
+    monkeypatch.setattr(versions, "_exit_hook", [])
+    monkeypatch.setattr(atexit, "register", registered.append)
+    seen = {}
+    import labelcycle.comparison as comparison  # the command imports compare_data from here when it runs
+
+    real = comparison.compare_data
+
+    def watching(*args, **kwargs):
+        seen["threshold"], seen["frozen"] = gc.get_threshold(), gc.get_freeze_count()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(comparison, "compare_data", watching)
+    before, frozen_before = gc.get_threshold(), gc.get_freeze_count()
+    res = CliRunner().invoke(main, ["compare", "a", "b", "--no-log", "--n-boot", "20"])
+    assert res.exit_code == (1 if fails else 0), res.output
+    if not fails:
+        assert seen["threshold"][0] == versions.COMPARE_GC_THRESHOLD and seen["frozen"] > 0
+    assert gc.get_threshold() == before and gc.get_freeze_count() == frozen_before
+    assert registered == [gc.freeze]

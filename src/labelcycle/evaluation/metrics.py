@@ -129,7 +129,8 @@ class PreparedEval:
         pred: predicted class code per item (arg-max of ``proba``).
         features: ``n x m`` float matrix of weight-linear per-item terms (see :func:`weighted_metrics`);
             ``features32`` is the float32 copy used with float32 weights.
-        rank: per-class bincount maps for ROC-AUC / PR-AUC.
+        rank: per-class bincount maps for ROC-AUC / PR-AUC; None when not prepared (the ranking
+            metrics are then NaN, see :func:`prepare_eval`'s ``rank``).
         n_bins: number of calibration bins.
     """
 
@@ -138,7 +139,7 @@ class PreparedEval:
     pred: np.ndarray
     features: np.ndarray
     features32: np.ndarray
-    rank: tuple[_RankPrep, ...]
+    rank: tuple[_RankPrep, ...] | None
     n_bins: int
 
     @property
@@ -252,6 +253,7 @@ def prepare_eval(
     classes: Sequence[str],
     *,
     n_bins: int = DEFAULT_N_BINS,
+    rank: bool = True,
 ) -> PreparedEval:
     """Validate inputs and precompute the per-item terms of every metric.
 
@@ -260,6 +262,8 @@ def prepare_eval(
         proba: ``n x k`` predicted probabilities, columns in ``classes`` order.
         classes: the ordered label set.
         n_bins: equal-width bins on ``[0, 1]`` for the expected calibration error.
+        rank: prepare the ranking metrics (ROC-AUC, PR-AUC); False: they are NaN wherever this
+            prepared set is used (for callers that drop them, as slices without them do).
 
     Raises:
         ValidationError: empty input, unknown labels, malformed ``proba`` or ``n_bins < 1``.
@@ -308,8 +312,31 @@ def prepare_eval(
         pred=pred,
         features=features,
         features32=features.astype(np.float32),
-        rank=tuple(_rank_prep(p[:, j], y == j) for j in range(k)),
+        rank=_rank_maps(p, y, k) if rank else None,
         n_bins=n_bins,
+    )
+
+
+def _rank_maps(p: np.ndarray, y: np.ndarray, k: int) -> tuple[_RankPrep, ...]:
+    return tuple(_rank_prep(p[:, j], y == j) for j in range(k))
+
+
+def take_eval(prep: PreparedEval, rows: np.ndarray, proba: np.ndarray | None = None) -> PreparedEval:
+    """The prepared eval set of the items at positions ``rows`` of ``prep``, without validating and
+    computing the per-item terms again: each term depends on its own item only, so they equal, bit for
+    bit, what :func:`prepare_eval` gives on those items. The ranking maps depend on all the items kept:
+    they are built from ``proba`` (``prep``'s ``n x k`` probabilities) when it is given, else left out
+    (the ranking metrics are then NaN).
+    """
+    y = prep.y[rows]
+    return PreparedEval(
+        classes=prep.classes,
+        y=y,
+        pred=prep.pred[rows],
+        features=prep.features[rows],
+        features32=prep.features32[rows],
+        rank=_rank_maps(np.asarray(proba, dtype=np.float64)[rows], y, prep.k) if proba is not None else None,
+        n_bins=prep.n_bins,
     )
 
 
@@ -376,7 +403,8 @@ def weighted_metrics(prep: PreparedEval, weights: np.ndarray, *, rank: bool = Tr
         weights: ``(B, n)`` non-negative item weights (ones for the plain metric, draw counts for a
             bootstrap resample). float64 or float32 (float32 is exact for counts and halves memory
             traffic for large ``B``).
-        rank: compute the ranking metrics (ROC-AUC, PR-AUC); when False they are NaN. They cost most
+        rank: compute the ranking metrics (ROC-AUC, PR-AUC); when False (or ``prep`` has no ranking
+            maps) they are NaN. They cost most
             (cumulative sums over the distinct scores per class), so callers that need them on fewer
             resamples than the rest skip them on the other blocks.
 
@@ -399,7 +427,7 @@ def weighted_metrics(prep: PreparedEval, weights: np.ndarray, *, rank: bool = Tr
 
     auc = np.full((w.shape[0], prep.k), np.nan)
     ap = np.full((w.shape[0], prep.k), np.nan)
-    if rank:
+    if rank and prep.rank is not None:
         w64 = w.astype(np.float64, copy=False)  # bincount works in float64
         for j, rp in enumerate(prep.rank):
             auc[:, j], ap[:, j] = _rank_metrics(rp, w64, tot)
