@@ -352,6 +352,21 @@ def _nanmean_rows(x: np.ndarray) -> np.ndarray:
     return _safe_div(tot, cnt.astype(np.float64))
 
 
+#: weight rows the ranking metrics are computed on at a time: their ``(rows, 3G + 1)`` slot sums and the
+#: cumulative sums over them then stay in cache (a third faster on 100k items than a 32-row block at once)
+RANK_ROWS = 4
+
+
+def _row_chunks(n_rows: int, size: int) -> list[slice]:
+    """Consecutive slices of ``size`` rows covering ``n_rows``, none of a single row unless ``n_rows`` is 1:
+    a last single row joins the chunk before it, since NumPy sums one row's average precision
+    (:func:`_rank_metrics`' einsum) in another order than a block's rows, and the bits would change."""
+    starts = list(range(0, n_rows, size))
+    if len(starts) > 1 and n_rows - starts[-1] == 1:
+        starts.pop()
+    return [slice(a, b) for a, b in zip(starts, [*starts[1:], n_rows], strict=True)]
+
+
 def _rank_sums(rp: _RankPrep, w64: np.ndarray) -> np.ndarray:
     """Slot sums of one class (see :class:`_RankPrep`) for each float64 weight row: ``(B, 3G + 1)``."""
     out = np.empty((w64.shape[0], rp.size))
@@ -428,9 +443,10 @@ def weighted_metrics(prep: PreparedEval, weights: np.ndarray, *, rank: bool = Tr
     auc = np.full((w.shape[0], prep.k), np.nan)
     ap = np.full((w.shape[0], prep.k), np.nan)
     if rank and prep.rank is not None:
-        w64 = w.astype(np.float64, copy=False)  # bincount works in float64
-        for j, rp in enumerate(prep.rank):
-            auc[:, j], ap[:, j] = _rank_metrics(rp, w64, tot)
+        for rows in _row_chunks(w.shape[0], RANK_ROWS):
+            w64 = w[rows].astype(np.float64, copy=False)  # bincount works in float64
+            for j, rp in enumerate(prep.rank):
+                auc[rows, j], ap[rows, j] = _rank_metrics(rp, w64, tot[rows])
 
     out: dict[str, np.ndarray] = {
         "accuracy": _safe_div(s[:, c["correct"]][:, 0], tot),
