@@ -264,3 +264,23 @@ def test_compare_restores_the_collector_and_freezes_what_is_alive_only_at_exit(t
         assert seen["threshold"][0] == versions.COMPARE_GC_THRESHOLD and seen["frozen"] > 0
     assert gc.get_threshold() == before and gc.get_freeze_count() == frozen_before
     assert registered == [gc.freeze]
+
+
+def test_a_bad_label_table_is_reported_before_an_eval_set_mismatch_though_the_diff_runs_beside():
+    from labelcycle.comparison import compare_data
+    from labelcycle.errors import SchemaError
+    from labelcycle.versioning.versions import Version, VersionData
+
+    def version(spec: str, labels: pd.DataFrame, digest: str) -> VersionData:
+        return VersionData(
+            version=Version(spec=spec, kind="folder"),
+            labels=labels,
+            predictions=predictions(60, 0.7, 0),
+            metrics={"eval_digest": digest},
+        )
+
+    bad = LABELS_A.rename(columns={"label": "class"})
+    with pytest.raises(SchemaError, match="base curated labels lack column"):
+        compare_data(version("a", bad, "d1"), version("b", LABELS_B, "d2"), n_boot=20)
+    with pytest.raises(EvalSetMismatchError):
+        compare_data(version("a", LABELS_A, "d1"), version("b", LABELS_B, "d2"), n_boot=20)
