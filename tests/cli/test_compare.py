@@ -234,8 +234,16 @@ def test_a_logged_compare_that_fails_reports_its_own_error_and_restores_the_swit
     assert sys.getswitchinterval() == before
 
 
+def _blas_threads() -> list[int]:
+    from threadpoolctl import threadpool_info
+
+    return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+
 @pytest.mark.parametrize("fails", [False, True])
-def test_compare_restores_the_collector_and_freezes_what_is_alive_only_at_exit(tmp_path, monkeypatch, fails):
+def test_compare_restores_the_collector_and_blas_threads_and_freezes_what_is_alive_only_at_exit(
+    tmp_path, monkeypatch, fails
+):
     import atexit
     import gc
 
@@ -254,15 +262,18 @@ def test_compare_restores_the_collector_and_freezes_what_is_alive_only_at_exit(t
 
     def watching(*args, **kwargs):
         seen["threshold"], seen["frozen"] = gc.get_threshold(), gc.get_freeze_count()
+        seen["blas"] = _blas_threads()
         return real(*args, **kwargs)
 
     monkeypatch.setattr(comparison, "compare_data", watching)
-    before, frozen_before = gc.get_threshold(), gc.get_freeze_count()
+    before, frozen_before, blas_before = gc.get_threshold(), gc.get_freeze_count(), _blas_threads()
     res = CliRunner().invoke(main, ["compare", "a", "b", "--no-log", "--n-boot", "20"])
     assert res.exit_code == (1 if fails else 0), res.output
     if not fails:
         assert seen["threshold"][0] == versions.COMPARE_GC_THRESHOLD and seen["frozen"] > 0
+        assert set(seen["blas"]) <= {1}  # one BLAS thread while compare runs its own threads
     assert gc.get_threshold() == before and gc.get_freeze_count() == frozen_before
+    assert _blas_threads() == blas_before
     assert registered == [gc.freeze]
 
 

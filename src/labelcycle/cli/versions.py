@@ -200,7 +200,11 @@ def compare(
     BASE and CANDIDATE: `workspace`, a project folder, a DVC experiment name, a git revision or tag, or an
     MLflow run id (any stage run of a pipeline run). Uses the saved per-item predictions (no retraining).
     """
-    with _few_collections():
+    from threadpoolctl import threadpool_limits  # scikit-learn's dependency; 5 ms to import
+
+    # one BLAS thread: compare runs its own threads (overall and slice bootstraps, data diffs, MLflow), and
+    # OpenBLAS's extra thread spun on a core they need (a third more CPU per product; the same numbers)
+    with _few_collections(), threadpool_limits(limits=1, user_api="blas"):
         _compare(base, candidate, as_json, html_out, primary_metric, n_boot, n_boot_auc, seed, no_log, repo)
 
 
