@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import gc
 import json
 import sys
@@ -122,8 +123,9 @@ def _freeze_at_exit() -> None:
 class _Tracking:
     """The MLflow side of ``compare``, done on a thread while the main thread loads the versions and runs
     the bootstrap (whose numpy work releases the GIL): import MLflow and its SQL store (about 2 s, most of
-    a logged compare's fixed cost) and, when the comparison is to be logged, find the runs that made each
-    version (:func:`~labelcycle.tracking.versions.runs_for`, which needs only the versions).
+    a logged compare's fixed cost) and, when the comparison is to be logged, GitPython (which MLflow imports
+    to tag the run with the commit) and the runs that made each version
+    (:func:`~labelcycle.tracking.versions.runs_for`, which needs only the versions).
 
     The main thread's own later imports are done first (the HTML plots' matplotlib), so the two threads
     never import the same modules at once. :meth:`wait` joins the thread, restores the switch interval and
@@ -148,6 +150,11 @@ class _Tracking:
             import mlflow.store.tracking.sqlalchemy_store  # noqa: F401  # the local SQLite store's
 
             if self._link:
+                # GitPython too (0.1 s), unless the main thread may import it meanwhile: DVC reads the
+                # versions that are a git revision or an experiment (and its git backend imports it)
+                if all(v.path is not None or v.kind == "mlflow_run" for v in self._versions):
+                    with contextlib.suppress(ImportError):
+                        import git  # noqa: F401
                 from labelcycle.tracking.versions import runs_for
 
                 self._linked = tuple(
