@@ -84,8 +84,9 @@ OVERLAP_SWITCH_INTERVAL_S = 0.0005
 
 
 #: the youngest generation's collection threshold while compare runs (Python's default is 700): importing
-#: MLflow makes about a million objects, all of them kept, and each collection it set off walked them
-#: (about 0.5 s of collections in a logged compare, with the other threads waiting on the GIL meanwhile)
+#: MLflow makes about 260,000 objects, all of them kept, and the collections it set off walked them again
+#: and again (0.56 s of collections in a logged 100k-item compare, 0.16 s with this; the other threads
+#: wait on the GIL meanwhile)
 COMPARE_GC_THRESHOLD = 50_000
 
 
@@ -210,7 +211,9 @@ def compare(
     from threadpoolctl import threadpool_limits  # scikit-learn's dependency; 5 ms to import
 
     # one BLAS thread: compare runs its own threads (overall and slice bootstraps, data diffs, MLflow), and
-    # OpenBLAS's extra thread spun on a core they need (a third more CPU per product; the same numbers)
+    # OpenBLAS's extra thread spun on a core they need (a third more CPU per product). The numbers are those
+    # of a one-thread BLAS on every machine: the bootstrap's products are the same bits with any thread
+    # count, but a one-row point product (the ECE's) summed in an order set by the core count before
     with _few_collections(), threadpool_limits(limits=1, user_api="blas"):
         _compare(base, candidate, as_json, html_out, primary_metric, n_boot, n_boot_auc, seed, no_log, repo)
 

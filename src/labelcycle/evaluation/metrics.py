@@ -32,6 +32,8 @@ import numpy as np
 import pandas as pd
 
 from labelcycle.errors import ValidationError
+from labelcycle.evaluation.ranking import RankPrep, rank_maps, ranking_metrics
+from labelcycle.evaluation.ranking import safe_div as _safe_div
 
 #: Probabilities are clipped to ``[LOG_LOSS_EPS, 1]`` before the log (machine epsilon, as scikit-learn).
 LOG_LOSS_EPS = float(np.finfo(np.float64).eps)
@@ -97,29 +99,6 @@ class MetricReport:
 
 
 @dataclass(frozen=True)
-class _RankPrep:
-    """What ROC-AUC and average precision of one class need, as bincount maps.
-
-    With ``u_1 > ... > u_G`` the distinct scores of the class's positive items, ``bincount(rows,
-    weights)`` gives ``3G + 1`` sums (0-based index ``i`` is about ``u_{i+1}``): at ``i`` the weight of
-    positives scored ``u_{i+1}``; at ``G + i`` the negatives scored in ``(u_{i+1}, u_i]`` (``i = 0``:
-    above ``u_1``), whose inclusive cumulative sum is the weight of negatives strictly above
-    ``u_{i+1}``; at ``2G + i`` the negatives scored exactly ``u_{i+1}`` (filled from ``tie_items``,
-    ``tie_rows``); the last slot collects negatives below every positive, which only enter through
-    the total weight.
-    """
-
-    n_groups: int
-    rows: np.ndarray  # slot per item (positive group or negative segment)
-    tie_items: np.ndarray  # negatives scored exactly like some positive
-    tie_rows: np.ndarray  # their tie slot
-
-    @property
-    def size(self) -> int:
-        return 3 * self.n_groups + 1
-
-
-@dataclass(frozen=True)
 class PreparedEval:
     """Per-item quantities every metric is computed from; build with :func:`prepare_eval`.
 
@@ -139,7 +118,7 @@ class PreparedEval:
     pred: np.ndarray
     features: np.ndarray
     features32: np.ndarray
-    rank: tuple[_RankPrep, ...] | None
+    rank: tuple[RankPrep, ...] | None
     n_bins: int
 
     @property
@@ -230,23 +209,6 @@ def check_proba(proba: np.ndarray | pd.DataFrame, n: int, k: int) -> np.ndarray:
     return p
 
 
-def _rank_prep(scores: np.ndarray, positive: np.ndarray) -> _RankPrep:
-    items = np.arange(scores.shape[0])
-    asc = np.unique(scores[positive])  # distinct positive scores, ascending; u_1 = asc[-1]
-    g = asc.shape[0]
-    rows = np.empty(scores.shape[0], dtype=np.intp)
-    rows[positive] = g - 1 - np.searchsorted(asc, scores[positive])
-    neg = ~positive
-    neg_scores = scores[neg]
-    h = g - np.searchsorted(asc, neg_scores, side="left")  # number of positive scores >= s
-    rows[neg] = np.where(h < g, g + h, 3 * g)
-    # a negative scored exactly u_h (1-based) also counts in tie slot 2G + h - 1
-    tied = h >= 1
-    if g:
-        tied &= asc[np.clip(g - h, 0, g - 1)] == neg_scores
-    return _RankPrep(n_groups=g, rows=rows, tie_items=items[neg][tied], tie_rows=2 * g + h[tied] - 1)
-
-
 def prepare_eval(
     y_true: Sequence[str] | np.ndarray | pd.Series,
     proba: np.ndarray | pd.DataFrame,
@@ -312,13 +274,9 @@ def prepare_eval(
         pred=pred,
         features=features,
         features32=features.astype(np.float32),
-        rank=_rank_maps(p, y, k) if rank else None,
+        rank=rank_maps(p, y, k) if rank else None,
         n_bins=n_bins,
     )
-
-
-def _rank_maps(p: np.ndarray, y: np.ndarray, k: int) -> tuple[_RankPrep, ...]:
-    return tuple(_rank_prep(p[:, j], y == j) for j in range(k))
 
 
 def take_eval(prep: PreparedEval, rows: np.ndarray, proba: np.ndarray | None = None) -> PreparedEval:
@@ -335,14 +293,9 @@ def take_eval(prep: PreparedEval, rows: np.ndarray, proba: np.ndarray | None = N
         pred=prep.pred[rows],
         features=prep.features[rows],
         features32=prep.features32[rows],
-        rank=_rank_maps(np.asarray(proba, dtype=np.float64)[rows], y, prep.k) if proba is not None else None,
+        rank=rank_maps(np.asarray(proba, dtype=np.float64)[rows], y, prep.k) if proba is not None else None,
         n_bins=prep.n_bins,
     )
-
-
-def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
 
 
 def _nanmean_rows(x: np.ndarray) -> np.ndarray:
@@ -350,64 +303,6 @@ def _nanmean_rows(x: np.ndarray) -> np.ndarray:
     cnt = ok.sum(axis=1)
     tot = np.where(ok, x, 0.0).sum(axis=1)
     return _safe_div(tot, cnt.astype(np.float64))
-
-
-#: weight rows the ranking metrics are computed on at a time: their ``(rows, 3G + 1)`` slot sums and the
-#: cumulative sums over them then stay in cache (a third faster on 100k items than a 32-row block at once)
-RANK_ROWS = 4
-
-
-def _row_chunks(n_rows: int, size: int) -> list[slice]:
-    """Consecutive slices of ``size`` rows covering ``n_rows``, none of a single row unless ``n_rows`` is 1:
-    a last single row joins the chunk before it, since NumPy sums one row's average precision
-    (:func:`_rank_metrics`' einsum) in another order than a block's rows, and the bits would change."""
-    starts = list(range(0, n_rows, size))
-    if len(starts) > 1 and n_rows - starts[-1] == 1:
-        starts.pop()
-    return [slice(a, b) for a, b in zip(starts, [*starts[1:], n_rows], strict=True)]
-
-
-def _rank_sums(rp: _RankPrep, w64: np.ndarray) -> np.ndarray:
-    """Slot sums of one class (see :class:`_RankPrep`) for each float64 weight row: ``(B, 3G + 1)``."""
-    out = np.empty((w64.shape[0], rp.size))
-    for r in range(w64.shape[0]):
-        out[r] = np.bincount(rp.rows, weights=w64[r], minlength=rp.size)
-        if rp.tie_items.size:
-            out[r] += np.bincount(rp.tie_rows, weights=w64[r, rp.tie_items], minlength=rp.size)
-    return out
-
-
-def _rank_metrics(rp: _RankPrep, w64: np.ndarray, total: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted one-vs-rest ROC-AUC and average precision of one class, per weight row.
-
-    ROC-AUC is the weighted Mann-Whitney statistic (a tied negative counts one half); average
-    precision is ``sum_thresholds (recall increase) * precision`` with one threshold per distinct
-    score, as scikit-learn's ``average_precision_score``. Cost: one ``bincount`` over the items per
-    weight row, then cumulative sums over the ``G`` distinct positive scores.
-    """
-    g = rp.n_groups
-    if g == 0:
-        nan = np.full(w64.shape[0], np.nan)
-        return nan, nan
-    sums = _rank_sums(rp, w64)
-    pg = sums[:, :g]
-    n_gt = np.cumsum(sums[:, g : 2 * g], axis=1)  # negatives scored strictly above u_g
-    p_ge = np.cumsum(pg, axis=1)  # positives scored u_g or above
-    p_tot = p_ge[:, -1]
-    n_tot = total - p_tot
-    if rp.tie_items.size:
-        eq = sums[:, 2 * g : 3 * g]  # negatives scored exactly u_g
-        n_ge = n_gt + eq
-        above = n_gt + 0.5 * eq
-    else:
-        n_ge = above = n_gt
-    beaten = np.einsum("ij,ij->i", pg, above)
-    auc = _safe_div(p_tot * n_tot - beaten, p_tot * n_tot)
-    den = p_ge + n_ge
-    np.maximum(den, np.finfo(den.dtype).tiny, out=den)  # den == 0 implies p_ge == 0
-    ap = _safe_div(np.einsum("ij,ij->i", pg, p_ge / den), p_tot)
-    undefined = (p_tot <= 0) | (n_tot <= 1e-9 * np.maximum(total, 1))
-    return np.where(undefined, np.nan, auc), np.where(undefined, np.nan, ap)
 
 
 def weighted_metrics(prep: PreparedEval, weights: np.ndarray, *, rank: bool = True) -> dict[str, np.ndarray]:
@@ -443,10 +338,7 @@ def weighted_metrics(prep: PreparedEval, weights: np.ndarray, *, rank: bool = Tr
     auc = np.full((w.shape[0], prep.k), np.nan)
     ap = np.full((w.shape[0], prep.k), np.nan)
     if rank and prep.rank is not None:
-        for rows in _row_chunks(w.shape[0], RANK_ROWS):
-            w64 = w[rows].astype(np.float64, copy=False)  # bincount works in float64
-            for j, rp in enumerate(prep.rank):
-                auc[rows, j], ap[rows, j] = _rank_metrics(rp, w64, tot[rows])
+        auc, ap = ranking_metrics(prep.rank, w, tot)
 
     out: dict[str, np.ndarray] = {
         "accuracy": _safe_div(s[:, c["correct"]][:, 0], tot),

@@ -78,24 +78,20 @@ def test_paired_slices_equal_each_slice_prepared_and_bootstrapped_alone():
                 assert part.loc[metric, col] == want.loc[metric, col], (value, metric, col)
 
 
-def test_ranking_metrics_of_a_block_equal_those_of_its_rows_in_any_chunking():
-    from labelcycle.evaluation import metrics
+def test_ranking_metrics_of_a_block_equal_those_of_its_rows_in_any_chunking(monkeypatch):
+    from labelcycle.evaluation import ranking
 
     y, p = _data(6, n=900)
     prep = prepare_eval(y, p, CLASSES)
     w = np.random.default_rng(7).integers(0, 4, (9, y.size)).astype(np.float32)
     whole = {}
     for size in (2, 4, 9):  # 9 rows in chunks of 2 (the last single row joins the chunk before), 4, 9
-        assert all(s.stop - s.start > 1 for s in metrics._row_chunks(9, size))
-        old = metrics.RANK_ROWS
-        metrics.RANK_ROWS = size
-        try:
-            got = weighted_metrics(prep, w)
-        finally:
-            metrics.RANK_ROWS = old
+        assert all(s.stop - s.start > 1 for s in ranking._row_chunks(9, size))
+        monkeypatch.setattr(ranking, "RANK_ROWS", size)
+        got = weighted_metrics(prep, w)
         for name, v in got.items():
             if name in whole:
                 assert np.array_equal(whole[name], v, equal_nan=True), (size, name)
             whole[name] = v
-    assert metrics._row_chunks(1, 4) == [slice(0, 1)]
-    assert metrics._row_chunks(5, 4) == [slice(0, 5)]
+    assert ranking._row_chunks(1, 4) == [slice(0, 1)]
+    assert ranking._row_chunks(5, 4) == [slice(0, 5)]
