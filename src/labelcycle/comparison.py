@@ -256,36 +256,28 @@ def compare_data(base: VersionData, candidate: VersionData, **options: Any) -> C
     """
     base_predictions = base.require_predictions("base")
     candidate_predictions = candidate.require_predictions("candidate")
-    diff = None
-    if base.labels is not None and candidate.labels is not None:
-        diff = diff_datasets(
-            base.labels,
-            candidate.labels,
-            base_annotations=base.annotations,
-            candidate_annotations=candidate.annotations,
-            base_method=base.aggregation_method,
-            candidate_method=candidate.aggregation_method,
-        )
-    training = None
-    if base.train_sample is not None and candidate.train_sample is not None:
-        training = diff_datasets(
-            base.train_sample,
-            candidate.train_sample,
-            base_method=base.aggregation_method,
-            candidate_method=candidate.aggregation_method,
-        )
     eval_ids = base_predictions[schema.ITEM_ID].astype(str)
-    report = compare_versions(
-        base_predictions,
-        candidate_predictions,
-        base_eval_digest=base.metrics.get("eval_digest"),
-        candidate_eval_digest=candidate.metrics.get("eval_digest"),
-        dataset_diff=diff,
-        slices=version_slices(base, candidate, eval_ids),
-        base=base.version.describe(),
-        candidate=candidate.version.describe(),
-        **options,
-    )
+    slices = version_slices(base, candidate, eval_ids)
+    # the data diffs (pandas and Arrow work) run on a thread beside the bootstrap: they are not on its
+    # path, and fill a core the bootstrap's numpy work leaves idle; same numbers either way
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="labelcycle-diff") as pool:
+        diffs = pool.submit(_data_diffs, base, candidate)
+        try:
+            report = compare_versions(
+                base_predictions,
+                candidate_predictions,
+                base_eval_digest=base.metrics.get("eval_digest"),
+                candidate_eval_digest=candidate.metrics.get("eval_digest"),
+                slices=slices,
+                base=base.version.describe(),
+                candidate=candidate.version.describe(),
+                **options,
+            )
+        except BaseException:
+            diffs.result()  # a diff's own error (bad data) is the one to report, as when it ran first
+            raise
+        diff, training = diffs.result()
+    report = dataclasses.replace(report, dataset_diff=diff)
     notes = [] if diff is not None else ["curated labels missing for a version: no dataset diff"]
     notes += comparison_notes(base.metrics, candidate.metrics)  # circular gold, said wherever it is judged
     if training is None:
@@ -309,6 +301,29 @@ def compare_data(base: VersionData, candidate: VersionData, **options: Any) -> C
         )
         report = dataclasses.replace(report, training_diff=training, attribution=attribution)
     return dataclasses.replace(report, notes=tuple(notes)) if notes else report
+
+
+def _data_diffs(base: VersionData, candidate: VersionData) -> tuple[DatasetDiff | None, DatasetDiff | None]:
+    """The curated-data diff and the training-data diff of two versions (None where a version lacks it)."""
+    diff = None
+    if base.labels is not None and candidate.labels is not None:
+        diff = diff_datasets(
+            base.labels,
+            candidate.labels,
+            base_annotations=base.annotations,
+            candidate_annotations=candidate.annotations,
+            base_method=base.aggregation_method,
+            candidate_method=candidate.aggregation_method,
+        )
+    training = None
+    if base.train_sample is not None and candidate.train_sample is not None:
+        training = diff_datasets(
+            base.train_sample,
+            candidate.train_sample,
+            base_method=base.aggregation_method,
+            candidate_method=candidate.aggregation_method,
+        )
+    return diff, training
 
 
 #: the eval metric the change is attributed with (in a gold-label group: that class's recall)

@@ -232,3 +232,66 @@ def test_a_logged_compare_that_fails_reports_its_own_error_and_restores_the_swit
     assert res.exit_code == 1
     assert "candidate version 'b' (folder) has no saved predictions" in res.output
     assert sys.getswitchinterval() == before
+
+
+def _blas_threads() -> list[int]:
+    from threadpoolctl import threadpool_info
+
+    return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_compare_restores_the_collector_and_blas_threads_and_freezes_what_is_alive_only_at_exit(
+    tmp_path, monkeypatch, fails
+):
+    import atexit
+    import gc
+
+    from labelcycle.cli import versions
+
+    monkeypatch.chdir(tmp_path)
+    write_version(tmp_path / "a", predictions(60, 0.6, 0), LABELS_A)
+    write_version(tmp_path / "b", None if fails else predictions(60, 0.8, 1), LABELS_B)
+    registered = []
+    monkeypatch.setattr(versions, "_exit_hook", [])
+    monkeypatch.setattr(atexit, "register", registered.append)
+    seen = {}
+    import labelcycle.comparison as comparison  # the command imports compare_data from here when it runs
+
+    real = comparison.compare_data
+
+    def watching(*args, **kwargs):
+        seen["threshold"], seen["frozen"] = gc.get_threshold(), gc.get_freeze_count()
+        seen["blas"] = _blas_threads()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(comparison, "compare_data", watching)
+    before, frozen_before, blas_before = gc.get_threshold(), gc.get_freeze_count(), _blas_threads()
+    res = CliRunner().invoke(main, ["compare", "a", "b", "--no-log", "--n-boot", "20"])
+    assert res.exit_code == (1 if fails else 0), res.output
+    if not fails:
+        assert seen["threshold"][0] == versions.COMPARE_GC_THRESHOLD and seen["frozen"] > 0
+        assert set(seen["blas"]) <= {1}  # one BLAS thread while compare runs its own threads
+    assert gc.get_threshold() == before and gc.get_freeze_count() == frozen_before
+    assert _blas_threads() == blas_before
+    assert registered == [gc.freeze]
+
+
+def test_a_bad_label_table_is_reported_before_an_eval_set_mismatch_though_the_diff_runs_beside():
+    from labelcycle.comparison import compare_data
+    from labelcycle.errors import SchemaError
+    from labelcycle.versioning.versions import Version, VersionData
+
+    def version(spec: str, labels: pd.DataFrame, digest: str) -> VersionData:
+        return VersionData(
+            version=Version(spec=spec, kind="folder"),
+            labels=labels,
+            predictions=predictions(60, 0.7, 0),
+            metrics={"eval_digest": digest},
+        )
+
+    bad = LABELS_A.rename(columns={"label": "class"})
+    with pytest.raises(SchemaError, match="base curated labels lack column"):
+        compare_data(version("a", bad, "d1"), version("b", LABELS_B, "d2"), n_boot=20)
+    with pytest.raises(EvalSetMismatchError):
+        compare_data(version("a", LABELS_A, "d1"), version("b", LABELS_B, "d2"), n_boot=20)

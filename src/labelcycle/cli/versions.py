@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import gc
 import json
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -74,15 +79,56 @@ def experiments(versions: tuple[str, ...], as_json: bool, repo: Path | None) -> 
 
 
 #: GIL switch interval while MLflow imports beside the comparison: the import is pure Python and keeps
-#: the GIL; at Python's default (5 ms) the main thread waits that long after each numpy call
-OVERLAP_SWITCH_INTERVAL_S = 0.0005
+#: the GIL; at Python's default (5 ms) the main thread waits that long after each numpy call. The paired
+#: bootstrap's ranking part, which runs while MLflow imports, makes some 10,000 numpy calls that give the
+#: GIL up; 0.1 ms (0.5 ms before) takes 0.4-0.6 CPU-s off a logged 100k-item compare here
+OVERLAP_SWITCH_INTERVAL_S = 0.0001
+
+
+#: the youngest generation's collection threshold while compare runs (Python's default is 700): importing
+#: MLflow makes about 260,000 objects, all of them kept, and the collections it set off walked them again
+#: and again (0.56 s of collections in a logged 100k-item compare, 0.16 s with this; the other threads
+#: wait on the GIL meanwhile)
+COMPARE_GC_THRESHOLD = 50_000
+
+
+@contextmanager
+def _few_collections() -> Iterator[None]:
+    """Fewer cyclic garbage collections while compare runs, none over what was loaded before it.
+
+    What is already loaded (the imported modules) is frozen out of the collector, the youngest
+    generation's threshold is raised to :data:`COMPARE_GC_THRESHOLD`, and both are restored on the way
+    out. The comparison's large data is NumPy / Arrow buffers, freed by reference counting either way.
+    At interpreter exit whatever is alive is frozen too (:func:`gc.freeze`, registered once), so the
+    final collection does not walk MLflow's objects again (about 0.5 s): exit still runs every atexit
+    handler and closes every file and the MLflow store as usual.
+    """
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(COMPARE_GC_THRESHOLD, *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
+        _freeze_at_exit()
+
+
+_exit_hook: list[bool] = []
+
+
+def _freeze_at_exit() -> None:
+    if not _exit_hook:
+        _exit_hook.append(True)
+        atexit.register(gc.freeze)  # last registered, so run first: the others then run as always
 
 
 class _Tracking:
     """The MLflow side of ``compare``, done on a thread while the main thread loads the versions and runs
     the bootstrap (whose numpy work releases the GIL): import MLflow and its SQL store (about 2 s, most of
-    a logged compare's fixed cost) and, when the comparison is to be logged, find the runs that made each
-    version (:func:`~labelcycle.tracking.versions.runs_for`, which needs only the versions).
+    a logged compare's fixed cost) and, when the comparison is to be logged, GitPython (which MLflow imports
+    to tag the run with the commit) and the runs that made each version
+    (:func:`~labelcycle.tracking.versions.runs_for`, which needs only the versions).
 
     The main thread's own later imports are done first (the HTML plots' matplotlib), so the two threads
     never import the same modules at once. :meth:`wait` joins the thread, restores the switch interval and
@@ -107,6 +153,11 @@ class _Tracking:
             import mlflow.store.tracking.sqlalchemy_store  # noqa: F401  # the local SQLite store's
 
             if self._link:
+                # GitPython too (0.1 s), unless the main thread may import it meanwhile: DVC reads the
+                # versions that are a git revision or an experiment (and its git backend imports it)
+                if all(v.path is not None or v.kind == "mlflow_run" for v in self._versions):
+                    with contextlib.suppress(ImportError):
+                        import git  # noqa: F401
                 from labelcycle.tracking.versions import runs_for
 
                 self._linked = tuple(
@@ -159,6 +210,19 @@ def compare(
     BASE and CANDIDATE: `workspace`, a project folder, a DVC experiment name, a git revision or tag, or an
     MLflow run id (any stage run of a pipeline run). Uses the saved per-item predictions (no retraining).
     """
+    from threadpoolctl import threadpool_limits  # scikit-learn's dependency; 5 ms to import
+
+    # one BLAS thread: compare runs its own threads (overall and slice bootstraps, data diffs, MLflow), and
+    # OpenBLAS's extra thread spun on a core they need (a third more CPU per product). The numbers are those
+    # of a one-thread BLAS on every machine: the bootstrap's products are the same bits with any thread
+    # count, but a one-row point product (the ECE's) summed in an order set by the core count before
+    with _few_collections(), threadpool_limits(limits=1, user_api="blas"):
+        _compare(base, candidate, as_json, html_out, primary_metric, n_boot, n_boot_auc, seed, no_log, repo)
+
+
+def _compare(
+    base, candidate, as_json, html_out, primary_metric, n_boot, n_boot_auc, seed, no_log, repo
+) -> None:
     from labelcycle.comparison import compare_data, comparison_record
     from labelcycle.comparison_html import render_html
     from labelcycle.evaluation.metrics import SUMMARY_METRICS

@@ -32,6 +32,8 @@ import numpy as np
 import pandas as pd
 
 from labelcycle.errors import ValidationError
+from labelcycle.evaluation.ranking import RankPrep, rank_maps, ranking_metrics
+from labelcycle.evaluation.ranking import safe_div as _safe_div
 
 #: Probabilities are clipped to ``[LOG_LOSS_EPS, 1]`` before the log (machine epsilon, as scikit-learn).
 LOG_LOSS_EPS = float(np.finfo(np.float64).eps)
@@ -97,29 +99,6 @@ class MetricReport:
 
 
 @dataclass(frozen=True)
-class _RankPrep:
-    """What ROC-AUC and average precision of one class need, as bincount maps.
-
-    With ``u_1 > ... > u_G`` the distinct scores of the class's positive items, ``bincount(rows,
-    weights)`` gives ``3G + 1`` sums (0-based index ``i`` is about ``u_{i+1}``): at ``i`` the weight of
-    positives scored ``u_{i+1}``; at ``G + i`` the negatives scored in ``(u_{i+1}, u_i]`` (``i = 0``:
-    above ``u_1``), whose inclusive cumulative sum is the weight of negatives strictly above
-    ``u_{i+1}``; at ``2G + i`` the negatives scored exactly ``u_{i+1}`` (filled from ``tie_items``,
-    ``tie_rows``); the last slot collects negatives below every positive, which only enter through
-    the total weight.
-    """
-
-    n_groups: int
-    rows: np.ndarray  # slot per item (positive group or negative segment)
-    tie_items: np.ndarray  # negatives scored exactly like some positive
-    tie_rows: np.ndarray  # their tie slot
-
-    @property
-    def size(self) -> int:
-        return 3 * self.n_groups + 1
-
-
-@dataclass(frozen=True)
 class PreparedEval:
     """Per-item quantities every metric is computed from; build with :func:`prepare_eval`.
 
@@ -129,7 +108,8 @@ class PreparedEval:
         pred: predicted class code per item (arg-max of ``proba``).
         features: ``n x m`` float matrix of weight-linear per-item terms (see :func:`weighted_metrics`);
             ``features32`` is the float32 copy used with float32 weights.
-        rank: per-class bincount maps for ROC-AUC / PR-AUC.
+        rank: per-class bincount maps for ROC-AUC / PR-AUC; None when not prepared (the ranking
+            metrics are then NaN, see :func:`prepare_eval`'s ``rank``).
         n_bins: number of calibration bins.
     """
 
@@ -138,7 +118,7 @@ class PreparedEval:
     pred: np.ndarray
     features: np.ndarray
     features32: np.ndarray
-    rank: tuple[_RankPrep, ...]
+    rank: tuple[RankPrep, ...] | None
     n_bins: int
 
     @property
@@ -229,29 +209,13 @@ def check_proba(proba: np.ndarray | pd.DataFrame, n: int, k: int) -> np.ndarray:
     return p
 
 
-def _rank_prep(scores: np.ndarray, positive: np.ndarray) -> _RankPrep:
-    items = np.arange(scores.shape[0])
-    asc = np.unique(scores[positive])  # distinct positive scores, ascending; u_1 = asc[-1]
-    g = asc.shape[0]
-    rows = np.empty(scores.shape[0], dtype=np.intp)
-    rows[positive] = g - 1 - np.searchsorted(asc, scores[positive])
-    neg = ~positive
-    neg_scores = scores[neg]
-    h = g - np.searchsorted(asc, neg_scores, side="left")  # number of positive scores >= s
-    rows[neg] = np.where(h < g, g + h, 3 * g)
-    # a negative scored exactly u_h (1-based) also counts in tie slot 2G + h - 1
-    tied = h >= 1
-    if g:
-        tied &= asc[np.clip(g - h, 0, g - 1)] == neg_scores
-    return _RankPrep(n_groups=g, rows=rows, tie_items=items[neg][tied], tie_rows=2 * g + h[tied] - 1)
-
-
 def prepare_eval(
     y_true: Sequence[str] | np.ndarray | pd.Series,
     proba: np.ndarray | pd.DataFrame,
     classes: Sequence[str],
     *,
     n_bins: int = DEFAULT_N_BINS,
+    rank: bool = True,
 ) -> PreparedEval:
     """Validate inputs and precompute the per-item terms of every metric.
 
@@ -260,6 +224,8 @@ def prepare_eval(
         proba: ``n x k`` predicted probabilities, columns in ``classes`` order.
         classes: the ordered label set.
         n_bins: equal-width bins on ``[0, 1]`` for the expected calibration error.
+        rank: prepare the ranking metrics (ROC-AUC, PR-AUC); False: they are NaN wherever this
+            prepared set is used (for callers that drop them, as slices without them do).
 
     Raises:
         ValidationError: empty input, unknown labels, malformed ``proba`` or ``n_bins < 1``.
@@ -308,14 +274,28 @@ def prepare_eval(
         pred=pred,
         features=features,
         features32=features.astype(np.float32),
-        rank=tuple(_rank_prep(p[:, j], y == j) for j in range(k)),
+        rank=rank_maps(p, y, k) if rank else None,
         n_bins=n_bins,
     )
 
 
-def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+def take_eval(prep: PreparedEval, rows: np.ndarray, proba: np.ndarray | None = None) -> PreparedEval:
+    """The prepared eval set of the items at positions ``rows`` of ``prep``, without validating and
+    computing the per-item terms again: each term depends on its own item only, so they equal, bit for
+    bit, what :func:`prepare_eval` gives on those items. The ranking maps depend on all the items kept:
+    they are built from ``proba`` (``prep``'s ``n x k`` probabilities) when it is given, else left out
+    (the ranking metrics are then NaN).
+    """
+    y = prep.y[rows]
+    return PreparedEval(
+        classes=prep.classes,
+        y=y,
+        pred=prep.pred[rows],
+        features=prep.features[rows],
+        features32=prep.features32[rows],
+        rank=rank_maps(np.asarray(proba, dtype=np.float64)[rows], y, prep.k) if proba is not None else None,
+        n_bins=prep.n_bins,
+    )
 
 
 def _nanmean_rows(x: np.ndarray) -> np.ndarray:
@@ -323,49 +303,6 @@ def _nanmean_rows(x: np.ndarray) -> np.ndarray:
     cnt = ok.sum(axis=1)
     tot = np.where(ok, x, 0.0).sum(axis=1)
     return _safe_div(tot, cnt.astype(np.float64))
-
-
-def _rank_sums(rp: _RankPrep, w64: np.ndarray) -> np.ndarray:
-    """Slot sums of one class (see :class:`_RankPrep`) for each float64 weight row: ``(B, 3G + 1)``."""
-    out = np.empty((w64.shape[0], rp.size))
-    for r in range(w64.shape[0]):
-        out[r] = np.bincount(rp.rows, weights=w64[r], minlength=rp.size)
-        if rp.tie_items.size:
-            out[r] += np.bincount(rp.tie_rows, weights=w64[r, rp.tie_items], minlength=rp.size)
-    return out
-
-
-def _rank_metrics(rp: _RankPrep, w64: np.ndarray, total: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted one-vs-rest ROC-AUC and average precision of one class, per weight row.
-
-    ROC-AUC is the weighted Mann-Whitney statistic (a tied negative counts one half); average
-    precision is ``sum_thresholds (recall increase) * precision`` with one threshold per distinct
-    score, as scikit-learn's ``average_precision_score``. Cost: one ``bincount`` over the items per
-    weight row, then cumulative sums over the ``G`` distinct positive scores.
-    """
-    g = rp.n_groups
-    if g == 0:
-        nan = np.full(w64.shape[0], np.nan)
-        return nan, nan
-    sums = _rank_sums(rp, w64)
-    pg = sums[:, :g]
-    n_gt = np.cumsum(sums[:, g : 2 * g], axis=1)  # negatives scored strictly above u_g
-    p_ge = np.cumsum(pg, axis=1)  # positives scored u_g or above
-    p_tot = p_ge[:, -1]
-    n_tot = total - p_tot
-    if rp.tie_items.size:
-        eq = sums[:, 2 * g : 3 * g]  # negatives scored exactly u_g
-        n_ge = n_gt + eq
-        above = n_gt + 0.5 * eq
-    else:
-        n_ge = above = n_gt
-    beaten = np.einsum("ij,ij->i", pg, above)
-    auc = _safe_div(p_tot * n_tot - beaten, p_tot * n_tot)
-    den = p_ge + n_ge
-    np.maximum(den, np.finfo(den.dtype).tiny, out=den)  # den == 0 implies p_ge == 0
-    ap = _safe_div(np.einsum("ij,ij->i", pg, p_ge / den), p_tot)
-    undefined = (p_tot <= 0) | (n_tot <= 1e-9 * np.maximum(total, 1))
-    return np.where(undefined, np.nan, auc), np.where(undefined, np.nan, ap)
 
 
 def weighted_metrics(prep: PreparedEval, weights: np.ndarray, *, rank: bool = True) -> dict[str, np.ndarray]:
@@ -376,7 +313,8 @@ def weighted_metrics(prep: PreparedEval, weights: np.ndarray, *, rank: bool = Tr
         weights: ``(B, n)`` non-negative item weights (ones for the plain metric, draw counts for a
             bootstrap resample). float64 or float32 (float32 is exact for counts and halves memory
             traffic for large ``B``).
-        rank: compute the ranking metrics (ROC-AUC, PR-AUC); when False they are NaN. They cost most
+        rank: compute the ranking metrics (ROC-AUC, PR-AUC); when False (or ``prep`` has no ranking
+            maps) they are NaN. They cost most
             (cumulative sums over the distinct scores per class), so callers that need them on fewer
             resamples than the rest skip them on the other blocks.
 
@@ -399,10 +337,8 @@ def weighted_metrics(prep: PreparedEval, weights: np.ndarray, *, rank: bool = Tr
 
     auc = np.full((w.shape[0], prep.k), np.nan)
     ap = np.full((w.shape[0], prep.k), np.nan)
-    if rank:
-        w64 = w.astype(np.float64, copy=False)  # bincount works in float64
-        for j, rp in enumerate(prep.rank):
-            auc[:, j], ap[:, j] = _rank_metrics(rp, w64, tot)
+    if rank and prep.rank is not None:
+        auc, ap = ranking_metrics(prep.rank, w, tot)
 
     out: dict[str, np.ndarray] = {
         "accuracy": _safe_div(s[:, c["correct"]][:, 0], tot),

@@ -22,6 +22,7 @@ from labelcycle.evaluation.metrics import (
     encode_labels,
     is_rank_metric,
     prepare_eval,
+    take_eval,
 )
 from labelcycle.evaluation.moderation import flagged_view
 from labelcycle.evaluation.paired import (
@@ -213,9 +214,13 @@ def slice_paired(
         for s in (b, c)
     )
 
+    # the per-item terms once for all the items, each slice takes its rows of them (the same numbers as
+    # preparing the slice alone); the ranking maps per slice, and only when a ranking metric is kept
+    full_b, full_c = (prepare_eval(s.y_true, s.proba, s.classes, n_bins=n_bins, rank=False) for s in (b, c))
+
     def table(rows: np.ndarray, seed: np.random.SeedSequence) -> pd.DataFrame:
-        prep_b = prepare_eval(b.y_true[rows], b.proba[rows], b.classes, n_bins=n_bins)
-        prep_c = prepare_eval(c.y_true[rows], c.proba[rows], c.classes, n_bins=n_bins)
+        prep_b = take_eval(full_b, rows, b.proba if need_rank else None)
+        prep_c = take_eval(full_c, rows, c.proba if need_rank else None)
         out = paired_table(
             prep_b, prep_c, n_boot=n_boot, random_state=seed, confidence=confidence, rank=need_rank
         )[0]
