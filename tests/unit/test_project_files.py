@@ -46,3 +46,15 @@ def test_the_project_params_yaml_is_the_repository_one_with_an_empty_label_set()
     repo_lines = (REPO_ROOT / catalog.PARAMS).read_text().splitlines()
     changed = [(a, b) for a, b in zip(repo_lines, text.splitlines(), strict=True) if a != b]
     assert len(changed) == 1 and changed[0][1].startswith("  labels: []")
+
+
+def test_a_stage_file_imported_again_by_a_spawned_worker_does_not_run_the_stage(tmp_path, monkeypatch):
+    """multiprocessing's spawn imports the main script again as ``__mp_main__``: a stage file of an older
+    project (no ``__main__`` guard) must not run its stage there; as ``__main__`` it does."""
+    monkeypatch.setattr("labelcycle.tracking.runs.configure", lambda root: "0")  # no store needed here
+    ran = []
+    old_stage_file = "from labelcycle.pipeline import run_stage\nrun_stage(main)\n"
+    for name in ("__mp_main__", "__main__"):
+        ns = {"__name__": name, "main": lambda name=name: ran.append(name)}
+        exec(compile(old_stage_file, str(tmp_path / "stage.py"), "exec"), ns)
+    assert ran == ["__main__"]
