@@ -183,10 +183,22 @@ def _codes_of(column: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
     return encoded.indices.to_numpy(), encoded.dictionary
 
 
-def _code(table: pa.Table, labels: list[str], batches: list[str]) -> tuple[_Coded, dict[str, Coded]]:
-    """The part's codes, and its id and label columns as row codes into their values (for the digest)."""
-    item, ids = _codes_of(table.column(schema.ITEM_ID))
-    annotator, names = _codes_of(table.column(schema.ANNOTATOR_ID))
+def _given(table: pa.Table, col: str, given: dict) -> tuple[np.ndarray, pa.Array]:
+    """The codes of ``col`` from validation (``given``) where they cover the table, else encoded here."""
+    if col in given:
+        codes, distinct = given[col]
+        if len(codes) == table.num_rows and np.bincount(codes, minlength=len(distinct)).all():
+            return codes, pa.array(distinct, pa.large_string())
+    return _codes_of(table.column(col))
+
+
+def _code(
+    table: pa.Table, labels: list[str], batches: list[str], given: dict
+) -> tuple[_Coded, dict[str, Coded]]:
+    """The part's codes (ids and annotators numbered as validation did, ``given``), and its id and label
+    columns as row codes into their values (for the digest)."""
+    item, ids = _given(table, schema.ITEM_ID, given)
+    annotator, names = _given(table, schema.ANNOTATOR_ID, given)
     label = pc.index_in(table.column(schema.LABEL), value_set=pa.array(labels, pa.large_string())).to_numpy()
     by_row = {
         schema.ITEM_ID: (item, ids),
@@ -214,7 +226,8 @@ def _validate_part(job: _PartJob) -> _PartResult:
     keep_freed_memory()
     df = job.spill.read_part(job.b)
     q = _Quarantine()
-    clean, rep, counts = _validate_annotations(df, job.labels, job.items, q)
+    given: dict = {}
+    clean, rep, counts = _validate_annotations(df, job.labels, job.items, q, given)
     del df
     result = _PartResult(counts, q.frames, rep)
     if clean.empty:
@@ -226,7 +239,8 @@ def _validate_part(job: _PartJob) -> _PartResult:
         writer.write_table(table)
     clean = table.to_pandas()  # the types as written (what the stages read back)
     result.rows = len(clean)
-    result.coded, by_row = _code(table, job.labels, job.batches)
+    result.coded, by_row = _code(table, job.labels, job.batches, given)
+    del given
     result.hashed = part_hashes(clean.drop(columns=[schema.RAW_BATCH]), by_row)
     in_gold = pc.is_in(table.column(schema.ITEM_ID), value_set=job.gold).to_numpy(zero_copy_only=False)
     if in_gold.any():

@@ -243,8 +243,10 @@ def _merge_repeats(
 
 
 def _validate_annotations(
-    df: pd.DataFrame, labels: list[str], items: pd.DataFrame | None, q: _Quarantine
+    df: pd.DataFrame, labels: list[str], items: pd.DataFrame | None, q: _Quarantine, codes: dict | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame, TableCounts]:
+    """The clean annotations, the repeats set aside, the counts. ``codes``: filled with the clean rows'
+    item and annotator codes, ``{column: (codes, distinct values)}`` (the out-of-core ingest reuses them)."""
     counts = TableCounts(read=len(df))
     table = "annotations"
     resent = _resent_rows(df)
@@ -308,7 +310,7 @@ def _validate_annotations(
             "item_without_features",
             lambda rows: "item " + rows[schema.ITEM_ID] + " has no row in the items table",
         )
-    dup = _duplicate_judgements(df)
+    dup = _duplicate_judgements(df, codes)
     raw = empty = num = parsed = None  # no longer needed: freed before the last copy
     keep_cols = [c for c in schema.ANNOTATIONS.known if c in df.columns]
     if schema.RAW_BATCH in df.columns:
@@ -317,6 +319,8 @@ def _validate_annotations(
     counts.repeats = len(repeats)
     if dup.any():
         df = df[~dup]
+        for col, (c, distinct) in (codes or {}).items():
+            codes[col] = (c[~dup], distinct)  # every pair keeps its latest row: no value is lost
     out = _plain_batch(df[keep_cols].reset_index(drop=True))
     out, counts = _finish(out, counts, q, table)
     return out, repeats, counts
@@ -343,15 +347,18 @@ def _resent_rows(df: pd.DataFrame) -> np.ndarray | None:
     return batch_codes != first_batch
 
 
-def _duplicate_judgements(df: pd.DataFrame) -> np.ndarray:
+def _duplicate_judgements(df: pd.DataFrame, codes: dict | None = None) -> np.ndarray:
     """Rows that are not the latest judgement of their (item, annotator): by ``created_at`` where
     present (missing first), then by row position; one integer key per pair, no frame sort."""
     n = len(df)
     if n == 0:
         return np.zeros(0, dtype=bool)
     item_codes, item_uniques = pd.factorize(df[schema.ITEM_ID], use_na_sentinel=False)
-    ann_codes, _ = pd.factorize(df[schema.ANNOTATOR_ID], use_na_sentinel=False)
+    ann_codes, ann_uniques = pd.factorize(df[schema.ANNOTATOR_ID], use_na_sentinel=False)
     key = item_codes.astype(np.int64) * (int(ann_codes.max()) + 1) + ann_codes
+    if codes is not None:
+        codes[schema.ITEM_ID] = (item_codes, item_uniques)
+        codes[schema.ANNOTATOR_ID] = (ann_codes, ann_uniques)
     del item_codes, ann_codes
     if schema.CREATED_AT in df.columns:
         ts = df[schema.CREATED_AT]
