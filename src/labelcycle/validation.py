@@ -360,17 +360,18 @@ def _duplicate_judgements(df: pd.DataFrame, codes: dict | None = None) -> np.nda
         codes[schema.ITEM_ID] = (item_codes, item_uniques)
         codes[schema.ANNOTATOR_ID] = (ann_codes, ann_uniques)
     del item_codes, ann_codes
+    dup = np.zeros(n, dtype=bool)
+    # only the rows of pairs judged more than once are ordered (few, usually): the same result as
+    # ordering every row, since a pair's rows keep their relative order either way
+    rows = np.flatnonzero(pd.Series(key).duplicated(keep=False).to_numpy())
+    if not len(rows):
+        return dup
     if schema.CREATED_AT in df.columns:
-        ts = df[schema.CREATED_AT]
-        ticks = ts.to_numpy(dtype="datetime64[ns]").view("int64") if len(ts) else np.zeros(0, np.int64)
+        ts = df[schema.CREATED_AT].iloc[rows]
+        ticks = ts.to_numpy(dtype="datetime64[ns]").view("int64")
         ticks = np.where(ts.isna().to_numpy(), np.iinfo(np.int64).min, ticks)
-        order = np.argsort(ticks, kind="stable")
-        del ticks
-    else:
-        order = np.arange(n)
-    dup_sorted = pd.Series(key[order]).duplicated(keep="last").to_numpy()
-    dup = np.empty(n, dtype=bool)
-    dup[order] = dup_sorted
+        rows = rows[np.argsort(ticks, kind="stable")]
+    dup[rows] = pd.Series(key[rows]).duplicated(keep="last").to_numpy()
     return dup
 
 

@@ -135,3 +135,33 @@ def test_the_arrow_empty_check_matches_python_strip_on_every_whitespace():
     expected = [v.strip() == "" for v in values]
     assert is_empty(pd.Series(values, dtype="str")).tolist() == expected
     assert is_empty(pd.Series([*values, None], dtype=object)).tolist() == [*expected, True]
+
+
+def test_the_latest_judgement_of_a_pair_wins_by_created_at_then_row_order_missing_times_first():
+    ann = pd.DataFrame(
+        {
+            "item_id": ["i1", "i1", "i1", "i2", "i2", "i3", "i1", "i2"],
+            "annotator_id": ["a", "a", "b", "a", "a", "a", "a", "a"],
+            "label": ["ok", "bad", "ok", "ok", "bad", "ok", "ok", "bad"],
+            "created_at": [
+                "2026-01-02T00:00:00Z",  # i1/a: the latest of the three
+                "2026-01-01T00:00:00Z",
+                "2026-01-01T00:00:00Z",  # i1/b: judged once
+                "2026-01-05T00:00:00Z",  # i2/a: tied with the last row, which comes later and wins
+                "",  # i2/a: no time: earlier than any
+                "2026-01-03T00:00:00Z",  # i3/a: judged once
+                "",  # i1/a: no time
+                "2026-01-05T00:00:00Z",  # i2/a: the winner
+            ],
+        }
+    )
+    result = validate(ann, ["ok", "bad"])
+    kept = result.annotations.sort_values(["item_id", "annotator_id"])
+    assert kept[["item_id", "annotator_id", "label"]].values.tolist() == [
+        ["i1", "a", "ok"],
+        ["i1", "b", "ok"],
+        ["i2", "a", "bad"],
+        ["i3", "a", "ok"],
+    ]
+    assert str(kept["created_at"].iloc[0]) == "2026-01-02 00:00:00+00:00"
+    assert len(result.repeats) == 4 and result.counts["annotations"].reconciles
