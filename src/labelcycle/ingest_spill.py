@@ -15,6 +15,7 @@ import shutil
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -27,6 +28,7 @@ import pyarrow.parquet as pq
 from labelcycle import schema
 from labelcycle.cells import clean_str
 from labelcycle.compressed import InputLimits
+from labelcycle.errors import StateError
 from labelcycle.readers import SOURCE_ROW, ColumnMap, read_table
 from labelcycle.validation import SOURCE_FILE
 from labelcycle.versioning import raw
@@ -89,7 +91,13 @@ def in_order(fn: Callable, jobs: Iterable, workers: int) -> Iterator:
         todo = iter(jobs)
         pending = deque(pool.submit(fn, job) for job in islice(todo, workers + 1))
         while pending:
-            result = pending.popleft().result()  # a worker's exception is raised here, as itself
+            try:
+                result = pending.popleft().result()  # a worker's exception is raised here, as itself
+            except BrokenProcessPool as exc:
+                raise StateError(
+                    f"a worker process of the out-of-core ingest ended abruptly ({exc}); the usual cause is "
+                    "memory: lower ingest.workers or ingest.part_rows in params.yaml and run it again"
+                ) from exc
             pending.extend(pool.submit(fn, job) for job in islice(todo, 1))
             yield result
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +14,9 @@ import pytest
 from labelcycle import schema
 from labelcycle.aggregation import make_aggregator, streaming
 from labelcycle.aggregation.parts import write_codes
+from labelcycle.errors import StateError
 from labelcycle.ingest_parts import PartedDigest, _row_groups, validate_parts
-from labelcycle.ingest_spill import spill
+from labelcycle.ingest_spill import in_order, spill
 from labelcycle.readers import ColumnMap
 from labelcycle.validation import validate, validate_side_tables
 from labelcycle.versioning import raw
@@ -207,3 +209,14 @@ def test_out_of_core_ingest_of_a_parquet_folder_numbers_rows_as_reading_the_fold
     assert got["source_row"].tolist() == [11, 62, 113]
     assert got.equals(_sorted(expected.quarantine[cols], cols))
     assert done.digest == table_digest(expected.annotations.drop(columns=[schema.RAW_BATCH]))
+
+
+def _die(job: int) -> int:
+    if job == 1:
+        os._exit(9)  # as the kernel's out-of-memory killer would end it
+    return job
+
+
+def test_a_worker_that_dies_ends_the_ingest_with_an_error_naming_the_params_to_lower():
+    with pytest.raises(StateError, match="ingest.workers or ingest.part_rows"):
+        list(in_order(_die, [0, 1, 2, 3], workers=2))
