@@ -57,11 +57,52 @@ def annotation_rows(batches: list[raw.Batch]) -> int:
 
 
 def _part_of(values: pd.Series, n: int) -> np.ndarray:
-    """The part (0..n-1) of each row by its stripped item id: a fixed-key hash of the text, each distinct
-    id hashed once (the same id lands in the same part in every file and in the items table)."""
+    """The part (0..n-1) of each row by its stripped item id: a hash of the id's UTF-8 bytes
+    (:func:`text_hash`), so the same id lands in the same part in every file and in the items table."""
     ids = clean_str(values.astype(str) if values.dtype == object else values)
-    hashed = pd.util.hash_pandas_object(ids, index=False, categorize=True).to_numpy()
-    return (hashed % np.uint64(n)).astype(np.int64)
+    arr = pa.array(ids, from_pandas=True)
+    arr = (arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr).cast(pa.large_string())
+    return (text_hash(arr) % np.uint64(n)).astype(np.int64)
+
+
+#: rows hashed at a time by :func:`text_hash` (bounds its scratch memory: ~32 bytes per byte of text)
+_HASH_ROWS = 1 << 18
+_PRIME = np.uint64(0x100000001B3)
+
+
+def text_hash(arr: pa.LargeStringArray) -> np.ndarray:
+    """A 64-bit hash of each string (missing: as empty): a polynomial over its UTF-8 bytes, then mixed
+    (splitmix64's finaliser). Vectorised over the Arrow buffers, with no Python object and no hash table:
+    several times faster than hashing distinct values for ids that are mostly distinct. Fixed: parts
+    depend on it."""
+    out = np.empty(len(arr), dtype=np.uint64)
+    if not len(arr):
+        return out
+    offsets = np.frombuffer(arr.buffers()[1], np.int64)[arr.offset : arr.offset + len(arr) + 1]
+    data = arr.buffers()[2]
+    data = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
+    lengths = np.diff(offsets)
+    if arr.null_count:
+        lengths = np.where(arr.is_null().to_numpy(zero_copy_only=False), 0, lengths)
+    powers = np.cumprod(np.full(max(int(lengths.max()), 1), _PRIME, dtype=np.uint64))
+    for lo in range(0, len(arr), _HASH_ROWS):
+        starts, width = offsets[lo : lo + _HASH_ROWS], lengths[lo : lo + _HASH_ROWS]
+        first = np.concatenate(([0], np.cumsum(width[:-1]))).astype(np.int64)  # in the chunk's bytes
+        row = np.repeat(np.arange(len(width)), width)  # the string of each byte
+        pos = np.arange(len(row), dtype=np.int64) - first[row]  # the byte's place in its string
+        terms = (data[starts[row] + pos].astype(np.uint64) + np.uint64(1)) * powers[pos]
+        h = np.zeros(len(width), dtype=np.uint64)
+        has = width > 0
+        if has.any():
+            h[has] = np.add.reduceat(terms, first[has])
+        h ^= width.astype(np.uint64)
+        h ^= h >> np.uint64(30)
+        h *= np.uint64(0xBF58476D1CE4E5B9)
+        h ^= h >> np.uint64(27)
+        h *= np.uint64(0x94D049BB133111EB)
+        h ^= h >> np.uint64(31)
+        out[lo : lo + len(width)] = h
+    return out
 
 
 def keep_freed_memory() -> None:

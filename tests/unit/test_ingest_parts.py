@@ -16,7 +16,7 @@ from labelcycle.aggregation import make_aggregator, streaming
 from labelcycle.aggregation.parts import write_codes
 from labelcycle.errors import StateError
 from labelcycle.ingest_parts import PartedDigest, _row_groups, validate_parts
-from labelcycle.ingest_spill import in_order, spill
+from labelcycle.ingest_spill import _part_of, in_order, spill, text_hash
 from labelcycle.readers import ColumnMap
 from labelcycle.validation import validate, validate_side_tables
 from labelcycle.versioning import raw
@@ -220,3 +220,32 @@ def _die(job: int) -> int:
 def test_a_worker_that_dies_ends_the_ingest_with_an_error_naming_the_params_to_lower():
     with pytest.raises(StateError, match="ingest.workers or ingest.part_rows"):
         list(in_order(_die, [0, 1, 2, 3], workers=2))
+
+
+def _reference_hash(text: str | None) -> int:
+    """text_hash's definition, one string at a time."""
+    mask, h, power = (1 << 64) - 1, 0, 1
+    data = (text or "").encode()
+    for byte in data:
+        power = (power * 0x100000001B3) & mask
+        h = (h + (byte + 1) * power) & mask
+    h ^= len(data)
+    h ^= h >> 30
+    h = (h * 0xBF58476D1CE4E5B9) & mask
+    h ^= h >> 27
+    h = (h * 0x94D049BB133111EB) & mask
+    return h ^ (h >> 31)
+
+
+def test_text_hash_is_its_definition_on_every_kind_of_string_and_slice():
+    values = ["a", "", None, "i123", "é漢字", "x" * 300, "i124"] * 50_000 + ["tail", ""]
+    arr = pa.array(values, pa.large_string())
+    want = np.array([_reference_hash(v) for v in values], dtype=np.uint64)
+    assert np.array_equal(text_hash(arr), want)  # more rows than one chunk of the vectorised hash
+    assert np.array_equal(text_hash(arr.slice(5, 1000)), want[5:1005])
+
+
+def test_an_id_goes_to_the_same_part_however_it_is_stored_or_padded():
+    as_objects = pd.Series(["i1", " i2 ", "i3", "ad-77"], dtype=object)
+    as_text = pd.Series(["i1", "i2", "i3", "ad-77"], dtype=str)
+    assert _part_of(as_objects, 7).tolist() == _part_of(as_text, 7).tolist()
