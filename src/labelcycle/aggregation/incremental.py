@@ -19,8 +19,10 @@ batches forbids the incremental path.
 The old items' rows are never decoded nor encoded again: the state keeps the result table as the
 Parquet file an incremental run writes (:data:`COMPRESSION`), and :func:`write_labels` copies its bytes
 and appends the new items' row groups (:mod:`labelcycle.aggregation.parquet_append`); the next state
-copies that file as it is. So an incremental run costs one read of the parts' codes (the scan), the fit
-over the new rows and a file copy, not a pass over every item's strings and numbers.
+copies that file as it is, with the sorted row hashes of its rows (:data:`HASHES`), from which the
+aggregate stage takes the next table's digest without reading the old rows (:mod:`consensus`). So an
+incremental run costs one read of the parts' codes (the scan), the fit over the new rows and a file
+copy, not a pass over every item's strings and numbers.
 """
 
 from __future__ import annotations
