@@ -122,9 +122,8 @@ def _assert_logged_as_the_whole_table(project, report) -> None:
     (logged,) = [d for d in run.inputs.dataset_inputs if d.dataset.name == "labels_raw"]
     with warnings.catch_warnings():  # MLflow's hint on integer columns
         warnings.simplefilter("ignore", UserWarning)
-        expected = mlflow.data.from_pandas(whole.head(1000), name="labels_raw", digest=digest)
-    assert logged.dataset.schema == expected.to_dict()["schema"]
-    assert logged.dataset.profile == expected.to_dict()["profile"]
+        expected = mlflow.data.from_pandas(whole.head(1000), name="labels_raw", digest=digest).to_dict()
+    assert logged.dataset.schema == expected["schema"] and logged.dataset.profile == expected["profile"]
     assert {t.key: t.value for t in logged.tags}["rows"] == str(len(whole))
 
 
