@@ -19,8 +19,10 @@ batches forbids the incremental path.
 The old items' rows are never decoded nor encoded again: the state keeps the result table as the
 Parquet file an incremental run writes (:data:`COMPRESSION`), and :func:`write_labels` copies its bytes
 and appends the new items' row groups (:mod:`labelcycle.aggregation.parquet_append`); the next state
-copies that file as it is. So an incremental run costs one read of the parts' codes (the scan), the fit
-over the new rows and a file copy, not a pass over every item's strings and numbers.
+copies that file as it is, with the sorted row hashes of its rows (:data:`HASHES`), from which the
+aggregate stage takes the next table's digest without reading the old rows (:mod:`consensus`). So an
+incremental run costs one read of the parts' codes (the scan), the fit over the new rows and a file
+copy, not a pass over every item's strings and numbers.
 """
 
 from __future__ import annotations
@@ -35,14 +37,16 @@ import numpy as np
 import pandas as pd
 
 from labelcycle import schema
+from labelcycle.aggregation import consensus, streaming
 from labelcycle.aggregation import fitted as stored
-from labelcycle.aggregation import streaming
 from labelcycle.aggregation.base import BaseAggregator, Encoded
 from labelcycle.aggregation.dawid_skene import DawidSkene
 from labelcycle.aggregation.parts import Parts
 from labelcycle.aggregation.streaming import Fitted, Stats
 
 STATE_VERSION = 1
+#: the state's file of sorted row hashes of its result table (optional: older states have none)
+HASHES = "row_hashes.npy"
 INCREMENTAL, WARM, COLD = "incremental", "warm", "cold"
 
 
@@ -185,6 +189,7 @@ class State:
     batch_rows: list[int]
     batch_votes: list[str]
     labels: Path  # the result table (one row per item) of every covered item
+    hashes: Path | None = None  # its sorted row hashes (:mod:`consensus`), where stored
 
 
 def model_key(model: BaseAggregator) -> dict:
@@ -194,13 +199,26 @@ def model_key(model: BaseAggregator) -> dict:
 
 
 def save_state(
-    out: Path, fit: Fitted, model: BaseAggregator, source, found: Scan, labels: Path | pd.DataFrame
+    out: Path,
+    fit: Fitted,
+    model: BaseAggregator,
+    source,
+    found: Scan,
+    labels: Path | pd.DataFrame,
+    hashes: np.ndarray | None = None,
 ) -> None:
-    """Write the state of ``fit`` over ``source`` (``found``: its scan) to the directory ``out``, whole."""
+    """Write the state of ``fit`` over ``source`` (``found``: its scan) to the directory ``out``, whole.
+
+    ``hashes``: the sorted row hashes of ``labels`` (:func:`consensus.sorted_row_hashes`), kept so that the
+    next incremental run digests its table from them and the new rows' (none: not kept).
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     out = Path(out)
+    n_items = len(labels) if isinstance(labels, pd.DataFrame) else pq.ParquetFile(labels).metadata.num_rows
+    if hashes is not None and len(hashes) != n_items:
+        raise ValueError(f"{len(hashes)} row hashes for a result table of {n_items} rows")
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -222,10 +240,10 @@ def save_state(
             else pq.read_table(labels)
         )
         _write_labels(table, tmp / "labels.parquet")
-        n_items = table.num_rows
     else:  # already in the state's encoding (e.g. written by write_labels): its bytes, as they are
         shutil.copyfile(labels, tmp / "labels.parquet")
-        n_items = pq.ParquetFile(labels).metadata.num_rows
+    if hashes is not None:
+        consensus.save_hashes(tmp / HASHES, hashes)
     meta = {
         "version": STATE_VERSION,
         "model": model_key(model),
@@ -238,6 +256,7 @@ def save_state(
         "mass": stats.mass.tolist(),
         "given": stats.given.tolist(),
         "log_lik": float(stats.log_lik),
+        "row_hashes": hashes is not None,
     }
     (tmp / "state.json").write_text(json.dumps(meta, indent=1) + "\n")
     shutil.rmtree(out, ignore_errors=True)
@@ -279,6 +298,7 @@ def load_state(path: Path) -> State | None:
         list(meta["batch_rows"]),
         list(meta["batch_votes"]),
         path / "labels.parquet",
+        path / HASHES if meta.get("row_hashes") and (path / HASHES).exists() else None,
     )
 
 

@@ -13,10 +13,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from labelcycle import schema
-from labelcycle.aggregation import incremental, make_aggregator, streaming
+from labelcycle.aggregation import consensus, incremental, make_aggregator, streaming
 from labelcycle.aggregation.base import encode
 from labelcycle.aggregation.dawid_skene import DawidSkene
 from labelcycle.aggregation.encode_parts import encode_dataset
+from labelcycle.versioning.digest import digest_of_hashes, row_hashes, table_digest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
 from synthetic import generate  # noqa: E402
@@ -270,3 +271,52 @@ def test_a_stored_file_that_cannot_be_appended_to_is_written_whole_and_no_tempor
     assert n == len(pd.read_parquet(out)) and pd.read_parquet(out).equals(
         incremental.labels(state, choice.found.new, fit)
     )
+
+
+def test_the_states_sorted_row_hashes_merged_with_the_new_rows_digest_the_appended_labels_as_table_digest(
+    tmp_path,
+):
+    week1, week2 = _batches()
+    model = make_aggregator("hierarchical_dawid_skene", classes=CLASSES)
+    base = _codes(tmp_path, "base", week1, "ingest")
+    fit = streaming.fit(base, model)
+    frame = streaming.result(base, fit)
+    hashes = consensus.sorted_row_hashes(frame)
+    incremental.save_state(tmp_path / "state", fit, model, base, incremental.scan(base), frame, hashes.copy())
+    state = incremental.load_state(tmp_path / "state")
+    # the hashes kept from the in-memory frame are those of the stored file read back
+    np.testing.assert_array_equal(
+        consensus.load_hashes(state.hashes), consensus.sorted_row_hashes(pd.read_parquet(state.labels))
+    )
+
+    source = _codes(tmp_path, "all", pd.concat([week1, week2], ignore_index=True), "ingest")
+    choice = incremental.choose(source, model, state, state.fit, enabled=True)
+    assert choice.path == "incremental", choice.reason
+    new_fit = incremental.fit(model, state, choice.found.new)
+    out = tmp_path / "labels.parquet"
+    incremental.write_labels(state, choice.found.new, new_fit, out)
+    new_rows = consensus.rows_from(out, state.n_items)
+    merged = consensus.merge_sorted(consensus.load_hashes(state.hashes), row_hashes(new_rows))
+    whole = pd.read_parquet(out)
+    assert digest_of_hashes(consensus.head(out, 0).columns, merged) == table_digest(whole)
+    assert table_digest(whole) == table_digest(incremental.labels(state, choice.found.new, new_fit))
+
+
+def test_a_state_saved_without_row_hashes_loads_with_none_and_wrong_length_hashes_are_refused(tmp_path):
+    week1, _ = _batches()
+    model = make_aggregator("hierarchical_dawid_skene", classes=CLASSES)
+    state = _stored(tmp_path, _codes(tmp_path, "base", week1, "ingest"), model)
+    assert state.hashes is None and not (tmp_path / "state" / incremental.HASHES).exists()
+
+    source = _codes(tmp_path, "again", week1, "ingest")
+    with pytest.raises(ValueError, match="row hashes for a result table"):
+        incremental.save_state(
+            tmp_path / "bad",
+            state.fit,
+            model,
+            source,
+            incremental.scan(source),
+            state.labels,
+            np.zeros(3, np.uint64),
+        )
+    assert not list(tmp_path.glob("bad*"))  # nothing written
