@@ -168,13 +168,8 @@ def _is_utc(values: pd.Series) -> bool:
     return getattr(values.dtype, "tz", None) is not None
 
 
-def _column_hashes(values: pd.Series, unit: str | None | bool, coded: Coded | None = None) -> np.ndarray:
-    """pandas' ``hash_pandas_object(_canonical_column(values, unit), index=False, categorize=True)``;
-    ``coded``: the text column's values as codes into their distinct values (no value missing)."""
-    if coded is not None:
-        codes, distinct = coded
-        hashed = hash_array(distinct.to_numpy(zero_copy_only=False), categorize=False)
-        return hashed.take(codes)
+def _column_hashes(values: pd.Series, unit: str | None | bool) -> np.ndarray:
+    """pandas' ``hash_pandas_object(_canonical_column(values, unit), index=False, categorize=True)``."""
     if pd.api.types.is_datetime64_any_dtype(values):
         fast = _timestamp_hashes(values, unit)
         if fast is not None:
@@ -193,26 +188,55 @@ def _column_hashes(values: pd.Series, unit: str | None | bool, coded: Coded | No
 Coded = tuple[np.ndarray, pa.Array]
 
 
+#: rows hashed at a time in :func:`row_hashes` (bounds its scratch memory: a slice's distinct texts
+#: become Python strings to be hashed)
+_HASH_ROWS = 1 << 22
+
+
 def row_hashes(
     df: pd.DataFrame, units: dict[str, str | None] | None = None, coded: dict[str, Coded] | None = None
 ) -> np.ndarray:
     """One uint64 per row of ``df`` (columns in name order), as :func:`table_digest` sorts and hashes them:
     pandas' ``hash_pandas_object(frame, index=False, categorize=True)`` of the canonical columns, computed
-    column by column with each distinct text value (and instant) hashed once.
+    column by column, slice by slice, with each distinct text value (and instant) of a slice hashed once.
 
-    ``units``: the resolution each timestamp column is printed at (default: the column's own). ``coded``:
-    text columns already encoded (by the caller, for its own use): each distinct value is hashed once.
+    ``units``: the resolution each timestamp column is printed at (default: the column's own, over the
+    whole column). ``coded``: text columns already encoded (by the caller, for its own use): each distinct
+    value is hashed once.
     """
     cols = sorted(str(c) for c in df.columns)
     if not len(df) or not cols:
         return np.empty(len(df), dtype=np.uint64)
     units, coded = units or {}, coded or {}
     named = {str(c): c for c in df.columns}
-    out, mult = None, [np.uint64(1000003)]
-    for i, col in enumerate(cols):
-        hashes = _column_hashes(df[named[col]], units.get(col, True), coded.get(col))
-        out = _combine(out, hashes, i, len(cols), mult)
-    out += np.uint64(97531)
+    how: dict[str, tuple] = {}  # per column: what each slice hashes
+    for col in cols:
+        values = df[named[col]]
+        if col in coded:
+            codes, distinct = coded[col]
+            how[col] = ("coded", codes, hash_array(distinct.to_numpy(zero_copy_only=False), categorize=False))
+        elif pd.api.types.is_datetime64_any_dtype(values):
+            unit = units.get(col, True)
+            unit = timestamp_unit(values) if unit is True else unit  # one resolution for the whole column
+            if unit is not None and _utc_ticks(values) is not None:
+                how[col] = ("stamps", values, unit)
+            else:  # dates only or another zone: the whole column printed by pandas, then hashed by slice
+                how[col] = ("values", _canonical_column(values, unit), None)
+        else:
+            how[col] = ("values", values, None)
+    out = np.empty(len(df), dtype=np.uint64)
+    for lo in range(0, len(df), _HASH_ROWS):
+        h, mult = None, [np.uint64(1000003)]
+        for i, col in enumerate(cols):
+            kind, values, extra = how[col]
+            if kind == "coded":
+                hashes = extra.take(values[lo : lo + _HASH_ROWS])
+            elif kind == "stamps":
+                hashes = _timestamp_hashes(values.iloc[lo : lo + _HASH_ROWS], extra)
+            else:
+                hashes = _column_hashes(values.iloc[lo : lo + _HASH_ROWS], True)
+            h = _combine(h, hashes, i, len(cols), mult)
+        out[lo : lo + len(h)] = h + np.uint64(97531)
     return out
 
 

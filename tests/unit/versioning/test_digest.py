@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from labelcycle.versioning.digest import table_digest
@@ -43,3 +44,23 @@ def test_timestamp_columns_are_canonicalised_exactly_like_astype_str():
             assert fast.dropna().tolist() == slow.dropna().tolist(), (step, tz)
     midnight = pd.Series(pd.to_datetime(["2026-09-07", "2026-09-08"]))
     assert _canonical_column(midnight).tolist() == midnight.astype(str).tolist()
+
+
+def test_row_hashes_by_slice_equal_pandas_hashes_of_the_whole_canonical_frame(monkeypatch):
+    from labelcycle.versioning import digest
+
+    stamps = pd.to_datetime(
+        ["2026-01-01", "2026-01-02", None, "2026-01-04 10:00:01.5", "2026-01-05"], utc=True, format="ISO8601"
+    )  # the first slice alone would print dates only; the column prints milliseconds
+    df = pd.DataFrame(
+        {
+            "item_id": pd.Series(["i1", "i2", None, "i1", "i3"], dtype=str),
+            "created_at": stamps,
+            "label": pd.Categorical(["ok", "bad", "ok", "ok", "bad"]),
+            "duration_s": [1.5, None, 2.0, 3.0, 0.0],
+        }
+    )
+    canonical = pd.DataFrame({c: digest._canonical_column(df[c]) for c in sorted(df.columns)})
+    want = pd.util.hash_pandas_object(canonical, index=False, categorize=True).to_numpy()
+    monkeypatch.setattr(digest, "_HASH_ROWS", 2)
+    assert np.array_equal(digest.row_hashes(df), want)
