@@ -154,6 +154,7 @@ def test_second_repro_is_a_no_op(pipeline):
     assert len(_runs(uri)) == before
 
 
+@pytest.mark.slow  # 22 s: a second dvc repro of the pipeline (make test-all runs it)
 def test_one_relabel_after_row_10000_changes_the_curated_digest_and_reruns(pipeline):
     root, uri, _ = pipeline
     ann = pd.read_csv(root / "demo/annotations.csv")
