@@ -64,6 +64,17 @@ def _stored(tmp_path, source, model, name="state") -> incremental.State:
     return state
 
 
+def _second_week(tmp_path, layout: str):
+    """A stored state of week 1 (hierarchical Dawid-Skene), both weeks coded, the incremental choice and fit."""
+    week1, week2 = _batches()
+    model = make_aggregator("hierarchical_dawid_skene", classes=CLASSES)
+    state = _stored(tmp_path, _codes(tmp_path, "base", week1, layout), model)
+    source = _codes(tmp_path, "all", pd.concat([week1, week2], ignore_index=True), layout)
+    choice = incremental.choose(source, model, state, state.fit, enabled=True)
+    fit = incremental.fit(model, state, choice.found.new)
+    return week1, week2, model, state, source, choice, fit
+
+
 @pytest.mark.parametrize("layout", ["ingest", "encode_dataset"])
 def test_new_batch_of_new_items_is_fitted_alone_in_few_steps_and_matches_a_cold_fit_on_999_per_mille(
     tmp_path, layout
@@ -90,12 +101,7 @@ def test_new_batch_of_new_items_is_fitted_alone_in_few_steps_and_matches_a_cold_
 
 
 def test_the_next_state_covers_both_batches_and_writes_the_same_labels_to_a_file(tmp_path):
-    week1, week2 = _batches()
-    model = make_aggregator("hierarchical_dawid_skene", classes=CLASSES)
-    state = _stored(tmp_path, _codes(tmp_path, "base", week1, "ingest"), model)
-    source = _codes(tmp_path, "all", pd.concat([week1, week2], ignore_index=True), "ingest")
-    choice = incremental.choose(source, model, state, state.fit, enabled=True)
-    fit = incremental.fit(model, state, choice.found.new)
+    week1, week2, model, state, source, choice, fit = _second_week(tmp_path, "ingest")
     n = incremental.write_labels(state, choice.found.new, fit, tmp_path / "labels.parquet")
     frame = incremental.labels(state, choice.found.new, fit)
     assert n == len(frame) and pd.read_parquet(tmp_path / "labels.parquet").equals(frame)
@@ -207,12 +213,7 @@ def test_labels_appended_to_the_stored_file_equal_the_whole_write_of_an_older_lz
     written whole (what an older, lz4-encoded state still gets), and the next state copies its bytes."""
     import pyarrow as pa
 
-    week1, week2 = _batches()
-    model = make_aggregator("hierarchical_dawid_skene", classes=CLASSES)
-    state = _stored(tmp_path, _codes(tmp_path, "base", week1, "encode_dataset"), model)
-    source = _codes(tmp_path, "all", pd.concat([week1, week2], ignore_index=True), "encode_dataset")
-    choice = incremental.choose(source, model, state, state.fit, enabled=True)
-    fit = incremental.fit(model, state, choice.found.new)
+    week1, week2, model, state, source, choice, fit = _second_week(tmp_path, "encode_dataset")
     stored_groups = pq.ParquetFile(state.labels).metadata.num_row_groups
 
     n = incremental.write_labels(state, choice.found.new, fit, tmp_path / "appended.parquet")
@@ -251,12 +252,7 @@ def test_a_stored_file_that_cannot_be_appended_to_is_written_whole_and_no_tempor
 ):
     from labelcycle.aggregation import parquet_append
 
-    week1, week2 = _batches()
-    model = make_aggregator("hierarchical_dawid_skene", classes=CLASSES)
-    state = _stored(tmp_path, _codes(tmp_path, "base", week1, "ingest"), model)
-    source = _codes(tmp_path, "all", pd.concat([week1, week2], ignore_index=True), "ingest")
-    choice = incremental.choose(source, model, state, state.fit, enabled=True)
-    fit = incremental.fit(model, state, choice.found.new)
+    week1, week2, model, state, source, choice, fit = _second_week(tmp_path, "ingest")
     out = tmp_path / "out" / "labels.parquet"
     out.parent.mkdir()
 
