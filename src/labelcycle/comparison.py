@@ -305,24 +305,13 @@ def compare_data(base: VersionData, candidate: VersionData, **options: Any) -> C
 
 def _data_diffs(base: VersionData, candidate: VersionData) -> tuple[DatasetDiff | None, DatasetDiff | None]:
     """The curated-data diff and the training-data diff of two versions (None where a version lacks it)."""
-    diff = None
+    methods = {"base_method": base.aggregation_method, "candidate_method": candidate.aggregation_method}
+    diff = training = None
     if base.labels is not None and candidate.labels is not None:
-        diff = diff_datasets(
-            base.labels,
-            candidate.labels,
-            base_annotations=base.annotations,
-            candidate_annotations=candidate.annotations,
-            base_method=base.aggregation_method,
-            candidate_method=candidate.aggregation_method,
-        )
-    training = None
+        annotations = {"base_annotations": base.annotations, "candidate_annotations": candidate.annotations}
+        diff = diff_datasets(base.labels, candidate.labels, **annotations, **methods)
     if base.train_sample is not None and candidate.train_sample is not None:
-        training = diff_datasets(
-            base.train_sample,
-            candidate.train_sample,
-            base_method=base.aggregation_method,
-            candidate_method=candidate.aggregation_method,
-        )
+        training = diff_datasets(base.train_sample, candidate.train_sample, **methods)
     return diff, training
 
 

@@ -58,11 +58,12 @@ class PartHashes:
 
 def part_hashes(df: pd.DataFrame, coded: dict[str, Coded] | None = None) -> PartHashes:
     stamps = [c for c in df.columns if pd.api.types.is_datetime64_any_dtype(df[c])]
+    units = {c: timestamp_unit(df[c]) for c in stamps}
     return PartHashes(
         columns=sorted(map(str, df.columns)),
-        units={c: timestamp_unit(df[c]) for c in stamps},
+        units=units,
         finest={c: finest_unit(df[c]) for c in stamps},
-        hashes=row_hashes(df, coded=coded),
+        hashes=row_hashes(df, units, coded),  # hashed at the part's own resolution, found once
     )
 
 
@@ -199,11 +200,12 @@ def _code(
     columns as row codes into their values (for the digest)."""
     item, ids = _given(table, schema.ITEM_ID, given)
     annotator, names = _given(table, schema.ANNOTATOR_ID, given)
-    label = pc.index_in(table.column(schema.LABEL), value_set=pa.array(labels, pa.large_string())).to_numpy()
+    label_set = pa.array(labels, pa.large_string())
+    label = pc.index_in(table.column(schema.LABEL), value_set=label_set).to_numpy()
     by_row = {
         schema.ITEM_ID: (item, ids),
         schema.ANNOTATOR_ID: (annotator, names),
-        schema.LABEL: (label, pa.array(labels, pa.large_string())),
+        schema.LABEL: (label, label_set),
     }
     order = np.argsort(item, kind="stable")
     batch = None

@@ -112,69 +112,38 @@ def _canonical_column(values: pd.Series, unit: str | None | bool = True) -> pd.S
     return values.astype(object).where(values.notna(), None).map(lambda v: None if v is None else str(v))
 
 
-def _combine(
-    out: np.ndarray | None, h: np.ndarray, i: int, num_items: int, mult: list[np.uint64]
-) -> np.ndarray:
-    """One step of pandas' ``combine_hash_arrays`` (CPython's tuple hash), column ``i`` of ``num_items``."""
-    if out is None:
-        out = np.full(len(h), 0x345678, dtype=np.uint64)
-    out ^= h
-    out *= mult[0]
-    inverse_i = num_items - i
-    mult[0] += np.uint64(82520 + inverse_i + inverse_i)
+def _by_code(hashed: np.ndarray, codes: pa.Array) -> np.ndarray:
+    """The hash of each row from its code into the hashed distinct values; a missing value hashes as
+    pandas hashes a missing Arrow value."""
+    out = hashed.take(codes.fill_null(0).to_numpy()) if len(hashed) else np.zeros(len(codes), np.uint64)
+    if codes.null_count:
+        out[codes.is_null().to_numpy(zero_copy_only=False)] = np.iinfo(np.uint64).max
     return out
 
 
 def _text_hashes(arr: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """pandas' hashes of an Arrow string column, each distinct value hashed once (what its Arrow-backed
-    string dtype does with ``categorize=True``, on the whole column at once)."""
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    encoded = pc.dictionary_encode(arr)
+    string dtype does with ``categorize=True``)."""
+    encoded = pc.dictionary_encode(arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr)
     hashed = hash_array(encoded.dictionary.to_numpy(zero_copy_only=False), categorize=False)
-    codes = encoded.indices
-    out = hashed.take(codes.fill_null(0).to_numpy()) if len(hashed) else np.zeros(len(arr), np.uint64)
-    if codes.null_count:
-        out[codes.is_null().to_numpy(zero_copy_only=False)] = np.iinfo(np.uint64).max
-    return out
+    return _by_code(hashed, encoded.indices)
 
 
-def _timestamp_hashes(values: pd.Series, unit: str | None | bool) -> np.ndarray | None:
-    """The hashes of a naive or UTC timestamp column's text (:func:`_timestamps_as_text`), each distinct
-    instant printed and hashed once; None: another zone or dates only (the per-value path)."""
-    found = _utc_ticks(values)
-    if found is None:
-        return None
-    ns, valid = found
-    if unit is True:
-        ticks = ns.view("int64")[valid]
-        unit = _coarsest(ticks) if len(ticks) and (ticks % _DAY_NS).any() else None  # timestamp_unit
-    if unit is None:
-        return None
+def _timestamp_hashes(values: pd.Series, unit: str) -> np.ndarray:
+    """The hashes of a naive or UTC timestamp column's text printed at ``unit``
+    (:func:`_timestamps_as_text`), each distinct instant printed and hashed once."""
+    ns, valid = _utc_ticks(values)
     encoded = pc.dictionary_encode(pa.array(ns.view("int64"), mask=~valid))
-    distinct = encoded.dictionary.to_numpy()
-    text = _ticks_as_text(
-        distinct.view("datetime64[ns]"), np.ones(len(distinct), bool), unit, _is_utc(values)
-    )
-    hashed = hash_array(text.to_numpy(zero_copy_only=False), categorize=False)  # distinct instants, texts
-    codes = encoded.indices
-    out = hashed.take(codes.fill_null(0).to_numpy()) if len(hashed) else np.zeros(len(values), np.uint64)
-    if codes.null_count:
-        out[codes.is_null().to_numpy(zero_copy_only=False)] = np.iinfo(np.uint64).max
-    return out
+    distinct = encoded.dictionary.to_numpy().view("datetime64[ns]")
+    utc = getattr(values.dtype, "tz", None) is not None
+    text = _ticks_as_text(distinct, np.ones(len(distinct), bool), unit, utc)
+    return _by_code(hash_array(text.to_numpy(zero_copy_only=False), categorize=False), encoded.indices)
 
 
-def _is_utc(values: pd.Series) -> bool:
-    return getattr(values.dtype, "tz", None) is not None
-
-
-def _column_hashes(values: pd.Series, unit: str | None | bool) -> np.ndarray:
-    """pandas' ``hash_pandas_object(_canonical_column(values, unit), index=False, categorize=True)``."""
-    if pd.api.types.is_datetime64_any_dtype(values):
-        fast = _timestamp_hashes(values, unit)
-        if fast is not None:
-            return fast
-    canonical = _canonical_column(values, unit)
+def _column_hashes(values: pd.Series) -> np.ndarray:
+    """pandas' ``hash_pandas_object(_canonical_column(values), index=False, categorize=True)`` of a column
+    that is not a timestamp (or is one already printed)."""
+    canonical = _canonical_column(values)
     arrow = getattr(canonical.array, "_pa_array", None)
     if arrow is not None and (pa.types.is_string(arrow.type) or pa.types.is_large_string(arrow.type)):
         return _text_hashes(arrow)
@@ -216,8 +185,7 @@ def row_hashes(
             codes, distinct = coded[col]
             how[col] = ("coded", codes, hash_array(distinct.to_numpy(zero_copy_only=False), categorize=False))
         elif pd.api.types.is_datetime64_any_dtype(values):
-            unit = units.get(col, True)
-            unit = timestamp_unit(values) if unit is True else unit  # one resolution for the whole column
+            unit = units[col] if col in units else timestamp_unit(values)  # one resolution for the column
             if unit is not None and _utc_ticks(values) is not None:
                 how[col] = ("stamps", values, unit)
             else:  # dates only or another zone: the whole column printed by pandas, then hashed by slice
@@ -226,16 +194,19 @@ def row_hashes(
             how[col] = ("values", values, None)
     out = np.empty(len(df), dtype=np.uint64)
     for lo in range(0, len(df), _HASH_ROWS):
-        h, mult = None, [np.uint64(1000003)]
+        # pandas' combine_hash_arrays (CPython's tuple hash) over the columns' hashes
+        h = np.full(min(_HASH_ROWS, len(df) - lo), 0x345678, dtype=np.uint64)
+        mult = np.uint64(1000003)
         for i, col in enumerate(cols):
             kind, values, extra = how[col]
             if kind == "coded":
-                hashes = extra.take(values[lo : lo + _HASH_ROWS])
+                h ^= extra.take(values[lo : lo + _HASH_ROWS])
             elif kind == "stamps":
-                hashes = _timestamp_hashes(values.iloc[lo : lo + _HASH_ROWS], extra)
+                h ^= _timestamp_hashes(values.iloc[lo : lo + _HASH_ROWS], extra)
             else:
-                hashes = _column_hashes(values.iloc[lo : lo + _HASH_ROWS], True)
-            h = _combine(h, hashes, i, len(cols), mult)
+                h ^= _column_hashes(values.iloc[lo : lo + _HASH_ROWS])
+            h *= mult
+            mult += np.uint64(82520 + 2 * (len(cols) - i))
         out[lo : lo + len(h)] = h + np.uint64(97531)
     return out
 
